@@ -1,0 +1,100 @@
+//! Generational handle tables. JS never holds a raw pointer to a native object:
+//! it holds a u32 handle = (generation << index_bits) | index, with index 0
+//! reserved so that 0 is never valid. A stale or forged handle is rejected with
+//! error.InvalidHandle instead of dereferencing freed memory.
+const std = @import("std");
+const assert = std.debug.assert;
+const Error = @import("status.zig").Error;
+
+pub const index_bits = 16;
+const index_mask: u32 = (1 << index_bits) - 1;
+const generation_max: u32 = (1 << (32 - index_bits)) - 1;
+
+/// A fixed-capacity table of `*T`. Thread-safe: I/O threads never touch it, but
+/// JS may create and destroy from the main thread while a Worker also calls in.
+pub fn Table(comptime T: type, comptime capacity: u32) type {
+    comptime assert(capacity > 1);
+    comptime assert(capacity <= index_mask + 1);
+    return struct {
+        const Self = @This();
+        entries: [capacity]?*T = [_]?*T{null} ** capacity,
+        generations: [capacity]u32 = [_]u32{1} ** capacity,
+        free_hint: u32 = 1,
+        count: u32 = 0,
+        mutex: std.Thread.Mutex = .{},
+
+        /// Stores `ptr` and returns its handle.
+        pub fn insert(self: *Self, ptr: *T) Error!u32 {
+            self.mutex.lock();
+            defer self.mutex.unlock();
+            var probe: u32 = 0;
+            while (probe < capacity - 1) : (probe += 1) {
+                const index = 1 + (self.free_hint - 1 + probe) % (capacity - 1);
+                if (self.entries[index] == null) {
+                    self.entries[index] = ptr;
+                    self.free_hint = index;
+                    self.count += 1;
+                    assert(self.count < capacity);
+                    return (self.generations[index] << index_bits) | index;
+                }
+            }
+            return error.CapacityExceeded;
+        }
+
+        /// Returns the object of a live handle.
+        pub fn get(self: *Self, handle: u32) Error!*T {
+            self.mutex.lock();
+            defer self.mutex.unlock();
+            const index = try self.check(handle);
+            return self.entries[index].?;
+        }
+
+        /// Removes a live handle and returns its object; the handle becomes stale.
+        pub fn remove(self: *Self, handle: u32) Error!*T {
+            self.mutex.lock();
+            defer self.mutex.unlock();
+            const index = try self.check(handle);
+            const ptr = self.entries[index].?;
+            self.entries[index] = null;
+            self.generations[index] = if (self.generations[index] == generation_max) 1 else self.generations[index] + 1;
+            assert(self.count > 0);
+            self.count -= 1;
+            return ptr;
+        }
+
+        fn check(self: *Self, handle: u32) Error!u32 {
+            const index = handle & index_mask;
+            if (index == 0 or index >= capacity) return error.InvalidHandle;
+            if (self.entries[index] == null) return error.InvalidHandle;
+            if (self.generations[index] != handle >> index_bits) return error.InvalidHandle;
+            return index;
+        }
+    };
+}
+
+test "handles are generational and reject stale, zero and forged values" {
+    var table: Table(u64, 8) = .{};
+    var a: u64 = 1;
+    var b: u64 = 2;
+    const ha = try table.insert(&a);
+    const hb = try table.insert(&b);
+    try std.testing.expect(ha != 0 and hb != 0 and ha != hb);
+    try std.testing.expectEqual(&a, try table.get(ha));
+    try std.testing.expectEqual(&a, try table.remove(ha));
+    try std.testing.expectError(error.InvalidHandle, table.get(ha));
+    try std.testing.expectError(error.InvalidHandle, table.remove(ha));
+    try std.testing.expectError(error.InvalidHandle, table.get(0));
+    try std.testing.expectError(error.InvalidHandle, table.get(0xffff_ffff));
+    const hc = try table.insert(&a);
+    try std.testing.expect(hc != ha);
+    try std.testing.expectEqual(&b, try table.get(hb));
+}
+
+test "table reports exhaustion" {
+    var table: Table(u8, 4) = .{};
+    var x: u8 = 0;
+    _ = try table.insert(&x);
+    _ = try table.insert(&x);
+    _ = try table.insert(&x);
+    try std.testing.expectError(error.CapacityExceeded, table.insert(&x));
+}
