@@ -1,0 +1,32 @@
+/**
+ * spead: the SPEAD protocol for Bun and Deno on a Zig core, byte-compatible
+ * with spead2. Public API only; everything is re-exported from src/.
+ *
+ * @module
+ */
+export {
+  BUG_COMPAT_DESCRIPTOR_WIDTHS,
+  BUG_COMPAT_PYSPEAD_0_5_2,
+  BUG_COMPAT_SHAPE_BIT_1,
+  BUG_COMPAT_SWAP_ENDIAN,
+  Flavour,
+} from "./src/flavour.ts";
+export { Empty, SpeadError, type SpeadErrorCode, Stopped } from "./src/errors.ts";
+export { Descriptor } from "./src/descriptor.ts";
+export { Item, type RawItem } from "./src/item.ts";
+export { type HeapLike, ItemGroup } from "./src/item_group.ts";
+export {
+  CTRL_DESCRIPTOR_REISSUE,
+  CTRL_DESCRIPTOR_UPDATE,
+  CTRL_STREAM_START,
+  CTRL_STREAM_STOP,
+  DESCRIPTOR_ID,
+  HEAP_CNT_ID,
+  HEAP_LENGTH_ID,
+  NULL_ID,
+  PAYLOAD_LENGTH_ID,
+  PAYLOAD_OFFSET_ID,
+  STREAM_CTRL_ID,
+} from "./src/send/heap.ts";
+export * as send from "./src/send/mod.ts";
+export * as recv from "./src/recv/mod.ts";

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Runs every test: the Zig unit tests, the TS suite under Bun, the same suite
+# under Deno (bun:test mapped to tests/bun_test_shim.ts), then prints one line
+# `N passed, N failed` summed over all three. Exits non-zero on any failure.
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+scripts/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
+export PATH="$root/node_modules/.bin:$PATH"
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
+passed=0
+failed=0
+
+count_junit() { # file -> "tests failures"
+  python3 - "$1" <<'PY'
+import sys, xml.etree.ElementTree as ET
+try:
+    root = ET.parse(sys.argv[1]).getroot()
+except Exception:
+    print("0 1"); sys.exit()
+cases = [c for c in root.iter("testcase") if not list(c.iter("testcase"))[1:]]
+fail = sum(1 for c in cases if c.find("failure") is not None or c.find("error") is not None)
+skip = sum(1 for c in cases if c.find("skipped") is not None)
+print(len(cases) - skip - fail, fail)
+PY
+}
+
+echo "== zig build test"
+zig_log="$out/zig.log"
+scripts/zig build --summary none && scripts/zig build test --summary all 2>&1 | tee "$zig_log" | tail -n 5
+zig_rc=${PIPESTATUS[0]}
+zp=$(grep -oE '([0-9]+)/([0-9]+) tests passed' "$zig_log" | tail -1 | cut -d/ -f1)
+zt=$(grep -oE '([0-9]+)/([0-9]+) tests passed' "$zig_log" | tail -1 | cut -d/ -f2 | cut -d' ' -f1)
+if [ -n "$zp" ]; then
+  passed=$((passed + zp)); failed=$((failed + zt - zp))
+elif [ "$zig_rc" != 0 ]; then
+  failed=$((failed + 1))
+fi
+[ "$zig_rc" != 0 ] && [ -n "$zp" ] && [ "$zp" = "$zt" ] && failed=$((failed + 1))
+
+echo "== bun test"
+bun test --timeout 60000 --reporter=junit --reporter-outfile="$out/bun.xml" tests/ 2>&1 | tail -n 15
+bun_rc=${PIPESTATUS[0]}
+read -r bp bf < <(count_junit "$out/bun.xml")
+passed=$((passed + bp)); failed=$((failed + bf))
+[ "$bun_rc" != 0 ] && [ "$bf" = 0 ] && failed=$((failed + 1))
+
+echo "== deno test"
+deno test --no-check --allow-ffi --allow-read --allow-env --allow-run --reporter=dot \
+  --junit-path="$out/deno.xml" tests/ 2>&1 | tail -n 15
+deno_rc=${PIPESTATUS[0]}
+read -r dp df < <(count_junit "$out/deno.xml")
+passed=$((passed + dp)); failed=$((failed + df))
+[ "$deno_rc" != 0 ] && [ "$df" = 0 ] && failed=$((failed + 1))
+
+echo "zig: ${zp:-0} passed; bun: $bp passed, $bf failed; deno: $dp passed, $df failed"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,64 @@
+import { SpeadError } from "./errors.ts";
+
+/** PySPEAD 0.5.2 compatibility flags (spead2's `BUG_COMPAT_*`). */
+export const BUG_COMPAT_DESCRIPTOR_WIDTHS = 1;
+export const BUG_COMPAT_SHAPE_BIT_1 = 2;
+export const BUG_COMPAT_SWAP_ENDIAN = 4;
+export const BUG_COMPAT_PYSPEAD_0_5_2 = 7;
+
+/**
+ * A SPEAD flavour: protocol version, item pointer width, heap address width
+ * and bug-compatibility flags. Only SPEAD-64-XX flavours exist (as in spead2);
+ * the default is SPEAD-64-40 with no bug compatibility.
+ */
+export class Flavour {
+  readonly version: number;
+  readonly itemPointerBits: number;
+  readonly heapAddressBits: number;
+  readonly bugCompat: number;
+
+  constructor(version = 4, itemPointerBits = 64, heapAddressBits = 40, bugCompat = 0) {
+    if (version !== 4) throw new SpeadError("invalid_flavour", `version ${version} is not supported (only 4)`);
+    if (itemPointerBits !== 64) {
+      throw new SpeadError("invalid_flavour", `item pointer bits ${itemPointerBits} is not supported (only 64)`);
+    }
+    if (
+      !Number.isInteger(heapAddressBits) || heapAddressBits <= 0 || heapAddressBits >= 64 ||
+      heapAddressBits % 8 !== 0
+    ) {
+      throw new SpeadError("invalid_flavour", `heap address bits ${heapAddressBits} must be a multiple of 8 in 8..56`);
+    }
+    if (!Number.isInteger(bugCompat) || bugCompat < 0 || (bugCompat & ~BUG_COMPAT_PYSPEAD_0_5_2) !== 0) {
+      throw new SpeadError("invalid_flavour", `bug_compat ${bugCompat} has bits outside 0x7`);
+    }
+    this.version = version;
+    this.itemPointerBits = itemPointerBits;
+    this.heapAddressBits = heapAddressBits;
+    this.bugCompat = bugCompat;
+  }
+
+  /** Bytes of the address / immediate field of an item pointer. */
+  get addressBytes(): number {
+    return this.heapAddressBits / 8;
+  }
+
+  /** Largest item ID this flavour can carry. */
+  get maxId(): bigint {
+    return (1n << BigInt(63 - this.heapAddressBits)) - 1n;
+  }
+
+  /** Largest heap cnt / immediate value this flavour can carry. */
+  get maxValue(): bigint {
+    return (1n << BigInt(this.heapAddressBits)) - 1n;
+  }
+
+  equals(other: Flavour): boolean {
+    return this.version === other.version && this.itemPointerBits === other.itemPointerBits &&
+      this.heapAddressBits === other.heapAddressBits && this.bugCompat === other.bugCompat;
+  }
+
+  toString(): string {
+    return `SPEAD-${this.itemPointerBits}-${this.heapAddressBits}` +
+      (this.bugCompat ? ` (bug_compat ${this.bugCompat})` : "");
+  }
+}

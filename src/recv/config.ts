@@ -1,0 +1,90 @@
+import { SpeadError } from "../errors.ts";
+
+/** Anything that can serve heap payload memory to a stream (see `MemoryPool`). */
+export interface PayloadAllocator {
+  /** Native pool handle (docs/ABI.md, stream config word 8). */
+  readonly nativeHandle: number;
+}
+
+/** Options of {@link StreamConfig}; defaults are spead2's. */
+export interface StreamConfigOptions {
+  /** Live (partial) heaps kept per substream before the oldest is evicted. Default 4. */
+  maxHeaps?: number;
+  /** Heap cnts are spread over this many independent slot sets (cnt % substreams). Default 1. */
+  substreams?: number;
+  /** PySPEAD 0.5.2 compatibility flags (0..7). Default 0. */
+  bugCompat?: number;
+  /** Accept packets of a heap in any order. Default false. */
+  allowOutOfOrder?: boolean;
+  /** Accept heaps without HEAP_LENGTH. Default true. */
+  allowUnsizedHeaps?: boolean;
+  /** Stop the stream on a STREAM_CTRL stop item. Default true. */
+  stopOnStopItem?: boolean;
+  /** Where heap payloads come from; default a plain prefaulting allocator. */
+  memoryAllocator?: PayloadAllocator;
+}
+
+function checkCount(name: string, v: number, min: number, max: number): number {
+  if (!Number.isInteger(v) || v < min || v > max) {
+    throw new SpeadError("invalid_argument", `${name} = ${v} must be an integer in [${min}, ${max}]`);
+  }
+  return v;
+}
+
+/** Receive stream configuration (spead2's `recv.StreamConfig`); immutable. */
+export class StreamConfig {
+  static readonly DEFAULT_MAX_HEAPS = 4;
+  readonly maxHeaps: number;
+  readonly substreams: number;
+  readonly bugCompat: number;
+  readonly allowOutOfOrder: boolean;
+  readonly allowUnsizedHeaps: boolean;
+  readonly stopOnStopItem: boolean;
+  readonly memoryAllocator: PayloadAllocator | undefined;
+
+  constructor(options: StreamConfigOptions = {}) {
+    this.maxHeaps = checkCount("maxHeaps", options.maxHeaps ?? StreamConfig.DEFAULT_MAX_HEAPS, 1, 65536);
+    this.substreams = checkCount("substreams", options.substreams ?? 1, 1, 65536);
+    this.bugCompat = checkCount("bugCompat", options.bugCompat ?? 0, 0, 7);
+    this.allowOutOfOrder = options.allowOutOfOrder ?? false;
+    this.allowUnsizedHeaps = options.allowUnsizedHeaps ?? true;
+    this.stopOnStopItem = options.stopOnStopItem ?? true;
+    this.memoryAllocator = options.memoryAllocator;
+  }
+}
+
+/** Options of {@link RingStreamConfig}; defaults are spead2's. */
+export interface RingStreamConfigOptions {
+  /** Capacity of the ring of completed heaps. Default 4. */
+  heaps?: number;
+  /** Drop heaps that are not contiguous (default true); false delivers `IncompleteHeap`s. */
+  contiguousOnly?: boolean;
+}
+
+/** Ring configuration of a receive stream (spead2's `recv.RingStreamConfig`). */
+export class RingStreamConfig {
+  static readonly DEFAULT_HEAPS = 4;
+  readonly heaps: number;
+  readonly contiguousOnly: boolean;
+
+  constructor(options: RingStreamConfigOptions = {}) {
+    this.heaps = checkCount("heaps", options.heaps ?? RingStreamConfig.DEFAULT_HEAPS, 1, 65536);
+    this.contiguousOnly = options.contiguousOnly ?? true;
+  }
+}
+
+/** The ten config words of `spead_recv_stream_create` (docs/ABI.md). */
+export function configWords(config: StreamConfig, ring: RingStreamConfig): Uint32Array {
+  return Uint32Array.of(
+    config.maxHeaps,
+    config.substreams,
+    config.bugCompat,
+    config.allowOutOfOrder ? 1 : 0,
+    config.allowUnsizedHeaps ? 1 : 0,
+    config.stopOnStopItem ? 1 : 0,
+    ring.heaps,
+    ring.contiguousOnly ? 1 : 0,
+    config.memoryAllocator?.nativeHandle ?? 0,
+    0,
+  );
+}

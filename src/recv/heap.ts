@@ -1,0 +1,202 @@
+/**
+ * Received heaps. A heap's payload lives in native memory; item values are
+ * zero-copy views into it. The heap is a lease: call `release()` (or use
+ * `using heap = ...`) when done. After release every method throws
+ * `SpeadError("released")`, and views taken earlier are detached (length 0),
+ * so stale reads can never touch freed memory.
+ */
+import { native } from "../../ffi/mod.ts";
+import { check, SpeadError } from "../errors.ts";
+import { Flavour } from "../flavour.ts";
+import { Descriptor } from "../descriptor.ts";
+import type { RawItem } from "../item.ts";
+
+const DESCRIPTOR_ID = 5;
+const STREAM_CTRL_ID = 6;
+const UNKNOWN = 0xffff_ffff_ffff_ffffn;
+const HEADER_WORDS = 9;
+
+/** Frees the native heap when the JS side forgot to release it (safety net only). */
+const leakFinalizer = new FinalizationRegistry<number>((handle) => {
+  native.symbols.spead_recv_heap_release(handle);
+});
+
+/** Reads the describe words of a heap handle (docs/ABI.md). */
+function describe(handle: number): BigUint64Array {
+  let words = new BigUint64Array(HEADER_WORDS + 4 * 16);
+  const used = new Uint32Array(1);
+  let st = native.symbols.spead_recv_heap_describe(handle, words, words.length, used);
+  if (st === -2) {
+    words = new BigUint64Array(used[0]);
+    st = native.symbols.spead_recv_heap_describe(handle, words, words.length, used);
+  }
+  check(st, "heap describe");
+  return words;
+}
+
+function immediateBytes(value: bigint, width: number): Uint8Array {
+  const out = new Uint8Array(width);
+  let v = value;
+  for (let i = width - 1; i >= 0; i--) {
+    out[i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
+  return out;
+}
+
+/** A complete heap popped from a receive stream (spead2's `recv.Heap`). */
+export class Heap implements Disposable {
+  #handle: number;
+  #payload: ArrayBuffer | null;
+  readonly #words: BigUint64Array;
+  /** Heap counter (ID) of this heap. */
+  readonly cnt: bigint;
+  /** The flavour the heap was received with. */
+  readonly flavour: Flavour;
+  readonly #token = {};
+
+  /** @internal Streams construct heaps; users never do. */
+  constructor(handle: number) {
+    this.#handle = handle;
+    this.#words = describe(handle);
+    const w = this.#words;
+    this.cnt = w[0];
+    this.flavour = new Flavour(4, 64, Number(w[4]), Number(w[5]));
+    const size = Number(w[7]);
+    this.#payload = size > 0 ? native.arrayBufferAt(w[6], size) : null;
+    // The registry watches the payload buffer (which every item view keeps alive),
+    // so native memory is only freed once no view can reach it.
+    leakFinalizer.register(this.#payload ?? this, handle, this.#token);
+  }
+
+  #live(): BigUint64Array {
+    if (this.#handle === 0) throw new SpeadError("released", `heap ${this.cnt} has been released`);
+    return this.#words;
+  }
+
+  /** True until {@link release} is called. */
+  get isReleased(): boolean {
+    return this.#handle === 0;
+  }
+
+  /** HEAP_LENGTH, or -1 when the heap carried none (unsized). */
+  get heapLength(): number {
+    const v = this.#live()[1];
+    return v === UNKNOWN ? -1 : Number(v);
+  }
+
+  /** Payload bytes actually received. */
+  get receivedLength(): number {
+    return Number(this.#live()[2]);
+  }
+
+  /** Whether every payload byte arrived. */
+  isComplete(): boolean {
+    return (this.#live()[3] & 1n) !== 0n;
+  }
+
+  /** Whether the payload received is one prefix without holes (spead2's is_contiguous). */
+  isContiguous(): boolean {
+    return (this.#live()[3] & 2n) !== 0n;
+  }
+
+  /** Whether the heap carries the STREAM_CTRL start item. */
+  isStartOfStream(): boolean {
+    return (this.#live()[3] & 4n) !== 0n;
+  }
+
+  /** Whether the heap carries the STREAM_CTRL stop item. */
+  isEndOfStream(): boolean {
+    return (this.#live()[3] & 8n) !== 0n;
+  }
+
+  /** The whole payload as a zero-copy view (spead2's `get_payload`). */
+  getPayload(): Uint8Array {
+    this.#live();
+    return this.#payload ? new Uint8Array(this.#payload) : new Uint8Array(0);
+  }
+
+  /**
+   * The raw items in spead2's order (addressed items by address, then
+   * immediates). Addressed values are zero-copy views valid until release.
+   */
+  getItems(): RawItem[] {
+    const w = this.#live();
+    const n = Number(w[8]);
+    const items: RawItem[] = [];
+    const width = this.flavour.addressBytes;
+    for (let i = 0; i < n; i++) {
+      const r = HEADER_WORDS + 4 * i;
+      const id = Number(w[r]);
+      const isImmediate = w[r + 1] !== 0n;
+      const v = w[r + 2];
+      if (isImmediate) {
+        items.push({ id, isImmediate, immediateValue: v, value: immediateBytes(v, width) });
+      } else {
+        const off = Number(v);
+        const len = Number(w[r + 3]);
+        const value = this.#payload ? new Uint8Array(this.#payload, off, len) : new Uint8Array(0);
+        items.push({ id, isImmediate, immediateValue: 0n, value });
+      }
+    }
+    return items;
+  }
+
+  /** Decodes the descriptors this heap carries (items with ID 0x05). */
+  getDescriptors(): Descriptor[] {
+    const out: Descriptor[] = [];
+    for (const item of this.getItems()) {
+      if (item.id !== DESCRIPTOR_ID) continue;
+      try {
+        out.push(Descriptor.fromRaw(item.value, this.flavour));
+      } catch (err) {
+        if (!(err instanceof SpeadError)) throw err;
+        // spead2 logs and skips an undecodable descriptor; so do we.
+        console.warn(`spead: skipping undecodable descriptor in heap ${this.cnt}: ${err.message}`);
+      }
+    }
+    return out;
+  }
+
+  /** The STREAM_CTRL value, if the heap has one. */
+  get streamControl(): bigint | undefined {
+    for (const item of this.getItems()) if (item.id === STREAM_CTRL_ID && item.isImmediate) return item.immediateValue;
+    return undefined;
+  }
+
+  /**
+   * Returns the payload to native memory (or its pool). Idempotent. Every view
+   * of this heap is detached first, so later reads see length 0, not freed memory.
+   */
+  release(): void {
+    if (this.#handle === 0) return;
+    const handle = this.#handle;
+    this.#handle = 0;
+    leakFinalizer.unregister(this.#token);
+    if (this.#payload) {
+      const ab = this.#payload as ArrayBuffer & { transfer?: (n: number) => ArrayBuffer };
+      this.#payload = null;
+      if (typeof ab.transfer === "function") ab.transfer(0);
+    }
+    check(native.symbols.spead_recv_heap_release(handle), "heap release");
+  }
+
+  [Symbol.dispose](): void {
+    this.release();
+  }
+}
+
+/**
+ * A heap that was not fully received, delivered when the ring is configured with
+ * `contiguousOnly: false` (spead2's `IncompleteHeap`). It carries only immediates.
+ */
+export class IncompleteHeap extends Heap {}
+
+/** Wraps a popped native heap handle in the right class. */
+export function wrapHeap(handle: number): Heap {
+  const probe = new Heap(handle);
+  if (probe.isContiguous()) return probe;
+  // Re-wrapping the same handle would double-register it; build the subclass view directly.
+  Object.setPrototypeOf(probe, IncompleteHeap.prototype);
+  return probe;
+}

@@ -1,0 +1,10 @@
+/** The `recv` namespace: spead2's `spead2.recv` in TS casing. */
+export { Stream, type StreamStats } from "./stream.ts";
+export {
+  type PayloadAllocator,
+  RingStreamConfig,
+  type RingStreamConfigOptions,
+  StreamConfig,
+  type StreamConfigOptions,
+} from "./config.ts";
+export { Heap, IncompleteHeap } from "./heap.ts";

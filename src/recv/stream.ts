@@ -1,0 +1,229 @@
+/**
+ * Receive streams (spead2's `recv.Stream` / `recv.asyncio.Stream`). Readers
+ * run on native threads and reassemble heaps into a bounded ring; JS drains the
+ * ring. Native threads never call JS: under Bun a threadsafe doorbell wakes the
+ * event loop, under Deno a nonblocking wait call resolves a Promise.
+ */
+import { native } from "../../ffi/mod.ts";
+import { check, Empty, SpeadError, Stopped } from "../errors.ts";
+import { configWords, RingStreamConfig, StreamConfig } from "./config.ts";
+import { type Heap, wrapHeap } from "./heap.ts";
+
+const STATUS_EMPTY = -8;
+const STATUS_STOPPED = -9;
+/** Longest single native wait; keeps shutdown prompt and the process alive while waiting. */
+const WAIT_SLICE_MS = 50;
+
+/** spead2's stream statistics, by name (`stats.heaps`, `stats["packets"]`). */
+export type StreamStats = Record<string, number> & {
+  readonly heaps: number;
+  readonly incomplete_heaps_evicted: number;
+  readonly incomplete_heaps_flushed: number;
+  readonly packets: number;
+  readonly batches: number;
+  readonly max_batch: number;
+  readonly single_packet_heaps: number;
+  readonly search_dist: number;
+  readonly worker_blocked: number;
+};
+
+let statNamesCache: string[] | undefined;
+
+function statNames(): string[] {
+  if (statNamesCache) return statNamesCache;
+  const names: string[] = [];
+  const buf = new Uint8Array(64);
+  const len = new Uint32Array(1);
+  for (let i = 0; i < 256; i++) {
+    const st = native.symbols.spead_recv_stream_stat_name(i, buf, buf.length, len);
+    if (st !== 0) break;
+    names.push(new TextDecoder().decode(buf.subarray(0, len[0])));
+  }
+  statNamesCache = names;
+  return names;
+}
+
+const streamFinalizer = new FinalizationRegistry<number>((handle) => {
+  native.symbols.spead_recv_stream_destroy(handle);
+});
+
+/**
+ * A stream of received heaps. Add readers, then take heaps with `get()`
+ * (async), `getNowait()`, `for await (const heap of stream)` or the blocking
+ * `for (const heap of stream)`. Each heap is a lease to `release()`.
+ */
+export class Stream implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
+  readonly config: StreamConfig;
+  readonly ringConfig: RingStreamConfig;
+  #handle: number;
+  readonly #token = {};
+  #doorbell: { close(): void } | null = null;
+  #wakers: Array<() => void> = [];
+  #pendingWaits = 0;
+  #destroyWhenIdle = false;
+  readonly #out = new Uint32Array(1);
+
+  constructor(config: StreamConfig = new StreamConfig(), ringConfig: RingStreamConfig = new RingStreamConfig()) {
+    this.config = config;
+    this.ringConfig = ringConfig;
+    const out = new Uint32Array(1);
+    const words = configWords(config, ringConfig);
+    check(native.symbols.spead_recv_stream_create(words, words.length, out), "recv.Stream");
+    this.#handle = out[0];
+    streamFinalizer.register(this, this.#handle, this.#token);
+  }
+
+  /** @internal Native handle for readers defined elsewhere; throws once closed. */
+  get nativeHandle(): number {
+    if (this.#handle === 0) throw new SpeadError("closed", "stream has been closed");
+    return this.#handle;
+  }
+
+  /**
+   * Feeds a buffer of concatenated SPEAD packets (e.g. `BytesStream.getValue()`)
+   * through the stream; the bytes are copied. When the buffer ends the stream
+   * stops, as spead2's `add_buffer_reader` does.
+   */
+  addBufferReader(bytes: Uint8Array): void {
+    check(native.symbols.spead_recv_stream_add_buffer(this.nativeHandle, bytes, bytes.byteLength), "addBufferReader");
+  }
+
+  /** Returns the next heap if one is ready; throws `Empty`, or `Stopped` once stopped and drained. */
+  getNowait(): Heap {
+    const st = native.symbols.spead_recv_stream_try_pop(this.nativeHandle, this.#out);
+    check(st, "getNowait");
+    return wrapHeap(this.#out[0]);
+  }
+
+  /** Blocks the thread until a heap is ready (sync API); throws `Stopped` at the end. */
+  getBlocking(timeoutMs = Infinity): Heap {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const slice = Math.max(0, Math.min(1000, deadline - Date.now()));
+      const st = native.symbols.spead_recv_stream_pop(this.nativeHandle, slice, this.#out);
+      if (st === 0) return wrapHeap(this.#out[0]);
+      if (st !== STATUS_EMPTY) check(st, "get");
+      if (Date.now() >= deadline) throw new Empty("timed out waiting for a heap");
+    }
+  }
+
+  /** Waits for the next heap without blocking the event loop; rejects with `Stopped` at the end. */
+  async get(): Promise<Heap> {
+    for (;;) {
+      const st = native.symbols.spead_recv_stream_try_pop(this.nativeHandle, this.#out);
+      if (st === 0) return wrapHeap(this.#out[0]);
+      if (st !== STATUS_EMPTY) check(st, "get");
+      await this.#waitReady();
+    }
+  }
+
+  /** Resolves when a heap may be ready or the stream may have stopped. */
+  async #waitReady(): Promise<void> {
+    const handle = this.nativeHandle;
+    this.#pendingWaits++;
+    try {
+      if (native.asyncSymbols) {
+        await native.asyncSymbols.spead_recv_stream_wait(handle, WAIT_SLICE_MS);
+        return;
+      }
+      this.#ensureDoorbell();
+      await new Promise<void>((resolve) => {
+        let timer: ReturnType<typeof setTimeout> | undefined = undefined;
+        const wake = () => {
+          if (timer !== undefined) clearTimeout(timer);
+          resolve();
+        };
+        this.#wakers.push(wake);
+        // The timer keeps the process alive (a Bun doorbell does not) and bounds a lost wake-up.
+        timer = setTimeout(wake, WAIT_SLICE_MS);
+        native.symbols.spead_recv_stream_arm(handle);
+      });
+    } finally {
+      this.#pendingWaits--;
+      if (this.#pendingWaits === 0 && this.#destroyWhenIdle) this.#destroyNow();
+    }
+  }
+
+  #ensureDoorbell(): void {
+    if (this.#doorbell) return;
+    const bell = native.createDoorbell(() => {
+      const wakers = this.#wakers;
+      this.#wakers = [];
+      for (const w of wakers) w();
+    });
+    if (!bell) return;
+    check(native.symbols.spead_recv_stream_set_notify(this.nativeHandle, bell.pointer), "set_notify");
+    this.#doorbell = bell;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Heap, void, undefined> {
+    for (;;) {
+      try {
+        yield await this.get();
+      } catch (err) {
+        if (err instanceof Stopped) return;
+        throw err;
+      }
+    }
+  }
+
+  *[Symbol.iterator](): Generator<Heap, void, undefined> {
+    for (;;) {
+      try {
+        yield this.getBlocking();
+      } catch (err) {
+        if (err instanceof Stopped) return;
+        throw err;
+      }
+    }
+  }
+
+  /** Current statistics (spead2's names; see docs/ABI.md for our extra counters). */
+  get stats(): StreamStats {
+    const names = statNames();
+    const out = new BigUint64Array(Math.max(names.length, 1));
+    const n = new Uint32Array(1);
+    check(native.symbols.spead_recv_stream_stats(this.nativeHandle, out, out.length, n), "stats");
+    const stats: Record<string, number> = {};
+    for (let i = 0; i < Math.min(n[0], names.length); i++) stats[names[i]] = Number(out[i]);
+    return stats as StreamStats;
+  }
+
+  /** Stops readers and flushes partial heaps; heaps already in the ring can still be taken. */
+  stop(): void {
+    if (this.#handle === 0) return;
+    check(native.symbols.spead_recv_stream_stop(this.#handle), "stop");
+  }
+
+  /** Stops the stream and frees it; heaps still in the ring are freed, heaps already taken stay valid. */
+  close(): void {
+    if (this.#handle === 0) return;
+    this.stop();
+    if (this.#doorbell) native.symbols.spead_recv_stream_set_notify(this.#handle, null);
+    if (this.#pendingWaits > 0) {
+      this.#destroyWhenIdle = true; // a Deno wait is still inside the library; destroy when it returns
+      return;
+    }
+    this.#destroyNow();
+  }
+
+  #destroyNow(): void {
+    const handle = this.#handle;
+    if (handle === 0) return;
+    this.#handle = 0;
+    this.#destroyWhenIdle = false;
+    streamFinalizer.unregister(this.#token);
+    native.symbols.spead_recv_stream_destroy(handle);
+    this.#doorbell?.close();
+    this.#doorbell = null;
+    const wakers = this.#wakers;
+    this.#wakers = [];
+    for (const w of wakers) w();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+export { STATUS_STOPPED };

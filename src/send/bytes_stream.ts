@@ -1,0 +1,93 @@
+import { SpeadError } from "../errors.ts";
+import type { Heap } from "./heap.ts";
+import { encodeHeap, PacketGenerator } from "./packet_generator.ts";
+import { CntSequence, GroupMode, StreamConfig } from "./stream_config.ts";
+
+/** A heap plus its send options, for {@link BytesStream.sendHeaps} (spead2's `HeapReference`). */
+export class HeapReference {
+  readonly heap: Heap;
+  readonly cnt: bigint;
+  readonly substreamIndex: number;
+  readonly rate: number;
+
+  constructor(heap: Heap, options: { cnt?: bigint | number; substreamIndex?: number; rate?: number } = {}) {
+    this.heap = heap;
+    this.cnt = BigInt(options.cnt ?? -1);
+    this.substreamIndex = options.substreamIndex ?? 0;
+    this.rate = options.rate ?? -1;
+  }
+}
+
+/**
+ * A send stream that appends every packet to memory (spead2's
+ * `send.BytesStream`); `getValue()` returns the concatenated packets, which a
+ * receiver reads back with `addBufferReader`.
+ */
+export class BytesStream {
+  readonly config: StreamConfig;
+  readonly #chunks: Uint8Array[] = [];
+  #length = 0;
+  readonly #cnt = new CntSequence();
+
+  constructor(config: StreamConfig = new StreamConfig()) {
+    this.config = config;
+  }
+
+  /** Sets the automatic heap cnt sequence (spead2's `set_cnt_sequence`). */
+  setCntSequence(next: bigint | number, step: bigint | number): void {
+    this.#cnt.set(next, step);
+  }
+
+  /** Encodes one heap. `cnt` < 0 (the default) takes the next automatic cnt. Returns bytes written. */
+  sendHeap(heap: Heap, cnt: bigint | number = -1, substreamIndex = 0): number {
+    if (substreamIndex !== 0) throw new SpeadError("invalid_argument", "BytesStream has a single substream");
+    const bytes = encodeHeap(heap, this.#cnt.take(cnt, heap.flavour.heapAddressBits), this.config.maxPacketSize);
+    this.#chunks.push(bytes);
+    this.#length += bytes.byteLength;
+    return bytes.byteLength;
+  }
+
+  /** Sends a group of heaps in `mode` order; all cnts are assigned first. Returns bytes written. */
+  sendHeaps(heaps: readonly HeapReference[], mode: GroupMode = GroupMode.ROUND_ROBIN): number {
+    if (heaps.length === 0) throw new SpeadError("invalid_argument", "sendHeaps needs at least one heap");
+    if (mode === GroupMode.SERIAL) {
+      let n = 0;
+      for (const h of heaps) n += this.sendHeap(h.heap, h.cnt, h.substreamIndex);
+      return n;
+    }
+    const iters = heaps.map((h) =>
+      new PacketGenerator(h.heap, this.#cnt.take(h.cnt, h.heap.flavour.heapAddressBits), this.config.maxPacketSize)[
+        Symbol.iterator
+      ]()
+    );
+    let n = 0;
+    let live = iters.length;
+    const done = new Array<boolean>(iters.length).fill(false);
+    while (live > 0) {
+      for (let i = 0; i < iters.length; i++) {
+        if (done[i]) continue;
+        const r = iters[i].next();
+        if (r.done) {
+          done[i] = true;
+          live--;
+          continue;
+        }
+        this.#chunks.push(r.value);
+        this.#length += r.value.byteLength;
+        n += r.value.byteLength;
+      }
+    }
+    return n;
+  }
+
+  /** All packets written so far, concatenated. */
+  getValue(): Uint8Array {
+    const out = new Uint8Array(this.#length);
+    let off = 0;
+    for (const c of this.#chunks) {
+      out.set(c, off);
+      off += c.byteLength;
+    }
+    return out;
+  }
+}

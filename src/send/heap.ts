@@ -1,0 +1,122 @@
+/**
+ * A heap to send: an ordered list of items that refer to the caller's bytes
+ * (spead2's `send.Heap`). Nothing is copied until the heap is packetised.
+ */
+import { Flavour } from "../flavour.ts";
+import { SpeadError } from "../errors.ts";
+
+/** Reserved item IDs (spead2's `*_ID` constants). */
+export const NULL_ID = 0x00;
+export const HEAP_CNT_ID = 0x01;
+export const HEAP_LENGTH_ID = 0x02;
+export const PAYLOAD_OFFSET_ID = 0x03;
+export const PAYLOAD_LENGTH_ID = 0x04;
+export const DESCRIPTOR_ID = 0x05;
+export const STREAM_CTRL_ID = 0x06;
+export const DESCRIPTOR_NAME_ID = 0x10;
+export const DESCRIPTOR_DESCRIPTION_ID = 0x11;
+export const DESCRIPTOR_SHAPE_ID = 0x12;
+export const DESCRIPTOR_FORMAT_ID = 0x13;
+export const DESCRIPTOR_ID_ID = 0x14;
+export const DESCRIPTOR_DTYPE_ID = 0x15;
+
+/** Stream control values carried by STREAM_CTRL. */
+export const CTRL_STREAM_START = 0;
+export const CTRL_DESCRIPTOR_REISSUE = 1;
+export const CTRL_STREAM_STOP = 2;
+export const CTRL_DESCRIPTOR_UPDATE = 3;
+
+/** One entry of a send heap: an immediate value or a reference to bytes. */
+export type HeapEntry =
+  | { readonly id: number; readonly immediate: true; readonly value: bigint }
+  | { readonly id: number; readonly immediate: false; readonly bytes: Uint8Array };
+
+/** What {@link Heap.addItem} needs of an item (satisfied by `Item`). */
+export interface SendableItem {
+  readonly id: number;
+  toBuffer(): Uint8Array;
+  allowImmediate(): boolean;
+}
+
+/** What {@link Heap.addDescriptor} needs of a descriptor (satisfied by `Descriptor`). */
+export interface EncodableDescriptor {
+  toRaw(flavour: Flavour): Uint8Array;
+}
+
+/** Big-endian integer value of up to 7 bytes (how spead2 right-aligns small immediates). */
+export function bytesToImmediate(bytes: Uint8Array): bigint {
+  let v = 0n;
+  for (const b of bytes) v = (v << 8n) | BigInt(b);
+  return v;
+}
+
+/**
+ * A heap of items for sending. Items keep referring to the caller's memory,
+ * so updating an array in place and sending the same heap again sends the new
+ * values (spead2's heap reuse).
+ */
+export class Heap {
+  readonly flavour: Flavour;
+  /** Put every item pointer in every packet (spead2's `repeat_pointers`). */
+  repeatPointers = false;
+  #entries: HeapEntry[] = [];
+
+  constructor(flavour: Flavour = new Flavour()) {
+    this.flavour = flavour;
+  }
+
+  /** The entries in insertion order. */
+  get entries(): readonly HeapEntry[] {
+    return this.#entries;
+  }
+
+  #checkId(id: number): void {
+    if (!Number.isInteger(id) || id < 0 || BigInt(id) > this.flavour.maxId) {
+      throw new SpeadError("invalid_argument", `item id ${id} does not fit ${this.flavour}`);
+    }
+  }
+
+  /** Adds an item's current value; small fixed-size values become immediates as in spead2. */
+  addItem(item: SendableItem): void {
+    const bytes = item.toBuffer();
+    this.addRaw(item.id, bytes, item.allowImmediate());
+  }
+
+  /**
+   * Adds raw bytes under `id` (C++ `heap::add_item(id, ptr, len, allow_immediate)`).
+   * With `allowImmediate`, values of at most heapAddressBits/8 bytes are sent inline.
+   */
+  addRaw(id: number, bytes: Uint8Array, allowImmediate = false): void {
+    this.#checkId(id);
+    if (allowImmediate && bytes.byteLength <= this.flavour.addressBytes) {
+      this.#entries.push({ id, immediate: true, value: bytesToImmediate(bytes) });
+    } else {
+      this.#entries.push({ id, immediate: false, bytes });
+    }
+  }
+
+  /** Adds an immediate integer item (C++ `heap::add_item(id, integer)`). */
+  addImmediate(id: number, value: bigint | number): void {
+    this.#checkId(id);
+    const v = BigInt(value);
+    if (v < 0n || v > this.flavour.maxValue) {
+      throw new SpeadError("invalid_argument", `immediate ${v} does not fit ${this.flavour}`);
+    }
+    this.#entries.push({ id, immediate: true, value: v });
+  }
+
+  /** Adds a descriptor (an item with ID 0x05 whose value is an encoded packet). */
+  addDescriptor(descriptor: EncodableDescriptor): void {
+    this.#entries.push({ id: DESCRIPTOR_ID, immediate: false, bytes: descriptor.toRaw(this.flavour) });
+  }
+
+  /** Adds the start-of-stream control item. */
+  addStart(): void {
+    this.addImmediate(STREAM_CTRL_ID, CTRL_STREAM_START);
+  }
+
+  /** Adds the end-of-stream control item. */
+  addEnd(): void {
+    this.addImmediate(STREAM_CTRL_ID, CTRL_STREAM_STOP);
+  }
+}

@@ -1,0 +1,6 @@
+/** The `send` namespace: spead2's `spead2.send` in TS casing. */
+export { Heap, type HeapEntry } from "./heap.ts";
+export { PacketGenerator } from "./packet_generator.ts";
+export { BytesStream, HeapReference } from "./bytes_stream.ts";
+export { GroupMode, RateMethod, StreamConfig, type StreamConfigOptions } from "./stream_config.ts";
+export { HeapGenerator, ItemGroup } from "./heap_generator.ts";

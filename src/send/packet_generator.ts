@@ -1,0 +1,114 @@
+import { native } from "../../ffi/mod.ts";
+import { check, SpeadError } from "../errors.ts";
+import type { Heap } from "./heap.ts";
+import { buildItemTable, type ItemTable } from "./item_table.ts";
+import { StreamConfig } from "./stream_config.ts";
+
+const finalizer = new FinalizationRegistry<number>((handle) => {
+  native.symbols.spead_packet_gen_destroy(handle);
+});
+
+function cntWord(cnt: bigint | number, heapAddressBits: number): BigUint64Array {
+  const v = BigInt(cnt);
+  if (v < 0n || v >= 1n << BigInt(heapAddressBits)) {
+    throw new SpeadError("invalid_cnt", `heap cnt ${v} does not fit ${heapAddressBits} bits`);
+  }
+  return BigUint64Array.of(v);
+}
+
+/**
+ * Splits one heap into packets exactly as spead2 does (spead2's
+ * `send.PacketGenerator`). Iterating yields each packet as a fresh Uint8Array.
+ */
+export class PacketGenerator implements Iterable<Uint8Array> {
+  readonly #heap: Heap;
+  readonly #cnt: bigint;
+  readonly #maxPacketSize: number;
+
+  constructor(heap: Heap, cnt: bigint | number, maxPacketSize: number = StreamConfig.DEFAULT_MAX_PACKET_SIZE) {
+    if (!Number.isInteger(maxPacketSize) || maxPacketSize < 0 || maxPacketSize > 0xffff_ffff) {
+      throw new SpeadError("invalid_argument", `maxPacketSize ${maxPacketSize}`);
+    }
+    cntWord(cnt, heap.flavour.heapAddressBits);
+    this.#heap = heap;
+    this.#cnt = BigInt(cnt);
+    this.#maxPacketSize = maxPacketSize;
+  }
+
+  *[Symbol.iterator](): Generator<Uint8Array, void, undefined> {
+    const f = this.#heap.flavour;
+    const table: ItemTable = buildItemTable(this.#heap);
+    const handleOut = new Uint32Array(1);
+    check(
+      native.symbols.spead_packet_gen_create(
+        table.words,
+        table.count,
+        f.heapAddressBits,
+        f.bugCompat,
+        cntWord(this.#cnt, f.heapAddressBits),
+        this.#maxPacketSize,
+        this.#heap.repeatPointers ? 1 : 0,
+        handleOut,
+      ),
+      "PacketGenerator",
+    );
+    const handle = handleOut[0];
+    const token = {};
+    // The table's buffers are referenced by the native generator until destroy.
+    const keep = { table, token };
+    finalizer.register(keep, handle, token);
+    const out = new Uint8Array((this.#maxPacketSize & ~7) || 8);
+    const lenOut = new Uint32Array(1);
+    try {
+      for (;;) {
+        check(native.symbols.spead_packet_gen_next(handle, out, out.byteLength, lenOut), "PacketGenerator.next");
+        const len = lenOut[0];
+        if (len === 0) return;
+        yield out.slice(0, len);
+      }
+    } finally {
+      finalizer.unregister(token);
+      native.symbols.spead_packet_gen_destroy(handle);
+      void keep.table;
+    }
+  }
+}
+
+/** Encodes one heap into its concatenated packets in a single native call. */
+export function encodeHeap(heap: Heap, cnt: bigint, maxPacketSize: number): Uint8Array {
+  const f = heap.flavour;
+  const table = buildItemTable(heap);
+  const sizeOut = new BigUint64Array(2);
+  check(
+    native.symbols.spead_heap_encoded_size(
+      table.words,
+      table.count,
+      f.heapAddressBits,
+      maxPacketSize,
+      heap.repeatPointers ? 1 : 0,
+      sizeOut,
+    ),
+    "encode heap (size)",
+  );
+  const total = Number(sizeOut[0]);
+  if (total > 0xffff_ffff) throw new SpeadError("capacity_exceeded", `encoded heap of ${total} bytes exceeds 4 GiB`);
+  const out = new Uint8Array(total);
+  const lenOut = new Uint32Array(1);
+  check(
+    native.symbols.spead_heap_encode(
+      table.words,
+      table.count,
+      f.heapAddressBits,
+      f.bugCompat,
+      cntWord(cnt, f.heapAddressBits),
+      maxPacketSize,
+      heap.repeatPointers ? 1 : 0,
+      out,
+      total,
+      lenOut,
+    ),
+    "encode heap",
+  );
+  void table.keepAlive;
+  return lenOut[0] === total ? out : out.subarray(0, lenOut[0]);
+}

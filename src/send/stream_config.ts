@@ -1,0 +1,87 @@
+import { SpeadError } from "../errors.ts";
+
+/** How the send rate is enforced (spead2's `RateMethod`); only software exists here. */
+export enum RateMethod {
+  SW = 0,
+  HW = 1,
+  AUTO = 2,
+}
+
+/** Order in which the packets of a group of heaps are sent (spead2's `GroupMode`). */
+export enum GroupMode {
+  ROUND_ROBIN = 0,
+  SERIAL = 1,
+}
+
+/** Options of {@link StreamConfig}; every field defaults to spead2's default. */
+export interface StreamConfigOptions {
+  maxPacketSize?: number;
+  rate?: number;
+  burstSize?: number;
+  maxHeaps?: number;
+  burstRateRatio?: number;
+  rateMethod?: RateMethod;
+}
+
+/** Send stream configuration (spead2's `send.StreamConfig`). */
+export class StreamConfig {
+  static readonly DEFAULT_MAX_PACKET_SIZE = 1472;
+  static readonly DEFAULT_BURST_SIZE = 65536;
+  static readonly DEFAULT_MAX_HEAPS = 4;
+  static readonly DEFAULT_BURST_RATE_RATIO = 1.05;
+
+  /** Largest packet, rounded down to a multiple of 8 when packetising. */
+  readonly maxPacketSize: number;
+  /** Bytes per second of SPEAD packets (headers included); 0 = unlimited. */
+  readonly rate: number;
+  readonly burstSize: number;
+  /** Heaps that may be in flight at once; more are refused (`queue_full`). */
+  readonly maxHeaps: number;
+  readonly burstRateRatio: number;
+  readonly rateMethod: RateMethod;
+
+  constructor(options: StreamConfigOptions = {}) {
+    this.maxPacketSize = options.maxPacketSize ?? StreamConfig.DEFAULT_MAX_PACKET_SIZE;
+    this.rate = options.rate ?? 0;
+    this.burstSize = options.burstSize ?? StreamConfig.DEFAULT_BURST_SIZE;
+    this.maxHeaps = options.maxHeaps ?? StreamConfig.DEFAULT_MAX_HEAPS;
+    this.burstRateRatio = options.burstRateRatio ?? StreamConfig.DEFAULT_BURST_RATE_RATIO;
+    this.rateMethod = options.rateMethod ?? RateMethod.AUTO;
+    const bad = (what: string) => new SpeadError("invalid_argument", what);
+    if (!Number.isInteger(this.maxPacketSize) || this.maxPacketSize < 56 || this.maxPacketSize > 0xffff_ffff) {
+      throw bad(`maxPacketSize ${this.maxPacketSize} must be an integer >= 56`);
+    }
+    if (!(this.rate >= 0) || !Number.isFinite(this.rate)) throw bad(`rate ${this.rate} must be >= 0`);
+    if (!Number.isInteger(this.burstSize) || this.burstSize < 0) throw bad(`burstSize ${this.burstSize}`);
+    if (!Number.isInteger(this.maxHeaps) || this.maxHeaps < 1) throw bad(`maxHeaps ${this.maxHeaps} must be >= 1`);
+    if (!(this.burstRateRatio >= 1)) throw bad(`burstRateRatio ${this.burstRateRatio} must be >= 1`);
+  }
+}
+
+/** spead2's heap cnt sequence: next/step, masked to the flavour's address bits. */
+export class CntSequence {
+  #next = 1n;
+  #step = 1n;
+
+  set(next: bigint | number, step: bigint | number): void {
+    const s = BigInt(step);
+    const n = BigInt(next);
+    if (s === 0n) throw new SpeadError("invalid_argument", "cnt sequence step must not be 0");
+    if (n < 0n || s < 0n) throw new SpeadError("invalid_argument", "cnt sequence values must be >= 0");
+    this.#next = n;
+    this.#step = s;
+  }
+
+  /** Returns the cnt to use: the explicit one (not advancing the sequence) or the next in sequence. */
+  take(explicit: bigint | number | undefined, heapAddressBits: number): bigint {
+    const mask = (1n << BigInt(heapAddressBits)) - 1n;
+    if (explicit !== undefined && BigInt(explicit) >= 0n) {
+      const cnt = BigInt(explicit);
+      if (cnt > mask) throw new SpeadError("invalid_cnt", `heap cnt ${cnt} does not fit ${heapAddressBits} bits`);
+      return cnt;
+    }
+    const cnt = this.#next & mask;
+    this.#next = (this.#next + this.#step) & mask;
+    return cnt;
+  }
+}
