@@ -13,6 +13,8 @@ export fn spead_library_version() u32 {
 comptime {
     _ = @import("status.zig");
     _ = @import("handles.zig");
+    _ = @import("exports_send.zig");
+    _ = @import("exports_recv.zig");
 }
 
 test {

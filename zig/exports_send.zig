@@ -1,0 +1,487 @@
+//! C exports of the send codec: flavour check, heap encoding, the packet
+//! generator and descriptors (docs/ABI.md, "Send side" and "Descriptors").
+//! Every export validates its pointers and numbers and returns a status; none
+//! of them keeps a JS pointer after returning, except the packet generator,
+//! which keeps the item bytes (not the table) until it is destroyed.
+const std = @import("std");
+const assert = std.debug.assert;
+const status = @import("status.zig");
+const Error = status.Error;
+const handles = @import("handles.zig");
+const Flavour = @import("flavour.zig").Flavour;
+const send_heap = @import("send_heap.zig");
+const descriptor = @import("descriptor.zig");
+
+const allocator = std.heap.c_allocator;
+
+/// Upper bound on the records of one item table (32 MiB of table).
+pub const items_max: u32 = 1 << 20;
+/// Upper bound on format fields and shape dimensions of one descriptor.
+pub const descriptor_fields_max: u32 = 1 << 16;
+/// Live packet generators at once.
+pub const packet_gens_max: u32 = 1024;
+
+// ---------------------------------------------------------------------------
+// Argument checks shared by the export files.
+
+/// A JS array of `n` u64 words: 8-byte aligned, non-null unless empty.
+pub fn wordsIn(ptr: ?*const anyopaque, n: usize) Error![]const u64 {
+    if (n == 0) return &[_]u64{};
+    const p = ptr orelse return error.InvalidArgument;
+    if (@intFromPtr(p) % @alignOf(u64) != 0) return error.InvalidArgument;
+    const words: [*]const u64 = @ptrCast(@alignCast(p));
+    return words[0..n];
+}
+
+pub fn wordsOut(ptr: ?*anyopaque, n: usize) Error![]u64 {
+    if (n == 0) return &[_]u64{};
+    const p = ptr orelse return error.InvalidArgument;
+    if (@intFromPtr(p) % @alignOf(u64) != 0) return error.InvalidArgument;
+    const words: [*]u64 = @ptrCast(@alignCast(p));
+    return words[0..n];
+}
+
+pub fn bytesIn(ptr: ?[*]const u8, n: usize) Error![]const u8 {
+    if (n == 0) return &[_]u8{};
+    const p = ptr orelse return error.InvalidArgument;
+    return p[0..n];
+}
+
+pub fn bytesOut(ptr: ?[*]u8, n: usize) Error![]u8 {
+    if (n == 0) return &[_]u8{};
+    const p = ptr orelse return error.InvalidArgument;
+    return p[0..n];
+}
+
+pub fn u32Out(ptr: ?*anyopaque) Error!*u32 {
+    const p = ptr orelse return error.InvalidArgument;
+    if (@intFromPtr(p) % @alignOf(u32) != 0) return error.InvalidArgument;
+    return @ptrCast(@alignCast(p));
+}
+
+pub fn u64In(ptr: ?*const anyopaque) Error!u64 {
+    const words = try wordsIn(ptr, 1);
+    return words[0];
+}
+
+pub fn flag(value: u32) Error!bool {
+    return switch (value) {
+        0 => false,
+        1 => true,
+        else => error.InvalidArgument,
+    };
+}
+
+fn heapFlavour(heap_address_bits: u32, bug_compat: u32) Error!Flavour {
+    return Flavour.init(4, 64, heap_address_bits, bug_compat);
+}
+
+pub fn itemTable(items: ?*const anyopaque, n_items: u32) Error![]const send_heap.ItemRecord {
+    if (n_items > items_max) return error.CapacityExceeded;
+    const words = try wordsIn(items, @as(usize, n_items) * send_heap.item_words);
+    return send_heap.recordsFromWords(words);
+}
+
+fn clampU32(value: u64) u32 {
+    return @intCast(@min(value, std.math.maxInt(u32)));
+}
+
+// ---------------------------------------------------------------------------
+// Common
+
+export fn spead_flavour_check(version: u32, item_pointer_bits: u32, heap_address_bits: u32, bug_compat: u32) i32 {
+    const result = Flavour.init(version, item_pointer_bits, heap_address_bits, bug_compat);
+    return status.code(if (result) |_| {} else |err| err);
+}
+
+// ---------------------------------------------------------------------------
+// Heaps
+
+fn heapEncodedSize(
+    items: ?*const anyopaque,
+    n_items: u32,
+    heap_address_bits: u32,
+    max_packet_size: u32,
+    repeat_pointers: u32,
+    out: ?*anyopaque,
+) Error!void {
+    const f = try heapFlavour(heap_address_bits, 0);
+    const table = try itemTable(items, n_items);
+    const repeat = try flag(repeat_pointers);
+    const result = try wordsOut(out, 2);
+    const gen = try send_heap.Packetiser.init(table, f, 0, max_packet_size, repeat);
+    const totals = gen.totals();
+    result[0] = totals.bytes;
+    result[1] = totals.packets;
+}
+
+export fn spead_heap_encoded_size(
+    items: ?*const anyopaque,
+    n_items: u32,
+    heap_address_bits: u32,
+    max_packet_size: u32,
+    repeat_pointers: u32,
+    out: ?*anyopaque,
+) i32 {
+    return status.code(heapEncodedSize(items, n_items, heap_address_bits, max_packet_size, repeat_pointers, out));
+}
+
+fn heapEncode(
+    items: ?*const anyopaque,
+    n_items: u32,
+    heap_address_bits: u32,
+    bug_compat: u32,
+    cnt_in: ?*const anyopaque,
+    max_packet_size: u32,
+    repeat_pointers: u32,
+    out: ?[*]u8,
+    cap: u32,
+    out_len: ?*anyopaque,
+) Error!void {
+    const f = try heapFlavour(heap_address_bits, bug_compat);
+    const table = try itemTable(items, n_items);
+    const cnt = try u64In(cnt_in);
+    const repeat = try flag(repeat_pointers);
+    const len = try u32Out(out_len);
+    var gen = try send_heap.Packetiser.init(table, f, cnt, max_packet_size, repeat);
+    const totals = gen.totals();
+    if (totals.bytes > cap) {
+        len.* = clampU32(totals.bytes);
+        return error.BufferTooSmall;
+    }
+    const dest = try bytesOut(out, cap);
+    var at: usize = 0;
+    var packets: u64 = 0;
+    while (gen.hasNext()) : (packets += 1) {
+        assert(packets < totals.packets);
+        at += gen.nextInto(dest[at..]) catch unreachable;
+    }
+    assert(at == totals.bytes);
+    len.* = @intCast(at);
+}
+
+export fn spead_heap_encode(
+    items: ?*const anyopaque,
+    n_items: u32,
+    heap_address_bits: u32,
+    bug_compat: u32,
+    cnt_in: ?*const anyopaque,
+    max_packet_size: u32,
+    repeat_pointers: u32,
+    out: ?[*]u8,
+    cap: u32,
+    out_len: ?*anyopaque,
+) i32 {
+    return status.code(heapEncode(items, n_items, heap_address_bits, bug_compat, cnt_in, max_packet_size, repeat_pointers, out, cap, out_len));
+}
+
+// ---------------------------------------------------------------------------
+// Packet generator
+
+const PacketGen = struct {
+    /// Our copy of the table; the item bytes stay in JS memory.
+    items: []send_heap.ItemRecord,
+    packetiser: send_heap.Packetiser,
+};
+
+var packet_gens: handles.Table(PacketGen, packet_gens_max) = .{};
+
+fn packetGenCreate(
+    items: ?*const anyopaque,
+    n_items: u32,
+    heap_address_bits: u32,
+    bug_compat: u32,
+    cnt_in: ?*const anyopaque,
+    max_packet_size: u32,
+    repeat_pointers: u32,
+    out_handle: ?*anyopaque,
+) Error!void {
+    const f = try heapFlavour(heap_address_bits, bug_compat);
+    const table = try itemTable(items, n_items);
+    const cnt = try u64In(cnt_in);
+    const repeat = try flag(repeat_pointers);
+    const handle_out = try u32Out(out_handle);
+    // Validate against the JS table before copying anything.
+    _ = try send_heap.Packetiser.init(table, f, cnt, max_packet_size, repeat);
+
+    const gen = allocator.create(PacketGen) catch return error.OutOfMemory;
+    errdefer allocator.destroy(gen);
+    const copy = allocator.dupe(send_heap.ItemRecord, table) catch return error.OutOfMemory;
+    errdefer allocator.free(copy);
+    gen.* = .{
+        .items = copy,
+        .packetiser = send_heap.Packetiser.init(copy, f, cnt, max_packet_size, repeat) catch unreachable,
+    };
+    handle_out.* = try packet_gens.insert(gen);
+}
+
+export fn spead_packet_gen_create(
+    items: ?*const anyopaque,
+    n_items: u32,
+    heap_address_bits: u32,
+    bug_compat: u32,
+    cnt_in: ?*const anyopaque,
+    max_packet_size: u32,
+    repeat_pointers: u32,
+    out_handle: ?*anyopaque,
+) i32 {
+    return status.code(packetGenCreate(items, n_items, heap_address_bits, bug_compat, cnt_in, max_packet_size, repeat_pointers, out_handle));
+}
+
+fn packetGenNext(handle: u32, out: ?[*]u8, cap: u32, out_len: ?*anyopaque) Error!void {
+    const gen = try packet_gens.get(handle);
+    const len = try u32Out(out_len);
+    if (!gen.packetiser.hasNext()) {
+        len.* = 0;
+        return;
+    }
+    const size = gen.packetiser.nextSize();
+    if (size > cap) {
+        len.* = clampU32(size);
+        return error.BufferTooSmall;
+    }
+    const dest = try bytesOut(out, cap);
+    len.* = @intCast(gen.packetiser.nextInto(dest) catch unreachable);
+}
+
+export fn spead_packet_gen_next(handle: u32, out: ?[*]u8, cap: u32, out_len: ?*anyopaque) i32 {
+    return status.code(packetGenNext(handle, out, cap, out_len));
+}
+
+fn packetGenDestroy(handle: u32) Error!void {
+    const gen = try packet_gens.remove(handle);
+    allocator.free(gen.items);
+    allocator.destroy(gen);
+}
+
+export fn spead_packet_gen_destroy(handle: u32) i32 {
+    return status.code(packetGenDestroy(handle));
+}
+
+// ---------------------------------------------------------------------------
+// Descriptors
+
+fn pairs(ptr: ?*const anyopaque, n: u32) Error![]const [2]u64 {
+    if (n > descriptor_fields_max) return error.CapacityExceeded;
+    const words = try wordsIn(ptr, @as(usize, n) * 2);
+    const p: [*]const [2]u64 = @ptrCast(words.ptr);
+    return p[0..n];
+}
+
+fn descriptorEncode(
+    heap_address_bits: u32,
+    bug_compat: u32,
+    id_in: ?*const anyopaque,
+    name: ?[*]const u8,
+    name_len: u32,
+    description: ?[*]const u8,
+    description_len: u32,
+    format: ?*const anyopaque,
+    n_format: u32,
+    shape: ?*const anyopaque,
+    n_shape: u32,
+    dtype: ?[*]const u8,
+    dtype_len: u32,
+    out: ?[*]u8,
+    cap: u32,
+    out_len: ?*anyopaque,
+) Error!void {
+    const f = try heapFlavour(heap_address_bits, bug_compat);
+    const fields = descriptor.Fields{
+        .id = try u64In(id_in),
+        .name = try bytesIn(name, name_len),
+        .description = try bytesIn(description, description_len),
+        .format = try pairs(format, n_format),
+        .shape = try pairs(shape, n_shape),
+        .dtype = try bytesIn(dtype, dtype_len),
+    };
+    const len = try u32Out(out_len);
+    try descriptor.validate(f, fields);
+    const size = descriptor.encodedSize(f, fields);
+    if (size > cap) {
+        len.* = clampU32(size);
+        return error.BufferTooSmall;
+    }
+    len.* = @intCast(try descriptor.encode(f, fields, try bytesOut(out, cap)));
+}
+
+export fn spead_descriptor_encode(
+    heap_address_bits: u32,
+    bug_compat: u32,
+    id_in: ?*const anyopaque,
+    name: ?[*]const u8,
+    name_len: u32,
+    description: ?[*]const u8,
+    description_len: u32,
+    format: ?*const anyopaque,
+    n_format: u32,
+    shape: ?*const anyopaque,
+    n_shape: u32,
+    dtype: ?[*]const u8,
+    dtype_len: u32,
+    out: ?[*]u8,
+    cap: u32,
+    out_len: ?*anyopaque,
+) i32 {
+    return status.code(descriptorEncode(
+        heap_address_bits,
+        bug_compat,
+        id_in,
+        name,
+        name_len,
+        description,
+        description_len,
+        format,
+        n_format,
+        shape,
+        n_shape,
+        dtype,
+        dtype_len,
+        out,
+        cap,
+        out_len,
+    ));
+}
+
+fn descriptorDecode(bug_compat: u32, bytes: ?[*]const u8, len: u32, out: ?*anyopaque, cap_words: u32, out_words: ?*anyopaque) Error!void {
+    const input = try bytesIn(bytes, len);
+    const words = try u32Out(out_words);
+    const dest = try wordsOut(out, cap_words);
+    var needed: usize = 0;
+    const used = descriptor.decode(allocator, bug_compat, input, dest, &needed) catch |err| {
+        if (err == error.BufferTooSmall) words.* = clampU32(needed);
+        return err;
+    };
+    words.* = @intCast(used);
+}
+
+export fn spead_descriptor_decode(bug_compat: u32, bytes: ?[*]const u8, len: u32, out: ?*anyopaque, cap_words: u32, out_words: ?*anyopaque) i32 {
+    return status.code(descriptorDecode(bug_compat, bytes, len, out, cap_words, out_words));
+}
+
+// ---------------------------------------------------------------------------
+// Tests: the exports as JS sees them, with bad arguments.
+
+const testing = std.testing;
+const Status = status.Status;
+
+fn expectStatus(expected: Status, actual: i32) !void {
+    try testing.expectEqual(@intFromEnum(expected), actual);
+}
+
+test "flavour check" {
+    try expectStatus(.ok, spead_flavour_check(4, 64, 40, 0));
+    try expectStatus(.ok, spead_flavour_check(4, 64, 48, 7));
+    try expectStatus(.invalid_flavour, spead_flavour_check(4, 64, 44, 0));
+    try expectStatus(.invalid_flavour, spead_flavour_check(3, 64, 40, 0));
+    try expectStatus(.invalid_flavour, spead_flavour_check(4, 64, 40, 8));
+}
+
+test "heap encode: V1 through the exports, sizes and bad arguments" {
+    var table = [_]u64{ 0x06, 2, 0, 1 }; // STREAM_CTRL = 2, immediate
+    var sizes: [2]u64 = undefined;
+    try expectStatus(.ok, spead_heap_encoded_size(&table, 1, 48, 1500, 0, &sizes));
+    try testing.expectEqual(@as(u64, 57), sizes[0]);
+    try testing.expectEqual(@as(u64, 1), sizes[1]);
+    const cnt: u64 = 0x123456;
+    var out: [64]u8 = undefined;
+    var len: u32 = 0;
+    try expectStatus(.ok, spead_heap_encode(&table, 1, 48, 0, &cnt, 1500, 0, &out, out.len, &len));
+    try testing.expectEqual(@as(u32, 57), len);
+    try testing.expectEqual(@as(u8, 0x02), out[47]);
+    // Empty tables may come with a null pointer.
+    try expectStatus(.ok, spead_heap_encoded_size(null, 0, 48, 1500, 0, &sizes));
+    try testing.expectEqual(@as(u64, 49), sizes[0]);
+    // Short output: the needed size comes back.
+    len = 0;
+    try expectStatus(.buffer_too_small, spead_heap_encode(&table, 1, 48, 0, &cnt, 1500, 0, &out, 56, &len));
+    try testing.expectEqual(@as(u32, 57), len);
+    try expectStatus(.buffer_too_small, spead_heap_encode(&table, 1, 48, 0, &cnt, 1500, 0, null, 0, &len));
+    // Null or misaligned pointers, bad numbers.
+    try expectStatus(.invalid_argument, spead_heap_encoded_size(null, 1, 48, 1500, 0, &sizes));
+    try expectStatus(.invalid_argument, spead_heap_encoded_size(&table, 1, 48, 1500, 0, null));
+    const misaligned: *const anyopaque = @ptrFromInt(@intFromPtr(&table) + 4);
+    try expectStatus(.invalid_argument, spead_heap_encoded_size(misaligned, 1, 48, 1500, 0, &sizes));
+    try expectStatus(.invalid_argument, spead_heap_encoded_size(&table, 1, 48, 1500, 2, &sizes));
+    try expectStatus(.invalid_argument, spead_heap_encode(&table, 1, 48, 0, null, 1500, 0, &out, out.len, &len));
+    try expectStatus(.invalid_argument, spead_heap_encode(&table, 1, 48, 0, &cnt, 1500, 0, &out, out.len, null));
+    try expectStatus(.invalid_argument, spead_heap_encode(&table, 1, 48, 0, &cnt, 1500, 0, null, 64, &len));
+    try expectStatus(.invalid_flavour, spead_heap_encoded_size(&table, 1, 47, 1500, 0, &sizes));
+    try expectStatus(.invalid_flavour, spead_heap_encode(&table, 1, 48, 9, &cnt, 1500, 0, &out, out.len, &len));
+    try expectStatus(.packet_too_small, spead_heap_encoded_size(&table, 1, 48, 55, 0, &sizes));
+    try expectStatus(.capacity_exceeded, spead_heap_encoded_size(&table, items_max + 1, 48, 1500, 0, &sizes));
+    const big_cnt: u64 = 1 << 48;
+    try expectStatus(.invalid_cnt, spead_heap_encode(&table, 1, 48, 0, &big_cnt, 1500, 0, &out, out.len, &len));
+    table[0] = 0x8000; // id too big for 64-48
+    try expectStatus(.invalid_argument, spead_heap_encoded_size(&table, 1, 48, 1500, 0, &sizes));
+    table[0] = 0x06;
+    table[1] = 1 << 48; // immediate too big
+    try expectStatus(.invalid_argument, spead_heap_encoded_size(&table, 1, 48, 1500, 0, &sizes));
+}
+
+test "packet generator lifecycle" {
+    var data: [100]u8 = undefined;
+    for (&data, 0..) |*b, i| b.* = @intCast(i);
+    const table = [_]u64{ 0x1000, @intFromPtr(&data), data.len, 0 };
+    const cnt: u64 = 7;
+    var handle: u32 = 0;
+    try expectStatus(.ok, spead_packet_gen_create(&table, 1, 40, 0, &cnt, 64, 0, &handle));
+    try testing.expect(handle != 0);
+    var out: [64]u8 = undefined;
+    var len: u32 = 0;
+    // 64-byte packets: the first carries one pointer and 16 bytes.
+    try expectStatus(.buffer_too_small, spead_packet_gen_next(handle, &out, 10, &len));
+    try testing.expectEqual(@as(u32, 64), len);
+    var total: u32 = 0;
+    var packets: u32 = 0;
+    while (packets < 100) : (packets += 1) {
+        try expectStatus(.ok, spead_packet_gen_next(handle, &out, out.len, &len));
+        if (len == 0) break;
+        total += len;
+    }
+    try testing.expectEqual(@as(u32, 5), packets);
+    // 16 bytes in the first packet, then 24 per packet: 64, 64, 64, 64, 52.
+    try testing.expectEqual(@as(u32, 4 * 64 + 52), total);
+    try expectStatus(.ok, spead_packet_gen_next(handle, &out, out.len, &len));
+    try testing.expectEqual(@as(u32, 0), len);
+    try expectStatus(.ok, spead_packet_gen_destroy(handle));
+    try expectStatus(.invalid_handle, spead_packet_gen_destroy(handle));
+    try expectStatus(.invalid_handle, spead_packet_gen_next(handle, &out, out.len, &len));
+    try expectStatus(.invalid_handle, spead_packet_gen_next(0, &out, out.len, &len));
+    try expectStatus(.invalid_argument, spead_packet_gen_create(&table, 1, 40, 0, &cnt, 64, 0, null));
+    try expectStatus(.packet_too_small, spead_packet_gen_create(&table, 1, 40, 0, &cnt, 48, 0, &handle));
+}
+
+test "descriptor exports: V9 encode, decode, short buffers" {
+    const id: u64 = 0x1600;
+    const name = "timestamp";
+    const description = "Index of the first sample";
+    const format = [_]u64{ 'u', 40 };
+    var out: [200]u8 = undefined;
+    var len: u32 = 0;
+    try expectStatus(.ok, spead_descriptor_encode(40, 0, &id, name, name.len, description, description.len, &format, 1, null, 0, null, 0, &out, out.len, &len));
+    try testing.expectEqual(@as(u32, 118), len);
+    try expectStatus(.buffer_too_small, spead_descriptor_encode(40, 0, &id, name, name.len, description, description.len, &format, 1, null, 0, null, 0, &out, 100, &len));
+    try testing.expectEqual(@as(u32, 118), len);
+    try expectStatus(.invalid_argument, spead_descriptor_encode(40, 0, &id, null, 3, description, description.len, &format, 1, null, 0, null, 0, &out, out.len, &len));
+    try expectStatus(.invalid_argument, spead_descriptor_encode(40, 0, &id, name, name.len, description, description.len, null, 1, null, 0, null, 0, &out, out.len, &len));
+    const zero: u64 = 0;
+    try expectStatus(.invalid_argument, spead_descriptor_encode(40, 0, &zero, name, name.len, description, description.len, &format, 1, null, 0, null, 0, &out, out.len, &len));
+
+    var words: [32]u64 = undefined;
+    var n_words: u32 = 0;
+    try expectStatus(.ok, spead_descriptor_decode(0, &out, 118, &words, words.len, &n_words));
+    try testing.expectEqual(@as(u64, 0x1600), words[0]);
+    try testing.expectEqual(@as(u64, 1), words[1]);
+    try testing.expectEqual(@as(u64, 40), words[9]);
+    try testing.expectEqual(@as(u64, 'u'), words[10]);
+    try testing.expectEqual(@as(u64, 40), words[11]);
+    const needed = n_words;
+    try expectStatus(.buffer_too_small, spead_descriptor_decode(0, &out, 118, &words, 4, &n_words));
+    try testing.expectEqual(needed, n_words);
+    try expectStatus(.malformed, spead_descriptor_decode(0, &out, 117, &words, words.len, &n_words));
+    try expectStatus(.malformed, spead_descriptor_decode(0, null, 0, &words, words.len, &n_words));
+    try expectStatus(.invalid_argument, spead_descriptor_decode(0, null, 10, &words, words.len, &n_words));
+    try expectStatus(.invalid_argument, spead_descriptor_decode(0, &out, 118, null, 32, &n_words));
+    try expectStatus(.invalid_argument, spead_descriptor_decode(0, &out, 118, &words, words.len, null));
+}
