@@ -14,6 +14,7 @@ comptime {
     _ = @import("status.zig");
     _ = @import("handles.zig");
     _ = @import("exports_send.zig");
+    _ = @import("exports_recv.zig");
 }
 
 test {

@@ -1,0 +1,406 @@
+//! C ABI of the receive side (docs/ABI.md "Receive side"): streams and the
+//! frozen heaps popped from them. Everything from JS is checked here; a bad
+//! handle, pointer or value is a status, never a crash.
+const std = @import("std");
+const assert = std.debug.assert;
+const status = @import("status.zig");
+const Error = status.Error;
+const handles = @import("handles.zig");
+const reassembly = @import("reassembly.zig");
+const recv_stream = @import("recv_stream.zig");
+const Stream = recv_stream.Stream;
+const FrozenHeap = reassembly.FrozenHeap;
+
+pub const streams_capacity = 1024;
+pub const heaps_capacity = 65536;
+pub const config_words = 10;
+
+var stream_table: handles.Table(Stream, streams_capacity) = .{};
+var heap_table: handles.Table(FrozenHeap, heaps_capacity) = .{};
+
+/// Guards stream lookups against destroy, so that a call in progress (a
+/// blocking pop on Deno's thread pool) keeps its stream alive.
+var streams_guard: std.Thread.Mutex = .{};
+var stream_users: [streams_capacity]u32 = [_]u32{0} ** streams_capacity;
+/// Serialises describe and release, so a racing release cannot free a heap
+/// that describe is reading.
+var heaps_guard: std.Thread.Mutex = .{};
+
+const metadata_allocator = std.heap.c_allocator;
+
+/// How long destroy waits for calls in progress to leave (they are woken by the
+/// stop, so this only matters if something is badly wrong).
+const destroy_wait_ms = 10_000;
+
+/// Resolves the payload allocator for config word 8. Part 2 (memory pools)
+/// replaces this through `pool_resolver`.
+pub const PoolResolver = struct {
+    /// Returns the pool's payload allocator and takes a reference on the pool.
+    acquire: *const fn (handle: u32) Error!reassembly.PayloadAllocator,
+    /// Drops the reference taken by `acquire`.
+    release: *const fn (allocator: reassembly.PayloadAllocator) void,
+};
+
+pub var pool_resolver: ?PoolResolver = null;
+
+const Acquired = struct {
+    stream: *Stream,
+    slot: usize,
+
+    fn release(self: Acquired) void {
+        streams_guard.lock();
+        defer streams_guard.unlock();
+        assert(stream_users[self.slot] > 0);
+        stream_users[self.slot] -= 1;
+    }
+};
+
+fn acquire(handle: u32) Error!Acquired {
+    streams_guard.lock();
+    defer streams_guard.unlock();
+    const stream = try stream_table.get(handle);
+    const slot = handle & ((1 << handles.index_bits) - 1);
+    stream_users[slot] += 1;
+    return .{ .stream = stream, .slot = slot };
+}
+
+fn parseConfig(words: []const u32) Error!recv_stream.Config {
+    assert(words.len == config_words);
+    for ([_]usize{ 3, 4, 5, 7 }) |i| {
+        if (words[i] > 1) return error.InvalidArgument;
+    }
+    if (words[2] > 7) return error.InvalidArgument;
+    const heap_length_max: u64 = if (words[9] == 0) reassembly.heap_length_max_default else @as(u64, words[9]) << 20;
+    const config: recv_stream.Config = .{
+        .reassembly = .{
+            .max_heaps = words[0],
+            .substreams = words[1],
+            .bug_compat = @intCast(words[2]),
+            .allow_out_of_order = words[3] == 1,
+            .allow_unsized_heaps = words[4] == 1,
+            .stop_on_stop_item = words[5] == 1,
+            .heap_length_max = heap_length_max,
+        },
+        .ring_heaps = words[6],
+        .contiguous_only = words[7] == 1,
+    };
+    try config.validate();
+    return config;
+}
+
+fn createStream(config_ptr: ?[*]const u32, n_config: u32, out_handle: ?*u32) Error!void {
+    const out = out_handle orelse return error.InvalidArgument;
+    const words_ptr = config_ptr orelse return error.InvalidArgument;
+    if (n_config != config_words) return error.InvalidArgument;
+    const words = words_ptr[0..config_words];
+    const config = try parseConfig(words);
+
+    var payload_allocator = reassembly.c_payload_allocator.payloadAllocator();
+    var pool: ?reassembly.PayloadAllocator = null;
+    if (words[8] != 0) {
+        const resolver = pool_resolver orelse return error.InvalidHandle;
+        pool = try resolver.acquire(words[8]);
+        payload_allocator = pool.?;
+    }
+    errdefer if (pool) |p| pool_resolver.?.release(p);
+
+    const stream = try Stream.create(metadata_allocator, payload_allocator, config);
+    errdefer stream.destroy();
+    stream.owner_pool = pool;
+    const handle = try stream_table.insert(stream);
+    stream.handle = handle;
+    out.* = handle;
+}
+
+export fn spead_recv_stream_create(config: ?[*]const u32, n_config: u32, out_handle: ?*u32) i32 {
+    return status.code(createStream(config, n_config, out_handle));
+}
+
+fn addBuffer(handle: u32, bytes: ?[*]const u8, len: u32) Error!void {
+    if (bytes == null and len > 0) return error.InvalidArgument;
+    const a = try acquire(handle);
+    defer a.release();
+    const slice: []const u8 = if (len == 0) &.{} else bytes.?[0..len];
+    try recv_stream.BufferReader.add(a.stream, slice);
+}
+
+export fn spead_recv_stream_add_buffer(handle: u32, bytes: ?[*]const u8, len: u32) i32 {
+    return status.code(addBuffer(handle, bytes, len));
+}
+
+fn claimHandle(heap: *FrozenHeap) Error!u32 {
+    return heap_table.insert(heap);
+}
+
+fn pop(handle: u32, timeout_ms: u32, out_heap: ?*u32) Error!void {
+    const out = out_heap orelse return error.InvalidArgument;
+    const a = try acquire(handle);
+    defer a.release();
+    out.* = try a.stream.popClaim(timeout_ms, u32, claimHandle);
+}
+
+export fn spead_recv_stream_try_pop(handle: u32, out_heap: ?*u32) i32 {
+    return status.code(pop(handle, 0, out_heap));
+}
+
+export fn spead_recv_stream_pop(handle: u32, timeout_ms: u32, out_heap: ?*u32) i32 {
+    return status.code(pop(handle, timeout_ms, out_heap));
+}
+
+fn wait(handle: u32, timeout_ms: u32) Error!void {
+    const a = try acquire(handle);
+    defer a.release();
+    try a.stream.wait(timeout_ms);
+}
+
+export fn spead_recv_stream_wait(handle: u32, timeout_ms: u32) i32 {
+    return status.code(wait(handle, timeout_ms));
+}
+
+fn setNotify(handle: u32, callback: ?recv_stream.NotifyFn) Error!void {
+    const a = try acquire(handle);
+    defer a.release();
+    a.stream.setNotify(callback);
+}
+
+export fn spead_recv_stream_set_notify(handle: u32, callback: ?recv_stream.NotifyFn) i32 {
+    return status.code(setNotify(handle, callback));
+}
+
+fn arm(handle: u32) Error!void {
+    const a = try acquire(handle);
+    defer a.release();
+    a.stream.arm();
+}
+
+export fn spead_recv_stream_arm(handle: u32) i32 {
+    return status.code(arm(handle));
+}
+
+fn stop(handle: u32) Error!void {
+    const a = try acquire(handle);
+    defer a.release();
+    a.stream.stop();
+}
+
+export fn spead_recv_stream_stop(handle: u32) i32 {
+    return status.code(stop(handle));
+}
+
+fn destroy(handle: u32) Error!void {
+    streams_guard.lock();
+    const stream = stream_table.remove(handle) catch |err| {
+        streams_guard.unlock();
+        return err;
+    };
+    const slot = handle & ((1 << handles.index_bits) - 1);
+    streams_guard.unlock();
+    // Wakes every waiter; then wait for calls in progress to leave.
+    stream.stop();
+    var waited_ms: u32 = 0;
+    while (true) : (waited_ms += 1) {
+        streams_guard.lock();
+        const users = stream_users[slot];
+        streams_guard.unlock();
+        if (users == 0) break;
+        // Never free memory a caller may still use: leak it instead.
+        if (waited_ms >= destroy_wait_ms) return error.InvalidState;
+        std.time.sleep(std.time.ns_per_ms);
+    }
+    const pool = stream.owner_pool;
+    stream.destroy();
+    if (pool) |p| pool_resolver.?.release(p);
+}
+
+export fn spead_recv_stream_destroy(handle: u32) i32 {
+    return status.code(destroy(handle));
+}
+
+fn stats(handle: u32, out: ?[*]u64, cap: u32, out_n: ?*u32) Error!void {
+    const n_out = out_n orelse return error.InvalidArgument;
+    const a = try acquire(handle);
+    defer a.release();
+    n_out.* = recv_stream.stat_count;
+    if (cap < recv_stream.stat_count) return error.BufferTooSmall;
+    const dest = out orelse return error.InvalidArgument;
+    var values: [recv_stream.stat_count]u64 = undefined;
+    a.stream.readStats(&values);
+    @memcpy(dest[0..recv_stream.stat_count], &values);
+}
+
+export fn spead_recv_stream_stats(handle: u32, out: ?[*]u64, cap: u32, out_n: ?*u32) i32 {
+    return status.code(stats(handle, out, cap, out_n));
+}
+
+fn statName(index: u32, out: ?[*]u8, cap: u32, out_len: ?*u32) Error!void {
+    const len_out = out_len orelse return error.InvalidArgument;
+    if (index >= recv_stream.stat_count) return error.InvalidArgument;
+    const name = recv_stream.stat_names[index];
+    len_out.* = @intCast(name.len);
+    if (cap < name.len) return error.BufferTooSmall;
+    const dest = out orelse return error.InvalidArgument;
+    @memcpy(dest[0..name.len], name);
+}
+
+export fn spead_recv_stream_stat_name(index: u32, out: ?[*]u8, cap: u32, out_len: ?*u32) i32 {
+    return status.code(statName(index, out, cap, out_len));
+}
+
+fn describe(handle: u32, out: ?[*]u64, cap_words: u32, out_words: ?*u32) Error!void {
+    const words_out = out_words orelse return error.InvalidArgument;
+    heaps_guard.lock();
+    defer heaps_guard.unlock();
+    const heap = try heap_table.get(handle);
+    const needed = heap.describeWords();
+    if (needed > std.math.maxInt(u32)) return error.CapacityExceeded;
+    words_out.* = @intCast(needed);
+    if (cap_words < needed) return error.BufferTooSmall;
+    const dest = out orelse return error.InvalidArgument;
+    heap.describe(dest[0..needed]);
+}
+
+export fn spead_recv_heap_describe(handle: u32, out: ?[*]u64, cap_words: u32, out_words: ?*u32) i32 {
+    return status.code(describe(handle, out, cap_words, out_words));
+}
+
+fn releaseHeap(handle: u32) Error!void {
+    heaps_guard.lock();
+    defer heaps_guard.unlock();
+    const heap = try heap_table.remove(handle);
+    heap.deinit();
+}
+
+export fn spead_recv_heap_release(handle: u32) i32 {
+    return status.code(releaseHeap(handle));
+}
+
+// ---------------------------------------------------------------------------
+// Tests (through the exports, as JS calls them)
+
+const testing = std.testing;
+const packet_mod = @import("packet.zig");
+const imm = packet_mod.imm;
+const addr = packet_mod.addr;
+
+fn defaultConfig() [config_words]u32 {
+    return .{ 4, 1, 0, 0, 1, 1, 4, 1, 0, 0 };
+}
+
+fn expectStatus(expected: status.Status, actual: i32) !void {
+    try testing.expectEqual(@intFromEnum(expected), actual);
+}
+
+test "exports: create validates the config" {
+    var h: u32 = 0;
+    var config = defaultConfig();
+    try expectStatus(.invalid_argument, spead_recv_stream_create(&config, 9, &h));
+    try expectStatus(.invalid_argument, spead_recv_stream_create(null, 10, &h));
+    try expectStatus(.invalid_argument, spead_recv_stream_create(&config, 10, null));
+    for ([_]struct { usize, u32 }{ .{ 0, 0 }, .{ 1, 0 }, .{ 2, 8 }, .{ 3, 2 }, .{ 6, 0 }, .{ 7, 5 } }) |bad| {
+        config = defaultConfig();
+        config[bad[0]] = bad[1];
+        try expectStatus(.invalid_argument, spead_recv_stream_create(&config, 10, &h));
+    }
+    config = defaultConfig();
+    config[8] = 12345;
+    try expectStatus(.invalid_handle, spead_recv_stream_create(&config, 10, &h));
+    config = defaultConfig();
+    try expectStatus(.ok, spead_recv_stream_create(&config, 10, &h));
+    try testing.expect(h != 0);
+    try expectStatus(.ok, spead_recv_stream_destroy(h));
+    try expectStatus(.invalid_handle, spead_recv_stream_destroy(h));
+    try expectStatus(.invalid_handle, spead_recv_stream_stop(h));
+    try expectStatus(.invalid_handle, spead_recv_stream_try_pop(h, &h));
+}
+
+test "exports: buffer in, heaps out, describe, release, stats" {
+    var h: u32 = 0;
+    var config = defaultConfig();
+    try expectStatus(.ok, spead_recv_stream_create(&config, 10, &h));
+    defer _ = spead_recv_stream_destroy(h);
+
+    var bytes = std.ArrayList(u8).init(testing.allocator);
+    defer bytes.deinit();
+    var buf: [256]u8 = undefined;
+    try bytes.appendSlice(packet_mod.buildTestPacket(&buf, 48, &.{
+        imm(1, 0x123456), imm(2, 6), imm(3, 0), imm(4, 6), addr(0x2345, 0), imm(0x2346, 0xdeadbeef), addr(0x2347, 4),
+    }, "abcdef"));
+    try expectStatus(.ok, spead_recv_stream_add_buffer(h, bytes.items.ptr, @intCast(bytes.items.len)));
+
+    var heap: u32 = 0;
+    try expectStatus(.ok, spead_recv_stream_pop(h, 5000, &heap));
+    var words: [64]u64 = undefined;
+    var n: u32 = 0;
+    try expectStatus(.buffer_too_small, spead_recv_heap_describe(heap, &words, 4, &n));
+    try testing.expectEqual(@as(u32, 9 + 12), n);
+    try expectStatus(.ok, spead_recv_heap_describe(heap, &words, words.len, &n));
+    try testing.expectEqual(@as(u64, 0x123456), words[0]);
+    try testing.expectEqual(@as(u64, 6), words[1]);
+    try testing.expectEqual(@as(u64, 0b11), words[3]);
+    try testing.expectEqual(@as(u64, 48), words[4]);
+    try testing.expectEqual(@as(u64, 6), words[7]);
+    try testing.expectEqual(@as(u64, 3), words[8]);
+    const payload: [*]const u8 = @ptrFromInt(@as(usize, @intCast(words[6])));
+    try testing.expectEqualStrings("abcdef", payload[0..6]);
+    try testing.expectEqualSlices(u64, &.{ 0x2345, 0, 0, 4 }, words[9..13]);
+    try testing.expectEqualSlices(u64, &.{ 0x2347, 0, 4, 2 }, words[13..17]);
+    try testing.expectEqualSlices(u64, &.{ 0x2346, 1, 0xdeadbeef, 6 }, words[17..21]);
+    try expectStatus(.ok, spead_recv_heap_release(heap));
+    try expectStatus(.invalid_handle, spead_recv_heap_release(heap));
+    try expectStatus(.invalid_handle, spead_recv_heap_describe(heap, &words, words.len, &n));
+    try expectStatus(.invalid_handle, spead_recv_heap_release(0));
+
+    try expectStatus(.stopped, spead_recv_stream_pop(h, 5000, &heap));
+    try expectStatus(.stopped, spead_recv_stream_try_pop(h, &heap));
+    try expectStatus(.ok, spead_recv_stream_wait(h, 0));
+
+    var values: [recv_stream.stat_count]u64 = undefined;
+    try expectStatus(.buffer_too_small, spead_recv_stream_stats(h, &values, 3, &n));
+    try testing.expectEqual(@as(u32, recv_stream.stat_count), n);
+    try expectStatus(.ok, spead_recv_stream_stats(h, &values, values.len, &n));
+    try testing.expectEqual(@as(u64, 1), values[0]); // heaps
+    try testing.expectEqual(@as(u64, 1), values[3]); // packets
+    try testing.expectEqual(@as(u64, 1), values[6]); // single_packet_heaps
+
+    var name: [64]u8 = undefined;
+    var len: u32 = 0;
+    try expectStatus(.ok, spead_recv_stream_stat_name(8, &name, name.len, &len));
+    try testing.expectEqualStrings("worker_blocked", name[0..len]);
+    try expectStatus(.buffer_too_small, spead_recv_stream_stat_name(0, &name, 2, &len));
+    try testing.expectEqual(@as(u32, 5), len);
+    try expectStatus(.invalid_argument, spead_recv_stream_stat_name(recv_stream.stat_count, &name, name.len, &len));
+    try expectStatus(.stopped, spead_recv_stream_add_buffer(h, bytes.items.ptr, @intCast(bytes.items.len)));
+}
+
+test "exports: popped heaps outlive their stream; destroy wakes a blocked pop" {
+    var h: u32 = 0;
+    var config = defaultConfig();
+    try expectStatus(.ok, spead_recv_stream_create(&config, 10, &h));
+    var buf: [256]u8 = undefined;
+    const bytes = packet_mod.buildTestPacket(&buf, 40, &.{ imm(1, 1), imm(2, 3), imm(3, 0), imm(4, 3), addr(0x1000, 0) }, "xyz");
+    try expectStatus(.ok, spead_recv_stream_add_buffer(h, bytes.ptr, @intCast(bytes.len)));
+    var heap: u32 = 0;
+    try expectStatus(.ok, spead_recv_stream_pop(h, 5000, &heap));
+    try expectStatus(.ok, spead_recv_stream_destroy(h));
+    var words: [16]u64 = undefined;
+    var n: u32 = 0;
+    try expectStatus(.ok, spead_recv_heap_describe(heap, &words, words.len, &n));
+    const payload: [*]const u8 = @ptrFromInt(@as(usize, @intCast(words[6])));
+    try testing.expectEqualStrings("xyz", payload[0..3]);
+    try expectStatus(.ok, spead_recv_heap_release(heap));
+
+    // a pop blocked on another thread returns when the stream is destroyed
+    try expectStatus(.ok, spead_recv_stream_create(&config, 10, &h));
+    const Popper = struct {
+        fn run(handle: u32, result: *i32) void {
+            var out: u32 = 0;
+            result.* = spead_recv_stream_pop(handle, 60_000, &out);
+        }
+    };
+    var result: i32 = 1;
+    const thread = try std.Thread.spawn(.{}, Popper.run, .{ h, &result });
+    std.time.sleep(20 * std.time.ns_per_ms);
+    try expectStatus(.ok, spead_recv_stream_destroy(h));
+    thread.join();
+    try testing.expect(result == @intFromEnum(status.Status.stopped) or result == @intFromEnum(status.Status.invalid_handle));
+}

@@ -1,0 +1,876 @@
+//! The receive stream: spead2's `ring_stream` on our own threads.
+//!
+//! Locks, always taken in this order:
+//! * `mutex` guards the heap table. A reader holds it for one batch of packets
+//!   (SPEAD-NOTES §1.7 "Batching"), so statistics are folded in once per batch.
+//! * `ring_mutex` guards the bounded ring of frozen heaps. Pops take only this
+//!   lock, so JS never waits for a batch. A full ring blocks the worker (inside
+//!   its batch) until JS pops or the ring is stopped; `worker_blocked` counts it.
+//! * `readers_mutex` guards the reader list; `stats_mutex` the counters;
+//!   `notify_mutex` the Bun doorbell.
+//!
+//! Stop: a stop item or the end of a buffer stops the stream from inside a batch:
+//! live heaps are flushed into the ring (blocking if it is full), then the ring
+//! is stopped. A stop from JS stops the ring first (so a blocked worker lets go;
+//! its heap and any flushed heaps are dropped, as in spead2), then takes the
+//! table lock and flushes, then joins the reader threads. Heaps already in the
+//! ring stay poppable; after that pops report `Stopped`.
+const std = @import("std");
+const assert = std.debug.assert;
+const status = @import("status.zig");
+const Error = status.Error;
+const packet_mod = @import("packet.zig");
+const reassembly = @import("reassembly.zig");
+const FrozenHeap = reassembly.FrozenHeap;
+const PayloadAllocator = reassembly.PayloadAllocator;
+
+// ---------------------------------------------------------------------------
+// Statistics
+
+/// Stream statistics. The first nine are spead2's core stats, in spead2's order;
+/// the rest are ours. Their order is the ABI order (`stat_names`).
+pub const Stat = enum(u8) {
+    heaps,
+    incomplete_heaps_evicted,
+    incomplete_heaps_flushed,
+    packets,
+    batches,
+    max_batch,
+    single_packet_heaps,
+    search_dist,
+    worker_blocked,
+    // packet.Reject: undecodable packets
+    packets_rejected_truncated,
+    packets_rejected_bad_magic,
+    packets_rejected_bad_flavour,
+    packets_rejected_missing_items,
+    packets_rejected_heap_length_overflow,
+    // transport-level rejects (UDP)
+    packets_rejected_size_mismatch,
+    packets_rejected_oversize,
+    // reassembly.Reject: decodable packets the heap table refused
+    packets_rejected_no_heap_length,
+    packets_rejected_heap_length_inconsistent,
+    packets_rejected_heap_length_too_small,
+    packets_rejected_flavour_inconsistent,
+    packets_rejected_out_of_order,
+    packets_rejected_gap,
+    packets_rejected_duplicate,
+    packets_rejected_partial_overlap,
+    packets_rejected_too_large,
+    packets_rejected_too_many_pointers,
+    packets_rejected_too_fragmented,
+    packets_rejected_out_of_memory,
+    // finished heaps that never reached the ring
+    heaps_dropped_incomplete,
+    heaps_dropped_stopped,
+    heaps_dropped_out_of_memory,
+};
+
+pub const stat_count = @typeInfo(Stat).@"enum".fields.len;
+
+pub const stat_names: [stat_count][]const u8 = blk: {
+    var names: [stat_count][]const u8 = undefined;
+    for (@typeInfo(Stat).@"enum".fields, 0..) |field, i| {
+        assert(field.value == i);
+        names[i] = field.name;
+    }
+    break :blk names;
+};
+
+fn decodeRejectStat(reason: packet_mod.Reject) Stat {
+    return switch (reason) {
+        inline else => |r| @field(Stat, "packets_rejected_" ++ @tagName(r)),
+    };
+}
+
+fn tableRejectStat(reason: reassembly.Reject) Stat {
+    return switch (reason) {
+        inline else => |r| @field(Stat, "packets_rejected_" ++ @tagName(r)),
+    };
+}
+
+comptime {
+    assert(@intFromEnum(Stat.worker_blocked) == 8);
+    assert(stat_count < 64);
+}
+
+// ---------------------------------------------------------------------------
+// Configuration
+
+pub const ring_heaps_max: u32 = 65536;
+pub const readers_max = 16;
+/// Packets one buffer-reader batch feeds under the lock; bounds how long JS's
+/// stop() waits for the table lock.
+pub const buffer_batch_packets = 64;
+/// Slice of a blocked worker's wait; it re-checks the ring each time.
+const worker_wait_ns: u64 = 100 * std.time.ns_per_ms;
+
+pub const Config = struct {
+    reassembly: reassembly.Config = .{},
+    ring_heaps: u32 = 4,
+    contiguous_only: bool = true,
+
+    pub fn validate(self: Config) Error!void {
+        const r = self.reassembly;
+        if (r.max_heaps < 1 or r.max_heaps > reassembly.max_heaps_limit) return error.InvalidArgument;
+        if (r.substreams < 1) return error.InvalidArgument;
+        if (@as(u64, r.max_heaps) * r.substreams > reassembly.slots_limit) return error.InvalidArgument;
+        if (r.bug_compat > 7) return error.InvalidArgument;
+        if (r.heap_length_max == 0 or r.pointers_max == 0) return error.InvalidArgument;
+        if (self.ring_heaps < 1 or self.ring_heaps > ring_heaps_max) return error.InvalidArgument;
+    }
+};
+
+/// The Bun doorbell: called with the stream handle from a native thread.
+pub const NotifyFn = *const fn (handle: u32) callconv(.c) void;
+
+/// A reader feeding the stream from its own thread.
+pub const Reader = struct {
+    ctx: *anyopaque,
+    vtable: *const VTable,
+
+    pub const VTable = struct {
+        /// Spawns the thread (called with the reader list locked).
+        start: *const fn (ctx: *anyopaque) Error!void,
+        /// Asks the thread to finish soon (it also watches `Stream.isStopped`).
+        request_stop: *const fn (ctx: *anyopaque) void,
+        /// Joins the thread and frees the reader.
+        join: *const fn (ctx: *anyopaque) void,
+    };
+};
+
+// ---------------------------------------------------------------------------
+// Batches
+
+/// One batch of packets fed under the table lock (spead2's add_packet_state).
+pub const Batch = struct {
+    stream: *Stream,
+    table: reassembly.Batch = .{},
+    counters: [stat_count]u64 = [_]u64{0} ** stat_count,
+    /// The reader has no more data: stop the stream at batch end.
+    end_of_data: bool = false,
+
+    /// Feeds one decoded packet. Returns false once the stream has stopped
+    /// (a stop item); the caller must not feed more.
+    pub fn addPacket(self: *Batch, packet: packet_mod.Packet) bool {
+        if (self.table.stop) return false;
+        _ = self.stream.table.addPacket(packet, &self.table, self.sink());
+        return !self.table.stop;
+    }
+
+    pub fn isStopped(self: *const Batch) bool {
+        return self.table.stop;
+    }
+
+    pub fn count(self: *Batch, stat: Stat) void {
+        self.counters[@intFromEnum(stat)] += 1;
+    }
+
+    pub fn countDecodeReject(self: *Batch, reason: packet_mod.Reject) void {
+        self.count(decodeRejectStat(reason));
+    }
+
+    fn sink(self: *Batch) reassembly.Sink {
+        return .{ .ctx = self, .ready = heapReady };
+    }
+
+    /// spead2's ring_stream::heap_ready: drop or freeze, then push (blocking).
+    fn heapReady(ctx: *anyopaque, live: *reassembly.LiveHeap) void {
+        const self: *Batch = @ptrCast(@alignCast(ctx));
+        const stream = self.stream;
+        if (stream.config.contiguous_only and !live.isContiguous()) {
+            self.count(.heaps_dropped_incomplete);
+            return;
+        }
+        const frozen = reassembly.freeze(stream.allocator, live, stream.payload_allocator) catch {
+            self.count(.heaps_dropped_out_of_memory);
+            return;
+        };
+        if (!stream.ringPush(frozen)) {
+            frozen.deinit();
+            self.count(.heaps_dropped_stopped);
+        }
+    }
+};
+
+// ---------------------------------------------------------------------------
+// Stream
+
+pub const Stream = struct {
+    allocator: std.mem.Allocator,
+    payload_allocator: PayloadAllocator,
+    config: Config,
+    /// The handle JS knows this stream by (passed to the doorbell).
+    handle: u32 = 0,
+    /// A memory pool the exports took a reference on for this stream.
+    owner_pool: ?PayloadAllocator = null,
+
+    mutex: std.Thread.Mutex = .{},
+    table: reassembly.Table,
+    /// Set once, under `mutex`; mirrored in `stopped_flag` for lock-free reads.
+    stopped: bool = false,
+    stopped_flag: std.atomic.Value(bool) = std.atomic.Value(bool).init(false),
+
+    ring_mutex: std.Thread.Mutex = .{},
+    ring_not_empty: std.Thread.Condition = .{},
+    ring_not_full: std.Thread.Condition = .{},
+    ring: []*FrozenHeap,
+    ring_head: usize = 0,
+    ring_len: usize = 0,
+    ring_stopped: bool = false,
+
+    stats_mutex: std.Thread.Mutex = .{},
+    stats: [stat_count]u64 = [_]u64{0} ** stat_count,
+
+    readers_mutex: std.Thread.Mutex = .{},
+    readers: [readers_max]Reader = undefined,
+    readers_len: usize = 0,
+    readers_closed: bool = false,
+
+    notify_mutex: std.Thread.Mutex = .{},
+    notify_fn: ?NotifyFn = null,
+    armed: bool = false,
+
+    pub fn create(allocator: std.mem.Allocator, payload_allocator: PayloadAllocator, config: Config) Error!*Stream {
+        try config.validate();
+        const self = allocator.create(Stream) catch return error.OutOfMemory;
+        errdefer allocator.destroy(self);
+        const ring = allocator.alloc(*FrozenHeap, config.ring_heaps) catch return error.OutOfMemory;
+        errdefer allocator.free(ring);
+        const table = reassembly.Table.init(allocator, payload_allocator, config.reassembly) catch return error.OutOfMemory;
+        self.* = .{
+            .allocator = allocator,
+            .payload_allocator = payload_allocator,
+            .config = config,
+            .table = table,
+            .ring = ring,
+        };
+        return self;
+    }
+
+    /// Stops the stream and frees everything not yet popped. Popped heaps stay
+    /// valid (they own their memory).
+    pub fn destroy(self: *Stream) void {
+        self.stop();
+        assert(self.readers_len == 0);
+        self.ring_mutex.lock();
+        while (self.ring_len > 0) {
+            self.ring[self.ring_head].deinit();
+            self.ring_head = (self.ring_head + 1) % self.ring.len;
+            self.ring_len -= 1;
+        }
+        self.ring_mutex.unlock();
+        assert(self.table.liveCount() == 0);
+        self.table.deinit();
+        self.allocator.free(self.ring);
+        const allocator = self.allocator;
+        allocator.destroy(self);
+    }
+
+    pub fn isStopped(self: *const Stream) bool {
+        return self.stopped_flag.load(.acquire);
+    }
+
+    // -- readers -----------------------------------------------------------
+
+    /// Starts `reader` and keeps it until stop() joins it. `Stopped` once the
+    /// stream has stopped; `CapacityExceeded` past readers_max.
+    pub fn addReader(self: *Stream, reader: Reader) Error!void {
+        self.readers_mutex.lock();
+        defer self.readers_mutex.unlock();
+        if (self.readers_closed or self.isStopped()) return error.Stopped;
+        if (self.readers_len == readers_max) return error.CapacityExceeded;
+        try reader.vtable.start(reader.ctx);
+        self.readers[self.readers_len] = reader;
+        self.readers_len += 1;
+    }
+
+    fn joinReaders(self: *Stream) void {
+        var readers: [readers_max]Reader = undefined;
+        self.readers_mutex.lock();
+        self.readers_closed = true;
+        const n = self.readers_len;
+        @memcpy(readers[0..n], self.readers[0..n]);
+        self.readers_len = 0;
+        self.readers_mutex.unlock();
+        for (readers[0..n]) |r| r.vtable.request_stop(r.ctx);
+        for (readers[0..n]) |r| r.vtable.join(r.ctx);
+    }
+
+    // -- batches -----------------------------------------------------------
+
+    /// Takes the table lock for a batch. Returns false (lock not held) if the
+    /// stream has stopped; the reader should then finish.
+    pub fn batchBegin(self: *Stream, batch: *Batch) bool {
+        self.mutex.lock();
+        if (self.stopped) {
+            self.mutex.unlock();
+            return false;
+        }
+        batch.* = .{ .stream = self };
+        return true;
+    }
+
+    /// Ends a batch: stops the stream if asked to, folds the counters in and
+    /// releases the table lock.
+    pub fn batchEnd(self: *Stream, batch: *Batch) void {
+        assert(batch.stream == self);
+        assert(!self.stopped);
+        const stopping = batch.table.stop or batch.end_of_data;
+        if (stopping) self.stopReceivedLocked(batch);
+        const t = &batch.table;
+        const c = &batch.counters;
+        c[@intFromEnum(Stat.heaps)] += t.complete_heaps + t.incomplete_heaps_evicted;
+        c[@intFromEnum(Stat.incomplete_heaps_evicted)] += t.incomplete_heaps_evicted;
+        c[@intFromEnum(Stat.single_packet_heaps)] += t.single_packet_heaps;
+        c[@intFromEnum(Stat.search_dist)] += t.search_dist;
+        c[@intFromEnum(Stat.packets)] += t.packets;
+        for (t.rejected, 0..) |n, i| c[@intFromEnum(tableRejectStat(@enumFromInt(i)))] += n;
+        // As spead2: a batch that found the stream stopping with no packets is not a batch.
+        const counted = t.packets > 0 or !stopping;
+        self.foldStats(c, counted, t.packets);
+        // Stopped only after the stats are final, so JS that sees `Stopped` sees them.
+        if (stopping) self.ringStop();
+        self.mutex.unlock();
+    }
+
+    fn foldStats(self: *Stream, counters: *const [stat_count]u64, counted_batch: bool, packets: u64) void {
+        self.stats_mutex.lock();
+        defer self.stats_mutex.unlock();
+        for (counters, 0..) |n, i| {
+            if (i == @intFromEnum(Stat.max_batch)) continue;
+            self.stats[i] += n;
+        }
+        if (counted_batch) {
+            self.stats[@intFromEnum(Stat.batches)] += 1;
+            const max = &self.stats[@intFromEnum(Stat.max_batch)];
+            max.* = @max(max.*, packets);
+        }
+    }
+
+    /// spead2's stop_received (table lock held): flush into the ring. The
+    /// caller folds the batch's stats and then stops the ring.
+    fn stopReceivedLocked(self: *Stream, batch: *Batch) void {
+        assert(!self.stopped);
+        self.stopped = true;
+        self.stopped_flag.store(true, .release);
+        const flushed = self.table.flush(batch.sink());
+        batch.counters[@intFromEnum(Stat.heaps)] += flushed;
+        batch.counters[@intFromEnum(Stat.incomplete_heaps_flushed)] += flushed;
+    }
+
+    /// Stops the stream (idempotent): see the file comment for the order.
+    pub fn stop(self: *Stream) void {
+        self.ringStop();
+        self.mutex.lock();
+        if (!self.stopped) {
+            var batch: Batch = .{ .stream = self };
+            self.stopReceivedLocked(&batch);
+            self.foldStats(&batch.counters, false, 0);
+        }
+        self.mutex.unlock();
+        self.joinReaders();
+    }
+
+    // -- ring --------------------------------------------------------------
+
+    /// Pushes a frozen heap, blocking while the ring is full. Returns false if
+    /// the ring is stopped (the caller still owns the heap).
+    fn ringPush(self: *Stream, heap: *FrozenHeap) bool {
+        self.ring_mutex.lock();
+        if (!self.ring_stopped and self.ring_len == self.ring.len) {
+            // Recorded at once, not at batch end, so JS can see the worker is stuck.
+            self.stats_mutex.lock();
+            self.stats[@intFromEnum(Stat.worker_blocked)] += 1;
+            self.stats_mutex.unlock();
+            while (!self.ring_stopped and self.ring_len == self.ring.len) {
+                self.ring_not_full.timedWait(&self.ring_mutex, worker_wait_ns) catch {};
+            }
+        }
+        if (self.ring_stopped) {
+            self.ring_mutex.unlock();
+            return false;
+        }
+        assert(self.ring_len < self.ring.len);
+        self.ring[(self.ring_head + self.ring_len) % self.ring.len] = heap;
+        self.ring_len += 1;
+        self.ring_not_empty.broadcast();
+        self.ring_mutex.unlock();
+        self.doorbell();
+        return true;
+    }
+
+    fn ringStop(self: *Stream) void {
+        self.ring_mutex.lock();
+        const was_stopped = self.ring_stopped;
+        self.ring_stopped = true;
+        self.ring_not_empty.broadcast();
+        self.ring_not_full.broadcast();
+        self.ring_mutex.unlock();
+        if (!was_stopped) self.doorbell();
+    }
+
+    /// Waits (ring lock held) until the ring has a heap or is stopped, or the
+    /// timeout passes. Returns whether something is ready.
+    fn waitReadyLocked(self: *Stream, timeout_ms: u32) bool {
+        if (self.ring_len > 0 or self.ring_stopped) return true;
+        if (timeout_ms == 0) return false;
+        const timeout_ns = @as(u64, timeout_ms) * std.time.ns_per_ms;
+        var timer = std.time.Timer.start() catch return false;
+        while (self.ring_len == 0 and !self.ring_stopped) {
+            const elapsed = timer.read();
+            if (elapsed >= timeout_ns) return false;
+            self.ring_not_empty.timedWait(&self.ring_mutex, timeout_ns - elapsed) catch {};
+        }
+        return true;
+    }
+
+    /// Pops the oldest heap, waiting up to `timeout_ms` (0: do not wait).
+    /// `claim` runs under the ring lock before the heap leaves the ring, so a
+    /// heap is never lost when it fails (e.g. the handle table is full).
+    /// Errors: `Empty` on timeout, `Stopped` when stopped and drained.
+    pub fn popClaim(self: *Stream, timeout_ms: u32, comptime T: type, comptime claim: fn (*FrozenHeap) Error!T) Error!T {
+        self.ring_mutex.lock();
+        defer self.ring_mutex.unlock();
+        if (!self.waitReadyLocked(timeout_ms)) return error.Empty;
+        if (self.ring_len == 0) {
+            assert(self.ring_stopped);
+            return error.Stopped;
+        }
+        const heap = self.ring[self.ring_head];
+        const result = try claim(heap);
+        self.ring_head = (self.ring_head + 1) % self.ring.len;
+        self.ring_len -= 1;
+        self.ring_not_full.broadcast();
+        return result;
+    }
+
+    fn claimIdentity(heap: *FrozenHeap) Error!*FrozenHeap {
+        return heap;
+    }
+
+    pub fn pop(self: *Stream, timeout_ms: u32) Error!*FrozenHeap {
+        return self.popClaim(timeout_ms, *FrozenHeap, claimIdentity);
+    }
+
+    pub fn tryPop(self: *Stream) Error!*FrozenHeap {
+        return self.pop(0);
+    }
+
+    /// Waits until a heap is ready or the stream stopped (ok), or the timeout
+    /// passes (`Empty`), without popping.
+    pub fn wait(self: *Stream, timeout_ms: u32) Error!void {
+        self.ring_mutex.lock();
+        defer self.ring_mutex.unlock();
+        if (!self.waitReadyLocked(timeout_ms)) return error.Empty;
+    }
+
+    pub fn ringSize(self: *Stream) usize {
+        self.ring_mutex.lock();
+        defer self.ring_mutex.unlock();
+        return self.ring_len;
+    }
+
+    // -- doorbell ----------------------------------------------------------
+
+    /// Sets (or with null clears) the doorbell. Once this returns, a cleared
+    /// callback is not running and will not be called again.
+    pub fn setNotify(self: *Stream, callback: ?NotifyFn) void {
+        self.notify_mutex.lock();
+        defer self.notify_mutex.unlock();
+        self.notify_fn = callback;
+        self.armed = false;
+    }
+
+    /// Arms the doorbell for one call; rings at once if a heap is ready or the
+    /// stream has stopped.
+    pub fn arm(self: *Stream) void {
+        self.notify_mutex.lock();
+        self.armed = true;
+        self.notify_mutex.unlock();
+        self.ring_mutex.lock();
+        const ready = self.ring_len > 0 or self.ring_stopped;
+        self.ring_mutex.unlock();
+        if (ready) self.doorbell();
+    }
+
+    fn doorbell(self: *Stream) void {
+        self.notify_mutex.lock();
+        defer self.notify_mutex.unlock();
+        const callback = self.notify_fn orelse return;
+        if (!self.armed) return;
+        self.armed = false;
+        callback(self.handle);
+    }
+
+    // -- stats -------------------------------------------------------------
+
+    pub fn readStats(self: *Stream, out: *[stat_count]u64) void {
+        self.stats_mutex.lock();
+        defer self.stats_mutex.unlock();
+        out.* = self.stats;
+    }
+
+    pub fn stat(self: *Stream, which: Stat) u64 {
+        self.stats_mutex.lock();
+        defer self.stats_mutex.unlock();
+        return self.stats[@intFromEnum(which)];
+    }
+};
+
+// ---------------------------------------------------------------------------
+// Buffer reader (spead2's mem_reader)
+
+/// Feeds a copy of a byte buffer of concatenated packets, then stops the stream.
+/// Stops early at the first undecodable packet (counted), like spead2.
+pub const BufferReader = struct {
+    stream: *Stream,
+    bytes: []u8,
+    thread: std.Thread = undefined,
+    stop_requested: std.atomic.Value(bool) = std.atomic.Value(bool).init(false),
+
+    /// Copies `bytes` and starts a reader thread on `stream`.
+    pub fn add(stream: *Stream, bytes: []const u8) Error!void {
+        const allocator = stream.allocator;
+        const self = allocator.create(BufferReader) catch return error.OutOfMemory;
+        errdefer allocator.destroy(self);
+        const copy = allocator.dupe(u8, bytes) catch return error.OutOfMemory;
+        errdefer allocator.free(copy);
+        self.* = .{ .stream = stream, .bytes = copy };
+        try stream.addReader(.{ .ctx = self, .vtable = &vtable });
+    }
+
+    const vtable: Reader.VTable = .{ .start = start, .request_stop = requestStop, .join = join };
+
+    fn start(ctx: *anyopaque) Error!void {
+        const self: *BufferReader = @ptrCast(@alignCast(ctx));
+        self.thread = std.Thread.spawn(.{ .stack_size = 256 * 1024 }, run, .{self}) catch return error.SystemError;
+    }
+
+    fn requestStop(ctx: *anyopaque) void {
+        const self: *BufferReader = @ptrCast(@alignCast(ctx));
+        self.stop_requested.store(true, .release);
+    }
+
+    fn join(ctx: *anyopaque) void {
+        const self: *BufferReader = @ptrCast(@alignCast(ctx));
+        self.thread.join();
+        const allocator = self.stream.allocator;
+        allocator.free(self.bytes);
+        allocator.destroy(self);
+    }
+
+    fn run(self: *BufferReader) void {
+        var offset: usize = 0;
+        var done = false;
+        // Each batch consumes at least one packet or ends the loop.
+        while (!done and !self.stop_requested.load(.acquire)) {
+            var batch: Batch = undefined;
+            if (!self.stream.batchBegin(&batch)) return;
+            var n: usize = 0;
+            while (n < buffer_batch_packets and offset < self.bytes.len) : (n += 1) {
+                switch (packet_mod.decode(self.bytes[offset..])) {
+                    .ok => |packet| {
+                        offset += packet.size;
+                        if (!batch.addPacket(packet)) break;
+                    },
+                    .rejected => |reason| {
+                        batch.countDecodeReject(reason);
+                        offset = self.bytes.len;
+                        break;
+                    },
+                }
+            }
+            done = offset >= self.bytes.len or batch.isStopped();
+            if (done) batch.end_of_data = true;
+            self.stream.batchEnd(&batch);
+        }
+    }
+};
+
+// ---------------------------------------------------------------------------
+// Tests
+
+const testing = std.testing;
+const imm = packet_mod.imm;
+const addr = packet_mod.addr;
+
+var test_payload_allocator: reassembly.DefaultPayloadAllocator = .{ .backing = testing.allocator };
+
+fn testStream(config: Config) !*Stream {
+    test_payload_allocator = .{ .backing = testing.allocator };
+    return Stream.create(testing.allocator, test_payload_allocator.payloadAllocator(), config);
+}
+
+/// Appends the packets of a heap (`data` in pieces of `chunk`) to `out`.
+fn appendHeap(out: *std.ArrayList(u8), cnt: u64, data: []const u8, chunk: usize, sized: bool) !void {
+    var buf: [2048]u8 = undefined;
+    var off: usize = 0;
+    while (true) {
+        const len = @min(chunk, data.len - off);
+        var pointers: [6]packet_mod.TestPointer = undefined;
+        var n: usize = 0;
+        pointers[n] = imm(1, cnt);
+        n += 1;
+        if (sized) {
+            pointers[n] = imm(2, data.len);
+            n += 1;
+        }
+        pointers[n] = imm(3, off);
+        pointers[n + 1] = imm(4, len);
+        pointers[n + 2] = addr(0x1000, 0);
+        n += 3;
+        try out.appendSlice(packet_mod.buildTestPacket(&buf, 40, pointers[0..n], data[off .. off + len]));
+        off += len;
+        if (off >= data.len) break;
+    }
+}
+
+fn appendStop(out: *std.ArrayList(u8), cnt: u64) !void {
+    var buf: [128]u8 = undefined;
+    try out.appendSlice(packet_mod.buildTestPacket(&buf, 40, &.{ imm(1, cnt), imm(2, 1), imm(3, 0), imm(4, 1), imm(6, 2), addr(0, 0) }, "\x00"));
+}
+
+fn popAll(stream: *Stream, heaps: *std.ArrayList(*FrozenHeap)) !void {
+    var i: usize = 0;
+    while (i < 100_000) : (i += 1) {
+        const heap = stream.pop(5000) catch |err| switch (err) {
+            error.Stopped => return,
+            else => return err,
+        };
+        try heaps.append(heap);
+    }
+    return error.TestUnexpectedResult;
+}
+
+fn freeAll(heaps: *std.ArrayList(*FrozenHeap)) void {
+    for (heaps.items) |h| h.deinit();
+    heaps.deinit();
+}
+
+test "buffer reader: heaps in order through a small ring, then stopped" {
+    const stream = try testStream(.{ .ring_heaps = 2 });
+    defer stream.destroy();
+    var bytes = std.ArrayList(u8).init(testing.allocator);
+    defer bytes.deinit();
+    var data: [1000]u8 = undefined;
+    for (&data, 0..) |*b, i| b.* = @truncate(i);
+    var cnt: u64 = 1;
+    while (cnt <= 200) : (cnt += 1) try appendHeap(&bytes, cnt, data[0 .. 100 + cnt], 64, true);
+    try BufferReader.add(stream, bytes.items);
+    var heaps = std.ArrayList(*FrozenHeap).init(testing.allocator);
+    defer freeAll(&heaps);
+    try popAll(stream, &heaps);
+    try testing.expectEqual(@as(usize, 200), heaps.items.len);
+    for (heaps.items, 1..) |h, i| {
+        try testing.expectEqual(@as(u64, i), h.cnt);
+        try testing.expect(h.complete);
+        try testing.expectEqualSlices(u8, data[0 .. 100 + i], h.itemBytes(h.items[0]));
+    }
+    try testing.expectError(error.Stopped, stream.tryPop());
+    try testing.expectEqual(@as(u64, 200), stream.stat(.heaps));
+    try testing.expect(stream.stat(.packets) > 200);
+    try testing.expect(stream.stat(.batches) >= 2);
+    try testing.expectEqual(@as(u64, buffer_batch_packets), stream.stat(.max_batch));
+    try testing.expectEqual(@as(u64, 0), stream.stat(.incomplete_heaps_flushed));
+    try stream.wait(0); // stopped counts as ready
+}
+
+test "stop item: heap not delivered, stream stops (stop_on_stop_item)" {
+    var bytes = std.ArrayList(u8).init(testing.allocator);
+    defer bytes.deinit();
+    try appendHeap(&bytes, 1, "hello", 64, true);
+    try appendHeap(&bytes, 2, "0123456789abcdef", 8, true);
+    bytes.shrinkRetainingCapacity(bytes.items.len - 8 - 48); // drop its last packet
+    try appendStop(&bytes, 3);
+    try appendHeap(&bytes, 4, "after the stop", 64, true);
+
+    const stream = try testStream(.{ .contiguous_only = false });
+    defer stream.destroy();
+    try BufferReader.add(stream, bytes.items);
+    var heaps = std.ArrayList(*FrozenHeap).init(testing.allocator);
+    defer freeAll(&heaps);
+    try popAll(stream, &heaps);
+    try testing.expectEqual(@as(usize, 2), heaps.items.len);
+    try testing.expectEqual(@as(u64, 1), heaps.items[0].cnt);
+    try testing.expectEqual(@as(u64, 2), heaps.items[1].cnt);
+    try testing.expect(!heaps.items[1].contiguous);
+    try testing.expectEqual(@as(u64, 2), stream.stat(.heaps));
+    try testing.expectEqual(@as(u64, 1), stream.stat(.incomplete_heaps_flushed));
+
+    const stream2 = try testStream(.{ .reassembly = .{ .stop_on_stop_item = false } });
+    defer stream2.destroy();
+    try BufferReader.add(stream2, bytes.items);
+    var heaps2 = std.ArrayList(*FrozenHeap).init(testing.allocator);
+    defer freeAll(&heaps2);
+    try popAll(stream2, &heaps2);
+    // 1, stop heap 3 (end flag), 4; heap 2 flushed but dropped (not contiguous)
+    try testing.expectEqual(@as(usize, 3), heaps2.items.len);
+    try testing.expect(heaps2.items[1].end_of_stream);
+    try testing.expectEqual(@as(u64, 4), heaps2.items[2].cnt);
+    try testing.expectEqual(@as(u64, 1), stream2.stat(.heaps_dropped_incomplete));
+}
+
+test "contiguous_only drops evicted incomplete heaps; off delivers them" {
+    var bytes = std.ArrayList(u8).init(testing.allocator);
+    defer bytes.deinit();
+    var data: [64]u8 = undefined;
+    @memset(&data, 0xab);
+    var cnt: u64 = 1;
+    while (cnt <= 10) : (cnt += 1) {
+        try appendHeap(&bytes, cnt, &data, 16, true);
+        if (cnt % 3 == 0) bytes.shrinkRetainingCapacity(bytes.items.len - 16 - 48); // lose the last packet
+    }
+    for ([_]bool{ true, false }) |contiguous_only| {
+        const stream = try testStream(.{ .contiguous_only = contiguous_only, .ring_heaps = 16, .reassembly = .{ .max_heaps = 1 } });
+        defer stream.destroy();
+        try BufferReader.add(stream, bytes.items);
+        var heaps = std.ArrayList(*FrozenHeap).init(testing.allocator);
+        defer freeAll(&heaps);
+        try popAll(stream, &heaps);
+        try testing.expectEqual(@as(usize, if (contiguous_only) 7 else 10), heaps.items.len);
+        try testing.expectEqual(@as(u64, 10), stream.stat(.heaps));
+        try testing.expectEqual(@as(u64, 3), stream.stat(.incomplete_heaps_evicted));
+        try testing.expectEqual(@as(u64, if (contiguous_only) 3 else 0), stream.stat(.heaps_dropped_incomplete));
+        if (!contiguous_only) {
+            const h = heaps.items[2];
+            try testing.expectEqual(@as(u64, 3), h.cnt);
+            try testing.expect(!h.complete and !h.contiguous);
+            try testing.expectEqual(@as(u64, 48), h.received_length);
+            try testing.expectEqual(@as(usize, 0), h.items.len);
+            try testing.expectEqual(@as(usize, 0), h.payload.len);
+        }
+    }
+}
+
+test "bad input: reader stops at the first undecodable packet, partial heaps flushed" {
+    var bytes = std.ArrayList(u8).init(testing.allocator);
+    defer bytes.deinit();
+    try appendHeap(&bytes, 1, "complete heap", 64, true);
+    try appendHeap(&bytes, 2, "0123456789abcdef", 8, true);
+    bytes.shrinkRetainingCapacity(bytes.items.len - 8 - 48);
+    const good_len = bytes.items.len;
+    try bytes.appendSlice("\x53\x05garbage garbage");
+    try appendHeap(&bytes, 3, "never seen", 64, true);
+
+    const stream = try testStream(.{ .contiguous_only = false });
+    defer stream.destroy();
+    try BufferReader.add(stream, bytes.items);
+    var heaps = std.ArrayList(*FrozenHeap).init(testing.allocator);
+    defer freeAll(&heaps);
+    try popAll(stream, &heaps);
+    try testing.expectEqual(@as(usize, 2), heaps.items.len);
+    try testing.expectEqual(@as(u64, 1), stream.stat(.packets_rejected_bad_magic));
+    try testing.expectEqual(@as(u64, 1), stream.stat(.incomplete_heaps_flushed));
+    try testing.expectEqual(@as(u64, 2), stream.stat(.packets));
+
+    // a truncated final packet
+    const stream2 = try testStream(.{});
+    defer stream2.destroy();
+    try BufferReader.add(stream2, bytes.items[0 .. good_len - 3]);
+    var heaps2 = std.ArrayList(*FrozenHeap).init(testing.allocator);
+    defer freeAll(&heaps2);
+    try popAll(stream2, &heaps2);
+    try testing.expectEqual(@as(usize, 1), heaps2.items.len);
+    try testing.expectEqual(@as(u64, 1), stream2.stat(.packets_rejected_truncated));
+
+    // an empty buffer just stops the stream
+    const stream3 = try testStream(.{});
+    defer stream3.destroy();
+    try BufferReader.add(stream3, "");
+    try testing.expectError(error.Stopped, stream3.pop(5000));
+    try testing.expectEqual(@as(u64, 0), stream3.stat(.batches));
+    try testing.expectError(error.Stopped, BufferReader.add(stream3, "x"));
+}
+
+test "full ring blocks the worker; stop unblocks it (spead2 test_full_stop)" {
+    var bytes = std.ArrayList(u8).init(testing.allocator);
+    defer bytes.deinit();
+    var cnt: u64 = 1;
+    while (cnt <= 10) : (cnt += 1) try appendHeap(&bytes, cnt, "single packet heap", 64, true);
+    const stream = try testStream(.{ .ring_heaps = 4 });
+    defer stream.destroy();
+    try BufferReader.add(stream, bytes.items);
+    var spins: usize = 0;
+    while (stream.stat(.worker_blocked) == 0) : (spins += 1) {
+        try testing.expect(spins < 5000);
+        std.time.sleep(std.time.ns_per_ms);
+    }
+    try testing.expectEqual(@as(usize, 4), stream.ringSize());
+    stream.stop();
+    stream.stop(); // idempotent
+    try testing.expectEqual(@as(u64, 10), stream.stat(.heaps));
+    try testing.expectEqual(@as(u64, 10), stream.stat(.packets));
+    try testing.expectEqual(@as(u64, 1), stream.stat(.worker_blocked));
+    try testing.expectEqual(@as(u64, 6), stream.stat(.heaps_dropped_stopped));
+    try testing.expectEqual(@as(usize, 4), stream.ringSize());
+    var heaps = std.ArrayList(*FrozenHeap).init(testing.allocator);
+    defer freeAll(&heaps);
+    try popAll(stream, &heaps);
+    try testing.expectEqual(@as(usize, 4), heaps.items.len);
+}
+
+test "pop and wait time out on an idle stream; destroy frees unpopped heaps" {
+    const stream = try testStream(.{});
+    var timer = try std.time.Timer.start();
+    try testing.expectError(error.Empty, stream.pop(30));
+    try testing.expect(timer.read() >= 25 * std.time.ns_per_ms);
+    try testing.expectError(error.Empty, stream.wait(10));
+    try testing.expectError(error.Empty, stream.tryPop());
+
+    var bytes = std.ArrayList(u8).init(testing.allocator);
+    defer bytes.deinit();
+    try appendHeap(&bytes, 1, "left in the ring", 64, true);
+    try appendHeap(&bytes, 2, "also left", 64, true);
+    try BufferReader.add(stream, bytes.items);
+    try stream.wait(5000);
+    stream.destroy();
+}
+
+var test_doorbell_calls = std.atomic.Value(u32).init(0);
+var test_doorbell_handle = std.atomic.Value(u32).init(0);
+
+fn testDoorbell(handle: u32) callconv(.c) void {
+    test_doorbell_handle.store(handle, .release);
+    _ = test_doorbell_calls.fetchAdd(1, .acq_rel);
+}
+
+test "doorbell rings once per arm" {
+    const stream = try testStream(.{ .ring_heaps = 8 });
+    defer stream.destroy();
+    stream.handle = 77;
+    test_doorbell_calls.store(0, .release);
+    stream.setNotify(testDoorbell);
+    stream.arm();
+    try testing.expectEqual(@as(u32, 0), test_doorbell_calls.load(.acquire));
+    var bytes = std.ArrayList(u8).init(testing.allocator);
+    defer bytes.deinit();
+    try appendHeap(&bytes, 1, "one", 64, true);
+    try appendHeap(&bytes, 2, "two", 64, true);
+    try BufferReader.add(stream, bytes.items);
+    try stream.wait(5000);
+    var spins: usize = 0;
+    while (test_doorbell_calls.load(.acquire) == 0) : (spins += 1) {
+        try testing.expect(spins < 5000);
+        std.time.sleep(std.time.ns_per_ms);
+    }
+    std.time.sleep(20 * std.time.ns_per_ms);
+    try testing.expectEqual(@as(u32, 1), test_doorbell_calls.load(.acquire)); // not re-armed
+    try testing.expectEqual(@as(u32, 77), test_doorbell_handle.load(.acquire));
+    stream.arm(); // ready already: rings at once
+    try testing.expectEqual(@as(u32, 2), test_doorbell_calls.load(.acquire));
+    stream.setNotify(null);
+    stream.arm();
+    try testing.expectEqual(@as(u32, 2), test_doorbell_calls.load(.acquire));
+}
+
+test "config validation" {
+    try testing.expectError(error.InvalidArgument, (Config{ .ring_heaps = 0 }).validate());
+    try testing.expectError(error.InvalidArgument, (Config{ .reassembly = .{ .max_heaps = 0 } }).validate());
+    try testing.expectError(error.InvalidArgument, (Config{ .reassembly = .{ .substreams = 0 } }).validate());
+    try testing.expectError(error.InvalidArgument, (Config{ .reassembly = .{ .max_heaps = 65536, .substreams = 65536 } }).validate());
+    try (Config{}).validate();
+    try testing.expectEqualStrings("heaps", stat_names[0]);
+    try testing.expectEqualStrings("worker_blocked", stat_names[8]);
+}
