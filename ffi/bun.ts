@@ -14,7 +14,8 @@ function bunType(t: NativeType): FFIType {
     case "buffer":
       return FFIType.ptr;
     case "function":
-      return FFIType.function;
+      // Passed as a raw pointer (JSCallback.ptr) so that null can disable a callback.
+      return FFIType.ptr;
     case "void":
       return FFIType.void;
   }
@@ -45,7 +46,7 @@ export function open(path: string): Backend {
         returns: FFIType.void,
         threadsafe: true,
       });
-      return { pointer: cb as unknown as NativeFunction, close: () => cb.close() };
+      return { pointer: cb.ptr as unknown as NativeFunction, close: () => cb.close() };
     },
     close() {
       lib.close();

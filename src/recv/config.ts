@@ -22,6 +22,13 @@ export interface StreamConfigOptions {
   stopOnStopItem?: boolean;
   /** Where heap payloads come from; default a plain prefaulting allocator. */
   memoryAllocator?: PayloadAllocator;
+  /**
+   * Largest HEAP_LENGTH accepted, in bytes (rounded up to whole MiB; default
+   * 256 MiB). Not in spead2: it stops one forged header from making the
+   * receiver allocate gigabytes. Such packets are counted in
+   * `packets_rejected_too_large`.
+   */
+  maxHeapLength?: number;
 }
 
 function checkCount(name: string, v: number, min: number, max: number): number {
@@ -41,6 +48,7 @@ export class StreamConfig {
   readonly allowUnsizedHeaps: boolean;
   readonly stopOnStopItem: boolean;
   readonly memoryAllocator: PayloadAllocator | undefined;
+  readonly maxHeapLength: number;
 
   constructor(options: StreamConfigOptions = {}) {
     this.maxHeaps = checkCount("maxHeaps", options.maxHeaps ?? StreamConfig.DEFAULT_MAX_HEAPS, 1, 65536);
@@ -50,6 +58,7 @@ export class StreamConfig {
     this.allowUnsizedHeaps = options.allowUnsizedHeaps ?? true;
     this.stopOnStopItem = options.stopOnStopItem ?? true;
     this.memoryAllocator = options.memoryAllocator;
+    this.maxHeapLength = checkCount("maxHeapLength", options.maxHeapLength ?? 256 * 2 ** 20, 1, 2 ** 52);
   }
 }
 
@@ -85,6 +94,6 @@ export function configWords(config: StreamConfig, ring: RingStreamConfig): Uint3
     ring.heaps,
     ring.contiguousOnly ? 1 : 0,
     config.memoryAllocator?.nativeHandle ?? 0,
-    0,
+    Math.min(0xffff_ffff, Math.ceil(config.maxHeapLength / 2 ** 20)),
   );
 }

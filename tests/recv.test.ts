@@ -1,0 +1,195 @@
+/** Receive side through FFI: buffer reader, reassembly rules, leases, stats, bad input. */
+import { describe, expect, test } from "bun:test";
+import { Flavour, recv, send, SpeadError, Stopped } from "../mod.ts";
+import { concat } from "./helpers.ts";
+
+const F40 = new Flavour();
+const F48 = new Flavour(4, 64, 48, 0);
+
+function heapBytes(flavour: Flavour, items: Array<[number, Uint8Array | bigint]>, cnt: bigint, size = 1472) {
+  const h = new send.Heap(flavour);
+  for (const [id, v] of items) {
+    if (typeof v === "bigint") h.addImmediate(id, v);
+    else h.addRaw(id, v);
+  }
+  return [...new send.PacketGenerator(h, cnt, size)];
+}
+
+function streamOf(bytes: Uint8Array, config: recv.StreamConfigOptions = {}, ring: recv.RingStreamConfigOptions = {}) {
+  const s = new recv.Stream(new recv.StreamConfig(config), new recv.RingStreamConfig(ring));
+  s.addBufferReader(bytes);
+  return s;
+}
+
+function drain(s: recv.Stream): recv.Heap[] {
+  const out: recv.Heap[] = [];
+  for (const heap of s) out.push(heap);
+  return out;
+}
+
+const ramp = (n: number, seed = 0) => Uint8Array.from({ length: n }, (_, i) => (i * 7 + seed) & 0xff);
+
+describe("recv.Stream with a buffer reader", () => {
+  test("heaps come back with their items, zero-copy, in order", () => {
+    const a = ramp(5000, 1);
+    const bytes = concat([
+      ...heapBytes(F40, [[0x1600, 42n], [0x3300, a]], 1n),
+      ...heapBytes(F40, [[0x1600, 43n], [0x3300, ramp(100, 2)]], 2n),
+    ]);
+    using s = streamOf(bytes);
+    const heaps = drain(s);
+    expect(heaps.map((h) => h.cnt)).toEqual([1n, 2n]);
+    const items = heaps[0].getItems();
+    const ts = items.find((i) => i.id === 0x1600)!;
+    expect(ts.isImmediate).toBe(true);
+    expect(ts.immediateValue).toBe(42n);
+    expect(Array.from(ts.value)).toEqual([0, 0, 0, 0, 42]);
+    const data = items.find((i) => i.id === 0x3300)!;
+    expect(data.isImmediate).toBe(false);
+    expect(data.value.byteLength).toBe(5000);
+    expect(Array.from(data.value)).toEqual(Array.from(a));
+    expect(heaps[0].isComplete()).toBe(true);
+    expect(heaps[0].flavour.equals(F40)).toBe(true);
+    const st = s.stats;
+    expect(st.heaps).toBe(2);
+    expect(st.packets).toBeGreaterThan(3);
+    for (const h of heaps) h.release();
+  });
+
+  test("a released heap throws on access and its views are detached", () => {
+    using s = streamOf(concat(heapBytes(F48, [[0x2000, ramp(64)]], 7n)));
+    const heap = s.getBlocking(5000);
+    const view = heap.getItems()[0].value;
+    expect(view[1]).toBe(7);
+    heap.release();
+    heap.release(); // idempotent
+    expect(() => heap.getItems()).toThrow("released");
+    expect(view.byteLength).toBe(0);
+    expect(view[1]).toBeUndefined();
+    expect(heap.isReleased).toBe(true);
+  });
+
+  test("async iteration and get() end with the stream", async () => {
+    const bytes = concat([1n, 2n, 3n].flatMap((c) => heapBytes(F40, [[0x1000, ramp(3000)]], c)));
+    const s = streamOf(bytes);
+    const seen: bigint[] = [];
+    for await (const heap of s) {
+      seen.push(heap.cnt);
+      heap.release();
+    }
+    expect(seen).toEqual([1n, 2n, 3n]);
+    await expect(s.get()).rejects.toThrow(Stopped);
+    s.close();
+    s.close();
+    expect(() => s.getNowait()).toThrow("closed");
+  });
+
+  test("stop item stops the stream (not delivered) unless stopOnStopItem is false", () => {
+    const end = new send.Heap(F40);
+    end.addEnd();
+    const bytes = concat([
+      ...heapBytes(F40, [[0x1000, ramp(10)]], 1n),
+      ...new send.PacketGenerator(end, 2n, 1472),
+      ...heapBytes(F40, [[0x1000, ramp(10)]], 3n),
+    ]);
+    using a = streamOf(bytes);
+    const ha = drain(a);
+    expect(ha.map((h) => h.cnt)).toEqual([1n]);
+    using b = streamOf(bytes, { stopOnStopItem: false });
+    const hb = drain(b);
+    expect(hb.map((h) => h.cnt)).toEqual([1n, 2n, 3n]);
+    expect(hb[1].isEndOfStream()).toBe(true);
+    expect(hb[0].isEndOfStream()).toBe(false);
+    for (const h of [...ha, ...hb]) h.release();
+  });
+
+  test("out-of-order packets: dropped by default, reassembled when allowed", () => {
+    const pk = heapBytes(F40, [[0x1000, ramp(4000, 3)]], 5n);
+    expect(pk.length).toBe(3);
+    const shuffled = concat([pk[2], pk[0], pk[1]]);
+    using strict = streamOf(shuffled, {}, { contiguousOnly: true });
+    expect(drain(strict)).toHaveLength(0);
+    using lax = streamOf(shuffled, { allowOutOfOrder: true });
+    const hs = drain(lax);
+    expect(hs).toHaveLength(1);
+    expect(Array.from(hs[0].getItems()[0].value)).toEqual(Array.from(ramp(4000, 3)));
+    hs[0].release();
+  });
+
+  test("incomplete heaps are delivered as IncompleteHeap when contiguousOnly is false", () => {
+    const pk = heapBytes(F40, [[0x1600, 9n], [0x1000, ramp(4000)]], 5n);
+    using s = streamOf(concat([pk[0], pk[2]]), { allowOutOfOrder: true }, { contiguousOnly: false });
+    const hs = drain(s);
+    expect(hs).toHaveLength(1);
+    expect(hs[0]).toBeInstanceOf(recv.IncompleteHeap);
+    expect(hs[0].isComplete()).toBe(false);
+    expect(hs[0].receivedLength).toBeLessThan(hs[0].heapLength);
+    expect(hs[0].getItems().every((i) => i.isImmediate)).toBe(true);
+    hs[0].release();
+  });
+
+  test("eviction: max_heaps interleaved heaps; the oldest partial heap is evicted", () => {
+    const heaps = [1n, 2n, 3n].map((c) => heapBytes(F40, [[0x1000, ramp(3000)]], c));
+    // first packet of heap 1, then heaps 2 and 3 complete, then the rest of heap 1, with max_heaps = 1
+    const bytes = concat([heaps[0][0], ...heaps[1], ...heaps[2], heaps[0][1], heaps[0][2]]);
+    using s = streamOf(bytes, { maxHeaps: 1 });
+    const got = drain(s);
+    expect(got.map((h) => h.cnt)).toEqual([2n, 3n]);
+    expect(s.stats.incomplete_heaps_evicted).toBeGreaterThanOrEqual(1);
+    for (const h of got) h.release();
+  });
+
+  test("getNowait on an empty running stream throws Empty, not a crash", () => {
+    using s = new recv.Stream();
+    expect(() => s.getNowait()).toThrow("empty");
+    s.stop();
+    expect(() => s.getNowait()).toThrow(Stopped);
+  });
+});
+
+describe("bad input is rejected and counted", () => {
+  const good = () => concat(heapBytes(F40, [[0x1000, ramp(100)]], 1n));
+
+  const cases: Array<[string, (b: Uint8Array) => Uint8Array]> = [
+    ["truncated packet", (b) => b.subarray(0, b.byteLength - 5)],
+    ["wrong magic", (b) => Uint8Array.from(b, (x, i) => (i === 0 ? 0x54 : x))],
+    ["wrong version", (b) => Uint8Array.from(b, (x, i) => (i === 1 ? 3 : x))],
+    ["bad flavour widths", (b) => Uint8Array.from(b, (x, i) => (i === 2 ? 4 : x))],
+    ["pointer table past the end", (b) => Uint8Array.from(b, (x, i) => (i === 6 ? 0xff : x))],
+    ["header only", (b) => b.subarray(0, 8)],
+    ["garbage", () => Uint8Array.from({ length: 300 }, (_, i) => (i * 97) & 0xff)],
+  ];
+  for (const [name, mutate] of cases) {
+    test(name, () => {
+      using s = streamOf(mutate(good()));
+      expect(drain(s)).toHaveLength(0);
+    });
+  }
+
+  test("absurd heap length and inconsistent payload length do not allocate or crash", () => {
+    const b = good();
+    const dv = new DataView(b.buffer, b.byteOffset);
+    // HEAP_LENGTH is the second pointer: make it 2^40 - 1
+    dv.setBigUint64(16, (0x8000_0000_0000_0000n | (2n << 40n)) + (2n ** 40n - 1n));
+    using s = streamOf(b);
+    expect(drain(s)).toHaveLength(0);
+    const c = good();
+    const dc = new DataView(c.buffer, c.byteOffset);
+    dc.setBigUint64(32, (0x8000_0000_0000_0000n | (4n << 40n)) + 100000n); // PAYLOAD_LENGTH beyond the data
+    using s2 = streamOf(c);
+    expect(drain(s2)).toHaveLength(0);
+  });
+
+  test("bad stream configs are refused in JS", () => {
+    expect(() => new recv.StreamConfig({ maxHeaps: 0 })).toThrow("invalid_argument");
+    expect(() => new recv.StreamConfig({ bugCompat: 8 })).toThrow("invalid_argument");
+    expect(() => new recv.RingStreamConfig({ heaps: 0 })).toThrow("invalid_argument");
+  });
+
+  test("stale heap handles are an error status, not a segfault", () => {
+    using s = streamOf(good());
+    const h = s.getBlocking(5000);
+    h.release();
+    expect(() => h.getPayload()).toThrow(SpeadError);
+  });
+});
