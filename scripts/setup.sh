@@ -31,6 +31,10 @@ fi
 npm_stamp="node_modules/.spead-$(cksum < package-lock.json | cut -d' ' -f1)"
 if [ ! -e "$npm_stamp" ] || [ ! -x node_modules/.bin/bun ] || [ ! -x node_modules/.bin/deno ]; then
   say "installing bun, deno, esbuild, typescript from npm"
-  npm ci --no-audit --no-fund --loglevel=error
+  # `npm ci` is exact, but refuses to run when a registry mirror lacks another
+  # platform's optional binary package (seen with @deno/darwin-*); `npm install
+  # --no-save` then installs the same locked versions without touching the lock.
+  npm ci --no-audit --no-fund --loglevel=error 2>/dev/null ||
+    npm install --no-audit --no-fund --no-save --loglevel=error
   touch "$npm_stamp"
 fi
