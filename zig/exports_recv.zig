@@ -32,22 +32,14 @@ const metadata_allocator = std.heap.c_allocator;
 /// stop, so this only matters if something is badly wrong).
 const destroy_wait_ms = 10_000;
 
-/// Resolves the payload allocator for config word 8. Part 2 (memory pools)
-/// replaces this through `pool_resolver`.
-pub const PoolResolver = struct {
-    /// Returns the pool's payload allocator and takes a reference on the pool.
-    acquire: *const fn (handle: u32) Error!reassembly.PayloadAllocator,
-    /// Drops the reference taken by `acquire`.
-    release: *const fn (allocator: reassembly.PayloadAllocator) void,
-};
+const pools = @import("exports_udp_recv.zig");
 
-pub var pool_resolver: ?PoolResolver = null;
-
-const Acquired = struct {
+/// A stream held for the length of one call (see `acquire`).
+pub const Acquired = struct {
     stream: *Stream,
     slot: usize,
 
-    fn release(self: Acquired) void {
+    pub fn release(self: Acquired) void {
         streams_guard.lock();
         defer streams_guard.unlock();
         assert(stream_users[self.slot] > 0);
@@ -55,7 +47,8 @@ const Acquired = struct {
     }
 };
 
-fn acquire(handle: u32) Error!Acquired {
+/// Looks a stream up and keeps it alive (destroy waits) until `release`.
+pub fn acquire(handle: u32) Error!Acquired {
     streams_guard.lock();
     defer streams_guard.unlock();
     const stream = try stream_table.get(handle);
@@ -98,11 +91,10 @@ fn createStream(config_ptr: ?[*]const u32, n_config: u32, out_handle: ?*u32) Err
     var payload_allocator = reassembly.c_payload_allocator.payloadAllocator();
     var pool: ?reassembly.PayloadAllocator = null;
     if (words[8] != 0) {
-        const resolver = pool_resolver orelse return error.InvalidHandle;
-        pool = try resolver.acquire(words[8]);
+        pool = try pools.acquirePool(words[8]);
         payload_allocator = pool.?;
     }
-    errdefer if (pool) |p| pool_resolver.?.release(p);
+    errdefer if (pool) |p| pools.releasePool(p);
 
     const stream = try Stream.create(metadata_allocator, payload_allocator, config);
     errdefer stream.destroy();
@@ -112,7 +104,7 @@ fn createStream(config_ptr: ?[*]const u32, n_config: u32, out_handle: ?*u32) Err
     out.* = handle;
 }
 
-export fn spead_recv_stream_create(config: ?[*]const u32, n_config: u32, out_handle: ?*u32) i32 {
+pub export fn spead_recv_stream_create(config: ?[*]const u32, n_config: u32, out_handle: ?*u32) i32 {
     return status.code(createStream(config, n_config, out_handle));
 }
 
@@ -124,7 +116,7 @@ fn addBuffer(handle: u32, bytes: ?[*]const u8, len: u32) Error!void {
     try recv_stream.BufferReader.add(a.stream, slice);
 }
 
-export fn spead_recv_stream_add_buffer(handle: u32, bytes: ?[*]const u8, len: u32) i32 {
+pub export fn spead_recv_stream_add_buffer(handle: u32, bytes: ?[*]const u8, len: u32) i32 {
     return status.code(addBuffer(handle, bytes, len));
 }
 
@@ -139,11 +131,11 @@ fn pop(handle: u32, timeout_ms: u32, out_heap: ?*u32) Error!void {
     out.* = try a.stream.popClaim(timeout_ms, u32, claimHandle);
 }
 
-export fn spead_recv_stream_try_pop(handle: u32, out_heap: ?*u32) i32 {
+pub export fn spead_recv_stream_try_pop(handle: u32, out_heap: ?*u32) i32 {
     return status.code(pop(handle, 0, out_heap));
 }
 
-export fn spead_recv_stream_pop(handle: u32, timeout_ms: u32, out_heap: ?*u32) i32 {
+pub export fn spead_recv_stream_pop(handle: u32, timeout_ms: u32, out_heap: ?*u32) i32 {
     return status.code(pop(handle, timeout_ms, out_heap));
 }
 
@@ -153,7 +145,7 @@ fn wait(handle: u32, timeout_ms: u32) Error!void {
     try a.stream.wait(timeout_ms);
 }
 
-export fn spead_recv_stream_wait(handle: u32, timeout_ms: u32) i32 {
+pub export fn spead_recv_stream_wait(handle: u32, timeout_ms: u32) i32 {
     return status.code(wait(handle, timeout_ms));
 }
 
@@ -163,7 +155,7 @@ fn setNotify(handle: u32, callback: ?recv_stream.NotifyFn) Error!void {
     a.stream.setNotify(callback);
 }
 
-export fn spead_recv_stream_set_notify(handle: u32, callback: ?recv_stream.NotifyFn) i32 {
+pub export fn spead_recv_stream_set_notify(handle: u32, callback: ?recv_stream.NotifyFn) i32 {
     return status.code(setNotify(handle, callback));
 }
 
@@ -173,7 +165,7 @@ fn arm(handle: u32) Error!void {
     a.stream.arm();
 }
 
-export fn spead_recv_stream_arm(handle: u32) i32 {
+pub export fn spead_recv_stream_arm(handle: u32) i32 {
     return status.code(arm(handle));
 }
 
@@ -183,7 +175,7 @@ fn stop(handle: u32) Error!void {
     a.stream.stop();
 }
 
-export fn spead_recv_stream_stop(handle: u32) i32 {
+pub export fn spead_recv_stream_stop(handle: u32) i32 {
     return status.code(stop(handle));
 }
 
@@ -209,10 +201,10 @@ fn destroy(handle: u32) Error!void {
     }
     const pool = stream.owner_pool;
     stream.destroy();
-    if (pool) |p| pool_resolver.?.release(p);
+    if (pool) |p| pools.releasePool(p);
 }
 
-export fn spead_recv_stream_destroy(handle: u32) i32 {
+pub export fn spead_recv_stream_destroy(handle: u32) i32 {
     return status.code(destroy(handle));
 }
 
@@ -228,7 +220,7 @@ fn stats(handle: u32, out: ?[*]u64, cap: u32, out_n: ?*u32) Error!void {
     @memcpy(dest[0..recv_stream.stat_count], &values);
 }
 
-export fn spead_recv_stream_stats(handle: u32, out: ?[*]u64, cap: u32, out_n: ?*u32) i32 {
+pub export fn spead_recv_stream_stats(handle: u32, out: ?[*]u64, cap: u32, out_n: ?*u32) i32 {
     return status.code(stats(handle, out, cap, out_n));
 }
 
@@ -242,7 +234,7 @@ fn statName(index: u32, out: ?[*]u8, cap: u32, out_len: ?*u32) Error!void {
     @memcpy(dest[0..name.len], name);
 }
 
-export fn spead_recv_stream_stat_name(index: u32, out: ?[*]u8, cap: u32, out_len: ?*u32) i32 {
+pub export fn spead_recv_stream_stat_name(index: u32, out: ?[*]u8, cap: u32, out_len: ?*u32) i32 {
     return status.code(statName(index, out, cap, out_len));
 }
 
@@ -259,7 +251,7 @@ fn describe(handle: u32, out: ?[*]u64, cap_words: u32, out_words: ?*u32) Error!v
     heap.describe(dest[0..needed]);
 }
 
-export fn spead_recv_heap_describe(handle: u32, out: ?[*]u64, cap_words: u32, out_words: ?*u32) i32 {
+pub export fn spead_recv_heap_describe(handle: u32, out: ?[*]u64, cap_words: u32, out_words: ?*u32) i32 {
     return status.code(describe(handle, out, cap_words, out_words));
 }
 
@@ -270,7 +262,7 @@ fn releaseHeap(handle: u32) Error!void {
     heap.deinit();
 }
 
-export fn spead_recv_heap_release(handle: u32) i32 {
+pub export fn spead_recv_heap_release(handle: u32) i32 {
     return status.code(releaseHeap(handle));
 }
 

@@ -15,6 +15,7 @@ comptime {
     _ = @import("handles.zig");
     _ = @import("exports_send.zig");
     _ = @import("exports_recv.zig");
+    _ = @import("exports_udp_recv.zig");
 }
 
 test {

@@ -1,0 +1,290 @@
+//! C ABI for issue #4 (docs/ABI.md "UDP receiver and memory pools"): memory
+//! pools for heap payloads and the UDP reader of a receive stream.
+const std = @import("std");
+const assert = std.debug.assert;
+const status = @import("status.zig");
+const Error = status.Error;
+const handles = @import("handles.zig");
+const reassembly = @import("reassembly.zig");
+const memory_pool = @import("memory_pool.zig");
+const MemoryPool = memory_pool.MemoryPool;
+const udp_recv = @import("udp_recv.zig");
+const exports_recv = @import("exports_recv.zig");
+
+pub const pools_capacity = 256;
+pub const pool_config_words = 5;
+pub const udp_info_words = 3;
+/// Longest address / interface string accepted (an IPv6 literal with scope fits).
+const address_len_max = 64;
+
+var pool_table: handles.Table(MemoryPool, pools_capacity) = .{};
+/// Serialises lookups with destroy so a pool is never used after its handle
+/// went away (its memory lives on while buffers or streams hold it).
+var pools_guard: std.Thread.Mutex = .{};
+
+const bookkeeping_allocator = std.heap.c_allocator;
+/// Pool buffers are large and long-lived: whole pages straight from mmap.
+const pool_backing = std.heap.page_allocator;
+
+/// For stream creation (config word 8): the pool's payload allocator, with a
+/// reference taken on the pool for the stream.
+pub fn acquirePool(handle: u32) Error!reassembly.PayloadAllocator {
+    pools_guard.lock();
+    defer pools_guard.unlock();
+    const pool = try pool_table.get(handle);
+    try pool.retain();
+    return pool.payloadAllocator();
+}
+
+/// Drops the reference `acquirePool` took (stream destroyed).
+pub fn releasePool(payload_allocator: reassembly.PayloadAllocator) void {
+    MemoryPool.fromPayloadAllocator(payload_allocator).release();
+}
+
+fn createPool(config_ptr: ?[*]const u64, n_config: u32, out_handle: ?*u32) Error!void {
+    const out = out_handle orelse return error.InvalidArgument;
+    const words = config_ptr orelse return error.InvalidArgument;
+    if (n_config != pool_config_words) return error.InvalidArgument;
+    const config: memory_pool.Config = .{
+        .lower = words[0],
+        .upper = words[1],
+        .max_free = words[2],
+        .initial = words[3],
+        .low_water = words[4],
+    };
+    const pool = try MemoryPool.create(bookkeeping_allocator, pool_backing, config);
+    errdefer pool.destroy();
+    out.* = try pool_table.insert(pool);
+}
+
+pub export fn spead_memory_pool_create(config: ?[*]const u64, n_config: u32, out_handle: ?*u32) i32 {
+    return status.code(createPool(config, n_config, out_handle));
+}
+
+fn destroyPool(handle: u32) Error!void {
+    pools_guard.lock();
+    const pool = pool_table.remove(handle) catch |err| {
+        pools_guard.unlock();
+        return err;
+    };
+    pools_guard.unlock();
+    pool.destroy();
+}
+
+pub export fn spead_memory_pool_destroy(handle: u32) i32 {
+    return status.code(destroyPool(handle));
+}
+
+fn poolStats(handle: u32, out: ?[*]u64, cap: u32, out_n: ?*u32) Error!void {
+    const n_out = out_n orelse return error.InvalidArgument;
+    pools_guard.lock();
+    defer pools_guard.unlock();
+    const pool = try pool_table.get(handle);
+    n_out.* = memory_pool.stat_count;
+    if (cap < memory_pool.stat_count) return error.BufferTooSmall;
+    const dest = out orelse return error.InvalidArgument;
+    var values: [memory_pool.stat_count]u64 = undefined;
+    pool.readStats(&values);
+    @memcpy(dest[0..memory_pool.stat_count], &values);
+}
+
+pub export fn spead_memory_pool_stats(handle: u32, out: ?[*]u64, cap: u32, out_n: ?*u32) i32 {
+    return status.code(poolStats(handle, out, cap, out_n));
+}
+
+fn poolStatName(index: u32, out: ?[*]u8, cap: u32, out_len: ?*u32) Error!void {
+    const len_out = out_len orelse return error.InvalidArgument;
+    if (index >= memory_pool.stat_count) return error.InvalidArgument;
+    const name = @tagName(@as(memory_pool.Stat, @enumFromInt(index)));
+    len_out.* = @intCast(name.len);
+    if (cap < name.len) return error.BufferTooSmall;
+    const dest = out orelse return error.InvalidArgument;
+    @memcpy(dest[0..name.len], name);
+}
+
+pub export fn spead_memory_pool_stat_name(index: u32, out: ?[*]u8, cap: u32, out_len: ?*u32) i32 {
+    return status.code(poolStatName(index, out, cap, out_len));
+}
+
+fn stringArg(ptr: ?[*]const u8, len: u32) Error![]const u8 {
+    if (len == 0) return "";
+    if (len > address_len_max) return error.InvalidArgument;
+    const p = ptr orelse return error.InvalidArgument;
+    return p[0..len];
+}
+
+fn parseAddress(text: []const u8, port: u16) Error!std.net.Address {
+    return std.net.Address.parseIp(text, port) catch error.InvalidArgument;
+}
+
+/// Builds the reader options the way spead2's add_udp_reader overloads do:
+/// an empty address binds 0.0.0.0; the interface is an IPv4 address for IPv4
+/// (a multicast join, or the unicast address to bind when the address is
+/// unspecified) or a decimal interface index for IPv6 multicast.
+fn udpOptions(address_text: []const u8, port: u32, max_size: u32, buffer_size: u32, interface_text: []const u8) Error!udp_recv.Options {
+    if (port > std.math.maxInt(u16)) return error.InvalidArgument;
+    const port16: u16 = @intCast(port);
+    var options: udp_recv.Options = .{
+        .address = try parseAddress(if (address_text.len == 0) "0.0.0.0" else address_text, port16),
+        .max_size = if (max_size == 0) udp_recv.max_size_default else max_size,
+        .buffer_size = if (buffer_size == 0) udp_recv.buffer_size_default else buffer_size,
+    };
+    if (interface_text.len == 0) return options;
+    const multicast = udp_recv.isMulticast(options.address);
+    switch (options.address.any.family) {
+        std.posix.AF.INET => {
+            const interface = try parseAddress(interface_text, port16);
+            if (interface.any.family != std.posix.AF.INET) return error.InvalidArgument;
+            if (multicast) {
+                options.interface_v4 = interface;
+            } else if (options.address.in.sa.addr == 0) {
+                options.address = interface;
+            } else if (options.address.in.sa.addr != interface.in.sa.addr) {
+                return error.InvalidArgument;
+            }
+        },
+        std.posix.AF.INET6 => {
+            if (!multicast) return error.InvalidArgument;
+            options.interface_index = std.fmt.parseInt(u32, interface_text, 10) catch return error.InvalidArgument;
+        },
+        else => unreachable,
+    }
+    return options;
+}
+
+fn addUdpReader(
+    handle: u32,
+    address: ?[*]const u8,
+    address_len: u32,
+    port: u32,
+    max_size: u32,
+    buffer_size: u32,
+    interface: ?[*]const u8,
+    interface_len: u32,
+    out_info: ?[*]u32,
+) Error!void {
+    const options = try udpOptions(
+        try stringArg(address, address_len),
+        port,
+        max_size,
+        buffer_size,
+        try stringArg(interface, interface_len),
+    );
+    const acquired = try exports_recv.acquire(handle);
+    defer acquired.release();
+    const info = try udp_recv.UdpReader.add(acquired.stream, options);
+    if (out_info) |out| {
+        out[0] = info.port;
+        out[1] = info.rcvbuf;
+        out[2] = @intFromBool(info.gro);
+    }
+}
+
+pub export fn spead_recv_stream_add_udp_reader(
+    handle: u32,
+    address: ?[*]const u8,
+    address_len: u32,
+    port: u32,
+    max_size: u32,
+    buffer_size: u32,
+    interface: ?[*]const u8,
+    interface_len: u32,
+    out_info: ?[*]u32,
+) i32 {
+    return status.code(addUdpReader(handle, address, address_len, port, max_size, buffer_size, interface, interface_len, out_info));
+}
+
+// ---------------------------------------------------------------------------
+// Tests (through the exports)
+
+const testing = std.testing;
+const packet_mod = @import("packet.zig");
+const imm = packet_mod.imm;
+const addr = packet_mod.addr;
+
+fn expectStatus(expected: status.Status, actual: i32) !void {
+    try testing.expectEqual(@intFromEnum(expected), actual);
+}
+
+fn streamConfig(pool: u32) [exports_recv.config_words]u32 {
+    return .{ 4, 1, 0, 0, 1, 1, 8, 1, pool, 0 };
+}
+
+test "exports: pool create validates, stats, stale handles" {
+    var h: u32 = 0;
+    var bad = [_]u64{ 10, 5, 1, 1, 0 };
+    try expectStatus(.invalid_argument, spead_memory_pool_create(&bad, 5, &h));
+    var config = [_]u64{ 0, 65536, 4, 2, 0 };
+    try expectStatus(.invalid_argument, spead_memory_pool_create(&config, 4, &h));
+    try expectStatus(.ok, spead_memory_pool_create(&config, 5, &h));
+    var values: [memory_pool.stat_count]u64 = undefined;
+    var n: u32 = 0;
+    try expectStatus(.buffer_too_small, spead_memory_pool_stats(h, &values, 1, &n));
+    try testing.expectEqual(@as(u32, memory_pool.stat_count), n);
+    try expectStatus(.ok, spead_memory_pool_stats(h, &values, values.len, &n));
+    try testing.expectEqual(@as(u64, 2), values[@intFromEnum(memory_pool.Stat.free)]);
+    try testing.expectEqual(@as(u64, 2), values[@intFromEnum(memory_pool.Stat.allocated)]);
+    var name: [32]u8 = undefined;
+    var len: u32 = 0;
+    try expectStatus(.ok, spead_memory_pool_stat_name(3, &name, name.len, &len));
+    try testing.expectEqualStrings("misses", name[0..len]);
+    try expectStatus(.ok, spead_memory_pool_destroy(h));
+    try expectStatus(.invalid_handle, spead_memory_pool_destroy(h));
+    try expectStatus(.invalid_handle, spead_memory_pool_stats(h, &values, values.len, &n));
+    var stream_config = streamConfig(h);
+    var s: u32 = 0;
+    try expectStatus(.invalid_handle, exports_recv.spead_recv_stream_create(&stream_config, 10, &s));
+}
+
+test "exports: UDP reader on a pooled stream; pool outlives stream and handle" {
+    var pool: u32 = 0;
+    var pool_config = [_]u64{ 0, 65536, 8, 4, 0 };
+    try expectStatus(.ok, spead_memory_pool_create(&pool_config, 5, &pool));
+    var config = streamConfig(pool);
+    var s: u32 = 0;
+    try expectStatus(.ok, exports_recv.spead_recv_stream_create(&config, 10, &s));
+
+    var info: [udp_info_words]u32 = undefined;
+    const address = "127.0.0.1";
+    try expectStatus(.invalid_argument, spead_recv_stream_add_udp_reader(s, address.ptr, address.len, 70000, 0, 0, null, 0, &info));
+    try expectStatus(.invalid_argument, spead_recv_stream_add_udp_reader(s, "nonsense".ptr, 8, 0, 0, 0, null, 0, &info));
+    try expectStatus(.invalid_argument, spead_recv_stream_add_udp_reader(s, address.ptr, address.len, 0, 0, 0, "127.0.0.2".ptr, 9, &info));
+    try expectStatus(.invalid_handle, spead_recv_stream_add_udp_reader(0, address.ptr, address.len, 0, 0, 0, null, 0, &info));
+    try expectStatus(.ok, spead_recv_stream_add_udp_reader(s, address.ptr, address.len, 0, 0, 0, null, 0, &info));
+    try testing.expect(info[0] != 0);
+
+    const fd = try std.posix.socket(std.posix.AF.INET, std.posix.SOCK.DGRAM | std.posix.SOCK.CLOEXEC, 0);
+    defer std.posix.close(fd);
+    const to = try std.net.Address.parseIp("127.0.0.1", @intCast(info[0]));
+    var buf: [256]u8 = undefined;
+    const bytes = packet_mod.buildTestPacket(&buf, 40, &.{ imm(1, 3), imm(2, 5), imm(3, 0), imm(4, 5), addr(0x1000, 0) }, "hello");
+    _ = try std.posix.sendto(fd, bytes, 0, &to.any, to.getOsSockLen());
+    var heap: u32 = 0;
+    try expectStatus(.ok, exports_recv.spead_recv_stream_pop(s, 5000, &heap));
+
+    try expectStatus(.ok, exports_recv.spead_recv_stream_destroy(s));
+    try expectStatus(.ok, spead_memory_pool_destroy(pool));
+    // The heap's pool buffer is still readable after both are gone.
+    var words: [16]u64 = undefined;
+    var n: u32 = 0;
+    try expectStatus(.ok, exports_recv.spead_recv_heap_describe(heap, &words, words.len, &n));
+    try testing.expectEqual(@as(u64, 5), words[7]);
+    const payload: [*]const u8 = @ptrFromInt(@as(usize, @intCast(words[6])));
+    try testing.expectEqualStrings("hello", payload[0..5]);
+    try expectStatus(.ok, exports_recv.spead_recv_heap_release(heap));
+}
+
+test "udp options follow spead2's overloads" {
+    const any = try udpOptions("", 9000, 0, 0, "");
+    try testing.expectEqual(@as(u16, 9000), any.address.getPort());
+    try testing.expectEqual(@as(u32, udp_recv.max_size_default), any.max_size);
+    try testing.expectEqual(@as(u32, udp_recv.buffer_size_default), any.buffer_size);
+    const bound = try udpOptions("0.0.0.0", 9000, 1500, 1 << 20, "127.0.0.1");
+    try testing.expect(bound.address.eql(try std.net.Address.parseIp("127.0.0.1", 9000)));
+    const mc = try udpOptions("239.10.10.10", 8888, 0, 0, "10.0.0.5");
+    try testing.expect(mc.interface_v4 != null);
+    const mc6 = try udpOptions("ff14::1234", 8888, 0, 0, "2");
+    try testing.expectEqual(@as(u32, 2), mc6.interface_index);
+    try testing.expectError(error.InvalidArgument, udpOptions("::1", 8888, 0, 0, "2"));
+    try testing.expectError(error.InvalidArgument, udpOptions("239.1.1.1", 8888, 0, 0, "::1"));
+}

@@ -1,0 +1,480 @@
+//! UDP reader (spead2's udp_reader, SPEAD-NOTES §1.5, §1.10, §5): one thread per
+//! socket receives up to 64 datagrams per recvmmsg call and feeds them to the
+//! stream as one batch under one lock. Each datagram must hold exactly one packet
+//! (decoded size == datagram length); datagrams longer than max_size are
+//! truncated by the max_size + 1 buffer and dropped. UDP_GRO is used when the
+//! kernel accepts it (one receive then carries several equal-size segments). The
+//! thread polls with a short timeout so stop() joins it promptly.
+const std = @import("std");
+const assert = std.debug.assert;
+const posix = std.posix;
+const linux = std.os.linux;
+const Error = @import("status.zig").Error;
+const packet_mod = @import("packet.zig");
+const recv_stream = @import("recv_stream.zig");
+const Stream = recv_stream.Stream;
+
+pub const max_size_default: u32 = 9200;
+pub const buffer_size_default: u32 = 8 << 20;
+/// A UDP payload is at most 65507 (IPv4) / 65527 (IPv6) bytes.
+pub const max_size_limit: u32 = 65535;
+pub const buffer_size_limit: u32 = 1 << 30;
+pub const mmsg_count = 64;
+/// GRO hands over up to 64 KiB of coalesced segments in one message.
+const gro_buffer_size = 65536;
+const poll_timeout_ms = 20;
+const control_size = 64;
+const sol_udp = 17;
+const ipproto_ipv6 = 41;
+const native = @import("builtin").cpu.arch.endian();
+
+pub const Options = struct {
+    address: std.net.Address,
+    max_size: u32 = max_size_default,
+    buffer_size: u32 = buffer_size_default,
+    /// IPv4 multicast: the interface address to join on (null: INADDR_ANY).
+    interface_v4: ?std.net.Address = null,
+    /// IPv6 multicast: the interface index to join on (0: default).
+    interface_index: u32 = 0,
+    /// Ask for UDP_GRO (falls back silently when refused). Tests turn it off
+    /// to exercise the plain path.
+    try_gro: bool = true,
+};
+
+/// What the socket ended up with.
+pub const Info = struct {
+    port: u16,
+    /// SO_RCVBUF as the kernel reports it (Linux doubles the request and caps it
+    /// at net.core.rmem_max).
+    rcvbuf: u32,
+    gro: bool,
+};
+
+pub fn isMulticast(address: std.net.Address) bool {
+    return switch (address.any.family) {
+        posix.AF.INET => (std.mem.bigToNative(u32, address.in.sa.addr) >> 28) == 0xe,
+        posix.AF.INET6 => address.in6.sa.addr[0] == 0xff,
+        else => false,
+    };
+}
+
+const IpMreq = extern struct {
+    multiaddr: u32,
+    interface: u32,
+};
+
+const Ipv6Mreq = extern struct {
+    addr: [16]u8,
+    ifindex: u32,
+};
+
+fn setInt(fd: posix.socket_t, level: i32, name: u32, value: c_int) Error!void {
+    posix.setsockopt(fd, level, name, std.mem.asBytes(&value)) catch return error.SystemError;
+}
+
+fn joinGroup(fd: posix.socket_t, options: Options) Error!void {
+    try setInt(fd, posix.SOL.SOCKET, posix.SO.REUSEADDR, 1);
+    switch (options.address.any.family) {
+        posix.AF.INET => {
+            const mreq: IpMreq = .{
+                .multiaddr = options.address.in.sa.addr,
+                .interface = if (options.interface_v4) |i| i.in.sa.addr else 0,
+            };
+            posix.setsockopt(fd, posix.IPPROTO.IP, linux.IP.ADD_MEMBERSHIP, std.mem.asBytes(&mreq)) catch return error.SystemError;
+        },
+        posix.AF.INET6 => {
+            const mreq: Ipv6Mreq = .{ .addr = options.address.in6.sa.addr, .ifindex = options.interface_index };
+            posix.setsockopt(fd, ipproto_ipv6, linux.IPV6.ADD_MEMBERSHIP, std.mem.asBytes(&mreq)) catch return error.SystemError;
+        },
+        else => unreachable,
+    }
+}
+
+pub const UdpReader = struct {
+    stream: *Stream,
+    fd: posix.socket_t,
+    max_size: u32,
+    use_gro: bool,
+    /// Bytes per receive buffer: max_size + 1 (to see truncation) or 64 KiB with GRO.
+    slot_size: usize,
+    storage: []u8,
+    iovecs: [mmsg_count]posix.iovec = undefined,
+    msgs: [mmsg_count]linux.mmsghdr = undefined,
+    controls: [mmsg_count][control_size]u8 align(8) = undefined,
+    thread: std.Thread = undefined,
+    stop_requested: std.atomic.Value(bool) = std.atomic.Value(bool).init(false),
+
+    /// Opens, configures and binds the socket, then starts the reader thread on
+    /// `stream`. Port 0 binds an ephemeral port (see `Info.port`).
+    pub fn add(stream: *Stream, options: Options) Error!Info {
+        const family = options.address.any.family;
+        if (family != posix.AF.INET and family != posix.AF.INET6) return error.InvalidArgument;
+        if (options.max_size < packet_mod.header_size or options.max_size > max_size_limit) return error.InvalidArgument;
+        if (options.buffer_size > buffer_size_limit) return error.InvalidArgument;
+        if (options.interface_v4) |i| if (i.any.family != posix.AF.INET) return error.InvalidArgument;
+
+        const fd = posix.socket(family, posix.SOCK.DGRAM | posix.SOCK.CLOEXEC, posix.IPPROTO.UDP) catch return error.SystemError;
+        errdefer posix.close(fd);
+        if (isMulticast(options.address)) try joinGroup(fd, options);
+        // As spead2: a refused size is not fatal; the kernel's value is reported.
+        setInt(fd, posix.SOL.SOCKET, posix.SO.RCVBUF, @intCast(options.buffer_size)) catch {};
+        const use_gro = options.try_gro and if (setInt(fd, sol_udp, linux.UDP.GRO, 1)) |_| true else |_| false;
+        posix.bind(fd, &options.address.any, options.address.getOsSockLen()) catch |err| return switch (err) {
+            error.AddressInUse, error.AddressNotAvailable => error.InvalidArgument,
+            else => error.SystemError,
+        };
+        var bound: std.net.Address = undefined;
+        var bound_len: posix.socklen_t = @sizeOf(std.net.Address);
+        posix.getsockname(fd, &bound.any, &bound_len) catch return error.SystemError;
+        // (std.posix.getsockopt passes an uninitialised length in Zig 0.14.)
+        var rcvbuf: c_int = 0;
+        var rcvbuf_len: posix.socklen_t = @sizeOf(c_int);
+        if (posix.errno(posix.system.getsockopt(fd, posix.SOL.SOCKET, posix.SO.RCVBUF, std.mem.asBytes(&rcvbuf), &rcvbuf_len)) != .SUCCESS) {
+            return error.SystemError;
+        }
+
+        const allocator = stream.allocator;
+        const self = allocator.create(UdpReader) catch return error.OutOfMemory;
+        errdefer allocator.destroy(self);
+        const slot_size: usize = if (use_gro) gro_buffer_size else @as(usize, options.max_size) + 1;
+        const storage = allocator.alloc(u8, slot_size * mmsg_count) catch return error.OutOfMemory;
+        errdefer allocator.free(storage);
+        self.* = .{
+            .stream = stream,
+            .fd = fd,
+            .max_size = options.max_size,
+            .use_gro = use_gro,
+            .slot_size = slot_size,
+            .storage = storage,
+        };
+        for (&self.iovecs, &self.msgs, 0..) |*iov, *msg, i| {
+            iov.* = .{ .base = storage[i * slot_size ..].ptr, .len = slot_size };
+            msg.* = .{
+                .hdr = .{
+                    .name = null,
+                    .namelen = 0,
+                    .iov = @ptrCast(iov),
+                    .iovlen = 1,
+                    .control = null,
+                    .controllen = 0,
+                    .flags = 0,
+                },
+                .len = 0,
+            };
+        }
+        try stream.addReader(.{ .ctx = self, .vtable = &vtable });
+        return .{ .port = bound.getPort(), .rcvbuf = @intCast(@max(rcvbuf, 0)), .gro = use_gro };
+    }
+
+    const vtable: recv_stream.Reader.VTable = .{ .start = start, .request_stop = requestStop, .join = join };
+
+    fn start(ctx: *anyopaque) Error!void {
+        const self: *UdpReader = @ptrCast(@alignCast(ctx));
+        self.thread = std.Thread.spawn(.{ .stack_size = 256 * 1024 }, run, .{self}) catch return error.SystemError;
+    }
+
+    fn requestStop(ctx: *anyopaque) void {
+        const self: *UdpReader = @ptrCast(@alignCast(ctx));
+        self.stop_requested.store(true, .release);
+    }
+
+    fn join(ctx: *anyopaque) void {
+        const self: *UdpReader = @ptrCast(@alignCast(ctx));
+        self.thread.join();
+        posix.close(self.fd);
+        const allocator = self.stream.allocator;
+        allocator.free(self.storage);
+        allocator.destroy(self);
+    }
+
+    fn running(self: *UdpReader) bool {
+        return !self.stop_requested.load(.acquire) and !self.stream.isStopped();
+    }
+
+    fn run(self: *UdpReader) void {
+        // Ends on stop; each pass waits at most poll_timeout_ms.
+        while (self.running()) {
+            var fds = [_]posix.pollfd{.{ .fd = self.fd, .events = posix.POLL.IN, .revents = 0 }};
+            const ready = posix.poll(&fds, poll_timeout_ms) catch {
+                std.time.sleep(poll_timeout_ms * std.time.ns_per_ms);
+                continue;
+            };
+            if (ready == 0) continue;
+            const received = self.receive() orelse continue;
+            if (received == 0) continue;
+            var batch: recv_stream.Batch = undefined;
+            if (!self.stream.batchBegin(&batch)) return;
+            self.feed(&batch, received);
+            self.stream.batchEnd(&batch);
+        }
+    }
+
+    /// One recvmmsg call; null on a transient error.
+    fn receive(self: *UdpReader) ?usize {
+        for (&self.msgs, 0..) |*msg, i| {
+            msg.hdr.flags = 0;
+            msg.len = 0;
+            if (self.use_gro) {
+                msg.hdr.control = &self.controls[i];
+                msg.hdr.controllen = control_size;
+            }
+        }
+        const rc = linux.recvmmsg(self.fd, &self.msgs, mmsg_count, linux.MSG.DONTWAIT, null);
+        switch (linux.E.init(rc)) {
+            .SUCCESS => {
+                assert(rc <= mmsg_count);
+                return rc;
+            },
+            .AGAIN, .INTR => return null,
+            else => {
+                // Unexpected (e.g. ENOMEM): back off instead of spinning.
+                std.time.sleep(std.time.ns_per_ms);
+                return null;
+            },
+        }
+    }
+
+    fn feed(self: *UdpReader, batch: *recv_stream.Batch, received: usize) void {
+        for (self.msgs[0..received], 0..) |*msg, i| {
+            const data = self.storage[i * self.slot_size ..][0..@min(msg.len, self.slot_size)];
+            const truncated = msg.hdr.flags & linux.MSG.TRUNC != 0;
+            if (self.use_gro and !truncated) {
+                if (groSegmentSize(&msg.hdr)) |segment| {
+                    var offset: usize = 0;
+                    while (offset < data.len) : (offset += segment) {
+                        const end = @min(offset + segment, data.len);
+                        if (!self.processDatagram(batch, data[offset..end], false)) return;
+                    }
+                    continue;
+                }
+            }
+            if (!self.processDatagram(batch, data, truncated)) return;
+        }
+    }
+
+    /// Returns false once the stream has stopped (stop item).
+    fn processDatagram(self: *UdpReader, batch: *recv_stream.Batch, bytes: []const u8, truncated: bool) bool {
+        if (truncated or bytes.len > self.max_size) {
+            batch.count(.packets_rejected_oversize);
+            return true;
+        }
+        switch (packet_mod.decode(bytes)) {
+            .rejected => |reason| batch.countDecodeReject(reason),
+            .ok => |packet| {
+                if (packet.size != bytes.len) {
+                    batch.count(.packets_rejected_size_mismatch);
+                    return true;
+                }
+                return batch.addPacket(packet);
+            },
+        }
+        return true;
+    }
+};
+
+/// The UDP_GRO control message's segment size, if the kernel coalesced.
+fn groSegmentSize(hdr: *const linux.msghdr) ?usize {
+    const control: [*]const u8 = @ptrCast(hdr.control orelse return null);
+    const len: usize = hdr.controllen;
+    const header_size = 16; // cmsghdr: len (usize), level (i32), type (i32)
+    var offset: usize = 0;
+    var steps: usize = 0;
+    while (offset + header_size <= len and steps < control_size / header_size) : (steps += 1) {
+        const cmsg_len = std.mem.readInt(usize, control[offset..][0..8], native);
+        const level = std.mem.readInt(i32, control[offset + 8 ..][0..4], native);
+        const kind = std.mem.readInt(i32, control[offset + 12 ..][0..4], native);
+        if (cmsg_len < header_size or offset + cmsg_len > len) return null;
+        if (level == sol_udp and kind == linux.UDP.GRO and cmsg_len >= header_size + 4) {
+            const segment = std.mem.readInt(i32, control[offset + header_size ..][0..4], native);
+            return if (segment > 0) @intCast(segment) else null;
+        }
+        offset += std.mem.alignForward(usize, cmsg_len, 8);
+    }
+    return null;
+}
+
+comptime {
+    // groSegmentSize reads struct cmsghdr as laid out on 64-bit Linux.
+    assert(@sizeOf(usize) == 8);
+}
+
+// ---------------------------------------------------------------------------
+// Tests (loopback only)
+
+const testing = std.testing;
+const reassembly = @import("reassembly.zig");
+const imm = packet_mod.imm;
+const addr = packet_mod.addr;
+
+var test_payload_allocator: reassembly.DefaultPayloadAllocator = .{ .backing = testing.allocator };
+
+fn testStream(config: recv_stream.Config) !*Stream {
+    test_payload_allocator = .{ .backing = testing.allocator };
+    return Stream.create(testing.allocator, test_payload_allocator.payloadAllocator(), config);
+}
+
+const Sender = struct {
+    fd: posix.socket_t,
+    to: std.net.Address,
+
+    fn open(to: std.net.Address) !Sender {
+        const fd = try posix.socket(to.any.family, posix.SOCK.DGRAM | posix.SOCK.CLOEXEC, 0);
+        return .{ .fd = fd, .to = to };
+    }
+
+    fn close(self: Sender) void {
+        posix.close(self.fd);
+    }
+
+    fn send(self: Sender, bytes: []const u8) !void {
+        _ = try posix.sendto(self.fd, bytes, 0, &self.to.any, self.to.getOsSockLen());
+    }
+
+    /// A heap of `data` in packets of `chunk` payload bytes.
+    fn sendHeap(self: Sender, cnt: u64, data: []const u8, chunk: usize) !void {
+        var buf: [9000]u8 = undefined;
+        var off: usize = 0;
+        while (true) {
+            const len = @min(chunk, data.len - off);
+            try self.send(packet_mod.buildTestPacket(&buf, 48, &.{
+                imm(1, cnt), imm(2, data.len), imm(3, off), imm(4, len), addr(0x1000, 0),
+            }, data[off .. off + len]));
+            off += len;
+            if (off >= data.len) break;
+        }
+    }
+
+    fn sendStop(self: Sender, cnt: u64) !void {
+        var buf: [128]u8 = undefined;
+        try self.send(packet_mod.buildTestPacket(&buf, 48, &.{ imm(1, cnt), imm(2, 1), imm(3, 0), imm(4, 1), imm(6, 2), addr(0, 0) }, "\x00"));
+    }
+};
+
+fn waitStat(stream: *Stream, which: recv_stream.Stat, at_least: u64) !void {
+    var spins: usize = 0;
+    while (stream.stat(which) < at_least) : (spins += 1) {
+        if (spins >= 5000) return error.TestTimeout;
+        std.time.sleep(std.time.ns_per_ms);
+    }
+}
+
+test "loopback IPv4: heaps arrive, stop item stops the stream" {
+    const stream = try testStream(.{ .ring_heaps = 64 });
+    defer stream.destroy();
+    const info = try UdpReader.add(stream, .{ .address = try std.net.Address.parseIp("127.0.0.1", 0) });
+    try testing.expect(info.port != 0);
+    try testing.expect(info.rcvbuf > 0);
+    const sender = try Sender.open(try std.net.Address.parseIp("127.0.0.1", info.port));
+    defer sender.close();
+
+    var data: [20000]u8 = undefined;
+    var prng = std.Random.DefaultPrng.init(42);
+    prng.random().bytes(&data);
+    var cnt: u64 = 1;
+    while (cnt <= 10) : (cnt += 1) {
+        try sender.sendHeap(cnt, data[0 .. 1000 * cnt], 1400);
+        // pace the sender so loopback never drops (the socket buffer may be small)
+        const heap = try stream.pop(5000);
+        defer heap.deinit();
+        try testing.expectEqual(cnt, heap.cnt);
+        try testing.expect(heap.complete);
+        try testing.expectEqualSlices(u8, data[0 .. 1000 * cnt], heap.itemBytes(heap.items[0]));
+    }
+    try sender.sendStop(11);
+    try testing.expectError(error.Stopped, stream.pop(5000));
+    try testing.expectEqual(@as(u64, 10), stream.stat(.heaps));
+    try testing.expect(stream.stat(.batches) >= 1);
+    try testing.expect(stream.stat(.max_batch) >= 1);
+    try testing.expect(stream.stat(.packets) >= 10);
+}
+
+test "datagram checks: oversize, size mismatch and garbage are counted and dropped" {
+    for ([_]bool{ true, false }) |gro| try datagramChecks(gro);
+}
+
+fn datagramChecks(gro: bool) !void {
+    const stream = try testStream(.{});
+    defer stream.destroy();
+    const info = try UdpReader.add(stream, .{ .address = try std.net.Address.parseIp("127.0.0.1", 0), .max_size = 200, .try_gro = gro });
+    if (!gro) try testing.expect(!info.gro);
+    const sender = try Sender.open(try std.net.Address.parseIp("127.0.0.1", info.port));
+    defer sender.close();
+    var big: [300]u8 = undefined;
+    @memset(&big, 0);
+    try sender.sendHeap(1, &big, 300); // one 348-byte datagram > max_size
+    var buf: [256]u8 = undefined;
+    const good = packet_mod.buildTestPacket(&buf, 48, &.{ imm(1, 2), imm(2, 4), imm(3, 0), imm(4, 4) }, "abcd");
+    var padded: [256]u8 = undefined;
+    @memcpy(padded[0..good.len], good);
+    padded[good.len] = 0;
+    try sender.send(padded[0 .. good.len + 1]); // trailing byte
+    try sender.send("not spead at all");
+    try sender.send(good);
+    const heap = try stream.pop(5000);
+    heap.deinit();
+    try waitStat(stream, .packets_rejected_bad_magic, 1);
+    try testing.expectEqual(@as(u64, 1), stream.stat(.packets_rejected_oversize));
+    try testing.expectEqual(@as(u64, 1), stream.stat(.packets_rejected_size_mismatch));
+    try testing.expectEqual(@as(u64, 1), stream.stat(.packets));
+}
+
+test "loopback IPv6 (skipped without ::1)" {
+    const stream = try testStream(.{});
+    defer stream.destroy();
+    const info = UdpReader.add(stream, .{ .address = try std.net.Address.parseIp("::1", 0) }) catch return error.SkipZigTest;
+    const sender = try Sender.open(try std.net.Address.parseIp("::1", info.port));
+    defer sender.close();
+    try sender.sendHeap(5, "over IPv6", 100);
+    const heap = try stream.pop(5000);
+    defer heap.deinit();
+    try testing.expectEqualStrings("over IPv6", heap.itemBytes(heap.items[0]));
+}
+
+test "full ring blocks the worker; stop joins promptly" {
+    const stream = try testStream(.{ .ring_heaps = 1 });
+    defer stream.destroy();
+    const info = try UdpReader.add(stream, .{ .address = try std.net.Address.parseIp("127.0.0.1", 0) });
+    const sender = try Sender.open(try std.net.Address.parseIp("127.0.0.1", info.port));
+    defer sender.close();
+    var cnt: u64 = 1;
+    while (cnt <= 4) : (cnt += 1) try sender.sendHeap(cnt, "single packet heap", 100);
+    try waitStat(stream, .worker_blocked, 1);
+    var popped: u64 = 0;
+    while (popped < 4) : (popped += 1) {
+        const heap = try stream.pop(5000);
+        try testing.expectEqual(popped + 1, heap.cnt);
+        heap.deinit();
+    }
+    var timer = try std.time.Timer.start();
+    stream.stop();
+    try testing.expect(timer.read() < 1000 * std.time.ns_per_ms);
+    try testing.expectError(error.Stopped, stream.pop(0));
+}
+
+test "bad options are refused; a taken port is an error" {
+    const stream = try testStream(.{});
+    defer stream.destroy();
+    try testing.expectError(error.InvalidArgument, UdpReader.add(stream, .{ .address = try std.net.Address.parseIp("127.0.0.1", 0), .max_size = 4 }));
+    try testing.expectError(error.InvalidArgument, UdpReader.add(stream, .{ .address = try std.net.Address.parseIp("127.0.0.1", 0), .max_size = 70000 }));
+    const info = try UdpReader.add(stream, .{ .address = try std.net.Address.parseIp("127.0.0.1", 0) });
+    try testing.expectError(error.InvalidArgument, UdpReader.add(stream, .{ .address = try std.net.Address.parseIp("127.0.0.1", info.port) }));
+    try testing.expect(isMulticast(try std.net.Address.parseIp("239.1.2.3", 0)));
+    try testing.expect(isMulticast(try std.net.Address.parseIp("ff02::1", 0)));
+    try testing.expect(!isMulticast(try std.net.Address.parseIp("10.0.0.1", 0)));
+}
+
+test "GRO control message parsing" {
+    var control: [control_size]u8 align(8) = [_]u8{0} ** control_size;
+    std.mem.writeInt(usize, control[0..8], 20, native);
+    std.mem.writeInt(i32, control[8..12], sol_udp, native);
+    std.mem.writeInt(i32, control[12..16], linux.UDP.GRO, native);
+    std.mem.writeInt(i32, control[16..20], 1472, native);
+    var iov: posix.iovec = undefined;
+    var hdr: linux.msghdr = .{ .name = null, .namelen = 0, .iov = @ptrCast(&iov), .iovlen = 1, .control = &control, .controllen = 24, .flags = 0 };
+    try testing.expectEqual(@as(?usize, 1472), groSegmentSize(&hdr));
+    hdr.controllen = 8;
+    try testing.expectEqual(@as(?usize, null), groSegmentSize(&hdr));
+    std.mem.writeInt(usize, control[0..8], 4, native); // corrupt length
+    hdr.controllen = 24;
+    try testing.expectEqual(@as(?usize, null), groSegmentSize(&hdr));
+}
