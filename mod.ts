@@ -28,5 +28,6 @@ export {
   PAYLOAD_OFFSET_ID,
   STREAM_CTRL_ID,
 } from "./src/send/heap.ts";
+export { MemoryPool, type MemoryPoolStats } from "./src/memory_pool.ts";
 export * as send from "./src/send/mod.ts";
 export * as recv from "./src/recv/mod.ts";

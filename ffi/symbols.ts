@@ -56,6 +56,17 @@ export const symbolDefs = {
   spead_recv_stream_stats: { args: ["u32", "buffer", "u32", "buffer"], returns: status },
   spead_recv_stream_stat_name: { args: ["u32", "buffer", "u32", "buffer"], returns: status },
 
+  spead_recv_stream_add_udp_reader: {
+    args: ["u32", "buffer", "u32", "u32", "u32", "u32", "buffer", "u32", "buffer"],
+    returns: status,
+  },
+
+  // memory pools
+  spead_memory_pool_create: { args: ["buffer", "u32", "buffer"], returns: status },
+  spead_memory_pool_destroy: { args: ["u32"], returns: status },
+  spead_memory_pool_stats: { args: ["u32", "buffer", "u32", "buffer"], returns: status },
+  spead_memory_pool_stat_name: { args: ["u32", "buffer", "u32", "buffer"], returns: status },
+
   // received heaps
   spead_recv_heap_describe: { args: ["u32", "buffer", "u32", "buffer"], returns: status },
   spead_recv_heap_release: { args: ["u32"], returns: status },

@@ -1,5 +1,5 @@
 /** The `recv` namespace: spead2's `spead2.recv` in TS casing. */
-export { Stream, type StreamStats } from "./stream.ts";
+export { Stream, type StreamStats, type UdpReaderInfo, type UdpReaderOptions } from "./stream.ts";
 export {
   type PayloadAllocator,
   RingStreamConfig,

@@ -27,6 +27,30 @@ export type StreamStats = Record<string, number> & {
   readonly worker_blocked: number;
 };
 
+/** Options of {@link Stream.addUdpReader}; defaults are spead2's. */
+export interface UdpReaderOptions {
+  /** Local address to bind (IPv4/IPv6 literal); default all IPv4 interfaces. Multicast groups are joined. */
+  bindHostname?: string;
+  /** Largest datagram accepted (default 9200); longer ones are dropped and counted. */
+  maxSize?: number;
+  /** Socket receive buffer to ask for (default 8 MiB; the kernel may cap it at rmem_max). */
+  bufferSize?: number;
+  /** IPv4 interface address for multicast (or the bind address with 0.0.0.0). */
+  interfaceAddress?: string;
+  /** IPv6 interface index for multicast. */
+  interfaceIndex?: number;
+}
+
+/** What the UDP reader got from the kernel. */
+export interface UdpReaderInfo {
+  /** The bound port (useful with port 0). */
+  readonly port: number;
+  /** SO_RCVBUF as the kernel reports it. */
+  readonly bufferSize: number;
+  /** Whether UDP GRO is enabled on the socket. */
+  readonly gro: boolean;
+}
+
 let statNamesCache: string[] | undefined;
 
 function statNames(): string[] {
@@ -86,6 +110,34 @@ export class Stream implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
    */
   addBufferReader(bytes: Uint8Array): void {
     check(native.symbols.spead_recv_stream_add_buffer(this.nativeHandle, bytes, bytes.byteLength), "addBufferReader");
+  }
+
+  /**
+   * Receives UDP datagrams on `bindHostname:port` (spead2's `add_udp_reader`):
+   * a native thread reads up to 64 datagrams per recvmmsg and feeds them to
+   * the stream. `port` 0 picks a free port; the returned info says which.
+   * A multicast `bindHostname` is joined (on `interfaceAddress` if given).
+   */
+  addUdpReader(port: number, options: UdpReaderOptions = {}): UdpReaderInfo {
+    const enc = new TextEncoder();
+    const addr = enc.encode(options.bindHostname ?? "");
+    const iface = enc.encode(options.interfaceAddress ?? (options.interfaceIndex?.toString() ?? ""));
+    const info = new Uint32Array(3);
+    check(
+      native.symbols.spead_recv_stream_add_udp_reader(
+        this.nativeHandle,
+        addr,
+        addr.byteLength,
+        port,
+        options.maxSize ?? 0,
+        options.bufferSize ?? 0,
+        iface,
+        iface.byteLength,
+        info,
+      ),
+      "addUdpReader",
+    );
+    return { port: info[0], bufferSize: info[1], gro: (info[2] & 1) !== 0 };
   }
 
   /** Returns the next heap if one is ready; throws `Empty`, or `Stopped` once stopped and drained. */

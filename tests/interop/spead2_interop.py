@@ -101,6 +101,30 @@ def encode(hab, bug_compat):
     sys.stdout.buffer.write(stream.getvalue())
 
 
+def udp_send(hab, bug_compat, port, n_heaps, heap_size):
+    """Sends the cases once, then n_heaps tutorial heaps of heap_size bytes, then an end heap."""
+    ig = spead2.send.ItemGroup(flavour=flavour(hab, bug_compat))
+    for c in CASES:
+        kw = dict(shape=tuple(c["shape"]))
+        if "dtype" in c:
+            kw["dtype"] = np.dtype(c["dtype"])
+            kw["order"] = c.get("order", "C")
+        else:
+            kw["format"] = [tuple(f) for f in c["format"]]
+        ig.add_item(c["id"], c["name"], c["description"], **kw)
+        ig[c["name"]].value = to_python_value(c)
+    config = spead2.send.StreamConfig(max_packet_size=1472, rate=200e6)
+    stream = spead2.send.UdpStream(spead2.ThreadPool(), [("127.0.0.1", port)], config)
+    stream.send_heap(ig.get_heap(descriptors="all", data="all"))
+    if n_heaps > 0:
+        ig.add_item(0x3300, "adc_samples", "samples", shape=(heap_size,), dtype=np.int8)
+        for i in range(n_heaps):
+            ig["adc_samples"].value = np.full(heap_size, i % 100, np.int8)
+            ig["scalar_u40"].value = i
+            stream.send_heap(ig.get_heap())
+    stream.send_heap(ig.get_end())
+
+
 def decode(hab, bug_compat):
     data = sys.stdin.buffer.read()
     config = spead2.recv.StreamConfig(bug_compat=bug_compat, max_heaps=4)
@@ -123,6 +147,8 @@ def main():
         json.dump(CASES, sys.stdout)
     elif cmd == "encode":
         encode(int(sys.argv[2]), int(sys.argv[3]))
+    elif cmd == "udp-send":
+        udp_send(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]))
     elif cmd == "decode":
         decode(int(sys.argv[2]), int(sys.argv[3]))
     else:
