@@ -16,6 +16,7 @@ comptime {
     _ = @import("exports_send.zig");
     _ = @import("exports_recv.zig");
     _ = @import("exports_udp_recv.zig");
+    _ = @import("exports_udp_send.zig");
 }
 
 test {

@@ -1,0 +1,527 @@
+//! C exports of the UDP send stream (docs/ABI.md, "UDP send stream").
+//!
+//! A stream lives behind a generational handle. Blocking calls (`wait`,
+//! `flush`) may run on another thread (Deno's nonblocking FFI) while JS calls
+//! `destroy`, so every export takes a reference under `registry_mutex`, and
+//! `destroy` unlinks the handle, stops the stream (which wakes every waiter)
+//! and frees it only when no call is inside any more.
+const std = @import("std");
+const builtin = @import("builtin");
+const assert = std.debug.assert;
+const status = @import("status.zig");
+const Error = status.Error;
+const handles = @import("handles.zig");
+const Flavour = @import("flavour.zig").Flavour;
+const send_heap = @import("send_heap.zig");
+const args = @import("exports_send.zig");
+
+/// The sender needs sendmmsg and Linux socket options; elsewhere every
+/// export answers `system_error` and the module is never compiled.
+const supported = builtin.os.tag == .linux;
+const udp_send = if (supported) @import("udp_send.zig") else struct {};
+
+const allocator = std.heap.c_allocator;
+
+pub const streams_max: u32 = 256;
+pub const config_words: u32 = 9;
+pub const heap_words: usize = 8;
+pub const record_words: usize = 4;
+/// Heaps in one group (one `send` call).
+pub const group_heaps_max: u32 = 4096;
+pub const cnt_auto: u64 = std.math.maxInt(u64);
+const config_flag_no_gso: u64 = 1;
+/// How long `destroy` waits for calls still inside the stream.
+const destroy_wait_ms = 10_000;
+
+const Stream = if (supported) udp_send.Stream else void;
+var streams: handles.Table(if (supported) udp_send.Stream else u8, streams_max) = .{};
+var registry_mutex: std.Thread.Mutex = .{};
+
+fn acquire(handle: u32) Error!*Stream {
+    registry_mutex.lock();
+    defer registry_mutex.unlock();
+    const stream = try streams.get(handle);
+    _ = stream.users.fetchAdd(1, .acquire);
+    return stream;
+}
+
+fn release(stream: *Stream) void {
+    const before = stream.users.fetchSub(1, .release);
+    assert(before > 0);
+}
+
+// ---------------------------------------------------------------------------
+// Parsing of JS arguments
+
+/// "address port" per line, IPv4 or IPv6 literals, port 1..65535.
+fn parseEndpoints(text: []const u8, out: []std.net.Address) Error![]std.net.Address {
+    var n: usize = 0;
+    var lines = std.mem.splitScalar(u8, text, '\n');
+    while (lines.next()) |raw| {
+        const line = std.mem.trim(u8, raw, " \t\r");
+        if (line.len == 0) continue;
+        if (n == out.len) return error.InvalidArgument;
+        var fields = std.mem.tokenizeAny(u8, line, " \t");
+        const host = fields.next() orelse return error.InvalidArgument;
+        const port_text = fields.next() orelse return error.InvalidArgument;
+        if (fields.next() != null) return error.InvalidArgument;
+        const port = std.fmt.parseInt(u16, port_text, 10) catch return error.InvalidArgument;
+        if (port == 0) return error.InvalidArgument;
+        out[n] = std.net.Address.parseIp(host, port) catch return error.InvalidArgument;
+        n += 1;
+    }
+    if (n == 0) return error.InvalidArgument;
+    return out[0..n];
+}
+
+fn wholeNumber(value: f64, min: f64, max: f64) Error!u64 {
+    if (!std.math.isFinite(value)) return error.InvalidArgument;
+    if (value != @floor(value) or value < min or value > max) return error.InvalidArgument;
+    assert(min >= 0);
+    return @intFromFloat(value);
+}
+
+fn parseConfig(words: []const f64, interface_text: []const u8) Error!udp_send.Config {
+    assert(words.len == config_words);
+    var config = udp_send.Config{};
+    config.packet_size_max = @intCast(try wholeNumber(words[0], 0, std.math.maxInt(u32)));
+    config.rate = words[1];
+    config.burst_size = try wholeNumber(words[2], 0, 1 << 53);
+    config.heaps_max = @intCast(try wholeNumber(words[3], 0, std.math.maxInt(u32)));
+    config.burst_rate_ratio = words[4];
+    config.buffer_size = @intCast(try wholeNumber(words[5], 0, std.math.maxInt(i32)));
+    if (words[6] == -1) {
+        config.ttl = null;
+    } else {
+        config.ttl = @intCast(try wholeNumber(words[6], 0, 255));
+    }
+    config.interface_index = @intCast(try wholeNumber(words[7], 0, std.math.maxInt(u32)));
+    const flags = try wholeNumber(words[8], 0, 1 << 53);
+    if (flags & ~config_flag_no_gso != 0) return error.InvalidArgument;
+    config.gso = flags & config_flag_no_gso == 0;
+    if (interface_text.len > 0) {
+        const text = std.mem.trim(u8, interface_text, " \t\r\n");
+        config.interface_address = std.net.Address.parseIp(text, 0) catch return error.InvalidArgument;
+    }
+    try config.validate();
+    return config;
+}
+
+/// `Stream.send` source over the JS heap records and item table.
+const WordHeaps = struct {
+    heaps: []const u64,
+    items: []const send_heap.ItemRecord,
+
+    pub fn count(self: WordHeaps) usize {
+        return self.heaps.len / heap_words;
+    }
+
+    pub fn get(self: WordHeaps, i: usize) Error!udp_send.HeapSpec {
+        const w = self.heaps[i * heap_words ..][0..heap_words];
+        const first = w[0];
+        const n = w[1];
+        if (first > self.items.len or n > self.items.len - first) return error.InvalidArgument;
+        if (w[3] > std.math.maxInt(u32)) return error.InvalidArgument;
+        if (w[5] > 64) return error.InvalidFlavour;
+        const repeat = switch (w[6]) {
+            0 => false,
+            1 => true,
+            else => return error.InvalidArgument,
+        };
+        if (w[7] != 0) return error.InvalidArgument;
+        return .{
+            .items = self.items[@intCast(first)..][0..@intCast(n)],
+            .flavour = try Flavour.init(4, 64, @intCast(w[5]), 0),
+            .cnt = if (w[2] == cnt_auto) null else w[2],
+            .substream = @intCast(w[3]),
+            .rate = @bitCast(w[4]),
+            .repeat_pointers = repeat,
+        };
+    }
+};
+
+// ---------------------------------------------------------------------------
+// Exports
+
+fn create(
+    endpoints_text: ?[*]const u8,
+    endpoints_len: u32,
+    interface_text: ?[*]const u8,
+    interface_len: u32,
+    config_in: ?*const anyopaque,
+    n_config: u32,
+    out_handle: ?*anyopaque,
+) Error!void {
+    if (!supported) return error.SystemError;
+    const handle_out = try args.u32Out(out_handle);
+    if (n_config != config_words) return error.InvalidArgument;
+    const config_raw = try args.wordsIn(config_in, config_words);
+    const config_f64: []const f64 = @ptrCast(config_raw);
+    const config = try parseConfig(config_f64, try args.bytesIn(interface_text, interface_len));
+    var endpoint_buffer: [udp_send.endpoints_max]std.net.Address = undefined;
+    const endpoints = try parseEndpoints(try args.bytesIn(endpoints_text, endpoints_len), &endpoint_buffer);
+    const stream = try udp_send.Stream.create(allocator, endpoints, config);
+    errdefer stream.destroy();
+    registry_mutex.lock();
+    defer registry_mutex.unlock();
+    const handle = try streams.insert(stream);
+    // Not yet visible to JS, so no doorbell can use the handle before this.
+    stream.handle = handle;
+    handle_out.* = handle;
+}
+
+export fn spead_udp_send_stream_create(
+    endpoints: ?[*]const u8,
+    endpoints_len: u32,
+    interface_address: ?[*]const u8,
+    interface_len: u32,
+    config: ?*const anyopaque,
+    n_config: u32,
+    out_handle: ?*anyopaque,
+) i32 {
+    return status.code(create(endpoints, endpoints_len, interface_address, interface_len, config, n_config, out_handle));
+}
+
+fn send(
+    handle: u32,
+    heaps: ?*const anyopaque,
+    n_heaps: u32,
+    items: ?*const anyopaque,
+    n_items: u32,
+    mode: u32,
+    token_in: ?*const anyopaque,
+    out_cnts: ?*anyopaque,
+) Error!void {
+    if (!supported) return error.SystemError;
+    const stream = try acquire(handle);
+    defer release(stream);
+    if (n_heaps == 0) return error.InvalidArgument;
+    if (n_heaps > group_heaps_max) return error.QueueFull;
+    const group_mode = std.meta.intToEnum(udp_send.GroupMode, mode) catch return error.InvalidArgument;
+    const source = WordHeaps{
+        .heaps = try args.wordsIn(heaps, @as(usize, n_heaps) * heap_words),
+        .items = try args.itemTable(items, n_items),
+    };
+    const token = try args.u64In(token_in);
+    const cnts: []u64 = if (out_cnts == null) &.{} else try args.wordsOut(out_cnts, n_heaps);
+    try stream.send(source, group_mode, token, cnts);
+}
+
+export fn spead_udp_send_stream_send(
+    handle: u32,
+    heaps: ?*const anyopaque,
+    n_heaps: u32,
+    items: ?*const anyopaque,
+    n_items: u32,
+    mode: u32,
+    token_in: ?*const anyopaque,
+    out_cnts: ?*anyopaque,
+) i32 {
+    return status.code(send(handle, heaps, n_heaps, items, n_items, mode, token_in, out_cnts));
+}
+
+fn poll(handle: u32, out: ?*anyopaque, cap_records: u32, out_n: ?*anyopaque) Error!void {
+    if (!supported) return error.SystemError;
+    const stream = try acquire(handle);
+    defer release(stream);
+    const n_out = try args.u32Out(out_n);
+    const words = try args.wordsOut(out, @as(usize, cap_records) * record_words);
+    const records_ptr: [*]udp_send.Completion = @ptrCast(words.ptr);
+    n_out.* = @intCast(stream.poll(records_ptr[0..cap_records]));
+}
+
+export fn spead_udp_send_stream_poll(handle: u32, out: ?*anyopaque, cap_records: u32, out_n: ?*anyopaque) i32 {
+    return status.code(poll(handle, out, cap_records, out_n));
+}
+
+fn wait(handle: u32, timeout_ms: u32) Error!void {
+    if (!supported) return error.SystemError;
+    const stream = try acquire(handle);
+    defer release(stream);
+    try stream.wait(timeout_ms);
+}
+
+export fn spead_udp_send_stream_wait(handle: u32, timeout_ms: u32) i32 {
+    return status.code(wait(handle, timeout_ms));
+}
+
+fn flush(handle: u32, timeout_ms: u32) Error!void {
+    if (!supported) return error.SystemError;
+    const stream = try acquire(handle);
+    defer release(stream);
+    try stream.flush(timeout_ms);
+}
+
+export fn spead_udp_send_stream_flush(handle: u32, timeout_ms: u32) i32 {
+    return status.code(flush(handle, timeout_ms));
+}
+
+fn setNotify(handle: u32, callback: ?*const fn (u32) callconv(.c) void) Error!void {
+    if (!supported) return error.SystemError;
+    const stream = try acquire(handle);
+    defer release(stream);
+    stream.setNotify(callback);
+}
+
+export fn spead_udp_send_stream_set_notify(handle: u32, callback: ?*const fn (u32) callconv(.c) void) i32 {
+    return status.code(setNotify(handle, callback));
+}
+
+fn arm(handle: u32) Error!void {
+    if (!supported) return error.SystemError;
+    const stream = try acquire(handle);
+    defer release(stream);
+    stream.arm();
+}
+
+export fn spead_udp_send_stream_arm(handle: u32) i32 {
+    return status.code(arm(handle));
+}
+
+fn setCntSequence(handle: u32, in: ?*const anyopaque) Error!void {
+    if (!supported) return error.SystemError;
+    const stream = try acquire(handle);
+    defer release(stream);
+    const words = try args.wordsIn(in, 2);
+    try stream.setCntSequence(words[0], words[1]);
+}
+
+export fn spead_udp_send_stream_set_cnt_sequence(handle: u32, in: ?*const anyopaque) i32 {
+    return status.code(setCntSequence(handle, in));
+}
+
+fn stats(handle: u32, out: ?*anyopaque, cap: u32, out_n: ?*anyopaque) Error!void {
+    if (!supported) return error.SystemError;
+    const stream = try acquire(handle);
+    defer release(stream);
+    const n_out = try args.u32Out(out_n);
+    const words = try args.wordsOut(out, cap);
+    n_out.* = @intCast(stream.statValues(words));
+}
+
+export fn spead_udp_send_stream_stats(handle: u32, out: ?*anyopaque, cap: u32, out_n: ?*anyopaque) i32 {
+    return status.code(stats(handle, out, cap, out_n));
+}
+
+fn statName(index: u32, out: ?[*]u8, cap: u32, out_len: ?*anyopaque) Error!void {
+    if (!supported) return error.SystemError;
+    const len = try args.u32Out(out_len);
+    if (index >= udp_send.stat_names.len) return error.InvalidArgument;
+    const name = udp_send.stat_names[index];
+    len.* = @intCast(name.len);
+    if (cap < name.len) return error.BufferTooSmall;
+    @memcpy((try args.bytesOut(out, cap))[0..name.len], name);
+}
+
+export fn spead_udp_send_stream_stat_name(index: u32, out: ?[*]u8, cap: u32, out_len: ?*anyopaque) i32 {
+    return status.code(statName(index, out, cap, out_len));
+}
+
+fn stop(handle: u32) Error!void {
+    if (!supported) return error.SystemError;
+    const stream = try acquire(handle);
+    defer release(stream);
+    stream.stop();
+}
+
+export fn spead_udp_send_stream_stop(handle: u32) i32 {
+    return status.code(stop(handle));
+}
+
+fn destroy(handle: u32) Error!void {
+    if (!supported) return error.SystemError;
+    const stream = blk: {
+        registry_mutex.lock();
+        defer registry_mutex.unlock();
+        break :blk try streams.remove(handle);
+    };
+    // No new call can find the stream now; stopping wakes those inside.
+    stream.stop();
+    var waited_ms: u32 = 0;
+    while (stream.users.load(.acquire) > 0) : (waited_ms += 1) {
+        if (waited_ms >= destroy_wait_ms) {
+            // Something is stuck inside; leaking beats freeing under it.
+            return error.InvalidState;
+        }
+        std.Thread.sleep(std.time.ns_per_ms);
+    }
+    stream.destroy();
+}
+
+export fn spead_udp_send_stream_destroy(handle: u32) i32 {
+    return status.code(destroy(handle));
+}
+
+// ---------------------------------------------------------------------------
+// Tests: the exports as JS drives them, including a waiter during destroy.
+
+const testing = std.testing;
+const Status = status.Status;
+const posix = std.posix;
+
+fn expectStatus(expected: Status, actual: i32) !void {
+    try testing.expectEqual(@intFromEnum(expected), actual);
+}
+
+fn defaultConfig() [config_words]f64 {
+    return .{ 1472, 0, 65536, 4, 1.05, 512 * 1024, -1, 0, 0 };
+}
+
+const Sink = struct {
+    fd: posix.socket_t,
+    port: u16,
+
+    fn open() !Sink {
+        var address = try std.net.Address.parseIp("127.0.0.1", 0);
+        const fd = try posix.socket(posix.AF.INET, posix.SOCK.DGRAM | posix.SOCK.CLOEXEC, posix.IPPROTO.UDP);
+        errdefer posix.close(fd);
+        try posix.bind(fd, &address.any, address.getOsSockLen());
+        var len = address.getOsSockLen();
+        try posix.getsockname(fd, &address.any, &len);
+        return .{ .fd = fd, .port = address.getPort() };
+    }
+
+    fn recv(self: Sink, buffer: []u8) !usize {
+        var fds = [_]posix.pollfd{.{ .fd = self.fd, .events = posix.POLL.IN, .revents = 0 }};
+        if (try posix.poll(&fds, 2000) == 0) return error.Timeout;
+        return posix.recv(self.fd, buffer, 0);
+    }
+};
+
+test "udp send exports: create, send, poll, stats, destroy" {
+    if (!supported) return error.SkipZigTest;
+    const sink = try Sink.open();
+    defer posix.close(sink.fd);
+    var text_buffer: [64]u8 = undefined;
+    const text = try std.fmt.bufPrint(&text_buffer, "127.0.0.1 {d}\n", .{sink.port});
+    var config = defaultConfig();
+    var handle: u32 = 0;
+    try expectStatus(.ok, spead_udp_send_stream_create(text.ptr, @intCast(text.len), null, 0, &config, config_words, &handle));
+
+    // One group of two heaps: a start heap (auto cnt) and an item at cnt 9.
+    const data = [_]u8{ 1, 2, 3, 4, 5 };
+    const items = [_]u64{
+        0x06,   0,                  0,        1,
+        0x1000, @intFromPtr(&data), data.len, 0,
+    };
+    const heaps = [_]u64{
+        0, 1, cnt_auto, 0, @bitCast(@as(f64, -1)), 48, 0, 0,
+        1, 1, 9,        0, @bitCast(@as(f64, -1)), 48, 0, 0,
+    };
+    const token: u64 = 0xfeed;
+    var cnts: [2]u64 = undefined;
+    try expectStatus(.ok, spead_udp_send_stream_send(handle, &heaps, 2, &items, 2, 1, &token, &cnts));
+    try testing.expectEqualSlices(u64, &.{ 1, 9 }, &cnts);
+    var buffer: [1500]u8 = undefined;
+    try testing.expectEqual(@as(usize, 57), try sink.recv(&buffer));
+    try testing.expectEqual(@as(usize, 48 + 5), try sink.recv(&buffer));
+    try expectStatus(.ok, spead_udp_send_stream_wait(handle, 2000));
+    var records: [2 * record_words]u64 = undefined;
+    var n: u32 = 0;
+    try expectStatus(.ok, spead_udp_send_stream_poll(handle, &records, 2, &n));
+    try testing.expectEqual(@as(u32, 1), n);
+    try testing.expectEqual(token, records[0]);
+    try testing.expectEqual(@as(u64, 57 + 53), records[1]);
+    try testing.expectEqual(@as(u64, 0), records[2]);
+
+    var stat_values: [32]u64 = undefined;
+    try expectStatus(.ok, spead_udp_send_stream_stats(handle, &stat_values, stat_values.len, &n));
+    try testing.expectEqual(@as(u32, udp_send.stat_names.len), n);
+    try testing.expectEqual(@as(u64, 2), stat_values[0]); // heaps
+    var name: [32]u8 = undefined;
+    var len: u32 = 0;
+    try expectStatus(.ok, spead_udp_send_stream_stat_name(0, &name, name.len, &len));
+    try testing.expectEqualStrings("heaps", name[0..len]);
+    try expectStatus(.buffer_too_small, spead_udp_send_stream_stat_name(0, &name, 2, &len));
+    try testing.expectEqual(@as(u32, 5), len);
+    try expectStatus(.invalid_argument, spead_udp_send_stream_stat_name(99, &name, name.len, &len));
+
+    // Bad arguments.
+    try expectStatus(.invalid_argument, spead_udp_send_stream_send(handle, &heaps, 0, &items, 2, 1, &token, null));
+    try expectStatus(.invalid_argument, spead_udp_send_stream_send(handle, &heaps, 2, &items, 2, 2, &token, null));
+    try expectStatus(.invalid_argument, spead_udp_send_stream_send(handle, &heaps, 2, &items, 1, 1, &token, null));
+    try expectStatus(.invalid_argument, spead_udp_send_stream_send(handle, &heaps, 2, &items, 2, 1, null, null));
+    var bad_heaps = heaps;
+    bad_heaps[5] = 44;
+    try expectStatus(.invalid_flavour, spead_udp_send_stream_send(handle, &bad_heaps, 1, &items, 2, 1, &token, null));
+    bad_heaps = heaps;
+    bad_heaps[2] = 1 << 48;
+    try expectStatus(.invalid_cnt, spead_udp_send_stream_send(handle, &bad_heaps, 1, &items, 2, 1, &token, null));
+    bad_heaps = heaps;
+    bad_heaps[3] = 1;
+    try expectStatus(.invalid_argument, spead_udp_send_stream_send(handle, &bad_heaps, 1, &items, 2, 1, &token, null));
+    const zero_step = [_]u64{ 5, 0 };
+    try expectStatus(.invalid_argument, spead_udp_send_stream_set_cnt_sequence(handle, &zero_step));
+    const sequence = [_]u64{ 5, 2 };
+    try expectStatus(.ok, spead_udp_send_stream_set_cnt_sequence(handle, &sequence));
+    try expectStatus(.ok, spead_udp_send_stream_flush(handle, 1000));
+
+    try expectStatus(.ok, spead_udp_send_stream_stop(handle));
+    try expectStatus(.stopped, spead_udp_send_stream_wait(handle, 10));
+    try expectStatus(.stopped, spead_udp_send_stream_send(handle, &heaps, 1, &items, 2, 1, &token, null));
+    try expectStatus(.ok, spead_udp_send_stream_destroy(handle));
+    try expectStatus(.invalid_handle, spead_udp_send_stream_destroy(handle));
+    try expectStatus(.invalid_handle, spead_udp_send_stream_wait(handle, 0));
+    try expectStatus(.invalid_handle, spead_udp_send_stream_arm(0));
+}
+
+test "udp send create rejects bad endpoints and configs" {
+    if (!supported) return error.SkipZigTest;
+    var config = defaultConfig();
+    var handle: u32 = 0;
+    const bad_endpoints = [_][]const u8{ "", "127.0.0.1", "127.0.0.1 0", "127.0.0.1 70000", "localhost 9", "127.0.0.1 9 x", "127.0.0.1 9\n::1 9" };
+    for (bad_endpoints) |text| {
+        try expectStatus(.invalid_argument, spead_udp_send_stream_create(text.ptr, @intCast(text.len), null, 0, &config, config_words, &handle));
+    }
+    const good = "127.0.0.1 9\n127.0.0.1 10\n";
+    try expectStatus(.invalid_argument, spead_udp_send_stream_create(good, good.len, null, 0, &config, config_words - 1, &handle));
+    try expectStatus(.invalid_argument, spead_udp_send_stream_create(good, good.len, null, 0, null, config_words, &handle));
+    try expectStatus(.invalid_argument, spead_udp_send_stream_create(good, good.len, null, 0, &config, config_words, null));
+    const bad_configs = [_]struct { index: usize, value: f64, expected: Status }{
+        .{ .index = 0, .value = 55, .expected = .packet_too_small },
+        .{ .index = 0, .value = 1472.5, .expected = .invalid_argument },
+        .{ .index = 1, .value = -1, .expected = .invalid_argument },
+        .{ .index = 3, .value = 0, .expected = .invalid_argument },
+        .{ .index = 4, .value = 0.9, .expected = .invalid_argument },
+        .{ .index = 6, .value = 256, .expected = .invalid_argument },
+        .{ .index = 6, .value = 1, .expected = .invalid_argument }, // unicast endpoints with a TTL
+        .{ .index = 7, .value = 3, .expected = .invalid_argument },
+        .{ .index = 8, .value = 2, .expected = .invalid_argument },
+    };
+    for (bad_configs) |case| {
+        config = defaultConfig();
+        config[case.index] = case.value;
+        try expectStatus(case.expected, spead_udp_send_stream_create(good, good.len, null, 0, &config, config_words, &handle));
+    }
+    config = defaultConfig();
+    const iface = "::1";
+    try expectStatus(.invalid_argument, spead_udp_send_stream_create(good, good.len, iface, iface.len, &config, config_words, &handle));
+    // Two substreams, bound to the loopback address, no GSO: fine.
+    const local = "127.0.0.1";
+    config[8] = 1;
+    try expectStatus(.ok, spead_udp_send_stream_create(good, good.len, local, local.len, &config, config_words, &handle));
+    try expectStatus(.ok, spead_udp_send_stream_destroy(handle));
+}
+
+const Waiter = struct {
+    fn run(handle: u32, result: *i32) void {
+        result.* = spead_udp_send_stream_wait(handle, 30_000);
+    }
+};
+
+test "destroy while another thread waits: the waiter returns, nothing is freed under it" {
+    if (!supported) return error.SkipZigTest;
+    const text = "127.0.0.1 9";
+    var config = defaultConfig();
+    var handle: u32 = 0;
+    try expectStatus(.ok, spead_udp_send_stream_create(text, text.len, null, 0, &config, config_words, &handle));
+    var result: i32 = 1;
+    const thread = try std.Thread.spawn(.{}, Waiter.run, .{ handle, &result });
+    std.Thread.sleep(20 * std.time.ns_per_ms);
+    var timer = try std.time.Timer.start();
+    try expectStatus(.ok, spead_udp_send_stream_destroy(handle));
+    thread.join();
+    try testing.expect(timer.read() < 5 * std.time.ns_per_s);
+    // The waiter saw the stop (or, had it started late, the stale handle).
+    try testing.expect(result == @intFromEnum(Status.stopped) or result == @intFromEnum(Status.invalid_handle));
+}
