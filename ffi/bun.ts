@@ -34,7 +34,7 @@ export function open(path: string): Backend {
     symbols,
     asyncSymbols: undefined,
     addressOf(view: ArrayBufferView): bigint {
-      return BigInt(ptr(view));
+      return BigInt(ptr(view as Uint8Array));
     },
     arrayBufferAt(address: bigint, length: number): ArrayBuffer {
       if (length === 0) return new ArrayBuffer(0);

@@ -59,6 +59,10 @@ read -r dp df < <(count_junit "$out/deno.xml")
 passed=$((passed + dp)); failed=$((failed + df))
 [ "$deno_rc" != 0 ] && [ "$df" = 0 ] && failed=$((failed + 1))
 
+echo "== static checks (tsc --noEmit, zig fmt --check)"
+if tsc --noEmit -p . ; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "tsc: FAILED"; fi
+if scripts/zig fmt --check zig build.zig ; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "zig fmt: FAILED"; fi
+
 echo "zig: ${zp:-0} passed; bun: $bp passed, $bf failed; deno: $dp passed, $df failed"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
