@@ -61,6 +61,26 @@ export const symbolDefs = {
     returns: status,
   },
 
+  // UDP send streams
+  spead_udp_send_stream_create: {
+    args: ["buffer", "u32", "buffer", "u32", "buffer", "u32", "buffer"],
+    returns: status,
+  },
+  spead_udp_send_stream_send: {
+    args: ["u32", "buffer", "u32", "buffer", "u32", "u32", "buffer", "buffer"],
+    returns: status,
+  },
+  spead_udp_send_stream_poll: { args: ["u32", "buffer", "u32", "buffer"], returns: status },
+  spead_udp_send_stream_wait: { args: ["u32", "u32"], returns: status },
+  spead_udp_send_stream_flush: { args: ["u32", "u32"], returns: status },
+  spead_udp_send_stream_set_notify: { args: ["u32", "function"], returns: status },
+  spead_udp_send_stream_arm: { args: ["u32"], returns: status },
+  spead_udp_send_stream_set_cnt_sequence: { args: ["u32", "buffer"], returns: status },
+  spead_udp_send_stream_stats: { args: ["u32", "buffer", "u32", "buffer"], returns: status },
+  spead_udp_send_stream_stat_name: { args: ["u32", "buffer", "u32", "buffer"], returns: status },
+  spead_udp_send_stream_stop: { args: ["u32"], returns: status },
+  spead_udp_send_stream_destroy: { args: ["u32"], returns: status },
+
   // memory pools
   spead_memory_pool_create: { args: ["buffer", "u32", "buffer"], returns: status },
   spead_memory_pool_destroy: { args: ["u32"], returns: status },
@@ -76,7 +96,11 @@ export const symbolDefs = {
  * Exports that block; Deno binds each of these a second time as a
  * `nonblocking` symbol (returning a Promise) under the key `<name>_async`.
  */
-export const blockingSymbols = ["spead_recv_stream_wait"] as const;
+export const blockingSymbols = [
+  "spead_recv_stream_wait",
+  "spead_udp_send_stream_wait",
+  "spead_udp_send_stream_flush",
+] as const;
 
 export type SymbolName = keyof typeof symbolDefs;
 export type BlockingSymbolName = (typeof blockingSymbols)[number];

@@ -41,3 +41,36 @@ export function concat(parts: readonly Uint8Array[]): Uint8Array {
   }
   return out;
 }
+
+/** A running interop child: resolves `ready` with the first stdout line, `done` with all stdout. */
+export interface InteropChild {
+  ready: Promise<string>;
+  done: Promise<string>;
+  kill(): void;
+}
+
+/** Starts the spead2 interop script asynchronously (for receivers that must run while we send). */
+export async function startInterop(args: string[], timeoutMs = 30_000): Promise<InteropChild> {
+  const { spawn } = await import("node:child_process");
+  const child = spawn(python, [`${root}/tests/interop/spead2_interop.py`, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  let err = "";
+  let readyResolve: (line: string) => void = () => {};
+  const ready = new Promise<string>((r) => (readyResolve = r));
+  child.stdout!.on("data", (d: Uint8Array) => {
+    out += new TextDecoder().decode(d);
+    const nl = out.indexOf("\n");
+    if (nl >= 0) readyResolve(out.slice(0, nl));
+  });
+  child.stderr!.on("data", (d: Uint8Array) => (err += new TextDecoder().decode(d)));
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  const done = new Promise<string>((resolve, reject) => {
+    child.on("close", (code: number | null) => {
+      clearTimeout(timer);
+      readyResolve("");
+      if (code === 0) resolve(out.slice(out.indexOf("\n") + 1));
+      else reject(new Error(`interop ${args.join(" ")} exited ${code}: ${err}`));
+    });
+  });
+  return { ready, done, kill: () => child.kill("SIGKILL") };
+}

@@ -125,6 +125,31 @@ def udp_send(hab, bug_compat, port, n_heaps, heap_size):
     stream.send_heap(ig.get_end())
 
 
+def udp_recv(hab, bug_compat):
+    """Receives on an ephemeral 127.0.0.1 port until a stop item; prints READY <port> first."""
+    import socket
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    sock.bind(("127.0.0.1", 0))
+    config = spead2.recv.StreamConfig(bug_compat=bug_compat, max_heaps=4)
+    stream = spead2.recv.Stream(spead2.ThreadPool(), config, spead2.recv.RingStreamConfig(heaps=64))
+    stream.add_udp_reader(sock)
+    print(f"READY {sock.getsockname()[1]}", flush=True)
+    ig = spead2.ItemGroup()
+    heaps = 0
+    cnts = []
+    for heap in stream:
+        heaps += 1
+        cnts.append(heap.cnt)
+        ig.update(heap)
+    out = {"_heaps": heaps, "_cnts": cnts}
+    for name in ig.keys():
+        if name != "adc_samples":
+            out[name] = value_json(ig[name])
+    json.dump(out, sys.stdout)
+
+
 def decode(hab, bug_compat):
     data = sys.stdin.buffer.read()
     config = spead2.recv.StreamConfig(bug_compat=bug_compat, max_heaps=4)
@@ -149,6 +174,8 @@ def main():
         encode(int(sys.argv[2]), int(sys.argv[3]))
     elif cmd == "udp-send":
         udp_send(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]))
+    elif cmd == "udp-recv":
+        udp_recv(int(sys.argv[2]), int(sys.argv[3]))
     elif cmd == "decode":
         decode(int(sys.argv[2]), int(sys.argv[3]))
     else:

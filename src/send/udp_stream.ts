@@ -1,0 +1,375 @@
+/**
+ * UDP send stream (spead2's `send.UdpStream` / `send.asyncio.UdpStream`).
+ * A native I/O thread packetises queued heaps straight from the item buffers
+ * (zero copy), sends up to 64 datagrams per sendmmsg with UDP GSO, and paces
+ * them with spead2's rate limiter. Completions come back through a bounded
+ * ring that JS drains in batches; native threads never call JS except a Bun
+ * doorbell.
+ */
+import { native } from "../../ffi/mod.ts";
+import { check, SpeadError, statusName } from "../errors.ts";
+import type { Heap } from "./heap.ts";
+import { HeapReference } from "./bytes_stream.ts";
+import { buildItemTable, type ItemTable } from "./item_table.ts";
+import { GroupMode, StreamConfig } from "./stream_config.ts";
+
+const STATUS_EMPTY = -8;
+const AUTO_CNT = 0xffff_ffff_ffff_ffffn;
+const WAIT_SLICE_MS = 50;
+const POLL_RECORDS = 64;
+
+/** Options of {@link UdpStream} beyond the stream config; defaults are spead2's. */
+export interface UdpStreamOptions {
+  /** Socket send buffer (SO_SNDBUF) in bytes; default 512 KiB; 0 leaves the OS default. */
+  bufferSize?: number;
+  /** Local address to bind, or with `ttl` the IPv4 multicast interface. */
+  interfaceAddress?: string;
+  /** Multicast TTL / hop limit; makes this a multicast stream. */
+  ttl?: number;
+  /** IPv6 multicast interface index (with `ttl`). */
+  interfaceIndex?: number;
+  /** Never use UDP GSO (segmentation offload). */
+  disableGso?: boolean;
+}
+
+/** Send counters by name (see docs/ABI.md). */
+export type SendStats = Record<string, number>;
+
+interface Pending {
+  resolve(bytes: number): void;
+  reject(err: Error): void;
+  /** Buffers the native side points into until the completion. */
+  keepAlive: readonly ItemTable[];
+}
+
+let sendStatNames: string[] | undefined;
+
+const streamFinalizer = new FinalizationRegistry<number>((handle) => {
+  native.symbols.spead_udp_send_stream_destroy(handle);
+});
+
+function endpointText(endpoints: ReadonlyArray<readonly [string, number]>): Uint8Array {
+  if (endpoints.length === 0) throw new SpeadError("invalid_argument", "UdpStream needs at least one endpoint");
+  return new TextEncoder().encode(endpoints.map(([host, port]) => `${host} ${port}`).join("\n"));
+}
+
+/**
+ * Sends heaps as UDP datagrams, one endpoint per substream.
+ *
+ * `asyncSendHeap()` queues a heap and returns a Promise of the bytes sent. The
+ * heap's item buffers are **not copied**: keep them unchanged until the
+ * Promise settles (spead2's rule). At most `config.maxHeaps` heaps may be in
+ * flight; beyond that the Promise rejects with `SpeadError("queue_full")`, as
+ * spead2 drops the heap.
+ */
+export class UdpStream implements Disposable {
+  readonly config: StreamConfig;
+  readonly numSubstreams: number;
+  #handle: number;
+  readonly #token = {};
+  #nextToken = 1n;
+  readonly #pending = new Map<bigint, Pending>();
+  readonly #records = new BigUint64Array(POLL_RECORDS * 4);
+  readonly #recordsSigned = new BigInt64Array(this.#records.buffer);
+  readonly #count = new Uint32Array(1);
+  #doorbell: { close(): void } | null = null;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #denoWaiting = false;
+  #closing = false;
+
+  /**
+   * @param endpoints `[host, port]` pairs (IP literals); endpoint i is substream i. A single pair is accepted too.
+   */
+  constructor(
+    endpoints: ReadonlyArray<readonly [string, number]> | readonly [string, number],
+    config: StreamConfig = new StreamConfig(),
+    options: UdpStreamOptions = {},
+  ) {
+    const list = (typeof endpoints[0] === "string" ? [endpoints] : endpoints) as ReadonlyArray<
+      readonly [string, number]
+    >;
+    this.config = config;
+    this.numSubstreams = list.length;
+    const ep = endpointText(list);
+    const iface = new TextEncoder().encode(options.interfaceAddress ?? "");
+    const words = Float64Array.of(
+      config.maxPacketSize,
+      config.rate,
+      config.burstSize,
+      config.maxHeaps,
+      config.burstRateRatio,
+      options.bufferSize ?? 512 * 1024,
+      options.ttl ?? -1,
+      options.interfaceIndex ?? 0,
+      options.disableGso ? 1 : 0,
+    );
+    const out = new Uint32Array(1);
+    check(
+      native.symbols.spead_udp_send_stream_create(ep, ep.byteLength, iface, iface.byteLength, words, words.length, out),
+      "send.UdpStream",
+    );
+    this.#handle = out[0];
+    streamFinalizer.register(this, this.#handle, this.#token);
+    const bell = native.createDoorbell(() => this.#drain());
+    if (bell) {
+      check(native.symbols.spead_udp_send_stream_set_notify(this.#handle, bell.pointer), "set_notify");
+      this.#doorbell = bell;
+    }
+  }
+
+  get #h(): number {
+    if (this.#handle === 0 || this.#closing) throw new SpeadError("closed", "send stream has been closed");
+    return this.#handle;
+  }
+
+  /** Sets the automatic heap cnt sequence (next, step); step must not be 0. */
+  setCntSequence(next: bigint | number, step: bigint | number): void {
+    if (BigInt(step) === 0n) throw new SpeadError("invalid_argument", "cnt sequence step must not be 0");
+    check(
+      native.symbols.spead_udp_send_stream_set_cnt_sequence(this.#h, BigUint64Array.of(BigInt(next), BigInt(step))),
+      "setCntSequence",
+    );
+  }
+
+  /**
+   * Queues one heap. `cnt` < 0 takes the next automatic cnt; `rate` < 0 uses
+   * the stream's rate (0 = unlimited for this heap). Resolves to the bytes sent.
+   */
+  asyncSendHeap(heap: Heap, cnt: bigint | number = -1, substreamIndex = 0, rate = -1): Promise<number> {
+    return this.asyncSendHeaps([new HeapReference(heap, { cnt, substreamIndex, rate })], GroupMode.SERIAL);
+  }
+
+  /**
+   * Queues a group of heaps, all or none, sent in `mode` order; one Promise
+   * for the group, resolving to the bytes sent.
+   */
+  asyncSendHeaps(heaps: ReadonlyArray<HeapReference | Heap>, mode: GroupMode = GroupMode.ROUND_ROBIN): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      this.#submit(heaps, mode, { resolve, reject, keepAlive: [] });
+    });
+  }
+
+  /** Queues a group; `entry` is settled when its completion record is drained. */
+  #submit(heaps: ReadonlyArray<HeapReference | Heap>, mode: GroupMode, entry: Pending): void {
+    const h = this.#h;
+    if (heaps.length === 0) throw new SpeadError("invalid_argument", "asyncSendHeaps needs at least one heap");
+    const refs = heaps.map((x) => (x instanceof HeapReference ? x : new HeapReference(x)));
+    const tables = refs.map((r) => buildItemTable(r.heap));
+    const nItems = tables.reduce((n, t) => n + t.count, 0);
+    const items = new BigUint64Array(Math.max(1, nItems) * 4);
+    const recs = new BigUint64Array(refs.length * 8);
+    const recsF = new Float64Array(recs.buffer);
+    let first = 0;
+    for (let i = 0; i < refs.length; i++) {
+      const r = refs[i];
+      const t = tables[i];
+      items.set(t.words.subarray(0, t.count * 4), first * 4);
+      const w = i * 8;
+      recs[w] = BigInt(first);
+      recs[w + 1] = BigInt(t.count);
+      recs[w + 2] = r.cnt < 0n ? AUTO_CNT : r.cnt;
+      recs[w + 3] = BigInt(r.substreamIndex);
+      recsF[w + 4] = r.rate;
+      recs[w + 5] = BigInt(r.heap.flavour.heapAddressBits);
+      recs[w + 6] = r.heap.repeatPointers ? 1n : 0n;
+      recs[w + 7] = 0n;
+      first += t.count;
+    }
+    const token = this.#nextToken++;
+    const st = native.symbols.spead_udp_send_stream_send(
+      h,
+      recs,
+      refs.length,
+      items,
+      nItems,
+      mode === GroupMode.SERIAL ? 1 : 0,
+      BigUint64Array.of(token),
+      null,
+    );
+    check(st, "asyncSendHeaps");
+    entry.keepAlive = tables;
+    this.#pending.set(token, entry);
+    this.#wake();
+  }
+
+  /** Makes sure completions will be noticed while any are pending. */
+  #wake(): void {
+    if (native.asyncSymbols) {
+      if (!this.#denoWaiting) void this.#denoLoop();
+      return;
+    }
+    native.symbols.spead_udp_send_stream_arm(this.#handle);
+    // Bun's doorbell does not keep the process alive; this timer does, and bounds a lost ring.
+    if (this.#timer === undefined && this.#pending.size > 0) {
+      this.#timer = setTimeout(() => {
+        this.#timer = undefined;
+        this.#drain();
+      }, WAIT_SLICE_MS);
+    }
+  }
+
+  async #denoLoop(): Promise<void> {
+    this.#denoWaiting = true;
+    try {
+      while (this.#pending.size > 0 && this.#handle !== 0) {
+        const st = await native.asyncSymbols!.spead_udp_send_stream_wait(this.#handle, WAIT_SLICE_MS);
+        this.#drainRecords();
+        if (st !== 0 && st !== STATUS_EMPTY) break;
+      }
+    } finally {
+      this.#denoWaiting = false;
+    }
+    if (this.#closing) this.#destroyNow();
+  }
+
+  #drain(): void {
+    if (this.#handle === 0) return;
+    this.#drainRecords();
+    if (this.#pending.size > 0 && !this.#closing) this.#wake();
+    else if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+
+  /** Moves completion records into their Promises. */
+  #drainRecords(): void {
+    if (this.#handle === 0) return;
+    for (;;) {
+      const st = native.symbols.spead_udp_send_stream_poll(this.#handle, this.#records, POLL_RECORDS, this.#count);
+      if (st !== 0) return;
+      const n = this.#count[0];
+      for (let i = 0; i < n; i++) {
+        const token = this.#records[i * 4];
+        const bytes = Number(this.#records[i * 4 + 1]);
+        const status = Number(this.#recordsSigned[i * 4 + 2]);
+        const errno = Number(this.#records[i * 4 + 3]);
+        const p = this.#pending.get(token);
+        if (!p) continue;
+        this.#pending.delete(token);
+        if (status === 0) p.resolve(bytes);
+        else {
+          p.reject(
+            new SpeadError(
+              statusName(status),
+              `send failed after ${bytes} bytes${errno ? ` (errno ${errno})` : ""}`,
+              status,
+            ),
+          );
+        }
+      }
+      if (n < POLL_RECORDS) return;
+    }
+  }
+
+  /** Sends one heap and blocks until it is sent (spead2's sync `send_heap`). Returns bytes sent. */
+  sendHeap(heap: Heap, cnt: bigint | number = -1, substreamIndex = 0, rate = -1): number {
+    return this.#sendSync([new HeapReference(heap, { cnt, substreamIndex, rate })], GroupMode.SERIAL);
+  }
+
+  /** Sends a group and blocks until it is sent (spead2's sync `send_heaps`). */
+  sendHeaps(heaps: ReadonlyArray<HeapReference | Heap>, mode: GroupMode = GroupMode.ROUND_ROBIN): number {
+    return this.#sendSync(heaps, mode);
+  }
+
+  #sendSync(heaps: ReadonlyArray<HeapReference | Heap>, mode: GroupMode): number {
+    let outcome: { ok: true; v: number } | { ok: false; e: Error } | undefined;
+    this.#submit(heaps, mode, {
+      resolve: (v) => (outcome = { ok: true, v }),
+      reject: (e) => (outcome = { ok: false, e }),
+      keepAlive: [],
+    });
+    // Bounded: flush returns once the group completed; the record is then pollable.
+    for (let i = 0; outcome === undefined && i < 1_000_000; i++) {
+      this.flush();
+      this.#drainRecords();
+      if (outcome === undefined) native.symbols.spead_udp_send_stream_wait(this.#h, WAIT_SLICE_MS);
+    }
+    if (outcome === undefined) throw new SpeadError("invalid_state", "send completed without a record");
+    if (!outcome.ok) throw outcome.e;
+    return outcome.v;
+  }
+
+  /** Blocks until every heap queued so far has been sent. */
+  flush(timeoutMs = Infinity): void {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const slice = Math.max(0, Math.min(1000, deadline - Date.now()));
+      const st = native.symbols.spead_udp_send_stream_flush(this.#h, slice);
+      if (st === 0) return;
+      if (st !== STATUS_EMPTY) check(st, "flush");
+      if (Date.now() >= deadline) throw new SpeadError("empty", "flush timed out");
+    }
+  }
+
+  /** Resolves once every heap queued so far has been sent. */
+  async asyncFlush(): Promise<void> {
+    const waits = [...this.#pending.values()].map(
+      (p) => new Promise<void>((resolve) => {
+        const { resolve: r0, reject: j0 } = p;
+        p.resolve = (v) => {
+          r0(v);
+          resolve();
+        };
+        p.reject = (e) => {
+          j0(e);
+          resolve();
+        };
+      }),
+    );
+    await Promise.all(waits);
+  }
+
+  /** Send counters (heaps, packets, bytes, batches, gso_messages, ...). */
+  get stats(): SendStats {
+    if (!sendStatNames) {
+      const names: string[] = [];
+      const buf = new Uint8Array(64);
+      const len = new Uint32Array(1);
+      for (let i = 0; i < 64; i++) {
+        if (native.symbols.spead_udp_send_stream_stat_name(i, buf, buf.length, len) !== 0) break;
+        names.push(new TextDecoder().decode(buf.subarray(0, len[0])));
+      }
+      sendStatNames = names;
+    }
+    const out = new BigUint64Array(Math.max(1, sendStatNames.length));
+    const n = new Uint32Array(1);
+    check(native.symbols.spead_udp_send_stream_stats(this.#h, out, out.length, n), "stats");
+    const stats: SendStats = {};
+    for (let i = 0; i < Math.min(n[0], sendStatNames.length); i++) stats[sendStatNames[i]] = Number(out[i]);
+    return stats;
+  }
+
+  /**
+   * Stops the I/O thread and frees the stream. Heaps not yet sent are
+   * abandoned and their Promises reject with `stopped`; call `flush()` first
+   * to send everything. Idempotent.
+   */
+  close(): void {
+    if (this.#handle === 0 || this.#closing) return;
+    this.#closing = true;
+    native.symbols.spead_udp_send_stream_stop(this.#handle);
+    this.#drainRecords();
+    if (this.#doorbell) native.symbols.spead_udp_send_stream_set_notify(this.#handle, null);
+    if (this.#denoWaiting) return; // the Deno wait loop destroys when its call returns
+    this.#destroyNow();
+  }
+
+  #destroyNow(): void {
+    const h = this.#handle;
+    if (h === 0) return;
+    this.#handle = 0;
+    streamFinalizer.unregister(this.#token);
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    native.symbols.spead_udp_send_stream_destroy(h);
+    this.#doorbell?.close();
+    this.#doorbell = null;
+    for (const p of this.#pending.values()) p.reject(new SpeadError("stopped", "send stream closed"));
+    this.#pending.clear();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
