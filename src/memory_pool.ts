@@ -4,6 +4,7 @@
  */
 import { native } from "../ffi/mod.ts";
 import { check, SpeadError } from "./errors.ts";
+import { statsReader } from "./native_stats.ts";
 
 /** Pool counters (see docs/ABI.md). */
 export type MemoryPoolStats = Record<string, number> & {
@@ -14,20 +15,11 @@ export type MemoryPoolStats = Record<string, number> & {
   readonly bypassed: number;
 };
 
-let poolStatNames: string[] | undefined;
-
-function statNames(): string[] {
-  if (poolStatNames) return poolStatNames;
-  const names: string[] = [];
-  const buf = new Uint8Array(64);
-  const len = new Uint32Array(1);
-  for (let i = 0; i < 64; i++) {
-    if (native.symbols.spead_memory_pool_stat_name(i, buf, buf.length, len) !== 0) break;
-    names.push(new TextDecoder().decode(buf.subarray(0, len[0])));
-  }
-  poolStatNames = names;
-  return names;
-}
+const readPoolStats = statsReader(
+  (i, out, cap, len) => native.symbols.spead_memory_pool_stat_name(i, out, cap, len),
+  (h, out, cap, n) => native.symbols.spead_memory_pool_stats(h, out, cap, n),
+  "MemoryPool.stats",
+);
 
 const poolFinalizer = new FinalizationRegistry<number>((handle) => {
   native.symbols.spead_memory_pool_destroy(handle);
@@ -79,13 +71,7 @@ export class MemoryPool implements Disposable {
 
   /** Current counters: free, outstanding, allocated, misses, bypassed, returned, released, refilled, failures. */
   get stats(): MemoryPoolStats {
-    const names = statNames();
-    const out = new BigUint64Array(Math.max(1, names.length));
-    const n = new Uint32Array(1);
-    check(native.symbols.spead_memory_pool_stats(this.nativeHandle, out, out.length, n), "MemoryPool.stats");
-    const stats: Record<string, number> = {};
-    for (let i = 0; i < Math.min(n[0], names.length); i++) stats[names[i]] = Number(out[i]);
-    return stats as MemoryPoolStats;
+    return readPoolStats(this.nativeHandle) as MemoryPoolStats;
   }
 
   /** Releases the pool's free buffers; buffers still in use stay valid until released. Idempotent. */

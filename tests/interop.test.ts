@@ -65,6 +65,25 @@ function ourValue(c: Case): unknown {
 
 
 
+/** Our BytesStream holding every case (descriptors and values) plus an end heap. */
+function encodeCases(hab: number, bugCompat: number): send.BytesStream {
+  const ig = new send.ItemGroup(null, new Flavour(4, 64, hab, bugCompat));
+  for (const c of cases) {
+    ig.addItem({
+      id: c.id,
+      name: c.name,
+      description: c.description,
+      shape: c.shape,
+      ...(c.dtype ? { dtype: c.dtype, order: c.order ?? "C" } : { format: c.format as never }),
+      value: ourValue(c) as never,
+    });
+  }
+  const s = new send.BytesStream();
+  s.sendHeap(ig.getHeap({ descriptors: "all", data: "all" }));
+  s.sendHeap(ig.getEnd());
+  return s;
+}
+
 for (const [hab, bugCompat] of flavours) {
   describe(`interop with spead2, SPEAD-64-${hab} bug_compat ${bugCompat}`, () => {
     test("spead2 BytesStream -> our recv.Stream + ItemGroup.update", () => {
@@ -94,21 +113,7 @@ for (const [hab, bugCompat] of flavours) {
 
     test("our send.ItemGroup + BytesStream -> spead2 recv + ItemGroup.update", () => {
       if (!hasPython) return;
-      const flavour = new Flavour(4, 64, hab, bugCompat);
-      const ig = new send.ItemGroup(null, flavour);
-      for (const c of cases) {
-        ig.addItem({
-          id: c.id,
-          name: c.name,
-          description: c.description,
-          shape: c.shape,
-          ...(c.dtype ? { dtype: c.dtype, order: c.order ?? "C" } : { format: c.format as never }),
-          value: ourValue(c) as never,
-        });
-      }
-      const s = new send.BytesStream();
-      s.sendHeap(ig.getHeap({ descriptors: "all", data: "all" }));
-      s.sendHeap(ig.getEnd());
+      const s = encodeCases(hab, bugCompat);
       const out = JSON.parse(
         new TextDecoder().decode(runInterop(["decode", String(hab), String(bugCompat)], s.getValue())),
       ) as Record<string, unknown>;
@@ -123,21 +128,7 @@ for (const [hab, bugCompat] of flavours) {
     test("byte-identical heaps: our BytesStream equals spead2's for the same items", () => {
       if (!hasPython) return;
       const theirs = runInterop(["encode", String(hab), String(bugCompat)]);
-      const flavour = new Flavour(4, 64, hab, bugCompat);
-      const ig = new send.ItemGroup(null, flavour);
-      for (const c of cases) {
-        ig.addItem({
-          id: c.id,
-          name: c.name,
-          description: c.description,
-          shape: c.shape,
-          ...(c.dtype ? { dtype: c.dtype, order: c.order ?? "C" } : { format: c.format as never }),
-          value: ourValue(c) as never,
-        });
-      }
-      const s = new send.BytesStream();
-      s.sendHeap(ig.getHeap({ descriptors: "all", data: "all" }));
-      s.sendHeap(ig.getEnd());
+      const s = encodeCases(hab, bugCompat);
       const ours = s.getValue();
       expect(ours.byteLength).toBe(theirs.byteLength);
       const firstDiff = ours.findIndex((b, i) => b !== theirs[i]);

@@ -193,3 +193,35 @@ describe("bad input is rejected and counted", () => {
     expect(() => h.getPayload()).toThrow(SpeadError);
   });
 });
+
+describe("descriptors in received heaps", () => {
+  test("a malformed numpy header raises from update (spead2's ValueError); garbage descriptor bytes are skipped", async () => {
+    const { Descriptor, ItemGroup } = await import("../mod.ts");
+    const good = new Descriptor({ id: 0x1000, name: "x", description: "d", shape: [2], dtype: "<u2" }).toRaw(F40);
+    // Corrupt the numpy header in place (same length): 'fortran_order': False -> Falsy
+    const at = String.fromCharCode(...good).indexOf("False");
+    expect(at).toBeGreaterThan(0);
+    const bad = good.slice();
+    bad[at + 4] = "y".charCodeAt(0);
+    const mk = (descriptor: Uint8Array) => {
+      const h = new send.Heap(F40);
+      h.addRaw(5, descriptor);
+      return concat([...new send.PacketGenerator(h, 1n, 1472)]);
+    };
+    {
+      using s = streamOf(mk(good));
+      using heap = s.getBlocking(5000);
+      expect(heap.getDescriptors().map((d) => d.name)).toEqual(["x"]);
+    }
+    {
+      using s = streamOf(mk(Uint8Array.from({ length: 40 }, (_, i) => i)));
+      using heap = s.getBlocking(5000);
+      expect(heap.getDescriptors()).toHaveLength(0);
+    }
+    {
+      using s = streamOf(mk(bad));
+      using heap = s.getBlocking(5000);
+      expect(() => new ItemGroup().update(heap)).toThrow(SpeadError);
+    }
+  });
+});

@@ -150,8 +150,10 @@ export class Heap implements Disposable {
       try {
         out.push(Descriptor.fromRaw(item.value, this.flavour));
       } catch (err) {
-        if (!(err instanceof SpeadError)) throw err;
-        // spead2 logs and skips an undecodable descriptor; so do we.
+        // spead2's heap skips a descriptor packet it cannot decode (with a log line), but a
+        // decodable descriptor with a bad numpy header or format raises from update(): the
+        // native decoder's errors carry a status, the TS parsers' do not.
+        if (!(err instanceof SpeadError) || err.status === undefined) throw err;
         console.warn(`spead: skipping undecodable descriptor in heap ${this.cnt}: ${err.message}`);
       }
     }

@@ -6,6 +6,7 @@
  */
 import { native } from "../../ffi/mod.ts";
 import { check, Empty, SpeadError, Stopped } from "../errors.ts";
+import { statsReader } from "../native_stats.ts";
 import { configWords, RingStreamConfig, StreamConfig } from "./config.ts";
 import { type Heap, wrapHeap } from "./heap.ts";
 
@@ -51,21 +52,11 @@ export interface UdpReaderInfo {
   readonly gro: boolean;
 }
 
-let statNamesCache: string[] | undefined;
-
-function statNames(): string[] {
-  if (statNamesCache) return statNamesCache;
-  const names: string[] = [];
-  const buf = new Uint8Array(64);
-  const len = new Uint32Array(1);
-  for (let i = 0; i < 256; i++) {
-    const st = native.symbols.spead_recv_stream_stat_name(i, buf, buf.length, len);
-    if (st !== 0) break;
-    names.push(new TextDecoder().decode(buf.subarray(0, len[0])));
-  }
-  statNamesCache = names;
-  return names;
-}
+const readStreamStats = statsReader(
+  (i, out, cap, len) => native.symbols.spead_recv_stream_stat_name(i, out, cap, len),
+  (h, out, cap, n) => native.symbols.spead_recv_stream_stats(h, out, cap, n),
+  "stats",
+);
 
 const streamFinalizer = new FinalizationRegistry<number>((handle) => {
   native.symbols.spead_recv_stream_destroy(handle);
@@ -232,13 +223,7 @@ export class Stream implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
 
   /** Current statistics (spead2's names; see docs/ABI.md for our extra counters). */
   get stats(): StreamStats {
-    const names = statNames();
-    const out = new BigUint64Array(Math.max(names.length, 1));
-    const n = new Uint32Array(1);
-    check(native.symbols.spead_recv_stream_stats(this.nativeHandle, out, out.length, n), "stats");
-    const stats: Record<string, number> = {};
-    for (let i = 0; i < Math.min(n[0], names.length); i++) stats[names[i]] = Number(out[i]);
-    return stats as StreamStats;
+    return readStreamStats(this.nativeHandle) as StreamStats;
   }
 
   /** Stops readers and flushes partial heaps; heaps already in the ring can still be taken. */

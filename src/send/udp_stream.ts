@@ -8,6 +8,7 @@
  */
 import { native } from "../../ffi/mod.ts";
 import { check, SpeadError, statusName } from "../errors.ts";
+import { statsReader } from "../native_stats.ts";
 import type { Heap } from "./heap.ts";
 import { HeapReference } from "./bytes_stream.ts";
 import { buildItemTable, type ItemTable } from "./item_table.ts";
@@ -42,7 +43,11 @@ interface Pending {
   keepAlive: readonly ItemTable[];
 }
 
-let sendStatNames: string[] | undefined;
+const readSendStats = statsReader(
+  (i, out, cap, len) => native.symbols.spead_udp_send_stream_stat_name(i, out, cap, len),
+  (h, out, cap, n) => native.symbols.spead_udp_send_stream_stats(h, out, cap, n),
+  "stats",
+);
 
 const streamFinalizer = new FinalizationRegistry<number>((handle) => {
   native.symbols.spead_udp_send_stream_destroy(handle);
@@ -322,22 +327,7 @@ export class UdpStream implements Disposable {
 
   /** Send counters (heaps, packets, bytes, batches, gso_messages, ...). */
   get stats(): SendStats {
-    if (!sendStatNames) {
-      const names: string[] = [];
-      const buf = new Uint8Array(64);
-      const len = new Uint32Array(1);
-      for (let i = 0; i < 64; i++) {
-        if (native.symbols.spead_udp_send_stream_stat_name(i, buf, buf.length, len) !== 0) break;
-        names.push(new TextDecoder().decode(buf.subarray(0, len[0])));
-      }
-      sendStatNames = names;
-    }
-    const out = new BigUint64Array(Math.max(1, sendStatNames.length));
-    const n = new Uint32Array(1);
-    check(native.symbols.spead_udp_send_stream_stats(this.#h, out, out.length, n), "stats");
-    const stats: SendStats = {};
-    for (let i = 0; i < Math.min(n[0], sendStatNames.length); i++) stats[sendStatNames[i]] = Number(out[i]);
-    return stats;
+    return readSendStats(this.#h);
   }
 
   /**

@@ -84,7 +84,8 @@ def flavour(hab, bug_compat):
     return spead2.Flavour(4, 64, hab, bug_compat)
 
 
-def encode(hab, bug_compat):
+def case_item_group(hab, bug_compat):
+    """A spead2 send ItemGroup holding every case with its value."""
     ig = spead2.send.ItemGroup(flavour=flavour(hab, bug_compat))
     for c in CASES:
         kw = dict(shape=tuple(c["shape"]))
@@ -95,6 +96,11 @@ def encode(hab, bug_compat):
             kw["format"] = [tuple(f) for f in c["format"]]
         ig.add_item(c["id"], c["name"], c["description"], **kw)
         ig[c["name"]].value = to_python_value(c)
+    return ig
+
+
+def encode(hab, bug_compat):
+    ig = case_item_group(hab, bug_compat)
     stream = spead2.send.BytesStream(spead2.ThreadPool(), spead2.send.StreamConfig(max_packet_size=1472))
     stream.send_heap(ig.get_heap(descriptors="all", data="all"))
     stream.send_heap(ig.get_end())
@@ -103,16 +109,7 @@ def encode(hab, bug_compat):
 
 def udp_send(hab, bug_compat, port, n_heaps, heap_size):
     """Sends the cases once, then n_heaps tutorial heaps of heap_size bytes, then an end heap."""
-    ig = spead2.send.ItemGroup(flavour=flavour(hab, bug_compat))
-    for c in CASES:
-        kw = dict(shape=tuple(c["shape"]))
-        if "dtype" in c:
-            kw["dtype"] = np.dtype(c["dtype"])
-            kw["order"] = c.get("order", "C")
-        else:
-            kw["format"] = [tuple(f) for f in c["format"]]
-        ig.add_item(c["id"], c["name"], c["description"], **kw)
-        ig[c["name"]].value = to_python_value(c)
+    ig = case_item_group(hab, bug_compat)
     config = spead2.send.StreamConfig(max_packet_size=1472, rate=200e6)
     stream = spead2.send.UdpStream(spead2.ThreadPool(), [("127.0.0.1", port)], config)
     stream.send_heap(ig.get_heap(descriptors="all", data="all"))
