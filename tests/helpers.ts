@@ -1,6 +1,7 @@
 /** Shared test helpers: hex, the project root, the interop Python. */
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
+import { Flavour, send } from "../mod.ts";
 
 export const root = decodeURIComponent(new URL("..", import.meta.url).pathname).replace(/\/$/, "");
 export const python = `${root}/.venv/bin/python`;
@@ -74,3 +75,82 @@ export async function startInterop(args: string[], timeoutMs = 30_000): Promise<
   });
   return { ready, done, kill: () => child.kill("SIGKILL") };
 }
+
+/** One interop case (tests/interop/spead2_interop.py CASES). */
+export interface Case {
+  id: number;
+  name: string;
+  description: string;
+  shape: Array<number | null>;
+  dtype?: string;
+  order?: "C" | "F";
+  format?: Array<[string, number]>;
+  value: unknown;
+}
+
+/** The interop cases, from the Python side (the single source of truth). */
+export function loadCases(): Case[] {
+  return JSON.parse(new TextDecoder().decode(runInterop(["cases"])));
+}
+
+/** The value to assign on our side for a case (C-order flat arrays in the dtype's typed array). */
+export function ourValue(c: Case): unknown {
+  if (c.format && c.format.length > 1) return (c.value as unknown[][]).map((r) => [...r]);
+  if (c.dtype && Array.isArray(c.value)) {
+    const v = c.value as number[];
+    switch (c.dtype.slice(1)) {
+      case "f8":
+        return Float64Array.from(v);
+      case "f4":
+        return Float32Array.from(v);
+      case "i2":
+        return Int16Array.from(v);
+      case "u1":
+        return Uint8Array.from(v);
+      case "i4":
+        return Int32Array.from(v);
+      case "u8":
+        return BigUint64Array.from(v.map((x) => BigInt(x)));
+    }
+  }
+  if (c.format && c.shape.length > 0 && Array.isArray(c.value)) return c.value;
+  return c.value;
+}
+
+
+
+
+/** A send.ItemGroup holding every case with its value. */
+export function caseItemGroup(cases: readonly Case[], flavour: Flavour): send.ItemGroup {
+  const ig = new send.ItemGroup(null, flavour);
+  for (const c of cases) {
+    ig.addItem({
+      id: c.id,
+      name: c.name,
+      description: c.description,
+      shape: c.shape,
+      ...(c.dtype ? { dtype: c.dtype, order: c.order ?? "C" } : { format: c.format as never }),
+      value: ourValue(c) as never,
+    });
+  }
+  return ig;
+}
+
+/** Plain JSON-comparable form of a decoded value. */
+export function plainValue(v: unknown): unknown {
+  if (typeof v === "bigint") return Number(v);
+  if (ArrayBuffer.isView(v)) return Array.from(v as unknown as ArrayLike<number | bigint>, (x) => Number(x));
+  if (Array.isArray(v)) return v.map(plainValue);
+  return v;
+}
+
+export function valuesMatch(actual: unknown, expected: unknown): boolean {
+  if (typeof expected === "number" && typeof actual === "number") {
+    return Math.abs(actual - expected) <= 1e-6 * Math.max(1, Math.abs(expected));
+  }
+  if (Array.isArray(expected) && Array.isArray(actual)) {
+    return expected.length === actual.length && expected.every((e, i) => valuesMatch(actual[i], e));
+  }
+  return actual === expected;
+}
+

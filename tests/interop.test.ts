@@ -5,79 +5,14 @@
  */
 import { describe, expect, test } from "bun:test";
 import { Flavour, ItemGroup, recv, send } from "../mod.ts";
-import { hasPython, runInterop } from "./helpers.ts";
-
-interface Case {
-  id: number;
-  name: string;
-  description: string;
-  shape: Array<number | null>;
-  dtype?: string;
-  order?: "C" | "F";
-  format?: Array<[string, number]>;
-  value: unknown;
-}
+import { type Case, caseItemGroup, plainValue, valuesMatch, hasPython, loadCases, runInterop } from "./helpers.ts";
 
 const flavours: Array<[number, number]> = [[40, 0], [48, 0], [40, 7]];
-const cases: Case[] = hasPython ? JSON.parse(new TextDecoder().decode(runInterop(["cases"]))) : [];
-
-/** Plain JSON-comparable form of a decoded value. */
-function plain(v: unknown): unknown {
-  if (typeof v === "bigint") return Number(v);
-  if (ArrayBuffer.isView(v)) return Array.from(v as unknown as ArrayLike<number | bigint>, (x) => Number(x));
-  if (Array.isArray(v)) return v.map(plain);
-  return v;
-}
-
-function close(actual: unknown, expected: unknown): boolean {
-  if (typeof expected === "number" && typeof actual === "number") {
-    return Math.abs(actual - expected) <= 1e-6 * Math.max(1, Math.abs(expected));
-  }
-  if (Array.isArray(expected) && Array.isArray(actual)) {
-    return expected.length === actual.length && expected.every((e, i) => close(actual[i], e));
-  }
-  return actual === expected;
-}
-
-/** The value to assign on our side for a case (C-order flat arrays in the dtype's typed array). */
-function ourValue(c: Case): unknown {
-  if (c.format && c.format.length > 1) return (c.value as unknown[][]).map((r) => [...r]);
-  if (c.dtype && Array.isArray(c.value)) {
-    const v = c.value as number[];
-    switch (c.dtype.slice(1)) {
-      case "f8":
-        return Float64Array.from(v);
-      case "f4":
-        return Float32Array.from(v);
-      case "i2":
-        return Int16Array.from(v);
-      case "u1":
-        return Uint8Array.from(v);
-      case "i4":
-        return Int32Array.from(v);
-      case "u8":
-        return BigUint64Array.from(v.map((x) => BigInt(x)));
-    }
-  }
-  if (c.format && c.shape.length > 0 && Array.isArray(c.value)) return c.value;
-  return c.value;
-}
-
-
+const cases: Case[] = hasPython ? loadCases() : [];
 
 /** Our BytesStream holding every case (descriptors and values) plus an end heap. */
 function encodeCases(hab: number, bugCompat: number): send.BytesStream {
-  const ig = new send.ItemGroup(null, new Flavour(4, 64, hab, bugCompat));
-  for (const c of cases) {
-    ig.addItem({
-      id: c.id,
-      name: c.name,
-      description: c.description,
-      shape: c.shape,
-      ...(c.dtype ? { dtype: c.dtype, order: c.order ?? "C" } : { format: c.format as never }),
-      value: ourValue(c) as never,
-    });
-  }
+  const ig = caseItemGroup(cases, new Flavour(4, 64, hab, bugCompat));
   const s = new send.BytesStream();
   s.sendHeap(ig.getHeap({ descriptors: "all", data: "all" }));
   s.sendHeap(ig.getEnd());
@@ -104,8 +39,8 @@ for (const [hab, bugCompat] of flavours) {
       for (const c of cases) {
         const item = ig.get(c.name);
         expect(item).toBeDefined();
-        const got = plain(item!.value);
-        if (!close(got, c.value)) {
+        const got = plainValue(item!.value);
+        if (!valuesMatch(got, c.value)) {
           throw new Error(`${c.name}: got ${JSON.stringify(got)}, want ${JSON.stringify(c.value)}`);
         }
       }
@@ -119,7 +54,7 @@ for (const [hab, bugCompat] of flavours) {
       ) as Record<string, unknown>;
       expect(out._heaps).toBe(1);
       for (const c of cases) {
-        if (!close(out[c.name], c.value)) {
+        if (!valuesMatch(out[c.name], c.value)) {
           throw new Error(`${c.name}: spead2 decoded ${JSON.stringify(out[c.name])}, want ${JSON.stringify(c.value)}`);
         }
       }

@@ -1,7 +1,7 @@
 /** send.UdpStream on loopback (127.0.0.1 / ::1 only): to our receiver and to spead2's. */
 import { describe, expect, test } from "bun:test";
 import { Flavour, ItemGroup, recv, send } from "../mod.ts";
-import { hasPython, runInterop, startInterop } from "./helpers.ts";
+import { caseItemGroup, hasPython, loadCases, startInterop, valuesMatch } from "./helpers.ts";
 
 const ramp = (n: number, seed: number) => Uint8Array.from({ length: n }, (_, i) => (i * 13 + seed) & 0xff);
 
@@ -110,30 +110,101 @@ describe("send.UdpStream -> recv.Stream over 127.0.0.1", () => {
   });
 });
 
-describe("send.UdpStream -> spead2 receiver (interop over UDP)", () => {
-  for (const [hab, bugCompat] of [[40, 0], [48, 0]] as const) {
-    test(`SPEAD-64-${hab}: item group heaps decoded by spead2`, async () => {
+describe("send.UdpStream -> spead2 receiver (interop over UDP, 127.0.0.1)", () => {
+  const matrix: Array<[number, number, number, send.GroupMode | null]> = [
+    // hab, packet size, substreams, group mode (null: one heap at a time)
+    [40, 1472, 1, null],
+    [48, 9000, 1, null],
+    [40, 9000, 2, send.GroupMode.ROUND_ROBIN],
+    [48, 1472, 2, send.GroupMode.SERIAL],
+  ];
+  for (const [hab, packet, substreams, mode] of matrix) {
+    const label = mode === null ? "single heaps" : mode === send.GroupMode.SERIAL ? "SERIAL groups" : "ROUND_ROBIN groups";
+    test(`SPEAD-64-${hab}, ${packet}-byte packets, ${substreams} substream(s), ${label}: every heap and value`, async () => {
       if (!hasPython) return;
-      const cases = JSON.parse(new TextDecoder().decode(runInterop(["cases"]))) as Array<{ name: string }>;
-      const child = await startInterop(["udp-recv", String(hab), String(bugCompat)]);
-      const ready = await child.ready;
-      const port = Number(ready.split(" ")[1]);
-      expect(port).toBeGreaterThan(0);
-      const ig = new send.ItemGroup(null, new Flavour(4, 64, hab, bugCompat));
-      ig.addItem({ id: 0x1600, name: "timestamp", description: "ts", shape: [], format: [["u", 40]] });
-      ig.addItem({ id: 0x3300, name: "adc_samples", description: "samples", shape: [50000], dtype: "i1" });
-      using tx = new send.UdpStream([["127.0.0.1", port]], new send.StreamConfig({ rate: 100e6 }));
-      for (let i = 0; i < 5; i++) {
-        ig.get("timestamp")!.value = i * 50000;
-        ig.get("adc_samples")!.value = new Int8Array(50000).fill(i);
-        await tx.asyncSendHeap(ig.getHeap());
+      const cases = loadCases();
+      const child = await startInterop(["udp-recv", String(hab), "0", String(substreams), "max_size=9200"]);
+      const ports = (await child.ready).split(" ").slice(1).map(Number);
+      expect(ports).toHaveLength(substreams);
+      const flavour = new Flavour(4, 64, hab, 0);
+      const ig = caseItemGroup(cases, flavour);
+      const heapSize = 30000;
+      ig.addItem({ id: 0x3300, name: "adc_samples", description: "samples", shape: [heapSize], dtype: "i1" });
+      using tx = new send.UdpStream(
+        ports.map((p) => ["127.0.0.1", p] as const),
+        new send.StreamConfig({ maxPacketSize: packet, rate: 100e6, maxHeaps: 8 }),
+      );
+      expect(tx.numSubstreams).toBe(substreams);
+      await tx.asyncSendHeap(ig.getStart());
+      const nHeaps = 8;
+      const refs: send.HeapReference[] = [];
+      for (let i = 0; i < nHeaps; i++) {
+        ig.get("scalar_u40")!.value = i;
+        ig.get("adc_samples")!.value = new Int8Array(heapSize).fill(i % 100);
+        const ref = new send.HeapReference(ig.getHeap(), { substreamIndex: i % substreams });
+        if (mode === null) await tx.asyncSendHeap(ref.heap, -1, ref.substreamIndex);
+        else refs.push(ref);
+        if (refs.length === 2) {
+          await tx.asyncSendHeaps(refs.splice(0), mode!);
+        }
       }
-      await tx.asyncSendHeap(ig.getEnd());
-      const out = JSON.parse(await child.done) as { _heaps: number; _cnts: number[]; timestamp: number };
-      expect(out._heaps).toBe(5);
-      expect(out._cnts).toEqual([1, 2, 3, 4, 5]);
-      expect(out.timestamp).toBe(4 * 50000);
-      expect(cases.length).toBeGreaterThan(0);
+      for (let sub = 0; sub < substreams; sub++) await tx.asyncSendHeap(ig.getEnd(), -1, sub);
+      const out = JSON.parse(await child.done) as Record<string, unknown> & { _heaps: number; _cnts: number[]; _starts: number };
+      expect(out._starts).toBe(1);
+      expect(out._heaps).toBe(nHeaps + 1); // the start heap carries nothing else
+      expect([...out._cnts].sort((a, b) => a - b)).toEqual(Array.from({ length: nHeaps + 1 }, (_, i) => i + 1));
+      for (const c of cases) {
+        // scalar_u40 holds the heap index; with substreams the last heap processed may be any of the last few
+        const want = c.name === "scalar_u40" ? nHeaps - 1 : c.value;
+        const ok = c.name === "scalar_u40"
+          ? (out[c.name] as number) > nHeaps - 1 - substreams
+          : valuesMatch(out[c.name], want);
+        if (!ok) {
+          throw new Error(`${c.name}: spead2 got ${JSON.stringify(out[c.name])}, want ${JSON.stringify(want)}`);
+        }
+      }
     });
   }
+});
+
+describe("rate limiting and errors", () => {
+  test("the long-run rate matches StreamConfig.rate (never faster; within 25% on a loaded machine)", async () => {
+    using rx = new recv.Stream(new recv.StreamConfig(), new recv.RingStreamConfig({ heaps: 64 }));
+    const { port } = rx.addUdpReader(0, { bindHostname: "127.0.0.1" });
+    const rate = 40e6;
+    using tx = new send.UdpStream([["127.0.0.1", port]], new send.StreamConfig({ rate, maxHeaps: 4 }));
+    const f = new Flavour();
+    const data = ramp(200_000, 3);
+    // warm-up heap, then time 20 heaps (about 4 MB of packets: ~0.1 s at 40 MB/s)
+    await tx.asyncSendHeap(tutorialHeap(f, data, 0));
+    const t0 = performance.now();
+    let bytes = 0;
+    for (let i = 0; i < 20; i += 2) {
+      const r = await Promise.all([tx.asyncSendHeap(tutorialHeap(f, data, i)), tx.asyncSendHeap(tutorialHeap(f, data, i + 1))]);
+      bytes += r[0] + r[1];
+    }
+    const seconds = (performance.now() - t0) / 1e3;
+    const achieved = bytes / seconds;
+    expect(achieved).toBeLessThanOrEqual(rate * 1.02);
+    expect(achieved).toBeGreaterThan(rate * 0.75);
+  });
+
+  test("oversized packets fail the send with a system error; the stream stays usable", async () => {
+    using rx = new recv.Stream();
+    const { port } = rx.addUdpReader(0, { bindHostname: "127.0.0.1" });
+    using tx = new send.UdpStream([["127.0.0.1", port]], new send.StreamConfig({ maxPacketSize: 70000 }));
+    const f = new Flavour();
+    await expect(tx.asyncSendHeap(tutorialHeap(f, ramp(100_000, 1), 0))).rejects.toThrow("system_error");
+    const small = await tx.asyncSendHeap(tutorialHeap(f, ramp(1000, 1), 1));
+    expect(small).toBeGreaterThan(1000);
+  });
+
+  test("sending after close rejects; an invalid substream index is refused", async () => {
+    const tx = new send.UdpStream([["127.0.0.1", 9]]);
+    await expect(tx.asyncSendHeap(new send.Heap(), -1, 3)).rejects.toThrow("invalid_argument");
+    tx.close();
+    await expect(tx.asyncSendHeap(new send.Heap())).rejects.toThrow("closed");
+    expect(() => tx.sendHeap(new send.Heap())).toThrow("closed");
+    expect(() => tx.flush()).toThrow("closed");
+  });
 });

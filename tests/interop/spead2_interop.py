@@ -107,40 +107,115 @@ def encode(hab, bug_compat):
     sys.stdout.buffer.write(stream.getvalue())
 
 
-def udp_send(hab, bug_compat, port, n_heaps, heap_size):
-    """Sends the cases once, then n_heaps tutorial heaps of heap_size bytes, then an end heap."""
+def options(args):
+    """key=value arguments after the positional ones."""
+    return dict(a.split("=", 1) for a in args)
+
+
+def udp_send(hab, bug_compat, ports, n_heaps, heap_size, opts):
+    """Sends the cases once, then n_heaps tutorial heaps of heap_size bytes (substream i % len(ports)),
+    then one end heap per substream. Options: packet=1472, rate=200e6 (bytes/s), start=0|1, groups=0|2..
+    (send tutorial heaps in groups of that size with mode=serial|rr)."""
     ig = case_item_group(hab, bug_compat)
-    config = spead2.send.StreamConfig(max_packet_size=1472, rate=200e6)
-    stream = spead2.send.UdpStream(spead2.ThreadPool(), [("127.0.0.1", port)], config)
+    config = spead2.send.StreamConfig(
+        max_packet_size=int(opts.get("packet", 1472)), rate=float(opts.get("rate", 200e6)), max_heaps=8
+    )
+    endpoints = [("127.0.0.1", p) for p in ports]
+    stream = spead2.send.UdpStream(spead2.ThreadPool(), endpoints, config)
+    if opts.get("start") == "1":
+        stream.send_heap(ig.get_start())
     stream.send_heap(ig.get_heap(descriptors="all", data="all"))
+    group = int(opts.get("groups", 0))
+    mode = spead2.send.GroupMode.SERIAL if opts.get("mode") == "serial" else spead2.send.GroupMode.ROUND_ROBIN
+    pending = []
     if n_heaps > 0:
         ig.add_item(0x3300, "adc_samples", "samples", shape=(heap_size,), dtype=np.int8)
         for i in range(n_heaps):
             ig["adc_samples"].value = np.full(heap_size, i % 100, np.int8)
             ig["scalar_u40"].value = i
-            stream.send_heap(ig.get_heap())
-    stream.send_heap(ig.get_end())
+            heap = ig.get_heap()
+            if group:
+                pending.append(spead2.send.HeapReference(heap, substream_index=i % len(ports)))
+                if len(pending) == group:
+                    stream.send_heaps(pending, mode)
+                    pending = []
+            else:
+                stream.send_heap(heap, substream_index=i % len(ports))
+    if pending:
+        stream.send_heaps(pending, mode)
+    for sub in range(len(ports)):
+        stream.send_heap(ig.get_end(), substream_index=sub)
 
 
-def udp_recv(hab, bug_compat):
-    """Receives on an ephemeral 127.0.0.1 port until a stop item; prints READY <port> first."""
+def udp_raw(port, delay_us):
+    """Sends every SPEAD packet of the stream on stdin as its own datagram (framed by the packet
+    header, 64-XX flavours), with delay_us between datagrams."""
+    import socket
+    import struct
+    import time
+
+    data = sys.stdin.buffer.read()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    off = 0
+    sent = 0
+    while off + 8 <= len(data):
+        n_items = struct.unpack(">H", data[off + 6:off + 8])[0]
+        hab = data[off + 3] * 8
+        plen = 0
+        for i in range(n_items):
+            (ptr,) = struct.unpack(">Q", data[off + 8 + 8 * i:off + 16 + 8 * i])
+            if (ptr >> hab) & ((1 << (63 - hab)) - 1) == 4:
+                plen = ptr & ((1 << hab) - 1)
+        size = 8 + 8 * n_items + plen
+        sock.sendto(data[off:off + size], ("127.0.0.1", port))
+        sent += 1
+        off += size
+        if delay_us:
+            time.sleep(delay_us / 1e6)
+    print(sent)
+
+
+def udp_recv(hab, bug_compat, n_sockets, opts):
+    """Receives on n_sockets ephemeral 127.0.0.1 ports (one stream) until one end heap per socket;
+    prints READY <ports...> first, then JSON of the values and heap cnts."""
     import socket
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-    sock.bind(("127.0.0.1", 0))
-    config = spead2.recv.StreamConfig(bug_compat=bug_compat, max_heaps=4)
+    config = spead2.recv.StreamConfig(
+        bug_compat=bug_compat,
+        max_heaps=8,
+        substreams=n_sockets,
+        stop_on_stop_item=False,
+        allow_out_of_order=opts.get("ooo") == "1",
+    )
     stream = spead2.recv.Stream(spead2.ThreadPool(), config, spead2.recv.RingStreamConfig(heaps=64))
-    stream.add_udp_reader(sock)
-    print(f"READY {sock.getsockname()[1]}", flush=True)
+    ports = []
+    for _ in range(n_sockets):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        sock.bind(("127.0.0.1", 0))
+        stream.add_udp_reader(sock, max_size=int(opts.get("max_size", 9200)))
+        ports.append(sock.getsockname()[1])
+    print("READY " + " ".join(map(str, ports)), flush=True)
     ig = spead2.ItemGroup()
-    heaps = 0
     cnts = []
+    ends = 0
+    starts = 0
     for heap in stream:
-        heaps += 1
+        if heap.is_end_of_stream():
+            ends += 1
+            if ends == n_sockets:
+                break
+            continue
+        if heap.is_start_of_stream():
+            starts += 1
         cnts.append(heap.cnt)
         ig.update(heap)
-    out = {"_heaps": heaps, "_cnts": cnts}
+        if "adc_samples" in ig:
+            v = ig["adc_samples"].value
+            if v is not None and not (v == (int(ig["scalar_u40"].value) % 100)).all():
+                raise SystemExit("bad samples in heap %d" % heap.cnt)
+    stream.stop()
+    out = {"_heaps": len(cnts), "_cnts": cnts, "_starts": starts}
     for name in ig.keys():
         if name != "adc_samples":
             out[name] = value_json(ig[name])
@@ -170,9 +245,12 @@ def main():
     elif cmd == "encode":
         encode(int(sys.argv[2]), int(sys.argv[3]))
     elif cmd == "udp-send":
-        udp_send(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]))
+        ports = [int(p) for p in sys.argv[4].split(",")]
+        udp_send(int(sys.argv[2]), int(sys.argv[3]), ports, int(sys.argv[5]), int(sys.argv[6]), options(sys.argv[7:]))
+    elif cmd == "udp-raw":
+        udp_raw(int(sys.argv[2]), int(sys.argv[3]))
     elif cmd == "udp-recv":
-        udp_recv(int(sys.argv[2]), int(sys.argv[3]))
+        udp_recv(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), options(sys.argv[5:]))
     elif cmd == "decode":
         decode(int(sys.argv[2]), int(sys.argv[3]))
     else:
