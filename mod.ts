@@ -29,5 +29,6 @@ export {
   STREAM_CTRL_ID,
 } from "./src/send/heap.ts";
 export { MemoryPool, type MemoryPoolStats } from "./src/memory_pool.ts";
+export { processStats, type ProcessStats } from "./src/process_stats.ts";
 export * as send from "./src/send/mod.ts";
 export * as recv from "./src/recv/mod.ts";

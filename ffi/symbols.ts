@@ -87,6 +87,9 @@ export const symbolDefs = {
   spead_memory_pool_stats: { args: ["u32", "buffer", "u32", "buffer"], returns: status },
   spead_memory_pool_stat_name: { args: ["u32", "buffer", "u32", "buffer"], returns: status },
 
+  // diagnostics
+  spead_process_stats: { args: ["buffer", "u32"], returns: status },
+
   // received heaps
   spead_recv_heap_describe: { args: ["u32", "buffer", "u32", "buffer"], returns: status },
   spead_recv_heap_release: { args: ["u32"], returns: status },
