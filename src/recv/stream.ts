@@ -104,12 +104,20 @@ export class Stream implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
   }
 
   /**
-   * Receives UDP datagrams on `bindHostname:port` (spead2's `add_udp_reader`):
-   * a native thread reads up to 64 datagrams per recvmmsg and feeds them to
-   * the stream. `port` 0 picks a free port; the returned info says which.
-   * A multicast `bindHostname` is joined (on `interfaceAddress` if given).
+   * Receives UDP datagrams (spead2's `add_udp_reader`): a native thread reads
+   * up to 64 datagrams per recvmmsg (with GRO where available) and feeds them
+   * to the stream. Two forms:
+   * - `addUdpReader(port, { bindHostname, maxSize, bufferSize })` — unicast;
+   *   port 0 picks a free port (the returned info says which);
+   * - `addUdpReader(group, port, { interfaceAddress | interfaceIndex, ... })` —
+   *   joins the multicast `group` (IPv4 or IPv6).
    */
-  addUdpReader(port: number, options: UdpReaderOptions = {}): UdpReaderInfo {
+  addUdpReader(port: number, options?: UdpReaderOptions): UdpReaderInfo;
+  addUdpReader(multicastGroup: string, port: number, options?: UdpReaderOptions): UdpReaderInfo;
+  addUdpReader(a: number | string, b?: number | UdpReaderOptions, c?: UdpReaderOptions): UdpReaderInfo {
+    const [port, options] = typeof a === "string"
+      ? [b as number, { ...(c ?? {}), bindHostname: a }]
+      : [a, (b as UdpReaderOptions | undefined) ?? {}];
     const enc = new TextEncoder();
     const addr = enc.encode(options.bindHostname ?? "");
     const iface = enc.encode(options.interfaceAddress ?? (options.interfaceIndex?.toString() ?? ""));
