@@ -13,4 +13,6 @@ scripts/zig build "${args[@]}"
 if [ "$bundle" = 1 ]; then
   node_modules/.bin/esbuild mod.ts --bundle --splitting --format=esm --platform=neutral --target=es2022 \
     --external:bun:ffi --external:'node:*' --outdir=dist --log-level=warning
+  # Declarations for TS consumers of the bundle (esbuild does not emit them).
+  node_modules/.bin/tsc -p tsconfig.build.json
 fi

@@ -63,6 +63,14 @@ echo "== static checks (tsc --noEmit, zig fmt --check)"
 if tsc --noEmit -p . ; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "tsc: FAILED"; fi
 if scripts/zig fmt --check zig build.zig ; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "zig fmt: FAILED"; fi
 
+echo "== npm bundle (esbuild + declarations), smoke-tested under Bun and Deno"
+if bash scripts/build.sh --bundle && bun tests/bundle/smoke.mjs && \
+   deno run --allow-ffi --allow-env --allow-read tests/bundle/smoke.mjs; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "bundle: FAILED"
+fi
+
 echo "zig: ${zp:-0} passed; bun: $bp passed, $bf failed; deno: $dp passed, $df failed"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
