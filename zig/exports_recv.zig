@@ -13,7 +13,13 @@ const FrozenHeap = reassembly.FrozenHeap;
 
 pub const streams_capacity = 1024;
 pub const heaps_capacity = 65536;
-pub const config_words = 10;
+/// Accepted config lengths: 10 (the original table), 11 (+ allocator flags),
+/// 12 (+ reader CPU affinity). Missing words take their defaults.
+pub const config_words_min = 10;
+pub const config_words = 12;
+/// Word 10: how heap payloads are allocated when no pool is given.
+pub const allocator_flag_mmap_huge: u32 = 1 << 0;
+pub const allocator_flag_mmap: u32 = 1 << 1;
 
 var stream_table: handles.Table(Stream, streams_capacity) = .{};
 var heap_table: handles.Table(FrozenHeap, heaps_capacity) = .{};
@@ -33,6 +39,8 @@ const metadata_allocator = std.heap.c_allocator;
 const destroy_wait_ms = 10_000;
 
 const pools = @import("exports_udp_recv.zig");
+const memory_pool = @import("memory_pool.zig");
+const affinity = @import("affinity.zig");
 
 /// A stream held for the length of one call (see `acquire`).
 pub const Acquired = struct {
@@ -76,6 +84,8 @@ fn parseConfig(words: []const u32) Error!recv_stream.Config {
         },
         .ring_heaps = words[6],
         .contiguous_only = words[7] == 1,
+        // Checked against the CPU count by validate().
+        .reader_cpu = if (words[11] == affinity.none_u32) null else words[11],
     };
     try config.validate();
     return config;
@@ -84,11 +94,15 @@ fn parseConfig(words: []const u32) Error!recv_stream.Config {
 fn createStream(config_ptr: ?[*]const u32, n_config: u32, out_handle: ?*u32) Error!void {
     const out = out_handle orelse return error.InvalidArgument;
     const words_ptr = config_ptr orelse return error.InvalidArgument;
-    if (n_config != config_words) return error.InvalidArgument;
-    const words = words_ptr[0..config_words];
-    const config = try parseConfig(words);
+    if (n_config < config_words_min or n_config > config_words) return error.InvalidArgument;
+    var words: [config_words]u32 = .{0} ** config_words;
+    words[11] = affinity.none_u32;
+    @memcpy(words[0..n_config], words_ptr[0..n_config]);
+    const config = try parseConfig(&words);
 
-    var payload_allocator = reassembly.c_payload_allocator.payloadAllocator();
+    var payload_allocator = try defaultPayloadAllocator(words[10]);
+    // A pool is the stream's allocator; flags for another one contradict it.
+    if (words[8] != 0 and words[10] != 0) return error.InvalidArgument;
     var pool: ?reassembly.PayloadAllocator = null;
     if (words[8] != 0) {
         pool = try pools.acquirePool(words[8]);
@@ -102,6 +116,17 @@ fn createStream(config_ptr: ?[*]const u32, n_config: u32, out_handle: ?*u32) Err
     const handle = try stream_table.insert(stream);
     stream.handle = handle;
     out.* = handle;
+}
+
+/// Config word 10: 0 = malloc + prefault, bit 0 = mmap preferring huge pages,
+/// bit 1 = mmap with normal pages. Both bits, or others, are refused.
+fn defaultPayloadAllocator(flags: u32) Error!reassembly.PayloadAllocator {
+    return switch (flags) {
+        0 => reassembly.c_payload_allocator.payloadAllocator(),
+        allocator_flag_mmap_huge => memory_pool.mmap_huge_payload_allocator.payloadAllocator(),
+        allocator_flag_mmap => memory_pool.mmap_payload_allocator.payloadAllocator(),
+        else => error.InvalidArgument,
+    };
 }
 
 pub export fn spead_recv_stream_create(config: ?[*]const u32, n_config: u32, out_handle: ?*u32) i32 {
@@ -275,7 +300,7 @@ const imm = packet_mod.imm;
 const addr = packet_mod.addr;
 
 fn defaultConfig() [config_words]u32 {
-    return .{ 4, 1, 0, 0, 1, 1, 4, 1, 0, 0 };
+    return .{ 4, 1, 0, 0, 1, 1, 4, 1, 0, 0, 0, affinity.none_u32 };
 }
 
 fn expectStatus(expected: status.Status, actual: i32) !void {
@@ -286,12 +311,13 @@ test "exports: create validates the config" {
     var h: u32 = 0;
     var config = defaultConfig();
     try expectStatus(.invalid_argument, spead_recv_stream_create(&config, 9, &h));
+    try expectStatus(.invalid_argument, spead_recv_stream_create(&config, 13, &h));
     try expectStatus(.invalid_argument, spead_recv_stream_create(null, 10, &h));
     try expectStatus(.invalid_argument, spead_recv_stream_create(&config, 10, null));
-    for ([_]struct { usize, u32 }{ .{ 0, 0 }, .{ 1, 0 }, .{ 2, 8 }, .{ 3, 2 }, .{ 6, 0 }, .{ 7, 5 } }) |bad| {
+    for ([_]struct { usize, u32 }{ .{ 0, 0 }, .{ 1, 0 }, .{ 2, 8 }, .{ 3, 2 }, .{ 6, 0 }, .{ 7, 5 }, .{ 10, 3 }, .{ 10, 4 }, .{ 11, 10000 }, .{ 11, 0xFFFF_FFFE } }) |bad| {
         config = defaultConfig();
         config[bad[0]] = bad[1];
-        try expectStatus(.invalid_argument, spead_recv_stream_create(&config, 10, &h));
+        try expectStatus(.invalid_argument, spead_recv_stream_create(&config, config_words, &h));
     }
     config = defaultConfig();
     config[8] = 12345;
@@ -395,4 +421,64 @@ test "exports: popped heaps outlive their stream; destroy wakes a blocked pop" {
     try expectStatus(.ok, spead_recv_stream_destroy(h));
     thread.join();
     try testing.expect(result == @intFromEnum(status.Status.stopped) or result == @intFromEnum(status.Status.invalid_handle));
+}
+
+test "exports: config words 10 and 11 (mmap payloads, reader affinity); 10, 11 and 12 words accepted" {
+    var config = defaultConfig();
+    var h: u32 = 0;
+    for ([_]u32{ 10, 11, 12 }) |n| {
+        try expectStatus(.ok, spead_recv_stream_create(&config, n, &h));
+        try expectStatus(.ok, spead_recv_stream_destroy(h));
+    }
+    // A pool plus allocator flags contradict each other.
+    var pool: u32 = 0;
+    var pool_config = [_]u64{ 0, 4096, 2, 1, 0 };
+    try expectStatus(.ok, pools.spead_memory_pool_create(&pool_config, 5, &pool));
+    config[8] = pool;
+    config[10] = allocator_flag_mmap;
+    try expectStatus(.invalid_argument, spead_recv_stream_create(&config, 11, &h));
+    try expectStatus(.ok, pools.spead_memory_pool_destroy(pool));
+
+    var buf: [256]u8 = undefined;
+    const bytes = packet_mod.buildTestPacket(&buf, 40, &.{ imm(1, 1), imm(2, 5), imm(3, 0), imm(4, 5), addr(0x1000, 0) }, "mmap!");
+    const allowed = try std.posix.sched_getaffinity(0);
+    for ([_]u32{ allocator_flag_mmap, allocator_flag_mmap_huge }) |flags| {
+        config = defaultConfig();
+        config[10] = flags;
+        if (allowed[0] & 1 != 0) config[11] = 0;
+        try expectStatus(.ok, spead_recv_stream_create(&config, 12, &h));
+        try expectStatus(.ok, spead_recv_stream_add_buffer(h, bytes.ptr, @intCast(bytes.len)));
+        var heap: u32 = 0;
+        try expectStatus(.ok, spead_recv_stream_pop(h, 5000, &heap));
+        var n: u32 = 0;
+        try expectStatus(.ok, spead_recv_stream_destroy(h));
+        var words: [16]u64 = undefined;
+        try expectStatus(.ok, spead_recv_heap_describe(heap, &words, words.len, &n));
+        const payload: [*]const u8 = @ptrFromInt(@as(usize, @intCast(words[6])));
+        try testing.expectEqualStrings("mmap!", payload[0..5]);
+        // mmap payloads are page aligned
+        try testing.expect(std.mem.isAligned(@intCast(words[6]), std.heap.pageSize()));
+        try expectStatus(.ok, spead_recv_heap_release(heap));
+    }
+}
+
+test "exports: reader affinity failures are counted in the stats" {
+    const allowed = try std.posix.sched_getaffinity(0);
+    if (allowed[0] & 1 == 0) return error.SkipZigTest;
+    var config = defaultConfig();
+    config[11] = 0;
+    var h: u32 = 0;
+    try expectStatus(.ok, spead_recv_stream_create(&config, 12, &h));
+    defer _ = spead_recv_stream_destroy(h);
+    try expectStatus(.ok, spead_recv_stream_add_buffer(h, "", 0));
+    var heap: u32 = 0;
+    try expectStatus(.stopped, spead_recv_stream_pop(h, 5000, &heap));
+    var values: [recv_stream.stat_count]u64 = undefined;
+    var n: u32 = 0;
+    try expectStatus(.ok, spead_recv_stream_stats(h, &values, values.len, &n));
+    try testing.expectEqual(@as(u64, 0), values[@intFromEnum(recv_stream.Stat.affinity_failures)]);
+    var name: [64]u8 = undefined;
+    var len: u32 = 0;
+    try expectStatus(.ok, spead_recv_stream_stat_name(@intFromEnum(recv_stream.Stat.affinity_failures), &name, name.len, &len));
+    try testing.expectEqualStrings("affinity_failures", name[0..len]);
 }

@@ -12,7 +12,9 @@ const udp_recv = @import("udp_recv.zig");
 const exports_recv = @import("exports_recv.zig");
 
 pub const pools_capacity = 256;
-pub const pool_config_words = 5;
+/// Accepted config lengths: 5 (no flags) or 6 (word 5 = flags).
+pub const pool_config_words_min = 5;
+pub const pool_config_words = 6;
 pub const udp_info_words = 3;
 /// Longest address / interface string accepted (an IPv6 literal with scope fits).
 const address_len_max = 64;
@@ -44,13 +46,14 @@ pub fn releasePool(payload_allocator: reassembly.PayloadAllocator) void {
 fn createPool(config_ptr: ?[*]const u64, n_config: u32, out_handle: ?*u32) Error!void {
     const out = out_handle orelse return error.InvalidArgument;
     const words = config_ptr orelse return error.InvalidArgument;
-    if (n_config != pool_config_words) return error.InvalidArgument;
+    if (n_config != pool_config_words_min and n_config != pool_config_words) return error.InvalidArgument;
     const config: memory_pool.Config = .{
         .lower = words[0],
         .upper = words[1],
         .max_free = words[2],
         .initial = words[3],
         .low_water = words[4],
+        .flags = if (n_config == pool_config_words) words[5] else 0,
     };
     const pool = try MemoryPool.create(bookkeeping_allocator, pool_backing, config);
     errdefer pool.destroy();
@@ -206,7 +209,7 @@ fn expectStatus(expected: status.Status, actual: i32) !void {
     try testing.expectEqual(@intFromEnum(expected), actual);
 }
 
-fn streamConfig(pool: u32) [exports_recv.config_words]u32 {
+fn streamConfig(pool: u32) [exports_recv.config_words_min]u32 {
     return .{ 4, 1, 0, 0, 1, 1, 8, 1, pool, 0 };
 }
 
@@ -216,6 +219,10 @@ test "exports: pool create validates, stats, stale handles" {
     try expectStatus(.invalid_argument, spead_memory_pool_create(&bad, 5, &h));
     var config = [_]u64{ 0, 65536, 4, 2, 0 };
     try expectStatus(.invalid_argument, spead_memory_pool_create(&config, 4, &h));
+    try expectStatus(.invalid_argument, spead_memory_pool_create(&config, 7, &h));
+    try expectStatus(.invalid_argument, spead_memory_pool_create(null, 5, &h));
+    var bad_flags = [_]u64{ 0, 65536, 4, 2, 0, 4 };
+    try expectStatus(.invalid_argument, spead_memory_pool_create(&bad_flags, 6, &h));
     try expectStatus(.ok, spead_memory_pool_create(&config, 5, &h));
     var values: [memory_pool.stat_count]u64 = undefined;
     var n: u32 = 0;
@@ -287,4 +294,22 @@ test "udp options follow spead2's overloads" {
     try testing.expectEqual(@as(u32, 2), mc6.interface_index);
     try testing.expectError(error.InvalidArgument, udpOptions("::1", 8888, 0, 0, "2"));
     try testing.expectError(error.InvalidArgument, udpOptions("239.1.1.1", 8888, 0, 0, "::1"));
+}
+
+test "exports: pool flags word (prefer_huge with fallback, warn_on_empty), huge_pages stat" {
+    var h: u32 = 0;
+    var config = [_]u64{ 0, 65536, 4, 2, 0, memory_pool.flag_prefer_huge | memory_pool.flag_warn_on_empty };
+    try expectStatus(.ok, spead_memory_pool_create(&config, 6, &h));
+    var values: [memory_pool.stat_count]u64 = undefined;
+    var n: u32 = 0;
+    try expectStatus(.ok, spead_memory_pool_stats(h, &values, values.len, &n));
+    try testing.expectEqual(@as(u32, memory_pool.stat_count), n);
+    try testing.expectEqual(@as(u64, 2), values[@intFromEnum(memory_pool.Stat.allocated)]);
+    try testing.expect(values[@intFromEnum(memory_pool.Stat.huge_pages)] <= 2);
+    if (memory_pool.hugePageSize() == 0) try testing.expectEqual(@as(u64, 0), values[@intFromEnum(memory_pool.Stat.huge_pages)]);
+    var name: [32]u8 = undefined;
+    var len: u32 = 0;
+    try expectStatus(.ok, spead_memory_pool_stat_name(memory_pool.stat_count - 1, &name, name.len, &len));
+    try testing.expectEqualStrings("huge_pages", name[0..len]);
+    try expectStatus(.ok, spead_memory_pool_destroy(h));
 }

@@ -23,7 +23,9 @@ const udp_send = if (supported) @import("udp_send.zig") else struct {};
 const allocator = std.heap.c_allocator;
 
 pub const streams_max: u32 = 256;
-pub const config_words: u32 = 9;
+/// Accepted config lengths: 9 (no affinity) or 10 (word 9 = I/O thread core).
+pub const config_words_min: u32 = 9;
+pub const config_words: u32 = 10;
 pub const heap_words: usize = 8;
 pub const record_words: usize = 4;
 /// Heaps in one group (one `send` call).
@@ -99,6 +101,8 @@ fn parseConfig(words: []const f64, interface_text: []const u8) Error!udp_send.Co
     const flags = try wholeNumber(words[8], 0, 1 << 53);
     if (flags & ~config_flag_no_gso != 0) return error.InvalidArgument;
     config.gso = flags & config_flag_no_gso == 0;
+    // Word 9: the I/O thread's core; -1 = none (validated against the CPU count).
+    if (words[9] != -1) config.cpu = @intCast(try wholeNumber(words[9], 0, std.math.maxInt(u32)));
     if (interface_text.len > 0) {
         const text = std.mem.trim(u8, interface_text, " \t\r\n");
         config.interface_address = std.net.Address.parseIp(text, 0) catch return error.InvalidArgument;
@@ -154,10 +158,11 @@ fn create(
 ) Error!void {
     if (!supported) return error.SystemError;
     const handle_out = try args.u32Out(out_handle);
-    if (n_config != config_words) return error.InvalidArgument;
-    const config_raw = try args.wordsIn(config_in, config_words);
-    const config_f64: []const f64 = @ptrCast(config_raw);
-    const config = try parseConfig(config_f64, try args.bytesIn(interface_text, interface_len));
+    if (n_config != config_words_min and n_config != config_words) return error.InvalidArgument;
+    const config_raw = try args.wordsIn(config_in, n_config);
+    var config_f64: [config_words]f64 = .{-1} ** config_words;
+    @memcpy(config_f64[0..n_config], @as([]const f64, @ptrCast(config_raw)));
+    const config = try parseConfig(&config_f64, try args.bytesIn(interface_text, interface_len));
     var endpoint_buffer: [udp_send.endpoints_max]std.net.Address = undefined;
     const endpoints = try parseEndpoints(try args.bytesIn(endpoints_text, endpoints_len), &endpoint_buffer);
     const stream = try udp_send.Stream.create(allocator, endpoints, config);
@@ -364,7 +369,7 @@ fn expectStatus(expected: Status, actual: i32) !void {
 }
 
 fn defaultConfig() [config_words]f64 {
-    return .{ 1472, 0, 65536, 4, 1.05, 512 * 1024, -1, 0, 0 };
+    return .{ 1472, 0, 65536, 4, 1.05, 512 * 1024, -1, 0, 0, -1 };
 }
 
 const Sink = struct {
@@ -474,7 +479,8 @@ test "udp send create rejects bad endpoints and configs" {
         try expectStatus(.invalid_argument, spead_udp_send_stream_create(text.ptr, @intCast(text.len), null, 0, &config, config_words, &handle));
     }
     const good = "127.0.0.1 9\n127.0.0.1 10\n";
-    try expectStatus(.invalid_argument, spead_udp_send_stream_create(good, good.len, null, 0, &config, config_words - 1, &handle));
+    try expectStatus(.invalid_argument, spead_udp_send_stream_create(good, good.len, null, 0, &config, config_words_min - 1, &handle));
+    try expectStatus(.invalid_argument, spead_udp_send_stream_create(good, good.len, null, 0, &config, config_words + 1, &handle));
     try expectStatus(.invalid_argument, spead_udp_send_stream_create(good, good.len, null, 0, null, config_words, &handle));
     try expectStatus(.invalid_argument, spead_udp_send_stream_create(good, good.len, null, 0, &config, config_words, null));
     const bad_configs = [_]struct { index: usize, value: f64, expected: Status }{
@@ -487,6 +493,10 @@ test "udp send create rejects bad endpoints and configs" {
         .{ .index = 6, .value = 1, .expected = .invalid_argument }, // unicast endpoints with a TTL
         .{ .index = 7, .value = 3, .expected = .invalid_argument },
         .{ .index = 8, .value = 2, .expected = .invalid_argument },
+        .{ .index = 9, .value = 10000, .expected = .invalid_argument },
+        .{ .index = 9, .value = 0.5, .expected = .invalid_argument },
+        .{ .index = 9, .value = -2, .expected = .invalid_argument },
+        .{ .index = 9, .value = std.math.nan(f64), .expected = .invalid_argument },
     };
     for (bad_configs) |case| {
         config = defaultConfig();
@@ -501,6 +511,24 @@ test "udp send create rejects bad endpoints and configs" {
     config[8] = 1;
     try expectStatus(.ok, spead_udp_send_stream_create(good, good.len, local, local.len, &config, config_words, &handle));
     try expectStatus(.ok, spead_udp_send_stream_destroy(handle));
+    // The 9-word config of before (no affinity), and core 0.
+    try expectStatus(.ok, spead_udp_send_stream_create(good, good.len, null, 0, &config, config_words_min, &handle));
+    try expectStatus(.ok, spead_udp_send_stream_destroy(handle));
+    const allowed = try std.posix.sched_getaffinity(0);
+    if (allowed[0] & 1 != 0) {
+        config[9] = 0;
+        try expectStatus(.ok, spead_udp_send_stream_create(good, good.len, null, 0, &config, config_words, &handle));
+        var stat_values: [32]u64 = undefined;
+        var n: u32 = 0;
+        try expectStatus(.ok, spead_udp_send_stream_flush(handle, 1000));
+        try expectStatus(.ok, spead_udp_send_stream_stats(handle, &stat_values, stat_values.len, &n));
+        try testing.expectEqual(@as(u32, udp_send.stat_names.len), n);
+        var name: [32]u8 = undefined;
+        var len: u32 = 0;
+        try expectStatus(.ok, spead_udp_send_stream_stat_name(n - 1, &name, name.len, &len));
+        try testing.expectEqualStrings("affinity_failures", name[0..len]);
+        try expectStatus(.ok, spead_udp_send_stream_destroy(handle));
+    }
 }
 
 const Waiter = struct {

@@ -23,6 +23,7 @@ const packet_mod = @import("packet.zig");
 const reassembly = @import("reassembly.zig");
 const FrozenHeap = reassembly.FrozenHeap;
 const PayloadAllocator = reassembly.PayloadAllocator;
+const affinity = @import("affinity.zig");
 
 // ---------------------------------------------------------------------------
 // Statistics
@@ -65,6 +66,8 @@ pub const Stat = enum(u8) {
     heaps_dropped_incomplete,
     heaps_dropped_stopped,
     heaps_dropped_out_of_memory,
+    // reader threads that could not be pinned to `Config.reader_cpu`
+    affinity_failures,
 };
 
 pub const stat_count = @typeInfo(Stat).@"enum".fields.len;
@@ -110,9 +113,12 @@ pub const Config = struct {
     reassembly: reassembly.Config = .{},
     ring_heaps: u32 = 4,
     contiguous_only: bool = true,
+    /// Core every reader thread pins itself to (null: no affinity).
+    reader_cpu: ?u32 = null,
 
     pub fn validate(self: Config) Error!void {
         const r = self.reassembly;
+        if (self.reader_cpu) |core| try affinity.validateCore(core);
         if (r.max_heaps < 1 or r.max_heaps > reassembly.max_heaps_limit) return error.InvalidArgument;
         if (r.substreams < 1) return error.InvalidArgument;
         if (@as(u64, r.max_heaps) * r.substreams > reassembly.slots_limit) return error.InvalidArgument;
@@ -284,6 +290,16 @@ pub const Stream = struct {
         try reader.vtable.start(reader.ctx);
         self.readers[self.readers_len] = reader;
         self.readers_len += 1;
+    }
+
+    /// Called by each reader thread as it starts: pins it to `reader_cpu`.
+    /// A refusal is counted (`affinity_failures`) and the thread runs unpinned.
+    pub fn readerThreadStarted(self: *Stream) void {
+        const core = self.config.reader_cpu orelse return;
+        if (affinity.pinCurrentThread(core)) return;
+        self.stats_mutex.lock();
+        defer self.stats_mutex.unlock();
+        self.stats[@intFromEnum(Stat.affinity_failures)] += 1;
     }
 
     fn joinReaders(self: *Stream) void {
@@ -562,6 +578,7 @@ pub const BufferReader = struct {
     }
 
     fn run(self: *BufferReader) void {
+        self.stream.readerThreadStarted();
         var offset: usize = 0;
         var done = false;
         // Each batch consumes at least one packet or ends the loop.
@@ -871,6 +888,53 @@ test "config validation" {
     try testing.expectError(error.InvalidArgument, (Config{ .reassembly = .{ .substreams = 0 } }).validate());
     try testing.expectError(error.InvalidArgument, (Config{ .reassembly = .{ .max_heaps = 65536, .substreams = 65536 } }).validate());
     try (Config{}).validate();
+    try (Config{ .reader_cpu = 0 }).validate();
+    try testing.expectError(error.InvalidArgument, (Config{ .reader_cpu = 10000 }).validate());
     try testing.expectEqualStrings("heaps", stat_names[0]);
+    try testing.expectEqualStrings("affinity_failures", stat_names[stat_count - 1]);
     try testing.expectEqualStrings("worker_blocked", stat_names[8]);
+}
+
+var test_reader_core: std.atomic.Value(u32) = std.atomic.Value(u32).init(affinity.none_u32);
+
+test "reader threads pin themselves to reader_cpu" {
+    const allowed = std.posix.sched_getaffinity(0) catch return error.SkipZigTest;
+    if (allowed[0] & 1 == 0) return error.SkipZigTest; // core 0 is outside our cpuset
+    const stream = try testStream(.{ .reader_cpu = 0, .ring_heaps = 8 });
+    defer stream.destroy();
+    var bytes = std.ArrayList(u8).init(testing.allocator);
+    defer bytes.deinit();
+    try appendHeap(&bytes, 1, "pinned", 64, true);
+    try BufferReader.add(stream, bytes.items);
+    var heaps = std.ArrayList(*FrozenHeap).init(testing.allocator);
+    defer freeAll(&heaps);
+    try popAll(stream, &heaps);
+    try testing.expectEqual(@as(usize, 1), heaps.items.len);
+    try testing.expectEqual(@as(u64, 0), stream.stat(.affinity_failures));
+    // The pinning itself, on a thread the same way a reader does it.
+    const Probe = struct {
+        fn run(s: *Stream) void {
+            s.readerThreadStarted();
+            test_reader_core.store(affinity.currentSingleCore() orelse affinity.none_u32, .release);
+        }
+    };
+    const thread = try std.Thread.spawn(.{}, Probe.run, .{stream});
+    thread.join();
+    try testing.expectEqual(@as(u32, 0), test_reader_core.load(.acquire));
+}
+
+test "a core the kernel refuses is counted, not fatal" {
+    const stream = try testStream(.{});
+    defer stream.destroy();
+    // Bypasses validation the way an offline core would slip through it.
+    stream.config.reader_cpu = affinity.cores_limit - 1;
+    var bytes = std.ArrayList(u8).init(testing.allocator);
+    defer bytes.deinit();
+    try appendHeap(&bytes, 1, "unpinned", 64, true);
+    try BufferReader.add(stream, bytes.items);
+    var heaps = std.ArrayList(*FrozenHeap).init(testing.allocator);
+    defer freeAll(&heaps);
+    try popAll(stream, &heaps);
+    try testing.expectEqual(@as(usize, 1), heaps.items.len);
+    if (affinity.cpuCount() < affinity.cores_limit) try testing.expectEqual(@as(u64, 1), stream.stat(.affinity_failures));
 }

@@ -17,6 +17,7 @@ comptime {
     _ = @import("exports_recv.zig");
     _ = @import("exports_udp_recv.zig");
     _ = @import("exports_udp_send.zig");
+    _ = @import("exports_buffer.zig");
     _ = @import("exports_diag.zig");
 }
 

@@ -192,6 +192,7 @@ pub const UdpReader = struct {
     }
 
     fn run(self: *UdpReader) void {
+        self.stream.readerThreadStarted();
         // Ends on stop; each pass waits at most poll_timeout_ms.
         while (self.running()) {
             var fds = [_]posix.pollfd{.{ .fd = self.fd, .events = posix.POLL.IN, .revents = 0 }};

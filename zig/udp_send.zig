@@ -30,6 +30,7 @@ const ItemRecord = send_heap.ItemRecord;
 const Packetiser = send_heap.Packetiser;
 const iovec_const = send_heap.iovec_const;
 const rate_limit = @import("rate_limit.zig");
+const affinity = @import("affinity.zig");
 
 comptime {
     assert(builtin.os.tag == .linux);
@@ -71,8 +72,11 @@ pub const Config = struct {
     /// Multicast IPv6: outgoing interface index (0 = default).
     interface_index: u32 = 0,
     gso: bool = true,
+    /// Core the I/O thread pins itself to (null: no affinity).
+    cpu: ?u32 = null,
 
     pub fn validate(self: Config) Error!void {
+        if (self.cpu) |core| try affinity.validateCore(core);
         if (self.packet_size_max < send_heap.packet_size_min) return error.PacketTooSmall;
         if (self.packet_size_max > packet_size_limit) return error.InvalidArgument;
         try validateRate(self.rate, false);
@@ -183,6 +187,7 @@ pub const stat_names = [_][]const u8{
     "sleeps",
     "queue_full",
     "gso_state",
+    "affinity_failures",
 };
 
 const Stat = enum(u8) {
@@ -198,6 +203,7 @@ const Stat = enum(u8) {
     sleeps,
     queue_full,
     gso_state,
+    affinity_failures,
 };
 
 comptime {
@@ -562,6 +568,10 @@ pub const Stream = struct {
     // I/O thread
 
     fn run(self: *Stream) void {
+        // A refused core is counted; the thread then runs unpinned.
+        if (self.config.cpu) |core| {
+            if (!affinity.pinCurrentThread(core)) self.addStat(.affinity_failures, 1);
+        }
         const clock = rate_limit.MonotonicClock{};
         while (!self.stopping.load(.acquire)) {
             var n: usize = 0;
@@ -1302,6 +1312,8 @@ test "bad configurations and arguments are errors" {
     // A TTL means multicast: unicast endpoints are refused.
     try testing.expectError(error.InvalidArgument, Stream.create(alloc, &.{v4}, .{ .ttl = 1 }));
     try testing.expectError(error.InvalidArgument, Stream.create(alloc, &.{v4}, .{ .interface_address = v6 }));
+    try testing.expectError(error.InvalidArgument, Stream.create(alloc, &.{v4}, .{ .cpu = 10000 }));
+    try testing.expectError(error.InvalidArgument, Stream.create(alloc, &.{v4}, .{ .cpu = affinity.cores_limit }));
 
     const stream = try Stream.create(alloc, &.{v4}, .{ .heaps_max = 2 });
     defer stream.destroy();
@@ -1350,4 +1362,22 @@ test "packets too big for UDP fail the group with EMSGSIZE, like spead2's test_s
     try waitRecords(stream, &record);
     try testing.expectEqual(@as(u64, 0), record[0].status);
     try testing.expectEqual(@as(u64, 57), record[0].bytes_sent);
+}
+
+test "the I/O thread pins itself to the configured core" {
+    const allowed = try std.posix.sched_getaffinity(0);
+    if (allowed[0] & 1 == 0) return error.SkipZigTest; // core 0 is outside our cpuset
+    const receiver = try Receiver.open("127.0.0.1");
+    defer receiver.close();
+    const stream = try Stream.create(testing.allocator, &.{receiver.address}, .{ .cpu = 0 });
+    defer stream.destroy();
+    const heap = [_]ItemRecord{immediateItem(send_heap.id_stream_ctrl, 0)};
+    try stream.send(SliceHeaps{ .heaps = &.{.{ .items = &heap, .flavour = flavour48() }} }, .serial, 7, &.{});
+    var record: [1]Completion = undefined;
+    try waitRecords(stream, &record);
+    try testing.expectEqual(@as(u64, 0), record[0].status);
+    var stats: [stat_names.len]u64 = undefined;
+    _ = stream.statValues(&stats);
+    try testing.expectEqual(@as(u64, 0), stats[@intFromEnum(Stat.affinity_failures)]);
+    try testing.expectEqualStrings("affinity_failures", stat_names[@intFromEnum(Stat.affinity_failures)]);
 }
