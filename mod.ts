@@ -28,7 +28,9 @@ export {
   PAYLOAD_OFFSET_ID,
   STREAM_CTRL_ID,
 } from "./src/send/heap.ts";
-export { MemoryPool, type MemoryPoolStats } from "./src/memory_pool.ts";
+export { MemoryPool, type MemoryPoolOptions, type MemoryPoolStats } from "./src/memory_pool.ts";
+export { MmapAllocator } from "./src/mmap_allocator.ts";
+export { ThreadPool, type ThreadPoolOptions } from "./src/thread_pool.ts";
 export { processStats, type ProcessStats } from "./src/process_stats.ts";
 export * as send from "./src/send/mod.ts";
 export * as recv from "./src/recv/mod.ts";

@@ -87,6 +87,10 @@ export const symbolDefs = {
   spead_memory_pool_stats: { args: ["u32", "buffer", "u32", "buffer"], returns: status },
   spead_memory_pool_stat_name: { args: ["u32", "buffer", "u32", "buffer"], returns: status },
 
+  // stable send buffers
+  spead_buffer_alloc: { args: ["u32", "u32", "u32", "buffer"], returns: status },
+  spead_buffer_free: { args: ["u32"], returns: status },
+
   // diagnostics
   spead_process_stats: { args: ["buffer", "u32"], returns: status },
 

@@ -5,6 +5,17 @@
 import { native } from "../ffi/mod.ts";
 import { check, SpeadError } from "./errors.ts";
 import { statsReader } from "./native_stats.ts";
+import type { MmapAllocator } from "./mmap_allocator.ts";
+
+/** Options of {@link MemoryPool}; defaults are spead2's. */
+export interface MemoryPoolOptions {
+  /** Refill in the background to `initial` when a take leaves fewer than this many free (0 = never). */
+  lowWater?: number;
+  /** Where pool buffers come from; `new MmapAllocator({ preferHuge: true })` asks for huge pages. */
+  allocator?: MmapAllocator;
+  /** Warn on stderr when the pool is empty (spead2's `warn_on_empty`). Default true. */
+  warnOnEmpty?: boolean;
+}
 
 /** Pool counters (see docs/ABI.md). */
 export type MemoryPoolStats = Record<string, number> & {
@@ -28,9 +39,10 @@ const poolFinalizer = new FinalizationRegistry<number>((handle) => {
 /**
  * A pool of `upper`-byte buffers serving every payload request in
  * `[lower, upper]` (others bypass it). `initial` buffers are allocated and
- * pre-faulted now; at most `maxFree` are kept when returned. With `lowWater`
- * > 0 a native thread refills the pool to `initial` whenever a take leaves
- * fewer than `lowWater` free (spead2's thread-pool constructor).
+ * pre-faulted now; at most `maxFree` are kept when returned. With
+ * `options.lowWater` > 0 a native thread refills the pool to `initial`
+ * whenever a take leaves fewer than `lowWater` free (spead2's thread-pool
+ * constructor). An empty pool allocates a fresh buffer and warns.
  *
  * `close()` never frees memory still in use: buffers held by unreleased heaps
  * and streams stay valid and are freed when the last one lets go.
@@ -41,10 +53,14 @@ export class MemoryPool implements Disposable {
   readonly maxFree: number;
   readonly initial: number;
   readonly lowWater: number;
+  /** Print `memory pool is empty when allocating N bytes` (at most once a second) when it runs dry. */
+  readonly warnOnEmpty: boolean;
+  readonly allocator: MmapAllocator | undefined;
   #handle: number;
   readonly #token = {};
 
-  constructor(lower: number, upper: number, maxFree: number, initial: number, lowWater = 0) {
+  constructor(lower: number, upper: number, maxFree: number, initial: number, options: MemoryPoolOptions = {}) {
+    const lowWater = options.lowWater ?? 0;
     for (const [name, v] of [["lower", lower], ["upper", upper], ["maxFree", maxFree], ["initial", initial], [
       "lowWater",
       lowWater,
@@ -56,7 +72,17 @@ export class MemoryPool implements Disposable {
     this.maxFree = maxFree;
     this.initial = initial;
     this.lowWater = lowWater;
-    const words = BigUint64Array.of(BigInt(lower), BigInt(upper), BigInt(maxFree), BigInt(initial), BigInt(lowWater));
+    this.warnOnEmpty = options.warnOnEmpty ?? true;
+    this.allocator = options.allocator;
+    const flags = (options.allocator?.preferHuge ? 1 : 0) | (this.warnOnEmpty ? 2 : 0);
+    const words = BigUint64Array.of(
+      BigInt(lower),
+      BigInt(upper),
+      BigInt(maxFree),
+      BigInt(initial),
+      BigInt(lowWater),
+      BigInt(flags),
+    );
     const out = new Uint32Array(1);
     check(native.symbols.spead_memory_pool_create(words, words.length, out), "MemoryPool");
     this.#handle = out[0];

@@ -1,6 +1,8 @@
 import { SpeadError } from "../errors.ts";
 
-/** Anything that can serve heap payload memory to a stream (see `MemoryPool`). */
+import { MmapAllocator } from "../mmap_allocator.ts";
+
+/** A memory pool as a stream sees it (see `MemoryPool`). */
 export interface PayloadAllocator {
   /** Native pool handle (docs/ABI.md, stream config word 8). */
   readonly nativeHandle: number;
@@ -20,8 +22,11 @@ export interface StreamConfigOptions {
   allowUnsizedHeaps?: boolean;
   /** Stop the stream on a STREAM_CTRL stop item. Default true. */
   stopOnStopItem?: boolean;
-  /** Where heap payloads come from; default a plain prefaulting allocator. */
-  memoryAllocator?: PayloadAllocator;
+  /**
+   * Where heap payloads come from: a `MemoryPool`, an `MmapAllocator`, or by
+   * default a plain pre-faulting allocator (as spead2's default).
+   */
+  memoryAllocator?: PayloadAllocator | MmapAllocator;
   /**
    * Largest HEAP_LENGTH accepted, in bytes (rounded up to whole MiB; default
    * 256 MiB). Not in spead2: it stops one forged header from making the
@@ -47,7 +52,7 @@ export class StreamConfig {
   readonly allowOutOfOrder: boolean;
   readonly allowUnsizedHeaps: boolean;
   readonly stopOnStopItem: boolean;
-  readonly memoryAllocator: PayloadAllocator | undefined;
+  readonly memoryAllocator: PayloadAllocator | MmapAllocator | undefined;
   readonly maxHeapLength: number;
 
   constructor(options: StreamConfigOptions = {}) {
@@ -82,8 +87,11 @@ export class RingStreamConfig {
   }
 }
 
-/** The ten config words of `spead_recv_stream_create` (docs/ABI.md). */
-export function configWords(config: StreamConfig, ring: RingStreamConfig): Uint32Array {
+/** The config words of `spead_recv_stream_create` (docs/ABI.md); `core` -1 = no pinning. */
+export function configWords(config: StreamConfig, ring: RingStreamConfig, core = -1): Uint32Array {
+  const alloc = config.memoryAllocator;
+  const pool = alloc instanceof MmapAllocator ? 0 : alloc?.nativeHandle ?? 0;
+  const allocFlags = alloc instanceof MmapAllocator ? alloc.nativeFlags : 0;
   return Uint32Array.of(
     config.maxHeaps,
     config.substreams,
@@ -93,7 +101,9 @@ export function configWords(config: StreamConfig, ring: RingStreamConfig): Uint3
     config.stopOnStopItem ? 1 : 0,
     ring.heaps,
     ring.contiguousOnly ? 1 : 0,
-    config.memoryAllocator?.nativeHandle ?? 0,
+    pool,
     Math.min(0xffff_ffff, Math.ceil(config.maxHeapLength / 2 ** 20)),
+    allocFlags,
+    core < 0 ? 0xffff_ffff : core,
   );
 }

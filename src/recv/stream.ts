@@ -7,6 +7,7 @@
 import { native } from "../../ffi/mod.ts";
 import { check, Empty, SpeadError, Stopped } from "../errors.ts";
 import { statsReader } from "../native_stats.ts";
+import type { ThreadPool } from "../thread_pool.ts";
 import { configWords, RingStreamConfig, StreamConfig } from "./config.ts";
 import { type Heap, wrapHeap } from "./heap.ts";
 
@@ -78,11 +79,19 @@ export class Stream implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
   #destroyWhenIdle = false;
   readonly #out = new Uint32Array(1);
 
-  constructor(config: StreamConfig = new StreamConfig(), ringConfig: RingStreamConfig = new RingStreamConfig()) {
+  /**
+   * @param options.threadPool pins this stream's reader threads (spead2 passes a
+   *   `ThreadPool` first; here it is optional and only carries the affinity)
+   */
+  constructor(
+    config: StreamConfig = new StreamConfig(),
+    ringConfig: RingStreamConfig = new RingStreamConfig(),
+    options: { threadPool?: ThreadPool } = {},
+  ) {
     this.config = config;
     this.ringConfig = ringConfig;
     const out = new Uint32Array(1);
-    const words = configWords(config, ringConfig);
+    const words = configWords(config, ringConfig, options.threadPool?.nextCore() ?? -1);
     check(native.symbols.spead_recv_stream_create(words, words.length, out), "recv.Stream");
     this.#handle = out[0];
     streamFinalizer.register(this, this.#handle, this.#token);

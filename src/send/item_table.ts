@@ -5,7 +5,9 @@
  * may move (V8 keeps small typed arrays on its own heap).
  */
 import { native } from "../../ffi/mod.ts";
+import { SpeadError } from "../errors.ts";
 import type { Heap } from "./heap.ts";
+import { type NativeBuffer, ownerOf } from "./buffer.ts";
 
 /** Items at most this long are copied into the staging buffer. */
 const STAGE_MAX = 4096;
@@ -18,6 +20,13 @@ export interface ItemTable {
   readonly keepAlive: readonly Uint8Array[];
   /** Sum of addressed item lengths. */
   readonly payloadBytes: number;
+  /** Native buffers referenced by the table, pinned until {@link unpinItemTable}. */
+  readonly pinned: readonly NativeBuffer[];
+}
+
+/** Lets the native buffers of a table be freed again (call once the native side is done). */
+export function unpinItemTable(table: ItemTable): void {
+  for (const b of table.pinned) b.unpin();
 }
 
 export function buildItemTable(heap: Heap): ItemTable {
@@ -33,6 +42,7 @@ export function buildItemTable(heap: Heap): ItemTable {
   const keepAlive: Uint8Array[] = stage ? [stage] : [];
   let stageOff = 0;
   let payloadBytes = 0;
+  const pinned: NativeBuffer[] = [];
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i];
     const w = i * 4;
@@ -42,6 +52,9 @@ export function buildItemTable(heap: Heap): ItemTable {
       words[w + 2] = 0n;
       words[w + 3] = 1n;
       continue;
+    }
+    if ((e.bytes.buffer as { detached?: boolean }).detached === true) {
+      throw new SpeadError("released", `item ${e.id} refers to a released (detached) buffer`);
     }
     const len = e.bytes.byteLength;
     payloadBytes += len;
@@ -55,9 +68,14 @@ export function buildItemTable(heap: Heap): ItemTable {
       void e.bytes.buffer; // makes V8 move an on-heap array off the heap before we take its address
       words[w + 1] = native.addressOf(e.bytes);
       keepAlive.push(e.bytes);
+      const owner = ownerOf(e.bytes);
+      if (owner) {
+        owner.pin();
+        pinned.push(owner);
+      }
     }
     words[w + 2] = BigInt(len);
     words[w + 3] = 0n;
   }
-  return { words, count: entries.length, keepAlive, payloadBytes };
+  return { words, count: entries.length, keepAlive, payloadBytes, pinned };
 }

@@ -5,3 +5,4 @@ export { BytesStream, HeapReference } from "./bytes_stream.ts";
 export { GroupMode, RateMethod, StreamConfig, type StreamConfigOptions } from "./stream_config.ts";
 export { HeapGenerator, ItemGroup } from "./heap_generator.ts";
 export { type SendStats, UdpStream, type UdpStreamOptions } from "./udp_stream.ts";
+export { allocateBuffer, type BufferOptions, NativeBuffer } from "./buffer.ts";

@@ -1,7 +1,7 @@
 import { native } from "../../ffi/mod.ts";
 import { check, SpeadError } from "../errors.ts";
 import type { Heap } from "./heap.ts";
-import { buildItemTable, type ItemTable } from "./item_table.ts";
+import { buildItemTable, type ItemTable, unpinItemTable } from "./item_table.ts";
 import { StreamConfig } from "./stream_config.ts";
 
 const finalizer = new FinalizationRegistry<number>((handle) => {
@@ -39,8 +39,7 @@ export class PacketGenerator implements Iterable<Uint8Array> {
     const f = this.#heap.flavour;
     const table: ItemTable = buildItemTable(this.#heap);
     const handleOut = new Uint32Array(1);
-    check(
-      native.symbols.spead_packet_gen_create(
+    const created = native.symbols.spead_packet_gen_create(
         table.words,
         table.count,
         f.heapAddressBits,
@@ -49,9 +48,9 @@ export class PacketGenerator implements Iterable<Uint8Array> {
         this.#maxPacketSize,
         this.#heap.repeatPointers ? 1 : 0,
         handleOut,
-      ),
-      "PacketGenerator",
-    );
+      );
+    if (created !== 0) unpinItemTable(table);
+    check(created, "PacketGenerator");
     const handle = handleOut[0];
     const token = {};
     // The table's buffers are referenced by the native generator until destroy.
@@ -69,15 +68,23 @@ export class PacketGenerator implements Iterable<Uint8Array> {
     } finally {
       finalizer.unregister(token);
       native.symbols.spead_packet_gen_destroy(handle);
-      void keep.table;
+      unpinItemTable(keep.table);
     }
   }
 }
 
 /** Encodes one heap into its concatenated packets in a single native call. */
 export function encodeHeap(heap: Heap, cnt: bigint, maxPacketSize: number): Uint8Array {
-  const f = heap.flavour;
   const table = buildItemTable(heap);
+  try {
+    return encodeTable(heap, table, cnt, maxPacketSize);
+  } finally {
+    unpinItemTable(table);
+  }
+}
+
+function encodeTable(heap: Heap, table: ItemTable, cnt: bigint, maxPacketSize: number): Uint8Array {
+  const f = heap.flavour;
   const sizeOut = new BigUint64Array(2);
   check(
     native.symbols.spead_heap_encoded_size(

@@ -9,9 +9,10 @@
 import { native } from "../../ffi/mod.ts";
 import { check, SpeadError, statusName } from "../errors.ts";
 import { statsReader } from "../native_stats.ts";
+import type { ThreadPool } from "../thread_pool.ts";
 import type { Heap } from "./heap.ts";
 import { HeapReference } from "./bytes_stream.ts";
-import { buildItemTable, type ItemTable } from "./item_table.ts";
+import { buildItemTable, type ItemTable, unpinItemTable } from "./item_table.ts";
 import { GroupMode, StreamConfig } from "./stream_config.ts";
 
 const STATUS_EMPTY = -8;
@@ -31,6 +32,8 @@ export interface UdpStreamOptions {
   interfaceIndex?: number;
   /** Never use UDP GSO (segmentation offload). */
   disableGso?: boolean;
+  /** Pins the stream's I/O thread (spead2 passes a `ThreadPool` first; here it only carries the affinity). */
+  threadPool?: ThreadPool;
 }
 
 /** Send counters by name (see docs/ABI.md). */
@@ -107,6 +110,7 @@ export class UdpStream implements Disposable {
       options.ttl ?? -1,
       options.interfaceIndex ?? 0,
       options.disableGso ? 1 : 0,
+      options.threadPool?.nextCore() ?? -1,
     );
     const out = new Uint32Array(1);
     check(
@@ -191,6 +195,7 @@ export class UdpStream implements Disposable {
       BigUint64Array.of(token),
       null,
     );
+    if (st !== 0) for (const t of tables) unpinItemTable(t);
     check(st, "asyncSendHeaps");
     entry.keepAlive = tables;
     this.#pending.set(token, entry);
@@ -252,6 +257,7 @@ export class UdpStream implements Disposable {
         const p = this.#pending.get(token);
         if (!p) continue;
         this.#pending.delete(token);
+        for (const t of p.keepAlive) unpinItemTable(t);
         if (status === 0) p.resolve(bytes);
         else {
           p.reject(
@@ -355,7 +361,10 @@ export class UdpStream implements Disposable {
     native.symbols.spead_udp_send_stream_destroy(h);
     this.#doorbell?.close();
     this.#doorbell = null;
-    for (const p of this.#pending.values()) p.reject(new SpeadError("stopped", "send stream closed"));
+    for (const p of this.#pending.values()) {
+      for (const t of p.keepAlive) unpinItemTable(t);
+      p.reject(new SpeadError("stopped", "send stream closed"));
+    }
     this.#pending.clear();
   }
 

@@ -1,0 +1,17 @@
+/**
+ * spead2's `MmapAllocator(flags, prefer_huge)`: heap payloads (or pool
+ * buffers) from anonymous mmap, pre-faulted, optionally on huge pages with a
+ * clean fallback to normal pages.
+ */
+export class MmapAllocator {
+  readonly preferHuge: boolean;
+
+  constructor(options: { preferHuge?: boolean } = {}) {
+    this.preferHuge = options.preferHuge ?? false;
+  }
+
+  /** @internal Allocator flags of the native config words (docs/ABI.md). */
+  get nativeFlags(): number {
+    return this.preferHuge ? 1 : 2;
+  }
+}
