@@ -1,4 +1,4 @@
-"""spead2's side of bench/send.ts (run by it; not a test).
+"""spead2's side of bench/send_matrix.ts (run by it; not a test).
 
   spead2_send_bench.py sink
       Binds a UDP socket on 127.0.0.1 (ephemeral port) with the smallest
