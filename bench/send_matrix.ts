@@ -28,7 +28,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import process from "node:process";
 import { send } from "../mod.ts";
-import { TimestampRefHeap, tutorialItemGroup } from "../examples/send_common.ts";
+import { timestampRefHeap, tutorialItemGroup } from "../examples/send_common.ts";
 
 const root = decodeURIComponent(new URL("..", import.meta.url).pathname).replace(/\/$/, "");
 const isBun = "Bun" in globalThis;
@@ -71,9 +71,8 @@ async function ourBatch(tx: send.UdpStream, nHeaps: number, heapSize: number, ba
     for (let j = 0; j < batchHeaps; j++) {
       ig.get("timestamp")!.value = 0;
       ig.get("adc_samples")!.value = adc.subarray(j * heapSize, (j + 1) * heapSize);
-      const heap = ig.addToHeap(new TimestampRefHeap(new DataView(ts.buffer, 8 * j, 8)), {
+      const heap = timestampRefHeap(ig, new DataView(ts.buffer, 8 * j, 8), {
         descriptors: first && j === 0 ? "all" : "none",
-        data: "all",
       });
       heaps.push(new send.HeapReference(heap));
     }

@@ -173,37 +173,29 @@ export function seconds(): number {
 }
 
 /**
- * A send heap whose timestamp immediate is read from memory each time the heap
- * is queued, as C++ `heap::add_item(id, (char *) &ts + 3, 5, true)` reads it
- * when packetising (tutorials 10 and 11).
- *
- * Why a subclass: `send.Heap.addRaw(id, bytes, true)` turns a small value
- * into an immediate by **copying** it when the item is added, so updating the
- * bytes later would not change what a reused heap sends. Adding the 5 bytes
- * without `allowImmediate` would keep the reference, but would send the
- * timestamp as a 5-byte *addressed* item in the payload, unlike spead2, whose
- * receivers (e.g. tutorial 12's chunk placement) expect an immediate. So the
- * heap keeps the usual immediate entry and substitutes the current value of
- * `timestamp` (a big-endian u64 of which the flavour's last
- * `heapAddressBits / 8` bytes are the value) whenever `entries` is read,
- * which `UdpStream.asyncSendHeap(s)` does once per submission. As with
- * spead2, update the memory only while the heap is not in flight.
+ * Builds a reusable heap from the tutorial item group whose timestamp
+ * immediate is read from `timestamp` (a big-endian u64; its last
+ * heapAddressBits/8 bytes are the value) each time the heap is sent, as C++
+ * `heap::add_item(id, (char *) &ts + 3, 5, true)` does in tutorials 10 and 11.
+ * `send.Heap.addRaw(id, bytes, true)` references the bytes, so updating them
+ * in place between sends changes what the same heap object sends. Update them
+ * only while the heap is not in flight, as with spead2.
  */
-export class TimestampRefHeap extends send.Heap {
-  readonly timestamp: DataView;
-  readonly #id: number;
-  readonly #mask: bigint;
-
-  constructor(timestamp: DataView, id = TIMESTAMP_ID, flavour: Flavour = new Flavour()) {
-    super(flavour);
-    if (timestamp.byteLength !== 8) throw new RangeError("timestamp must be an 8-byte view");
-    this.timestamp = timestamp;
-    this.#id = id;
-    this.#mask = (1n << BigInt(flavour.heapAddressBits)) - 1n;
+export function timestampRefHeap(
+  itemGroup: send.ItemGroup,
+  timestamp: DataView,
+  options: { descriptors: "all" | "none" },
+): send.Heap {
+  if (timestamp.byteLength !== 8) throw new RangeError("timestamp must be an 8-byte view");
+  const flavour = itemGroup.flavour;
+  const draft = itemGroup.addToHeap(new send.Heap(flavour), { descriptors: options.descriptors, data: "all" });
+  const heap = new send.Heap(flavour);
+  const width = flavour.heapAddressBits / 8;
+  const tsBytes = new Uint8Array(timestamp.buffer, timestamp.byteOffset + 8 - width, width);
+  for (const e of draft.entries) {
+    if (e.id === TIMESTAMP_ID && e.immediate) heap.addRaw(TIMESTAMP_ID, tsBytes, true);
+    else if (e.immediate) heap.addImmediate(e.id, e.value ?? 0n);
+    else heap.addRaw(e.id, e.bytes);
   }
-
-  override get entries(): readonly send.HeapEntry[] {
-    const value = this.timestamp.getBigUint64(0, false) & this.#mask;
-    return super.entries.map((e) => (e.id === this.#id && e.immediate ? { id: e.id, immediate: true, value } : e));
-  }
+  return heap;
 }

@@ -12,9 +12,9 @@
  *
  * The timestamp lives in an 8-byte big-endian buffer, of which the last 5
  * bytes (SPEAD-64-40) are the value, as in spead2's C++ version. It is still
- * sent as an immediate item, as spead2 sends it: see `TimestampRefHeap` in
- * send_common.ts for why this needs a small send.Heap subclass here (our
- * `addRaw(id, bytes, true)` copies an immediate when it is added).
+ * sent as an immediate item, as spead2 sends it: `timestampRefHeap` in
+ * send_common.ts adds those bytes with `addRaw(id, bytes, true)`, which reads
+ * them each time the heap is sent.
  */
 import { send } from "../mod.ts";
 import {
@@ -26,7 +26,7 @@ import {
   parseArgs,
   printRate,
   seconds,
-  TimestampRefHeap,
+  timestampRefHeap,
   tutorialItemGroup,
 } from "./send_common.ts";
 
@@ -59,12 +59,12 @@ for (let i = 0; i < config.maxHeaps; i++) {
   const timestamp = new DataView(new ArrayBuffer(8));
   itemGroup.get("timestamp")!.value = 0; // placeholder: the heap reads `timestamp` when queued
   itemGroup.get("adc_samples")!.value = adcSamples;
-  const heap = itemGroup.addToHeap(new TimestampRefHeap(timestamp), { descriptors: "none", data: "all" });
+  const heap = timestampRefHeap(itemGroup, timestamp, { descriptors: "none" });
   states.push(new State(adcSamples, timestamp, heap));
 }
 itemGroup.get("timestamp")!.value = 0;
 itemGroup.get("adc_samples")!.value = states[0].adcSamples;
-const firstHeap = itemGroup.addToHeap(new TimestampRefHeap(states[0].timestamp), { descriptors: "all", data: "all" });
+const firstHeap = timestampRefHeap(itemGroup, states[0].timestamp, { descriptors: "all" });
 
 const start = seconds();
 for (let i = 0; i < nHeaps; i++) {

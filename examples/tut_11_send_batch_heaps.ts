@@ -14,7 +14,7 @@
  * spead2's final version wraps each list in a `HeapReferenceList` so that the
  * conversion is done once; here a plain array of `send.HeapReference` is
  * passed (there is no pre-converted list type). Timestamps are sent as
- * immediates read from memory at queue time: see `TimestampRefHeap`.
+ * immediates read from memory at queue time: see `timestampRefHeap`.
  */
 import { send } from "../mod.ts";
 import {
@@ -26,7 +26,7 @@ import {
   parseArgs,
   printRate,
   seconds,
-  TimestampRefHeap,
+  timestampRefHeap,
   tutorialItemGroup,
 } from "./send_common.ts";
 
@@ -66,9 +66,8 @@ function makeHeaps(adcSamples: Int8Array, timestamps: DataView, first: boolean):
   for (let j = 0; j < batchHeaps; j++) {
     itemGroup.get("timestamp")!.value = 0; // placeholder: the heap reads its timestamp when queued
     itemGroup.get("adc_samples")!.value = adcSamples.subarray(j * heapSize, (j + 1) * heapSize);
-    const heap = itemGroup.addToHeap(new TimestampRefHeap(timestampView(timestamps, j)), {
+    const heap = timestampRefHeap(itemGroup, timestampView(timestamps, j), {
       descriptors: j || !first ? "none" : "all",
-      data: "all",
     });
     heaps.push(new send.HeapReference(heap));
   }

@@ -26,9 +26,14 @@ export const CTRL_DESCRIPTOR_REISSUE = 1;
 export const CTRL_STREAM_STOP = 2;
 export const CTRL_DESCRIPTOR_UPDATE = 3;
 
-/** One entry of a send heap: an immediate value or a reference to bytes. */
+/**
+ * One entry of a send heap: an immediate value, an immediate read from
+ * referenced bytes when the heap is sent (C++ `add_item(id, ptr, len, true)`
+ * on a reused heap), or a reference to bytes sent as an addressed item.
+ */
 export type HeapEntry =
-  | { readonly id: number; readonly immediate: true; readonly value: bigint }
+  | { readonly id: number; readonly immediate: true; readonly value: bigint; readonly bytes?: undefined }
+  | { readonly id: number; readonly immediate: true; readonly value?: undefined; readonly bytes: Uint8Array }
   | { readonly id: number; readonly immediate: false; readonly bytes: Uint8Array };
 
 /** What {@link Heap.addItem} needs of an item (satisfied by `Item`). */
@@ -60,6 +65,7 @@ export class Heap {
   /** Put every item pointer in every packet (spead2's `repeat_pointers`). */
   repeatPointers = false;
   #entries: HeapEntry[] = [];
+  #version = 0;
 
   constructor(flavour: Flavour = new Flavour()) {
     this.flavour = flavour;
@@ -70,28 +76,49 @@ export class Heap {
     return this.#entries;
   }
 
+  /** @internal Bumped by every change to the entry list (the send path caches per version). */
+  get version(): number {
+    return this.#version;
+  }
+
+  #push(entry: HeapEntry): void {
+    this.#entries.push(entry);
+    this.#version++;
+  }
+
   #checkId(id: number): void {
     if (!Number.isInteger(id) || id < 0 || BigInt(id) > this.flavour.maxId) {
       throw new SpeadError("invalid_argument", `item id ${id} does not fit ${this.flavour}`);
     }
   }
 
-  /** Adds an item's current value; small fixed-size values become immediates as in spead2. */
+  /**
+   * Adds an item's current value (spead2's Python `Heap.add_item`): the value
+   * is converted to bytes now; small fixed-size values become immediates.
+   */
   addItem(item: SendableItem): void {
     const bytes = item.toBuffer();
-    this.addRaw(item.id, bytes, item.allowImmediate());
+    this.#checkId(item.id);
+    if (item.allowImmediate() && bytes.byteLength <= this.flavour.addressBytes) {
+      this.#push({ id: item.id, immediate: true, value: bytesToImmediate(bytes) });
+    } else {
+      this.#push({ id: item.id, immediate: false, bytes });
+    }
   }
 
   /**
    * Adds raw bytes under `id` (C++ `heap::add_item(id, ptr, len, allow_immediate)`).
-   * With `allowImmediate`, values of at most heapAddressBits/8 bytes are sent inline.
+   * The bytes are referenced, not copied: they are read each time the heap is
+   * sent. With `allowImmediate`, values of at most heapAddressBits/8 bytes go
+   * inline as immediates (read at send time too, so a reused heap can carry a
+   * timestamp updated in place, as spead2's tutorial 10 does).
    */
   addRaw(id: number, bytes: Uint8Array, allowImmediate = false): void {
     this.#checkId(id);
     if (allowImmediate && bytes.byteLength <= this.flavour.addressBytes) {
-      this.#entries.push({ id, immediate: true, value: bytesToImmediate(bytes) });
+      this.#push({ id, immediate: true, bytes });
     } else {
-      this.#entries.push({ id, immediate: false, bytes });
+      this.#push({ id, immediate: false, bytes });
     }
   }
 
@@ -102,12 +129,12 @@ export class Heap {
     if (v < 0n || v > this.flavour.maxValue) {
       throw new SpeadError("invalid_argument", `immediate ${v} does not fit ${this.flavour}`);
     }
-    this.#entries.push({ id, immediate: true, value: v });
+    this.#push({ id, immediate: true, value: v });
   }
 
   /** Adds a descriptor (an item with ID 0x05 whose value is an encoded packet). */
   addDescriptor(descriptor: EncodableDescriptor): void {
-    this.#entries.push({ id: DESCRIPTOR_ID, immediate: false, bytes: descriptor.toRaw(this.flavour) });
+    this.#push({ id: DESCRIPTOR_ID, immediate: false, bytes: descriptor.toRaw(this.flavour) });
   }
 
   /** Adds the start-of-stream control item. */
