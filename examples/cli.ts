@@ -86,7 +86,8 @@ function help(prog: string, spec: CliSpec): string {
     const mv = o.type === "flag" ? "" : ` ${metavar(o)}`;
     const flags = (o.short ? `-${o.short}${mv}, ` : "") + `--${longOf(o)}${mv}`;
     const def = o.default !== undefined && o.type !== "flag" ? ` (default: ${o.default})` : "";
-    lines.push(`  ${flags.padEnd(22)}${o.help ?? ""}${def}`);
+    // argparse puts the help on its own line when the flags fill the column
+    lines.push(flags.length < 22 ? `  ${flags.padEnd(22)}${o.help ?? ""}${def}` : `  ${flags}\n${" ".repeat(24)}${o.help ?? ""}${def}`);
   }
   return lines.join("\n");
 }
