@@ -1,0 +1,89 @@
+/** The FFI layer: the symbol table and status codes agree with the Zig sources; loader errors are clear. */
+import { describe, expect, test } from "bun:test";
+import { spawnSync } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { symbolDefs } from "../ffi/symbols.ts";
+import { native } from "../ffi/mod.ts";
+import { SpeadError, statusName, statusNames } from "../src/errors.ts";
+import { check } from "../src/errors.ts";
+import { root } from "./helpers.ts";
+
+const zigSources = readdirSync(`${root}/zig`).filter((f) => f.endsWith(".zig")).map((f) =>
+  readFileSync(`${root}/zig/${f}`, "utf8")
+);
+
+describe("symbol table", () => {
+  test("every export of the Zig core is in ffi/symbols.ts with the same arity, and nothing else", () => {
+    const exported = new Map<string, number>();
+    for (const src of zigSources) {
+      for (const m of src.matchAll(/export fn (spead_\w+)\(([^)]*)\)/g)) {
+        const params = m[2].split(",").map((p) => p.trim()).filter((p) => p.length > 0);
+        exported.set(m[1], params.length);
+      }
+    }
+    expect(exported.size).toBeGreaterThan(40);
+    const table = new Map(Object.entries(symbolDefs).map(([k, v]) => [k, v.args.length]));
+    for (const [name, arity] of exported) {
+      if (!table.has(name)) throw new Error(`${name} is exported by zig/ but missing from ffi/symbols.ts`);
+      if (table.get(name) !== arity) throw new Error(`${name}: ${arity} parameters in Zig, ${table.get(name)} in TS`);
+    }
+    for (const name of table.keys()) {
+      if (!exported.has(name)) throw new Error(`${name} is in ffi/symbols.ts but not exported by zig/`);
+    }
+  });
+
+  test("status codes in TS match zig/status.zig", () => {
+    const src = readFileSync(`${root}/zig/status.zig`, "utf8");
+    const body = src.slice(src.indexOf("pub const Status = enum(i32) {"));
+    const zig = [...body.matchAll(/^\s+(\w+) = (-?\d+),$/gm)].map((m) => [m[1], Number(m[2])] as const);
+    expect(zig[0]).toEqual(["ok", 0]);
+    for (const [name, code] of zig.slice(1)) expect(statusName(code)).toBe(name as never);
+    expect(zig.length - 1).toBe(statusNames.length);
+    expect(statusName(-999)).toBe("unknown_status");
+  });
+
+  test("native errors become SpeadError with a string code and the status", () => {
+    const st = native.symbols.spead_flavour_check(4, 64, 41, 0);
+    expect(st).toBe(-4);
+    try {
+      check(st, "flavour");
+      throw new Error("no throw");
+    } catch (err) {
+      expect(err).toBeInstanceOf(SpeadError);
+      expect((err as SpeadError).code).toBe("invalid_flavour");
+      expect((err as SpeadError).status).toBe(-4);
+    }
+    // bad handles and null buffers are statuses, not crashes
+    expect(native.symbols.spead_recv_heap_release(12345)).toBe(-1);
+    expect(native.symbols.spead_recv_stream_try_pop(0, null)).toBeLessThan(0);
+    expect(native.symbols.spead_heap_encode(null, 1, 40, 0, null, 1472, 0, null, 0, null)).toBeLessThan(0);
+  });
+});
+
+describe("loader", () => {
+  const deno = `${root}/node_modules/.bin/deno`;
+  test("Deno without --allow-ffi gets an error naming the flag and the paths tried", () => {
+    const r = spawnSync(deno, ["run", "--allow-env", "--no-prompt", `${root}/tests/fixtures/load.ts`], {
+      encoding: "utf8",
+      timeout: 30_000,
+    });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain("--allow-ffi");
+    expect(r.stderr).toContain("libspead");
+  });
+
+  test("SPEAD_LIB_PATH is tried first; a bad one falls back to the build output", () => {
+    const r = spawnSync(deno, ["run", "--allow-env", "--allow-ffi", `${root}/tests/fixtures/load.ts`], {
+      encoding: "utf8",
+      timeout: 30_000,
+      env: { ...process.env, SPEAD_LIB_PATH: `${root}/zig-out/lib/libspead.so` },
+    });
+    expect(r.stdout).toContain(`loaded deno ${root}/zig-out/lib/libspead.so`);
+    const bad = spawnSync(deno, ["run", "--allow-env", "--allow-ffi", `${root}/tests/fixtures/load.ts`], {
+      encoding: "utf8",
+      timeout: 30_000,
+      env: { ...process.env, SPEAD_LIB_PATH: "/nonexistent/libspead.so" },
+    });
+    expect(bad.stdout).toContain("loaded deno");
+  });
+});
