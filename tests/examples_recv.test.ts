@@ -9,7 +9,7 @@ import { describe, expect, test } from "bun:test";
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { recv } from "../mod.ts";
-import { hasPython, python, root } from "./helpers.ts";
+import { python, root } from "./helpers.ts";
 
 const isBun = "Bun" in globalThis;
 const runtimeArgs = isBun ? [] : ["run", "--allow-ffi", "--allow-env"];
@@ -145,7 +145,6 @@ function fillLine(i: number, heapSize: number): string {
 
 describe("tutorial receivers as processes, spead2 stand-in sender on 127.0.0.1", () => {
   test("tut_3_recv: tutorial 2's random heaps, one line each, power about 3333.5", async () => {
-    if (!hasPython) return;
     const n = 6;
     const { rx, tx } = await pair("tut_3_recv.ts", (p) => [String(p)], (p) =>
       startSender(["--random", "-n", String(n), "--rate", "100e6", "127.0.0.1", String(p)]));
@@ -164,7 +163,6 @@ describe("tutorial receivers as processes, spead2 stand-in sender on 127.0.0.1",
   });
 
   test("tut_7_recv_power: exact power of each int8(i)-filled heap, then 'Received N heaps'", async () => {
-    if (!hasPython) return;
     const n = 30;
     const { rx, tx } = await pair("tut_7_recv_power.ts", (p) => [String(p)], (p) =>
       startSender(["-n", String(n), "-p", "8972", "--rate", "300e6", "127.0.0.1", String(p)]));
@@ -181,7 +179,6 @@ describe("tutorial receivers as processes, spead2 stand-in sender on 127.0.0.1",
   });
 
   test("tut_9_recv_memory_pool -H 65536: every heap, wrapped int8 values included", async () => {
-    if (!hasPython) return;
     const n = 300; // i = 128..299 wrap to negative int8 values
     const h = 65536;
     const { rx, tx } = await pair("tut_9_recv_memory_pool.ts", (p) => ["-H", String(h), String(p)], (p) =>

@@ -5,7 +5,6 @@ import { Flavour, send } from "../mod.ts";
 
 export const root = decodeURIComponent(new URL("..", import.meta.url).pathname).replace(/\/$/, "");
 export const python = `${root}/.venv/bin/python`;
-export const hasPython = existsSync(python);
 
 /** Hex string -> bytes; whitespace and `|` separators are ignored. */
 export function hex(s: string): Uint8Array {
@@ -19,8 +18,12 @@ export function toHex(b: Uint8Array): string {
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }
 
-/** Runs the spead2 interop script; returns stdout bytes. Throws with stderr on failure. */
+/**
+ * Runs the spead2 interop script; returns stdout bytes. Throws with stderr on
+ * failure. The interop tests are never skipped: scripts/setup.sh installs spead2.
+ */
 export function runInterop(args: string[], input?: Uint8Array): Uint8Array {
+  if (!existsSync(python)) throw new Error(`${python} is missing: run scripts/setup.sh (it installs spead2 and numpy)`);
   const r = spawnSync(python, [`${root}/tests/interop/spead2_interop.py`, ...args], {
     input,
     maxBuffer: 64 << 20,

@@ -1,7 +1,7 @@
 /** UDP receive on loopback (127.0.0.1 only) with spead2 as the sender, and MemoryPool. */
 import { describe, expect, test } from "bun:test";
 import { Flavour, ItemGroup, MemoryPool, processStats, recv, send } from "../mod.ts";
-import { concat, hasPython, loadCases, plainValue, runInterop, startInterop, valuesMatch } from "./helpers.ts";
+import { concat, loadCases, plainValue, runInterop, startInterop, valuesMatch } from "./helpers.ts";
 
 describe("MemoryPool", () => {
   test("buffers are pre-allocated, reused after release, and bypassed outside [lower, upper]", () => {
@@ -66,7 +66,6 @@ describe("recv.Stream.addUdpReader on 127.0.0.1", () => {
   });
 
   test("spead2 UdpStream -> our UDP reader with a memory pool, values intact", async () => {
-    if (!hasPython) return;
     const heapSize = 65536;
     using pool = new MemoryPool(0, heapSize + 8192, 12, 8);
     using s = new recv.Stream(
@@ -139,7 +138,6 @@ describe("spead2 UdpStream -> our receiver (interop over UDP, 127.0.0.1)", () =>
   ];
   for (const [hab, substreams, ooo, opts] of matrix) {
     test(`SPEAD-64-${hab}, ${substreams} substream(s), out-of-order ${ooo}, ${opts}: every heap and value`, async () => {
-      if (!hasPython) return;
       const cases = loadCases();
       using s = new recv.Stream(
         new recv.StreamConfig({ maxHeaps: 8, substreams, allowOutOfOrder: ooo, stopOnStopItem: false }),
@@ -178,7 +176,6 @@ describe("loss and disorder over UDP (our packets, sent one datagram each)", () 
   };
 
   test("dropped, duplicated and reordered packets: counts, incomplete heaps and stats as spead2", () => {
-    if (!hasPython) return;
     using s = new recv.Stream(
       new recv.StreamConfig({ maxHeaps: 2, allowOutOfOrder: true }),
       new recv.RingStreamConfig({ heaps: 32, contiguousOnly: false }),
@@ -214,7 +211,6 @@ describe("loss and disorder over UDP (our packets, sent one datagram each)", () 
   });
 
   test("in-order mode drops a reordered heap; the rest arrive", () => {
-    if (!hasPython) return;
     using s = new recv.Stream(new recv.StreamConfig({ maxHeaps: 4 }), new recv.RingStreamConfig({ heaps: 16 }));
     const { port } = s.addUdpReader(0, { bindHostname: "127.0.0.1" });
     const h = [1, 2, 3].map((c) => heapPackets(c));
@@ -267,7 +263,6 @@ describe("pre-faulted memory pool", () => {
 
 describe("shutdown", () => {
   test("stop while packets are arriving ends iteration promptly and joins the reader", async () => {
-    if (!hasPython) return;
     const s = new recv.Stream(new recv.StreamConfig(), new recv.RingStreamConfig({ heaps: 2 }));
     const { port } = s.addUdpReader(0, { bindHostname: "127.0.0.1" });
     const sender = await startInterop(["udp-send", "40", "0", String(port), "200", "100000", "rate=50e6"]);
