@@ -14,17 +14,26 @@ closes, or after 10 minutes.
       re-sent once its previous send completes; cnts are assigned by the stream.
 
   spead2_recv_bench.py receiver
-      {"cmd": "listen", "heap_size", "max_heaps", "ring_heaps", "pool_heaps"} -> {"port", "rcvbuf"}
+      {"cmd": "listen", "heap_size", "max_heaps", "ring_heaps", "pool_heaps", "pool", "warm", "until"} -> {"port", "rcvbuf"}
           A recv.Stream(StreamConfig(max_heaps, memory_allocator=MemoryPool(0,
           heap_size + 8192, pool_heaps, pool_heaps)), RingStreamConfig(ring_heaps))
+          (spead2's default allocator instead of the pool when POOL is false)
           with a UDP reader on 127.0.0.1 (ephemeral port, SO_RCVBUF 8 MiB
           requested as spead2's add_udp_reader(port) does; reported as rcvbuf). A thread iterates the stream and counts heaps without
           touching their data (each heap is dropped, returning its buffer).
-      {"cmd": "wait", "timeout"} -> {"heaps", "first", "last", "stopped", "cpu", "stats"}
+          Minor page faults (getrusage, whole process) are read once the
+          WARM-th heap has been dropped and again once the UNTIL-th has (or when
+          iteration ends, if fewer arrive).
+      {"cmd": "wait", "timeout"} -> {"heaps", "first", "last", "stopped", "cpu", "faults", "fault_heaps", "stats"}
           Waits up to TIMEOUT seconds for the end-of-stream heap, then stops
           the stream (a lost end heap must not hang the bench) and reports,
-          with the process's CPU seconds (user + system, all threads) since listen.
+          with the process's CPU seconds (user + system, all threads) since
+          listen, and the minor faults over the FAULT_HEAPS heaps after warm-up
+          (null when fewer than WARM heaps arrived).
       {"cmd": "info"} -> versions and machine facts for the table header.
+
+  Both roles speak the same receiver protocol as bench/recv.ts --child, which
+  drives our receiver under Bun and under Deno.
 """
 
 import asyncio
@@ -113,10 +122,17 @@ def sender():
 
 
 class Receiver:
-    def __init__(self, heap_size, max_heaps, ring_heaps, pool_heaps):
+    def __init__(self, heap_size, max_heaps, ring_heaps, pool_heaps, pool=True, warm=0, until=0):
         self.rusage = resource.getrusage(resource.RUSAGE_SELF)
-        pool = spead2.MemoryPool(lower=0, upper=heap_size + 8192, max_free=pool_heaps, initial=pool_heaps)
-        config = spead2.recv.StreamConfig(max_heaps=max_heaps, memory_allocator=pool)
+        if pool:
+            allocator = spead2.MemoryPool(lower=0, upper=heap_size + 8192, max_free=pool_heaps, initial=pool_heaps)
+            config = spead2.recv.StreamConfig(max_heaps=max_heaps, memory_allocator=allocator)
+        else:
+            config = spead2.recv.StreamConfig(max_heaps=max_heaps)
+        self.warm = warm
+        self.until = until
+        self.faults0 = None
+        self.faults1 = None
         self.stream = spead2.recv.Stream(spead2.ThreadPool(1), config,
                                          spead2.recv.RingStreamConfig(heaps=ring_heaps))
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -137,6 +153,8 @@ class Receiver:
     def run(self):
         n = 0
         now = time.perf_counter
+        warm = self.warm
+        until = self.until
         for heap in self.stream:
             t = now()
             if n == 0:
@@ -144,6 +162,12 @@ class Receiver:
             self.last = t
             n += 1
             del heap  # back to the pool without touching the data
+            if n == warm:
+                self.faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            if n == until and self.faults0 is not None:
+                self.faults1 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        if self.faults1 is None:
+            self.faults1 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         self.heaps = n
 
     def wait(self, timeout):
@@ -157,15 +181,18 @@ class Receiver:
         st = self.stream.stats
         stats = {name: getattr(st, name) for name in
                  ("heaps", "incomplete_heaps_evicted", "incomplete_heaps_flushed", "packets", "worker_blocked")}
+        measured = self.faults0 is not None and self.faults1 is not None
         return {"heaps": self.heaps, "first": self.first, "last": self.last, "stopped": stopped, "cpu": cpu,
-                "stats": stats}
+                "faults": self.faults1 - self.faults0 if measured else None,
+                "fault_heaps": min(self.heaps, self.until) - self.warm if measured else 0, "stats": stats}
 
 
 def receiver():
     rx = None
     for cmd in lines():
         if cmd["cmd"] == "listen":
-            rx = Receiver(cmd["heap_size"], cmd["max_heaps"], cmd["ring_heaps"], cmd["pool_heaps"])
+            rx = Receiver(cmd["heap_size"], cmd["max_heaps"], cmd["ring_heaps"], cmd["pool_heaps"],
+                          cmd.get("pool", True), cmd.get("warm", 0), cmd.get("until", 0))
             reply({"port": rx.port, "rcvbuf": rx.rcvbuf})
         elif cmd["cmd"] == "wait":
             reply(rx.wait(cmd["timeout"]))
@@ -179,7 +206,8 @@ def receiver():
                     rmem_max = int(f.read())
             except OSError:
                 rmem_max = None
-            reply({"loadavg": os.getloadavg()[0], "spead2": spead2.__version__, "python": platform.python_version(), "cpu": model,
+            reply({"loadavg": os.getloadavg()[0], "runtime": f"spead2 {spead2.__version__}, Python {platform.python_version()}",
+                   "spead2": spead2.__version__, "python": platform.python_version(), "cpu": model,
                    "cpus": os.cpu_count(), "rmem_max": rmem_max, "kernel": platform.release()})
 
 
