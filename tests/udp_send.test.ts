@@ -65,6 +65,19 @@ describe("send.UdpStream -> recv.Stream over 127.0.0.1", () => {
     expect(tx.stats.queue_full).toBe(1);
   });
 
+  test("asyncFlush waits for every heap queued before it", async () => {
+    using rx = new recv.Stream(new recv.StreamConfig(), new recv.RingStreamConfig({ heaps: 16 }));
+    const { port } = rx.addUdpReader(0, { bindHostname: "127.0.0.1" });
+    using tx = new send.UdpStream([["127.0.0.1", port]], new send.StreamConfig({ rate: 50e6, maxHeaps: 4 }));
+    const f = new Flavour();
+    const settled: number[] = [];
+    for (let i = 0; i < 3; i++) void tx.asyncSendHeap(tutorialHeap(f, ramp(100_000, i), i)).then(() => settled.push(i));
+    await tx.asyncFlush();
+    await Promise.resolve(); // let the .then reactions above run
+    expect(settled.sort()).toEqual([0, 1, 2]);
+    await tx.asyncFlush(); // nothing pending: returns at once
+  });
+
   test("sendHeaps: SERIAL and ROUND_ROBIN groups, explicit cnt and cnt sequence", async () => {
     using rx = new recv.Stream(new recv.StreamConfig({ maxHeaps: 8 }), new recv.RingStreamConfig({ heaps: 16 }));
     const { port } = rx.addUdpReader(0, { bindHostname: "127.0.0.1" });

@@ -12,7 +12,6 @@ import { configWords, RingStreamConfig, StreamConfig } from "./config.ts";
 import { type Heap, wrapHeap } from "./heap.ts";
 
 const STATUS_EMPTY = -8;
-const STATUS_STOPPED = -9;
 /** Longest single native wait; keeps shutdown prompt and the process alive while waiting. */
 const WAIT_SLICE_MS = 50;
 
@@ -280,4 +279,3 @@ export class Stream implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
   }
 }
 
-export { STATUS_STOPPED };

@@ -44,6 +44,8 @@ interface Pending {
   reject(err: Error): void;
   /** Buffers the native side points into until the completion. */
   keepAlive: readonly ItemTable[];
+  /** Settles with the send (for asyncFlush); absent for sync sends. */
+  settled?: Promise<void>;
 }
 
 const readSendStats = statsReader(
@@ -153,9 +155,13 @@ export class UdpStream implements Disposable {
    * for the group, resolving to the bytes sent.
    */
   asyncSendHeaps(heaps: ReadonlyArray<HeapReference | Heap>, mode: GroupMode = GroupMode.ROUND_ROBIN): Promise<number> {
-    return new Promise<number>((resolve, reject) => {
-      this.#submit(heaps, mode, { resolve, reject, keepAlive: [] });
+    let entry: Pending | undefined;
+    const promise = new Promise<number>((resolve, reject) => {
+      entry = { resolve, reject, keepAlive: [] };
+      this.#submit(heaps, mode, entry);
     });
+    if (entry) entry.settled = promise.then(() => undefined, () => undefined);
+    return promise;
   }
 
   /** Queues a group; `entry` is settled when its completion record is drained. */
@@ -315,21 +321,9 @@ export class UdpStream implements Disposable {
 
   /** Resolves once every heap queued so far has been sent. */
   async asyncFlush(): Promise<void> {
-    const waits = [...this.#pending.values()].map(
-      (p) => new Promise<void>((resolve) => {
-        const { resolve: r0, reject: j0 } = p;
-        p.resolve = (v) => {
-          r0(v);
-          resolve();
-        };
-        p.reject = (e) => {
-          j0(e);
-          resolve();
-        };
-      }),
-    );
-    await Promise.all(waits);
+    await Promise.all([...this.#pending.values()].map((p) => p.settled));
   }
+
 
   /** Send counters (heaps, packets, bytes, batches, gso_messages, ...). */
   get stats(): SendStats {
