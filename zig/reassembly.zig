@@ -10,6 +10,7 @@
 //!
 //! Everything here runs under the stream's lock; nothing is thread-safe on its own.
 const std = @import("std");
+const fast_copy = @import("fast_copy.zig");
 const assert = std.debug.assert;
 const packet_mod = @import("packet.zig");
 const Packet = packet_mod.Packet;
@@ -429,7 +430,7 @@ pub const LiveHeap = struct {
         self.addPointers(packet);
         if (packet.payload_length > 0) {
             assert(last <= self.payload_reserved);
-            @memcpy(self.payload[@intCast(first)..@intCast(last)], packet.payload);
+            fast_copy.copy(self.payload[@intCast(first)..@intCast(last)], packet.payload);
             self.received_length += packet.payload_length;
         }
         return true;

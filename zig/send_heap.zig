@@ -19,6 +19,7 @@
 //! path), or copied whole into a buffer; the copy is the same code with no
 //! segments to spare.
 const std = @import("std");
+const fast_copy = @import("fast_copy.zig");
 const assert = std.debug.assert;
 const Error = @import("status.zig").Error;
 const Flavour = @import("flavour.zig").Flavour;
@@ -338,7 +339,7 @@ pub const Packetiser = struct {
                 segments[used] = .{ .base = part.ptr, .len = part.len };
                 used += 1;
             } else {
-                @memcpy(scratch[header_len + tail ..][0..part.len], part);
+                fast_copy.copy(scratch[header_len + tail ..][0..part.len], part);
                 tail += part.len;
             }
             self.next_item_offset += take;
@@ -657,7 +658,7 @@ fn checkHeap(items: []const ItemRecord, hab: u32, bytes: []const u8, heap_payloa
         try testing.expectEqual(received, offset.?);
         const start = at + 8 + 8 * n;
         const len: usize = @intCast(length.?);
-        @memcpy(heap_payload[@intCast(offset.?)..][0..len], bytes[start..][0..len]);
+        fast_copy.copy(heap_payload[@intCast(offset.?)..][0..len], bytes[start..][0..len]);
         received += len;
         at = start + len;
     }
