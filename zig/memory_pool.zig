@@ -392,7 +392,7 @@ pub const MemoryPool = struct {
         if (self.config.preferHuge()) {
             unmap(buffer);
         } else {
-            self.backing.free(buffer);
+            reassembly.freeWithoutPoisoning(self.backing, buffer);
         }
     }
 

@@ -21,6 +21,7 @@ const status = @import("status.zig");
 const Error = status.Error;
 const packet_mod = @import("packet.zig");
 const reassembly = @import("reassembly.zig");
+const fast_copy = @import("fast_copy.zig");
 const FrozenHeap = reassembly.FrozenHeap;
 const PayloadAllocator = reassembly.PayloadAllocator;
 const affinity = @import("affinity.zig");
@@ -551,8 +552,9 @@ pub const BufferReader = struct {
         const allocator = stream.allocator;
         const self = allocator.create(BufferReader) catch return error.OutOfMemory;
         errdefer allocator.destroy(self);
-        const copy = allocator.dupe(u8, bytes) catch return error.OutOfMemory;
-        errdefer allocator.free(copy);
+        const copy = allocator.alloc(u8, bytes.len) catch return error.OutOfMemory;
+        errdefer reassembly.freeWithoutPoisoning(allocator, copy);
+        fast_copy.copy(copy, bytes);
         self.* = .{ .stream = stream, .bytes = copy };
         try stream.addReader(.{ .ctx = self, .vtable = &vtable });
     }
@@ -573,7 +575,7 @@ pub const BufferReader = struct {
         const self: *BufferReader = @ptrCast(@alignCast(ctx));
         self.thread.join();
         const allocator = self.stream.allocator;
-        allocator.free(self.bytes);
+        reassembly.freeWithoutPoisoning(allocator, self.bytes);
         allocator.destroy(self);
     }
 
