@@ -1,10 +1,12 @@
 /**
  * FFI microbenchmarks: ns per call of the hot entry points and MB/s of
- * encoding / decoding 1 MiB heaps in memory. Not a test.
+ * encoding / decoding 1 MiB heaps in memory, with spead2's figures
+ * (bench/spead2_mem_bench.py) for the rows that have an equivalent. Not a test.
  *
  *   bun bench/ffi.ts
- *   deno run --allow-ffi --allow-env bench/ffi.ts
+ *   deno run --allow-ffi --allow-env --allow-run --allow-read bench/ffi.ts
  */
+import { spawnSync } from "node:child_process";
 import { native } from "../ffi/mod.ts";
 import { Flavour, recv, send } from "../mod.ts";
 import { buildItemTable } from "../src/send/item_table.ts";
@@ -120,11 +122,28 @@ const flavour = new Flavour();
   rows.push(["decode 1 MiB heaps (buffer reader -> heaps, incl. copy-in)", `${median(decodeTimes).toFixed(0)} MB/s`]);
 }
 
+// spead2's figures for the two rows it has an equivalent for (same machine, same run).
+const spead2 = (() => {
+  const py = decodeURIComponent(new URL("../.venv/bin/python", import.meta.url).pathname);
+  const script = decodeURIComponent(new URL("./spead2_mem_bench.py", import.meta.url).pathname);
+  const r = spawnSync(py, [script], { encoding: "utf8", timeout: 300_000 });
+  if (r.status !== 0) return undefined;
+  return JSON.parse(r.stdout) as { encode: number; decode: number; version: string };
+})();
+const theirs: Record<string, number | undefined> = {
+  "encode 1 MiB heaps (BytesStream, 1472-byte packets)": spead2?.encode,
+  "decode 1 MiB heaps (buffer reader -> heaps, incl. copy-in)": spead2?.decode,
+};
+
 const runtime = native.runtime === "bun"
   ? `Bun ${(globalThis as unknown as { Bun: { version: string } }).Bun.version}`
   : `Deno ${(globalThis as unknown as { Deno: { version: { deno: string } } }).Deno.version.deno}`;
-console.log(`\n${runtime} — median of ${runs} runs`);
+console.log(`\n${runtime}, spead2 ${spead2?.version ?? "(not available)"} (Python) — median of ${runs} runs`);
 const w = Math.max(...rows.map((r) => r[0].length));
-console.log(`| ${"operation".padEnd(w)} | figure |`);
-console.log(`|${"-".repeat(w + 2)}|--------|`);
-for (const [k, v] of rows) console.log(`| ${k.padEnd(w)} | ${v} |`);
+console.log(`| ${"operation".padEnd(w)} | ours | spead2 | ours / spead2 |`);
+console.log(`|${"-".repeat(w + 2)}|---|---|---|`);
+for (const [k, v] of rows) {
+  const t = theirs[k];
+  const ratio = t ? (parseFloat(v) / t).toFixed(2) : "n/a";
+  console.log(`| ${k.padEnd(w)} | ${v} | ${t ? `${t.toFixed(0)} MB/s` : "no equivalent"} | ${ratio} |`);
+}
