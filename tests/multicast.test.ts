@@ -11,14 +11,16 @@ const exe = (globalThis as unknown as { process: { execPath: string } }).process
 const runtime = isBun ? `'${exe}'` : `'${exe}' run --allow-ffi --allow-env`;
 const script = `${root}/tests/fixtures/multicast.ts`;
 
-/** Whether this process may create a network namespace (root or user namespaces). */
-const canUnshare = spawnSync("unshare", ["-n", "--", "true"], { timeout: 10_000 }).status === 0;
+/** Whether this process may create a network namespace (root or user namespaces) and has `ip`. */
+const canUnshare = spawnSync("unshare", ["-n", "--", "sh", "-c", "ip link set lo up && ip route add 239.0.0.0/8 dev lo"], {
+  timeout: 10_000,
+}).status === 0;
 
 describe("multicast in a private network namespace", () => {
   test("UdpStream with ttl/interface -> addUdpReader(group, port) on 239.255.7.1", () => {
     if (!canUnshare) {
-      // Reason: creating a network namespace needs CAP_SYS_ADMIN or user namespaces.
-      console.warn("multicast test skipped: cannot create a network namespace here");
+      // Reason: creating a network namespace needs CAP_SYS_ADMIN or user namespaces, and `ip`.
+      console.warn("multicast test skipped: cannot create a network namespace (unshare -n + ip) here");
       return;
     }
     const r = spawnSync(
