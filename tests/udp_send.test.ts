@@ -214,6 +214,8 @@ describe("rate limiting and errors", () => {
   test("sending after close rejects; an invalid substream index is refused", async () => {
     const tx = new send.UdpStream([["127.0.0.1", 9]]);
     await expect(tx.asyncSendHeap(new send.Heap(), -1, 3)).rejects.toThrow("invalid_argument");
+    await expect(tx.asyncSendHeap(new send.Heap(), -1, 2 ** 32)).rejects.toThrow("invalid_argument");
+    await expect(tx.asyncSendHeap(new send.Heap(), -1, -1)).rejects.toThrow("invalid_argument");
     tx.close();
     await expect(tx.asyncSendHeap(new send.Heap())).rejects.toThrow("closed");
     expect(() => tx.sendHeap(new send.Heap())).toThrow("closed");

@@ -16,6 +16,8 @@ import { buildItemTable, type ItemTable, unpinItemTable } from "./item_table.ts"
 import { GroupMode, StreamConfig } from "./stream_config.ts";
 
 const STATUS_EMPTY = -8;
+// Heap records are written through 32-bit halves in #submit, which assumes a little-endian host.
+if (new Uint8Array(Uint32Array.of(1).buffer)[0] !== 1) throw new Error("spead: big-endian hosts are not supported");
 const AUTO_CNT = 0xffff_ffff_ffff_ffffn;
 const WAIT_SLICE_MS = 50;
 const POLL_RECORDS = 64;
@@ -82,6 +84,7 @@ export class UdpStream implements Disposable {
   readonly #records = new BigUint64Array(POLL_RECORDS * 4);
   readonly #recordsSigned = new BigInt64Array(this.#records.buffer);
   readonly #count = new Uint32Array(1);
+  readonly #tokenWord = new BigUint64Array(1);
   #doorbell: { close(): void } | null = null;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #denoWaiting = false;
@@ -167,38 +170,54 @@ export class UdpStream implements Disposable {
   /** Queues a group; `entry` is settled when its completion record is drained. */
   #submit(heaps: ReadonlyArray<HeapReference | Heap>, mode: GroupMode, entry: Pending): void {
     const h = this.#h;
-    if (heaps.length === 0) throw new SpeadError("invalid_argument", "asyncSendHeaps needs at least one heap");
-    const refs = heaps.map((x) => (x instanceof HeapReference ? x : new HeapReference(x)));
-    const tables = refs.map((r) => buildItemTable(r.heap));
-    const nItems = tables.reduce((n, t) => n + t.count, 0);
+    const n = heaps.length;
+    if (n === 0) throw new SpeadError("invalid_argument", "asyncSendHeaps needs at least one heap");
+    const tables: ItemTable[] = new Array(n);
+    let nItems = 0;
+    for (let i = 0; i < n; i++) {
+      const x = heaps[i];
+      tables[i] = buildItemTable(x instanceof HeapReference ? x.heap : x);
+      nItems += tables[i].count;
+    }
     const items = new BigUint64Array(Math.max(1, nItems) * 4);
-    const recs = new BigUint64Array(refs.length * 8);
+    // Heap records (docs/ABI.md): written through 32-bit halves (little-endian), so the
+    // per-heap fields need no BigInt; the cnt and the rate's f64 bits take their own views.
+    const recs = new BigUint64Array(n * 8);
+    const recs32 = new Uint32Array(recs.buffer);
     const recsF = new Float64Array(recs.buffer);
     let first = 0;
-    for (let i = 0; i < refs.length; i++) {
-      const r = refs[i];
+    for (let i = 0; i < n; i++) {
+      const x = heaps[i];
+      const ref = x instanceof HeapReference ? x : undefined;
+      const heap = ref ? ref.heap : (x as Heap);
       const t = tables[i];
-      items.set(t.words.subarray(0, t.count * 4), first * 4);
+      if (t.count > 0) items.set(t.words, first * 4);
       const w = i * 8;
-      recs[w] = BigInt(first);
-      recs[w + 1] = BigInt(t.count);
-      recs[w + 2] = r.cnt < 0n ? AUTO_CNT : r.cnt;
-      recs[w + 3] = BigInt(r.substreamIndex);
-      recsF[w + 4] = r.rate;
-      recs[w + 5] = BigInt(r.heap.flavour.heapAddressBits);
-      recs[w + 6] = r.heap.repeatPointers ? 1n : 0n;
-      recs[w + 7] = 0n;
+      recs32[2 * w] = first;
+      recs32[2 * (w + 1)] = t.count;
+      if (ref && ref.cnt >= 0n) recs[w + 2] = ref.cnt;
+      else recs[w + 2] = AUTO_CNT;
+      const sub = ref ? ref.substreamIndex : 0;
+      if (!Number.isInteger(sub) || sub < 0 || sub > 0xffff_ffff) {
+        for (const tt of tables) unpinItemTable(tt);
+        throw new SpeadError("invalid_argument", `substream index ${sub}`);
+      }
+      recs32[2 * (w + 3)] = sub;
+      recsF[w + 4] = ref ? ref.rate : -1;
+      recs32[2 * (w + 5)] = heap.flavour.heapAddressBits;
+      recs32[2 * (w + 6)] = heap.repeatPointers ? 1 : 0;
       first += t.count;
     }
     const token = this.#nextToken++;
+    this.#tokenWord[0] = token;
     const st = native.symbols.spead_udp_send_stream_send(
       h,
       recs,
-      refs.length,
+      n,
       items,
       nItems,
       mode === GroupMode.SERIAL ? 1 : 0,
-      BigUint64Array.of(token),
+      this.#tokenWord,
       null,
     );
     if (st !== 0) for (const t of tables) unpinItemTable(t);
@@ -207,6 +226,7 @@ export class UdpStream implements Disposable {
     this.#pending.set(token, entry);
     this.#wake();
   }
+
 
   /** Makes sure completions will be noticed while any are pending. */
   #wake(): void {
