@@ -9,10 +9,8 @@ import { describe, expect, test } from "bun:test";
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { recv } from "../mod.ts";
-import { python, root } from "./helpers.ts";
+import { python, root, runtimeCommand } from "./helpers.ts";
 
-const isBun = "Bun" in globalThis;
-const runtimeArgs = isBun ? [] : ["run", "--allow-ffi", "--allow-env"];
 const MiB = 1 << 20;
 
 interface Result {
@@ -50,7 +48,8 @@ function start(cmd: string, args: string[], timeoutMs: number): Child {
 
 /** An example script run under this runtime (Deno needs its permission flags). */
 function startExample(script: string, args: string[], timeoutMs = 8000): Child {
-  return start(process.execPath, [...runtimeArgs, `${root}/examples/${script}`, ...args], timeoutMs);
+  const [exe, scriptArgs] = runtimeCommand(`${root}/examples/${script}`);
+  return start(exe, [...scriptArgs, ...args], timeoutMs);
 }
 
 function startSender(args: string[], timeoutMs = 8000): Child {

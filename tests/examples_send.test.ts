@@ -8,11 +8,8 @@ import { describe, expect, test } from "bun:test";
 import { spawn } from "node:child_process";
 import process from "node:process";
 import { recv } from "../mod.ts";
-import { root } from "./helpers.ts";
+import { root, runtimeCommand } from "./helpers.ts";
 
-const isBun = "Bun" in globalThis;
-const exe = isBun ? process.execPath : (globalThis as unknown as { Deno: { execPath(): string } }).Deno.execPath();
-const runArgs = isBun ? [] : ["run", "--allow-ffi", "--allow-env"];
 const CHILD_TIMEOUT_MS = 8000;
 const RATE_LINE = /^\d+\.\d\d MB\/s$/;
 
@@ -25,7 +22,8 @@ interface RunResult {
 /** Runs `examples/<name>.ts args...`; SIGKILLs it after `timeoutMs`. */
 function runExample(name: string, args: readonly string[], timeoutMs = CHILD_TIMEOUT_MS): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(exe, [...runArgs, `${root}/examples/${name}.ts`, ...args], {
+    const [exe, scriptArgs] = runtimeCommand(`${root}/examples/${name}.ts`);
+    const child = spawn(exe, [...scriptArgs, ...args], {
       cwd: root,
       stdio: ["ignore", "pipe", "pipe"],
     });

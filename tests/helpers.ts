@@ -6,6 +6,15 @@ import { Flavour, send } from "../mod.ts";
 export const root = decodeURIComponent(new URL("..", import.meta.url).pathname).replace(/\/$/, "");
 export const python = `${root}/.venv/bin/python`;
 
+/**
+ * The command that runs a TS script under the runtime running the tests:
+ * `[executable, args]` (Deno gets the flags the library needs).
+ */
+export function runtimeCommand(script: string): [string, string[]] {
+  const exe = (globalThis as unknown as { process: { execPath: string } }).process.execPath;
+  return "Bun" in globalThis ? [exe, [script]] : [exe, ["run", "--allow-ffi", "--allow-env", script]];
+}
+
 /** Hex string -> bytes; whitespace and `|` separators are ignored. */
 export function hex(s: string): Uint8Array {
   const clean = s.replace(/[\s|]/g, "");

@@ -4,12 +4,10 @@
  */
 import { describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { root } from "./helpers.ts";
+import { root, runtimeCommand } from "./helpers.ts";
 
-const isBun = "Bun" in globalThis;
-const exe = (globalThis as unknown as { process: { execPath: string } }).process.execPath;
-const runtime = isBun ? `'${exe}'` : `'${exe}' run --allow-ffi --allow-env`;
-const script = `${root}/tests/fixtures/multicast.ts`;
+const [exe, exeArgs] = runtimeCommand(`${root}/tests/fixtures/multicast.ts`);
+const command = [exe, ...exeArgs].map((a) => `'${a}'`).join(" ");
 
 /** Whether this process may create a network namespace (root or user namespaces) and has `ip`. */
 const canUnshare = spawnSync("unshare", ["-n", "--", "sh", "-c", "ip link set lo up && ip route add 239.0.0.0/8 dev lo"], {
@@ -25,7 +23,7 @@ describe("multicast in a private network namespace", () => {
     }
     const r = spawnSync(
       "unshare",
-      ["-n", "--", "sh", "-c", `ip link set lo up && ip route add 239.0.0.0/8 dev lo && exec ${runtime} '${script}'`],
+      ["-n", "--", "sh", "-c", `ip link set lo up && ip route add 239.0.0.0/8 dev lo && exec ${command}`],
       { encoding: "utf8", timeout: 30_000 },
     );
     expect(r.stderr).toBe("");

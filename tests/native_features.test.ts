@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { Flavour, MemoryPool, MmapAllocator, recv, send, ThreadPool } from "../mod.ts";
-import { root } from "./helpers.ts";
+import { root, runtimeCommand } from "./helpers.ts";
 
 function oneHeapBytes(size: number, fill: number): Uint8Array {
   const b = new send.BytesStream();
@@ -35,11 +35,7 @@ describe("allocators", () => {
   });
 
   test("an empty pool prints spead2's warning on stderr and counts a miss", () => {
-    const isBun = "Bun" in globalThis;
-    const exe = (globalThis as unknown as { process: { execPath: string } }).process.execPath;
-    const args = isBun
-      ? [`${root}/tests/fixtures/pool_empty.ts`]
-      : ["run", "--allow-ffi", "--allow-env", `${root}/tests/fixtures/pool_empty.ts`];
+    const [exe, args] = runtimeCommand(`${root}/tests/fixtures/pool_empty.ts`);
     const r = spawnSync(exe, args, { timeout: 30_000 });
     expect(r.status).toBe(0);
     expect(r.stdout.toString()).toContain("misses 1");
