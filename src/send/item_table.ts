@@ -95,7 +95,7 @@ function build(heap: Heap): Cached {
     const w = i * 4;
     words[w] = BigInt(e.id);
     if (e.immediate) {
-      words[w + 1] = e.bytes !== undefined ? bytesToImmediate(e.bytes) : e.value;
+      words[w + 1] = e.value ?? 0n; // an immediate read from bytes is written by refresh()
       words[w + 2] = 0n;
       words[w + 3] = 1n;
       continue;
