@@ -8,7 +8,7 @@ import { SpeadError, statusName, statusNames } from "../src/errors.ts";
 import { check } from "../src/errors.ts";
 import { root } from "./helpers.ts";
 
-const zigSources = readdirSync(`${root}/zig`).filter((f) => f.endsWith(".zig")).map((f) =>
+const zigSources = (readdirSync(`${root}/zig`, { recursive: true }) as string[]).filter((f) => f.endsWith(".zig")).map((f) =>
   readFileSync(`${root}/zig/${f}`, "utf8")
 );
 
@@ -32,8 +32,8 @@ describe("symbol table", () => {
     }
   });
 
-  test("status codes in TS match zig/status.zig", () => {
-    const src = readFileSync(`${root}/zig/status.zig`, "utf8");
+  test("status codes in TS match zig/core/status.zig", () => {
+    const src = readFileSync(`${root}/zig/core/status.zig`, "utf8");
     const body = src.slice(src.indexOf("pub const Status = enum(i32) {"));
     const zig = [...body.matchAll(/^\s+(\w+) = (-?\d+),$/gm)].map((m) => [m[1], Number(m[2])] as const);
     expect(zig[0]).toEqual(["ok", 0]);

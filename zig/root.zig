@@ -1,7 +1,7 @@
 //! libspead: the native core. This file only gathers the modules whose
 //! `export fn`s form the C ABI (spead_<noun>_<verb>) and pulls in their tests.
 const std = @import("std");
-const status = @import("status.zig");
+const status = @import("core/status.zig");
 
 pub const abi_version: u32 = 1;
 
@@ -11,14 +11,14 @@ export fn spead_library_version() u32 {
 }
 
 comptime {
-    _ = @import("status.zig");
-    _ = @import("handles.zig");
-    _ = @import("exports_send.zig");
-    _ = @import("exports_recv.zig");
-    _ = @import("exports_udp_recv.zig");
-    _ = @import("exports_udp_send.zig");
-    _ = @import("exports_buffer.zig");
-    _ = @import("exports_diag.zig");
+    _ = @import("core/status.zig");
+    _ = @import("core/handles.zig");
+    _ = @import("abi/send.zig");
+    _ = @import("abi/recv.zig");
+    _ = @import("abi/udp_recv.zig");
+    _ = @import("abi/udp_send.zig");
+    _ = @import("abi/buffer.zig");
+    _ = @import("abi/diag.zig");
 }
 
 test {

@@ -3,7 +3,7 @@
 //! /proc (it asks for --allow-all there).
 const std = @import("std");
 const assert = std.debug.assert;
-const status = @import("status.zig");
+const status = @import("../core/status.zig");
 
 pub const words = 4;
 

@@ -2,14 +2,14 @@
 //! pools for heap payloads and the UDP reader of a receive stream.
 const std = @import("std");
 const assert = std.debug.assert;
-const status = @import("status.zig");
+const status = @import("../core/status.zig");
 const Error = status.Error;
-const handles = @import("handles.zig");
-const reassembly = @import("reassembly.zig");
-const memory_pool = @import("memory_pool.zig");
+const handles = @import("../core/handles.zig");
+const reassembly = @import("../recv/reassembly.zig");
+const memory_pool = @import("../core/memory_pool.zig");
 const MemoryPool = memory_pool.MemoryPool;
-const udp_recv = @import("udp_recv.zig");
-const exports_recv = @import("exports_recv.zig");
+const udp_recv = @import("../recv/udp.zig");
+const exports_recv = @import("recv.zig");
 
 pub const pools_capacity = 256;
 /// Accepted config lengths: 5 (no flags) or 6 (word 5 = flags).
@@ -201,7 +201,7 @@ pub export fn spead_recv_stream_add_udp_reader(
 // Tests (through the exports)
 
 const testing = std.testing;
-const packet_mod = @import("packet.zig");
+const packet_mod = @import("../recv/packet.zig");
 const imm = packet_mod.imm;
 const addr = packet_mod.addr;
 

@@ -3,11 +3,11 @@
 //! handle, pointer or value is a status, never a crash.
 const std = @import("std");
 const assert = std.debug.assert;
-const status = @import("status.zig");
+const status = @import("../core/status.zig");
 const Error = status.Error;
-const handles = @import("handles.zig");
-const reassembly = @import("reassembly.zig");
-const recv_stream = @import("recv_stream.zig");
+const handles = @import("../core/handles.zig");
+const reassembly = @import("../recv/reassembly.zig");
+const recv_stream = @import("../recv/stream.zig");
 const Stream = recv_stream.Stream;
 const FrozenHeap = reassembly.FrozenHeap;
 
@@ -38,9 +38,9 @@ const metadata_allocator = std.heap.c_allocator;
 /// stop, so this only matters if something is badly wrong).
 const destroy_wait_ms = 10_000;
 
-const pools = @import("exports_udp_recv.zig");
-const memory_pool = @import("memory_pool.zig");
-const affinity = @import("affinity.zig");
+const pools = @import("udp_recv.zig");
+const memory_pool = @import("../core/memory_pool.zig");
+const affinity = @import("../core/affinity.zig");
 
 /// A stream held for the length of one call (see `acquire`).
 pub const Acquired = struct {
@@ -295,7 +295,7 @@ pub export fn spead_recv_heap_release(handle: u32) i32 {
 // Tests (through the exports, as JS calls them)
 
 const testing = std.testing;
-const packet_mod = @import("packet.zig");
+const packet_mod = @import("../recv/packet.zig");
 const imm = packet_mod.imm;
 const addr = packet_mod.addr;
 

@@ -17,14 +17,14 @@
 //! ring stay poppable; after that pops report `Stopped`.
 const std = @import("std");
 const assert = std.debug.assert;
-const status = @import("status.zig");
+const status = @import("../core/status.zig");
 const Error = status.Error;
 const packet_mod = @import("packet.zig");
 const reassembly = @import("reassembly.zig");
-const fast_copy = @import("fast_copy.zig");
+const fast_copy = @import("../core/fast_copy.zig");
 const FrozenHeap = reassembly.FrozenHeap;
 const PayloadAllocator = reassembly.PayloadAllocator;
-const affinity = @import("affinity.zig");
+const affinity = @import("../core/affinity.zig");
 
 // ---------------------------------------------------------------------------
 // Statistics

@@ -22,7 +22,7 @@ const std = @import("std");
 const builtin = @import("builtin");
 const assert = std.debug.assert;
 const Error = @import("status.zig").Error;
-const reassembly = @import("reassembly.zig");
+const reassembly = @import("../recv/reassembly.zig");
 const PayloadAllocator = reassembly.PayloadAllocator;
 
 /// Bounds on what JS may ask for.
@@ -618,8 +618,8 @@ test "config validation" {
 }
 
 test "heaps received through a stream use pool buffers and return them on release" {
-    const recv_stream = @import("recv_stream.zig");
-    const packet_mod = @import("packet.zig");
+    const recv_stream = @import("../recv/stream.zig");
+    const packet_mod = @import("../recv/packet.zig");
     const pool = try MemoryPool.create(testing.allocator, testing.allocator, .{ .lower = 16, .upper = 4096, .max_free = 8, .initial = 4 });
     defer pool.destroy();
     try pool.retain();

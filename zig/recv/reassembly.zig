@@ -10,7 +10,7 @@
 //!
 //! Everything here runs under the stream's lock; nothing is thread-safe on its own.
 const std = @import("std");
-const fast_copy = @import("fast_copy.zig");
+const fast_copy = @import("../core/fast_copy.zig");
 const assert = std.debug.assert;
 const packet_mod = @import("packet.zig");
 const Packet = packet_mod.Packet;

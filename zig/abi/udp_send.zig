@@ -8,17 +8,17 @@
 const std = @import("std");
 const builtin = @import("builtin");
 const assert = std.debug.assert;
-const status = @import("status.zig");
+const status = @import("../core/status.zig");
 const Error = status.Error;
-const handles = @import("handles.zig");
-const Flavour = @import("flavour.zig").Flavour;
-const send_heap = @import("send_heap.zig");
-const args = @import("exports_send.zig");
+const handles = @import("../core/handles.zig");
+const Flavour = @import("../core/flavour.zig").Flavour;
+const send_heap = @import("../send/packetiser.zig");
+const args = @import("send.zig");
 
 /// The sender needs sendmmsg and Linux socket options; elsewhere every
 /// export answers `system_error` and the module is never compiled.
 const supported = builtin.os.tag == .linux;
-const udp_send = if (supported) @import("udp_send.zig") else struct {};
+const udp_send = if (supported) @import("../send/udp.zig") else struct {};
 
 const allocator = std.heap.c_allocator;
 

@@ -3,11 +3,11 @@
 //! (MAP_POPULATE, so the first send does not take page faults), optionally on
 //! huge pages (MAP_HUGETLB, falling back to normal pages). The memory never
 //! moves and is never touched by the garbage collector; it lives until JS
-//! frees it (see exports_buffer.zig).
+//! frees it (see abi/buffer.zig).
 const std = @import("std");
 const assert = std.debug.assert;
-const Error = @import("status.zig").Error;
-const memory_pool = @import("memory_pool.zig");
+const Error = @import("../core/status.zig").Error;
+const memory_pool = @import("../core/memory_pool.zig");
 
 /// Largest buffer JS may ask for (as pool buffers).
 pub const size_limit: u64 = memory_pool.upper_limit;

@@ -4,13 +4,13 @@
 //! `invalid_handle`, never a second munmap.
 const std = @import("std");
 const assert = std.debug.assert;
-const status = @import("status.zig");
+const status = @import("../core/status.zig");
 const Error = status.Error;
-const handles = @import("handles.zig");
-const memory_pool = @import("memory_pool.zig");
-const send_buffer = @import("send_buffer.zig");
+const handles = @import("../core/handles.zig");
+const memory_pool = @import("../core/memory_pool.zig");
+const send_buffer = @import("../send/buffer.zig");
 const Buffer = send_buffer.Buffer;
-const args = @import("exports_send.zig");
+const args = @import("send.zig");
 
 /// Table slots; slot 0 is never used, so at most `buffers_capacity - 1` live buffers.
 pub const buffers_capacity = 4096;

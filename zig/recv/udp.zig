@@ -9,9 +9,9 @@ const std = @import("std");
 const assert = std.debug.assert;
 const posix = std.posix;
 const linux = std.os.linux;
-const Error = @import("status.zig").Error;
+const Error = @import("../core/status.zig").Error;
 const packet_mod = @import("packet.zig");
-const recv_stream = @import("recv_stream.zig");
+const recv_stream = @import("stream.zig");
 const Stream = recv_stream.Stream;
 
 pub const max_size_default: u32 = 9200;

@@ -5,10 +5,10 @@
 //! to exactly one heap.
 const std = @import("std");
 const assert = std.debug.assert;
-const Error = @import("status.zig").Error;
-const flavour_mod = @import("flavour.zig");
+const Error = @import("../core/status.zig").Error;
+const flavour_mod = @import("../core/flavour.zig");
 const Flavour = flavour_mod.Flavour;
-const send_heap = @import("send_heap.zig");
+const send_heap = @import("packetiser.zig");
 
 pub const id_descriptor_name: u64 = 0x10;
 pub const id_descriptor_description: u64 = 0x11;

@@ -5,12 +5,12 @@
 //! which keeps the item bytes (not the table) until it is destroyed.
 const std = @import("std");
 const assert = std.debug.assert;
-const status = @import("status.zig");
+const status = @import("../core/status.zig");
 const Error = status.Error;
-const handles = @import("handles.zig");
-const Flavour = @import("flavour.zig").Flavour;
-const send_heap = @import("send_heap.zig");
-const descriptor = @import("descriptor.zig");
+const handles = @import("../core/handles.zig");
+const Flavour = @import("../core/flavour.zig").Flavour;
+const send_heap = @import("../send/packetiser.zig");
+const descriptor = @import("../send/descriptor.zig");
 
 const allocator = std.heap.c_allocator;
 

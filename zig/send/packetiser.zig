@@ -19,10 +19,10 @@
 //! path), or copied whole into a buffer; the copy is the same code with no
 //! segments to spare.
 const std = @import("std");
-const fast_copy = @import("fast_copy.zig");
+const fast_copy = @import("../core/fast_copy.zig");
 const assert = std.debug.assert;
-const Error = @import("status.zig").Error;
-const Flavour = @import("flavour.zig").Flavour;
+const Error = @import("../core/status.zig").Error;
+const Flavour = @import("../core/flavour.zig").Flavour;
 
 pub const id_null: u64 = 0x00;
 pub const id_heap_cnt: u64 = 0x01;

@@ -12,7 +12,7 @@
 //!   into one UDP GSO message (`UDP_SEGMENT` control message), with spead2's
 //!   fallback: if a GSO send fails, the same packets are retried without GSO;
 //!   if that works, GSO is disabled for good, otherwise it stays allowed.
-//! - The rate limiter (rate_limit.zig) paces bursts.
+//! - The rate limiter (send/rate_limit.zig) paces bursts.
 //! - Completions go into a bounded ring that JS drains with `poll`. A record
 //!   not yet drained still counts against `heaps_max`, which bounds the ring.
 //!   The only call into foreign code from the thread is the optional doorbell
@@ -22,15 +22,15 @@ const builtin = @import("builtin");
 const assert = std.debug.assert;
 const posix = std.posix;
 const linux = std.os.linux;
-const status = @import("status.zig");
+const status = @import("../core/status.zig");
 const Error = status.Error;
-const Flavour = @import("flavour.zig").Flavour;
-const send_heap = @import("send_heap.zig");
+const Flavour = @import("../core/flavour.zig").Flavour;
+const send_heap = @import("packetiser.zig");
 const ItemRecord = send_heap.ItemRecord;
 const Packetiser = send_heap.Packetiser;
 const iovec_const = send_heap.iovec_const;
 const rate_limit = @import("rate_limit.zig");
-const affinity = @import("affinity.zig");
+const affinity = @import("../core/affinity.zig");
 
 comptime {
     assert(builtin.os.tag == .linux);
@@ -300,7 +300,7 @@ pub const Stream = struct {
     notify_mutex: std.Thread.Mutex = .{},
     notify: ?NotifyFn = null,
     stop_mutex: std.Thread.Mutex = .{},
-    /// Callers inside an export right now (see exports_udp_send.zig).
+    /// Callers inside an export right now (see abi/udp_send.zig).
     users: std.atomic.Value(u32) = std.atomic.Value(u32).init(0),
 
     stats: [stat_names.len]std.atomic.Value(u64) = [_]std.atomic.Value(u64){std.atomic.Value(u64).init(0)} ** stat_names.len,

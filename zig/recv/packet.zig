@@ -6,7 +6,7 @@
 //! assertion.
 const std = @import("std");
 const assert = std.debug.assert;
-const flavour = @import("flavour.zig");
+const flavour = @import("../core/flavour.zig");
 
 pub const magic_version: u16 = 0x5304;
 pub const header_size: usize = 8;
