@@ -15,7 +15,7 @@ import {
   formatsEqual,
   type Order,
   parseNumpyHeader,
-} from "./dtype.ts";
+} from "./dtype/mod.ts";
 import {
   decodeCapacityWords,
   packDescriptorArgs,

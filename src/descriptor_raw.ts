@@ -5,7 +5,7 @@
  * testable without the native library; `descriptor.ts` makes the calls.
  */
 import { SpeadError } from "./errors.ts";
-import type { FormatField } from "./dtype.ts";
+import type { FormatField } from "./dtype/mod.ts";
 
 /** A descriptor as it travels on the wire (spead2's `RawDescriptor`). */
 export interface RawDescriptor {

@@ -3,7 +3,7 @@
  */
 import { SpeadError } from "./errors.ts";
 import { Descriptor, type DescriptorOptions } from "./descriptor.ts";
-import { immediateInteger, immediateTail, inferShape, type ItemValue, shapeElements } from "./dtype.ts";
+import { immediateInteger, immediateTail, inferShape, type ItemValue, shapeElements } from "./dtype/mod.ts";
 
 /**
  * One item of a received heap (spead2's `recv.RawItem`).
@@ -47,7 +47,7 @@ export interface ItemOptions extends DescriptorOptions {
  * increases whenever the value is assigned. The send side uses the version to
  * decide what to resend.
  *
- * Values follow the model in `dtype.ts`: numbers (bigint past 53 bits),
+ * Values follow the model in `dtype/mod.ts`: numbers (bigint past 53 bits),
  * booleans, strings, typed arrays (flat, C order) and arrays of tuples.
  */
 export class Item extends Descriptor {

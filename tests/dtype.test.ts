@@ -13,7 +13,7 @@ import {
   type ItemValue,
   nativeByteOrder,
   parseNumpyHeader,
-} from "../src/dtype.ts";
+} from "../src/dtype/mod.ts";
 import { SpeadError } from "../src/errors.ts";
 
 const hex = (s: string) => new Uint8Array(s.split(/\s+/).filter(Boolean).map((h) => parseInt(h, 16)));

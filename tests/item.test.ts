@@ -3,7 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { Descriptor } from "../src/descriptor.ts";
 import { Item, type ItemOptions, type RawItem } from "../src/item.ts";
-import { immediateBytes, type ItemValue, nativeByteOrder } from "../src/dtype.ts";
+import { immediateBytes, type ItemValue, nativeByteOrder } from "../src/dtype/mod.ts";
 import { SpeadError } from "../src/errors.ts";
 
 const toHex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { Descriptor } from "../src/descriptor.ts";
-import { immediateBytes } from "../src/dtype.ts";
+import { immediateBytes } from "../src/dtype/mod.ts";
 import { Flavour } from "../src/flavour.ts";
 import type { Item, RawItem } from "../src/item.ts";
 import { type HeapLike, ItemGroup } from "../src/item_group.ts";

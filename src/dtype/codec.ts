@@ -1,0 +1,263 @@
+/** The codec: values of one element type to and from wire bytes (fast numpy path, bit-packed path), and the free functions over it. */
+import { BitReader, BitWriter, decodeBitField, encodeBitField } from "./bit_field.ts";
+import { DType, formatBits, formatToDType } from "./dtype.ts";
+import { joinChars, readElement, toBigIntChecked, toFloat, toNumberChecked, writeElement } from "./element.ts";
+import { type Leaf, flatten, permute, shapeElements, swapLanes, trivialLayout } from "./layout.ts";
+import { type DTypeLike, type Descr, type Format, type ItemValue, type Order, type TypedArray, invalid, malformed } from "./types.ts";
+
+/** Options for {@link Codec.decode}. */
+export interface DecodeOptions {
+  /** Never return a view on the input bytes; always copy. */
+  readonly copy?: boolean;
+}
+
+/** Result of {@link Codec.decode}. */
+export interface Decoded {
+  readonly value: ItemValue;
+  /** The concrete shape of the value (the value itself is flat, in C order). */
+  readonly shape: number[];
+  /** True when `value` is a typed-array view on the input's memory (no copy was made). */
+  readonly zeroCopy: boolean;
+}
+
+/** Result of {@link Codec.encode}. */
+export interface Encoded {
+  /** Wire bytes; may alias the value's own memory when no conversion was needed. */
+  readonly bytes: Uint8Array;
+  readonly shape: number[];
+  /** True when `bytes` is a view on the value's memory. */
+  readonly zeroCopy: boolean;
+}
+
+/**
+ * Converts values of one element type (a numpy dtype, or a legacy format) to
+ * and from wire bytes. Built once per descriptor.
+ */
+export class Codec {
+  /** The numpy dtype used on the fast path, or `null` for bit-packed formats. */
+  readonly dtype: DType | null;
+  /** The legacy format, if the codec was built from one. */
+  readonly format: Format | null;
+  /** Bits per element. */
+  readonly itemsizeBits: number;
+
+  private constructor(dtype: DType | null, format: Format | null) {
+    this.dtype = dtype;
+    this.format = format;
+    this.itemsizeBits = dtype !== null ? dtype.itemsize * 8 : formatBits(format!);
+  }
+
+  /** A codec for a numpy dtype. */
+  static forDType(dtype: DTypeLike): Codec {
+    const d = DType.from(dtype);
+    if (d.itemsize === 0) throw invalid("cannot use a zero-sized dtype");
+    return new Codec(d, null);
+  }
+
+  /** A codec for a legacy format (numpy fast path when every field is a whole numpy type). */
+  static forFormat(format: Format): Codec {
+    const copy: Format = format.map((f) => [f[0], f[1]] as const);
+    return new Codec(formatToDType(copy), copy);
+  }
+
+  /** A codec for either kind of type description. */
+  static for(type: DTypeLike | Format | Codec): Codec {
+    if (type instanceof Codec) return type;
+    if (type instanceof DType || typeof type === "string") return Codec.forDType(type);
+    if (Array.isArray(type) && type.length > 0 && typeof type[0][1] === "number") {
+      return Codec.forFormat(type as Format);
+    }
+    return Codec.forDType(type as Descr);
+  }
+
+  /** True for formats that need the bit-packed slow path (spead2's object dtype). */
+  get bitPacked(): boolean {
+    return this.dtype === null;
+  }
+
+  /** True when 1-D values are strings (element type S1, i.e. `c8` or numpy `S1`). */
+  get isChars(): boolean {
+    return this.dtype !== null && this.dtype.kind === "S" && this.dtype.itemsize === 1;
+  }
+
+  /**
+   * Decodes exactly `shapeElements(shape)` elements from the start of `bytes`
+   * (extra bytes are ignored; too few is an error). See the module comment for
+   * the value types. With a native-order typed-array dtype, an element-aligned
+   * offset and a C-order layout, the result is a view on `bytes`' memory.
+   */
+  decode(bytes: Uint8Array, shape: readonly number[], order: Order = "C", options: DecodeOptions = {}): Decoded {
+    const n = shapeElements(shape);
+    const needBits = n * this.itemsizeBits;
+    if (bytes.length * 8 < needBits) {
+      throw malformed(`${bytes.length} bytes are too few for ${n} elements of ${this.itemsizeBits} bits`);
+    }
+    const outShape = [...shape];
+    if (this.dtype === null) return { value: this.decodeBits(bytes, shape), shape: outShape, zeroCopy: false };
+    const dtype = this.dtype;
+    let src = bytes.subarray(0, n * dtype.itemsize);
+    const layoutC = order === "C" || trivialLayout(shape);
+    const ctor = dtype.arrayConstructor;
+    if (ctor !== null) {
+      const lanes = dtype.lanes;
+      if (
+        !options.copy && layoutC && dtype.isNative && shape.length > 0 &&
+        src.byteOffset % ctor.BYTES_PER_ELEMENT === 0
+      ) {
+        const view = new ctor(src.buffer as ArrayBuffer, src.byteOffset, n * lanes);
+        return { value: view, shape: outShape, zeroCopy: true };
+      }
+      const out = new ctor(n * lanes);
+      const outBytes = new Uint8Array(out.buffer);
+      outBytes.set(layoutC ? src : permute(src, shape, dtype.itemsize, false));
+      if (!dtype.isNative) swapLanes(outBytes, dtype.itemsize / lanes);
+      if (shape.length === 0) return { value: scalarFromTyped(out, dtype), shape: outShape, zeroCopy: false };
+      return { value: out, shape: outShape, zeroCopy: false };
+    }
+    if (!layoutC) src = permute(src, shape, dtype.itemsize, false);
+    if (this.isChars && shape.length === 1) return { value: joinChars(src), shape: outShape, zeroCopy: false };
+    const view = new DataView(src.buffer, src.byteOffset, src.byteLength);
+    if (shape.length === 0) return { value: readElement(view, src, 0, dtype), shape: outShape, zeroCopy: false };
+    const out: ItemValue[] = new Array(n);
+    for (let k = 0; k < n; k++) out[k] = readElement(view, src, k * dtype.itemsize, dtype);
+    return { value: out, shape: outShape, zeroCopy: false };
+  }
+
+  private decodeBits(bytes: Uint8Array, shape: readonly number[]): ItemValue {
+    const format = this.format!;
+    const reader = new BitReader(bytes);
+    const n = shapeElements(shape);
+    const readOne = (): ItemValue => {
+      if (format.length === 1) return decodeBitField(format[0][0], format[0][1], reader.read(format[0][1]));
+      return format.map(([code, bits]) => decodeBitField(code, bits, reader.read(bits)));
+    };
+    if (shape.length === 0) return readOne();
+    const out: ItemValue[] = new Array(n);
+    for (let k = 0; k < n; k++) out[k] = readOne();
+    return out;
+  }
+
+  /**
+   * Encodes a value into wire bytes for a declared shape (which may have one
+   * `null` dimension, resolved from the value). May return a view on the value's
+   * own memory (spead2 likewise sends numpy arrays without copying them).
+   */
+  encode(value: ItemValue, declared: ReadonlyArray<number | null>, order: Order = "C"): Encoded {
+    const dtype = this.dtype;
+    const flat = flatten(value, declared, {
+      s1: dtype === null ? false : dtype.kind === "S" && dtype.itemsize === 1,
+      lanes: dtype?.lanes ?? 1,
+      bytesLeaf: dtype !== null && (dtype.kind === "V" || dtype.kind === "S"),
+    });
+    const shape = flat.shape;
+    const n = shapeElements(shape);
+    if (dtype === null) return { bytes: this.encodeBits(flat, n), shape, zeroCopy: false };
+    const layoutC = order === "C" || trivialLayout(shape);
+    const ctor = dtype.arrayConstructor;
+    let cBytes: Uint8Array;
+    if (flat.typed !== null && ctor !== null) {
+      const t = flat.typed;
+      if (t instanceof ctor && dtype.isNative && layoutC) {
+        return { bytes: new Uint8Array(t.buffer, t.byteOffset, t.byteLength), shape, zeroCopy: true };
+      }
+      const out = new ctor(n * dtype.lanes);
+      if (t instanceof ctor) {
+        out.set(t as never);
+      } else {
+        const big = out instanceof BigInt64Array || out instanceof BigUint64Array;
+        const store = out as unknown as { [k: number]: number | bigint };
+        for (let k = 0; k < t.length; k++) {
+          const x = t[k];
+          if (dtype.kind === "f" || dtype.kind === "c") store[k] = toFloat(x);
+          else if (dtype.kind === "b") store[k] = x ? 1 : 0;
+          else if (big) store[k] = toBigIntChecked(x, dtype.kind === "i", 64);
+          else store[k] = toNumberChecked(x, dtype.kind === "i", dtype.itemsize * 8);
+        }
+      }
+      cBytes = new Uint8Array(out.buffer);
+      if (!dtype.isNative) swapLanes(cBytes, dtype.itemsize / dtype.lanes);
+    } else {
+      cBytes = new Uint8Array(n * dtype.itemsize);
+      const view = new DataView(cBytes.buffer);
+      if (flat.typed !== null) {
+        // A typed array for a dtype without one (e.g. a Uint8Array of S1 bytes handled above,
+        // or a 1-element typed array standing for a scalar).
+        for (let k = 0; k < n; k++) writeElement(view, k * dtype.itemsize, dtype, flat.typed[k]);
+      } else {
+        for (let k = 0; k < n; k++) writeElement(view, k * dtype.itemsize, dtype, flat.elements[k]);
+      }
+    }
+    const bytes = layoutC ? cBytes : permute(cBytes, shape, dtype.itemsize, true);
+    return { bytes, shape, zeroCopy: false };
+  }
+
+  private encodeBits(flat: { elements: ArrayLike<Leaf>; typed: TypedArray | null }, n: number): Uint8Array {
+    const format = this.format!;
+    const out = new Uint8Array(Math.ceil((n * this.itemsizeBits) / 8));
+    const writer = new BitWriter(out);
+    const get = (k: number): unknown => (flat.typed !== null ? flat.typed[k] : flat.elements[k]);
+    for (let k = 0; k < n; k++) {
+      const v = get(k);
+      if (format.length === 1) {
+        writer.write(encodeBitField(format[0][0], format[0][1], v), format[0][1]);
+        continue;
+      }
+      if (!Array.isArray(v) || v.length !== format.length) {
+        throw invalid(`expected a tuple of ${format.length} fields, got ${String(v)}`);
+      }
+      format.forEach(([code, bits], f) => writer.write(encodeBitField(code, bits, v[f]), bits));
+    }
+    return out;
+  }
+}
+
+function scalarFromTyped(out: TypedArray, dtype: DType): ItemValue {
+  if (dtype.kind === "b") return out[0] !== 0;
+  if (dtype.kind === "c") return { re: out[0] as number, im: out[1] as number };
+  return out[0];
+}
+
+// ---------------------------------------------------------------------------
+// Free functions
+
+/**
+ * Decodes wire bytes into a value of the given shape and type (numpy dtype,
+ * type string, or legacy format). See {@link Codec.decode}.
+ */
+export function decode(
+  bytes: Uint8Array,
+  shape: readonly number[],
+  type: DTypeLike | Format | Codec,
+  order: Order = "C",
+  options: DecodeOptions = {},
+): Decoded {
+  return Codec.for(type).decode(bytes, shape, order, options);
+}
+
+/**
+ * Encodes a value into wire bytes (in the dtype's byte order; Fortran order is
+ * written from the C-order value). The result may alias the value's memory.
+ */
+export function encode(
+  value: ItemValue,
+  shape: ReadonlyArray<number | null>,
+  type: DTypeLike | Format | Codec,
+  order: Order = "C",
+): Uint8Array {
+  return Codec.for(type).encode(value, shape, order).bytes;
+}
+
+/** The concrete shape a value has for a declared shape (resolving a `null` dimension). */
+export function inferShape(
+  value: ItemValue,
+  shape: ReadonlyArray<number | null>,
+  type: DTypeLike | Format | Codec,
+): number[] {
+  const codec = Codec.for(type);
+  const dtype = codec.dtype;
+  return flatten(value, shape, {
+    s1: dtype !== null && dtype.kind === "S" && dtype.itemsize === 1,
+    lanes: dtype?.lanes ?? 1,
+    bytesLeaf: dtype !== null && (dtype.kind === "V" || dtype.kind === "S"),
+  }).shape;
+}
