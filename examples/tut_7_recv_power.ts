@@ -1,10 +1,10 @@
 /**
  * spead2 tutorial 7 (`examples/tutorial/tut_7_recv_power.py`): the receiver
  * with a fast power calculation. spead2 uses numba (Python) or AVX2 (C++) for
- * the sum of squares; here it is a plain unrolled Int8Array loop with int32
- * accumulators (examples/cli.ts `meanPower`: about 0.3 ms per MiB under Bun,
- * 0.5 ms under Deno, i.e. 2-3 GB/s), so the power sum is not what limits the
- * receiver. Prints one line per heap, then "Received N heaps" when the stream
+ * the sum of squares; here it is a WebAssembly SIMD kernel
+ * (examples/power_kernel.ts, 4-7x the plain JS loop of examples/cli.ts
+ * `meanPower`; bench/power_kernel.ts), so the power sum is not what limits
+ * the receiver. Prints one line per heap, then "Received N heaps" when the stream
  * ends. As in the tutorial, a sender with no rate limit can still outrun it
  * (heaps dropped); on a 2-core machine the sender and receiver share the cores.
  *
@@ -16,7 +16,8 @@
  * `tut_4_send_perf -p 9000 127.0.0.1 8888`; tests/interop/tut_send.py does too.
  */
 import { ItemGroup, recv } from "../mod.ts";
-import { meanPower, parseArgs, powerLine } from "./cli.ts";
+import { parseArgs, powerLine } from "./cli.ts";
+import { meanPowerWasm } from "./power_kernel.ts";
 
 const args = parseArgs({
   description: "Receive heaps (tutorial 2's items), print each heap's timestamp and power, then the heap count.",
@@ -33,7 +34,7 @@ for await (const heap of stream) {
   const timestamp = itemGroup.get("timestamp")?.value;
   const samples = itemGroup.get("adc_samples")?.value;
   if (timestamp != null && samples instanceof Int8Array) {
-    const power = meanPower(samples);
+    const power = meanPowerWasm(samples);
     nHeaps++;
     console.log(powerLine(timestamp as number, power));
   }

@@ -3,7 +3,8 @@
  * power receiver with a memory pool, so large heaps reuse pre-faulted buffers
  * instead of fresh allocations. As in the tutorial: max_heaps 2, a ring of 2
  * heaps, and a pool of max_heaps + ring heaps + 1 = 5 buffers of
- * heap size + 8192 bytes (room for the first heap's descriptors).
+ * heap size + 8192 bytes (room for the first heap's descriptors). The power
+ * sum runs on the WebAssembly SIMD kernel of examples/power_kernel.ts.
  *
  *   bun examples/tut_9_recv_memory_pool.ts [-H HEAP_SIZE] [--bind ADDR] port
  *   deno run --allow-ffi --allow-env examples/tut_9_recv_memory_pool.ts [-H HEAP_SIZE] [--bind ADDR] port
@@ -12,7 +13,8 @@
  * tutorial pairs it with `tut_8_send_reuse_memory -n 100 -H 67108864 -p 9000 127.0.0.1 8888`.
  */
 import { ItemGroup, MemoryPool, recv } from "../mod.ts";
-import { meanPower, parseArgs, powerLine } from "./cli.ts";
+import { parseArgs, powerLine } from "./cli.ts";
+import { meanPowerWasm } from "./power_kernel.ts";
 
 const args = parseArgs({
   description: "Receive heaps into a memory pool, print each heap's timestamp and power, then the heap count.",
@@ -40,7 +42,7 @@ for await (const heap of stream) {
   const timestamp = itemGroup.get("timestamp")?.value;
   const samples = itemGroup.get("adc_samples")?.value;
   if (timestamp != null && samples instanceof Int8Array) {
-    const power = meanPower(samples);
+    const power = meanPowerWasm(samples);
     nHeaps++;
     console.log(powerLine(timestamp as number, power));
   }
