@@ -36,21 +36,10 @@
  *     the lowest lossless limit of the case; medians of FAULT_RUNS passes.
  */
 import { MemoryPool, processStats, recv } from "../mod.ts";
-import { spawn } from "node:child_process";
+import { bunBin, cliArgs, denoBin, LineProc, median, python, root, runtimeName, sleep } from "./common.ts";
 
-declare const Deno: { args: string[]; version: { deno: string; v8: string } } | undefined;
-const cliArgs = typeof Deno !== "undefined" ? Deno.args : process.argv.slice(2);
 const quick = cliArgs.includes("--quick");
-const isBun = "Bun" in globalThis;
-const runtimeName = isBun
-  ? `Bun ${(globalThis as unknown as { Bun: { version: string } }).Bun.version}`
-  : `Deno ${Deno!.version.deno} (V8 ${Deno!.version.v8})`;
-
-const root = decodeURIComponent(new URL("..", import.meta.url).pathname).replace(/\/$/, "");
 const self = `${root}/bench/recv.ts`;
-const bunBin = `${root}/node_modules/.bin/bun`;
-const denoBin = `${root}/node_modules/.bin/deno`;
-const python = `${root}/.venv/bin/python`;
 const helper = `${root}/bench/spead2_recv_bench.py`;
 
 const MAX_HEAPS = 4;
@@ -58,7 +47,6 @@ const RING_HEAPS = 8;
 const POOL_HEAPS = 16;
 const GRACE_MS = 1000;
 const MiB = 1 << 20;
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------------------------------------
 // Child: our receiver, the same JSON-lines protocol as spead2_recv_bench.py `receiver`.
@@ -193,68 +181,6 @@ function child(): void {
 // ---------------------------------------------------------------------------------------------
 // Driver.
 
-/** A helper process spoken to in JSON lines; every wait for a line is bounded. */
-class LineProc {
-  #child;
-  #buf = "";
-  #waiters: Array<(line: string) => void> = [];
-  #lines: string[] = [];
-  #stderr = "";
-
-  constructor(cmd: string, args: string[]) {
-    this.#child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"] });
-    this.#child.stdout!.on("data", (d: Uint8Array) => {
-      this.#buf += new TextDecoder().decode(d);
-      let nl;
-      while ((nl = this.#buf.indexOf("\n")) >= 0) {
-        const line = this.#buf.slice(0, nl);
-        this.#buf = this.#buf.slice(nl + 1);
-        const w = this.#waiters.shift();
-        if (w) w(line);
-        else this.#lines.push(line);
-      }
-    });
-    this.#child.stderr!.on("data", (d: Uint8Array) => (this.#stderr += new TextDecoder().decode(d)));
-  }
-
-  /** The next stdout line as JSON. */
-  async read<T>(what: string, timeoutMs = 20_000): Promise<T> {
-    const line = this.#lines.shift() ?? await new Promise<string>((resolve, reject) => {
-      const done = (l: string) => {
-        clearTimeout(timer);
-        resolve(l);
-      };
-      const timer = setTimeout(() => {
-        this.#waiters = this.#waiters.filter((w) => w !== done);
-        this.kill();
-        reject(new Error(`helper timed out on ${what}: ${this.#stderr.slice(-2000)}`));
-      }, timeoutMs);
-      this.#waiters.push(done);
-    });
-    try {
-      return JSON.parse(line) as T;
-    } catch {
-      throw new Error(`helper answered ${JSON.stringify(line.slice(0, 200))} to ${what}: ${this.#stderr.slice(-2000)}`);
-    }
-  }
-
-  request<T>(obj: unknown, timeoutMs = 20_000): Promise<T> {
-    this.#child.stdin!.write(JSON.stringify(obj) + "\n");
-    return this.read<T>(JSON.stringify(obj), timeoutMs);
-  }
-
-  kill(): void {
-    this.#child.kill("SIGKILL");
-  }
-
-  close(): void {
-    this.#child.stdin!.end();
-    const child = this.#child;
-    const t = setTimeout(() => child.kill("SIGKILL"), 2000) as unknown as { unref?: () => void };
-    t.unref?.();
-  }
-}
-
 interface Case {
   heapSize: number;
   packetSize: number;
@@ -286,13 +212,6 @@ interface Info {
   rmem_max?: number | null;
   kernel?: string;
   loadavg?: number;
-}
-
-function median(xs: number[]): number {
-  if (!xs.length) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 async function driver(): Promise<void> {

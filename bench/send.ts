@@ -7,10 +7,8 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 
-const root = decodeURIComponent(new URL("..", import.meta.url).pathname).replace(/\/$/, "");
-const bun = `${root}/node_modules/.bin/bun`;
-const deno = `${root}/node_modules/.bin/deno`;
-const python = `${root}/.venv/bin/python`;
+import { bunBin as bun, denoBin as deno, median, python, root, runSender } from "./common.ts";
+
 const runs = Number(process.env.RUNS ?? 5);
 
 const cases: Array<{ label: string; heapSize: number; packet: number; heaps: number }> = [
@@ -18,22 +16,6 @@ const cases: Array<{ label: string; heapSize: number; packet: number; heaps: num
   { label: "64 MiB heaps, -p 9000", heapSize: 64 << 20, packet: 9000, heaps: 20 },
   { label: "1 MiB heaps, -p 1472", heapSize: 1 << 20, packet: 1472, heaps: 500 },
 ];
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
-
-/** Runs one sender process; returns its MB/s line as a number (NaN on failure). */
-function runSender(cmd: string, args: string[]): number {
-  const r = spawnSync(cmd, args, { timeout: 120_000, encoding: "utf8" });
-  const m = /([0-9.]+) MB\/s/.exec(r.stdout ?? "");
-  if (r.status !== 0 || !m) {
-    console.error(`  ${cmd.split("/").pop()} failed (${r.status}): ${r.stderr?.slice(0, 300)}`);
-    return NaN;
-  }
-  return Number(m[1]);
-}
 
 async function startSink(): Promise<{ port: number; stop(): Promise<number> }> {
   const child = spawn(python, [`${root}/bench/udp_sink.py`], { stdio: ["pipe", "pipe", "inherit"] });

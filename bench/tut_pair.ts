@@ -4,12 +4,8 @@
  * machine, e.g. `-n 100 -H 67108864 -p 9000` as in the tutorial. Counts the
  * heaps the receiver reports. Not a test. Run: `bun bench/tut_pair.ts`.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { bunBin as bun, denoBin as deno, loadAverage as load, median, pairTrial, python, root } from "./common.ts";
 
-const root = decodeURIComponent(new URL("..", import.meta.url).pathname).replace(/\/$/, "");
-const bun = `${root}/node_modules/.bin/bun`;
-const deno = `${root}/node_modules/.bin/deno`;
-const python = `${root}/.venv/bin/python`;
 const trials = Number(process.env.RUNS ?? 3);
 const configs = [
   { heaps: 100, heapSize: 67108864, packet: 9000 },
@@ -36,34 +32,12 @@ const pairs: Pair[] = [
   },
 ];
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** One trial: start the receiver, wait for it to bind, run the sender; returns heaps received. */
+/** One trial: the receiver started and bound first, then the sender; returns heaps received. */
 async function trial(pair: Pair, c: typeof configs[0], port: number): Promise<number> {
-  const [rcmd, ...rargs] = pair.recv(c.heapSize, port);
-  const rx = spawn(rcmd, rargs, { stdio: ["ignore", "pipe", "ignore"] });
-  let out = "";
-  rx.stdout!.on("data", (d: Uint8Array) => (out += new TextDecoder().decode(d)));
-  const exited = new Promise<void>((r) => rx.on("close", () => r()));
-  // wait until the port is bound (the receiver prints nothing before data arrives)
-  const hexPort = port.toString(16).toUpperCase().padStart(4, "0");
-  for (let i = 0; i < 100; i++) {
-    const udp = spawnSync("cat", ["/proc/net/udp"], { encoding: "utf8" }).stdout;
-    if (udp.includes(`:${hexPort} `)) break;
-    await sleep(50);
-  }
-  await sleep(300); // pool pre-faulting happens before the bind in tut_9, but be generous
-  const [scmd, ...sargs] = pair.send(c, port);
-  spawnSync(scmd, sargs, { timeout: 120_000 });
-  const done = await Promise.race([exited.then(() => true), sleep(5000).then(() => false)]);
-  if (!done) rx.kill("SIGKILL"); // the end heap was lost: count the heap lines printed
-  const m = /Received (\d+) heaps/.exec(out);
-  return m ? Number(m[1]) : (out.match(/^Timestamp:/gm) ?? []).length;
+  return (await pairTrial(pair.recv(c.heapSize, port), pair.send(c, port), port)).heaps;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 console.log("## tut_8 -> tut_9 over 127.0.0.1: heaps received (bench/tut_pair.ts)\n");
-const load = () => spawnSync("cat", ["/proc/loadavg"], { encoding: "utf8" }).stdout.split(" ").slice(0, 3).join(" ");
 console.log(`2 CPUs, load average ${load()} at start; rate 0 (as the tutorial); median of ${trials} trials, each: receiver started and bound first, then the sender.\n`);
 console.log(`| -n / -H / -p | ${pairs.map((p) => p.name).join(" | ")} |`);
 console.log(`|---|${pairs.map(() => "---:").join("|")}|`);
