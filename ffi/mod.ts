@@ -1,11 +1,17 @@
 /**
  * Loads libspead with the backend of the current runtime.
  *
- * Search order: `SPEAD_LIB_PATH` (an absolute path to the shared library), then
- * the build output `../zig-out/lib/libspead.<ext>` relative to this module
- * (also right for the esbuild bundle in dist/, which sits at the same depth).
- * Under Deno this needs `--allow-ffi` (and `--allow-env` to honour SPEAD_LIB_PATH).
+ * Search order (ffi/locate.ts): `SPEAD_LIB_PATH`, the npm platform package
+ * (`@spead/linux-x64-gnu`, ...), under Deno the download cache (the JSR
+ * package; ffi/download.ts), then a local build `../zig-out/lib/libspead.so`
+ * relative to this module (also right for the esbuild bundle in dist/, at the
+ * same depth). On failure one `SpeadError("library_not_found")` names every
+ * place tried, the platform and the fix. Under Deno this needs `--allow-ffi`.
  */
+import { SpeadError, setSystemErrorSource } from "../src/errors.ts";
+import { placeDownload } from "./download.ts";
+import { notFoundMessage, type Place, placeLocalBuild, placesBeforeDownload, platformKey } from "./locate.ts";
+import { releaseChecksums, releaseVersion } from "./release.ts";
 import type { Backend } from "./symbols.ts";
 
 export type { Backend, NativeFunction } from "./symbols.ts";
@@ -13,68 +19,64 @@ export type { Backend, NativeFunction } from "./symbols.ts";
 const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
 const isDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
 
-interface DenoRuntime {
-  build: { os: string };
-  env: { get(key: string): string | undefined };
-  permissions: { querySync(desc: { name: string; variable?: string }): { state: string } };
-}
-
-function platformExt(): string {
-  const os = isDeno
-    ? (globalThis as unknown as { Deno: DenoRuntime }).Deno.build.os
-    : (globalThis as unknown as { process?: { platform: string } }).process?.platform ?? "linux";
-  if (os === "darwin") return "dylib";
-  if (os === "windows" || os === "win32") return "dll";
-  return "so";
-}
-
-function envOverride(): string | undefined {
-  if (isDeno) {
-    const D = (globalThis as unknown as { Deno: DenoRuntime }).Deno;
-    const perm = D.permissions.querySync({ name: "env", variable: "SPEAD_LIB_PATH" });
-    if (perm.state !== "granted") return undefined;
-    return D.env.get("SPEAD_LIB_PATH") || undefined;
-  }
-  return (globalThis as unknown as { process?: { env: Record<string, string | undefined> } }).process?.env
-    .SPEAD_LIB_PATH || undefined;
-}
-
-function candidates(): string[] {
-  const ext = platformExt();
-  const out: string[] = [];
-  const env = envOverride();
-  if (env) out.push(env);
-  const dir = ext === "dll" ? "bin" : "lib";
-  const file = ext === "dll" ? "spead.dll" : `libspead.${ext}`;
-  out.push(decodeURIComponent(new URL(`../zig-out/${dir}/${file}`, import.meta.url).pathname));
-  return out;
-}
-
 async function load(): Promise<Backend> {
   if (!isBun && !isDeno) {
-    throw new Error("spead: unsupported runtime (needs Bun or Deno)");
+    throw new SpeadError("library_not_found", "unsupported runtime (spead needs Bun or Deno)");
   }
-  const tried: string[] = [];
   const open = isBun ? (await import("./bun.ts")).open : (await import("./deno.ts")).open;
-  for (const path of candidates()) {
+  const key = platformKey();
+  const tried: Place[] = [];
+  const attempt = (place: Place): Backend | undefined => {
+    tried.push(place);
+    if (!place.path) return undefined;
     try {
-      return open(path);
+      return open(place.path);
     } catch (err) {
       const msg = err instanceof Error ? err.message : String(err);
-      tried.push(`  ${path}: ${msg}`);
+      place.note = msg;
       if (isDeno && /ffi|NotCapable|PermissionDenied/i.test(`${msg} ${(err as Error)?.name ?? ""}`)) {
-        throw new Error(
-          `spead: Deno needs --allow-ffi to load libspead (and --allow-env to honour SPEAD_LIB_PATH).\n` +
-            tried.join("\n"),
+        throw new SpeadError(
+          "library_not_found",
+          `Deno needs --allow-ffi to load libspead: run with --allow-ffi.\n${notFoundMessage(key, tried, "Deno")}`,
         );
       }
+      return undefined;
     }
+  };
+  for (const place of placesBeforeDownload(import.meta.url, key)) {
+    const lib = attempt(place);
+    if (lib) return lib;
   }
-  throw new Error(
-    `spead: cannot load libspead. Tried (SPEAD_LIB_PATH, then the build output):\n${tried.join("\n")}\n` +
-      `Build it with \`bash scripts/setup.sh && zig build\` or set SPEAD_LIB_PATH.`,
-  );
+  if (isDeno) {
+    const lib = attempt(await placeDownload(key, { version: releaseVersion, checksums: releaseChecksums }));
+    if (lib) return lib;
+  }
+  const lib = attempt(placeLocalBuild(import.meta.url));
+  if (lib) return lib;
+  throw new SpeadError("library_not_found", notFoundMessage(key, tried, isBun ? "Bun" : "Deno"));
+}
+
+function readText(
+  read: (out: Uint8Array, cap: number, len: Uint32Array) => number,
+): string | undefined {
+  const out = new Uint8Array(128);
+  const len = new Uint32Array(1);
+  if (read(out, out.length, len) !== 0) return undefined;
+  return new TextDecoder().decode(out.subarray(0, len[0]));
+}
+
+/** Wires the native record of failed system calls into SpeadError (src/errors.ts). */
+function connectSystemErrors(lib: Backend): void {
+  const name = (errno: number) => readText((o, c, l) => lib.symbols.spead_errno_name(errno, o, c, l));
+  const errnoOut = new Uint32Array(1);
+  setSystemErrorSource(() => {
+    const syscall = readText((o, c, l) => lib.symbols.spead_last_error(errnoOut, o, c, l));
+    const errno = errnoOut[0];
+    if (syscall === undefined || errno === 0) return undefined;
+    return { errno: name(errno) ?? `errno ${errno}`, errnoNumber: errno, syscall };
+  }, name);
 }
 
 /** The loaded native library (one per process). */
 export const native: Backend = await load();
+connectSystemErrors(native);

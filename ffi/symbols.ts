@@ -93,6 +93,8 @@ export const symbolDefs = {
 
   // diagnostics
   spead_process_stats: { args: ["buffer", "u32"], returns: status },
+  spead_last_error: { args: ["buffer", "buffer", "u32", "buffer"], returns: status },
+  spead_errno_name: { args: ["u32", "buffer", "u32", "buffer"], returns: status },
 
   // received heaps
   spead_recv_heap_describe: { args: ["u32", "buffer", "u32", "buffer"], returns: status },

@@ -52,7 +52,7 @@ passed=$((passed + bp)); failed=$((failed + bf))
 [ "$bun_rc" != 0 ] && [ "$bf" = 0 ] && failed=$((failed + 1))
 
 echo "== deno test"
-NO_COLOR=1 deno test --no-check --allow-ffi --allow-read --allow-env --allow-run --reporter=dot \
+NO_COLOR=1 deno test --no-check --allow-ffi --allow-read --allow-write --allow-env --allow-run --allow-net --reporter=dot \
   --junit-path="$out/deno.xml" tests/ 2>&1 | grep -v '^[.!]*$' | tail -n 40
 deno_rc=${PIPESTATUS[0]}
 read -r dp df < <(count_junit "$out/deno.xml")

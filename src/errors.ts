@@ -21,6 +21,7 @@ export type SpeadErrorCode =
   | "invalid_state"
   | "released"
   | "closed"
+  | "library_not_found"
   | "unknown_status";
 
 /** Native status numbers in ABI order: index i is status -(i+1). */
@@ -41,18 +42,80 @@ export const statusNames: readonly SpeadErrorCode[] = [
   "invalid_state",
 ];
 
-/** An error from the SPEAD library; `code` is stable and machine-readable. */
+/** A failed system call behind a `system_error`, as Node and Bun describe theirs. */
+export interface SystemCallFailure {
+  /** The errno's symbolic name, e.g. `"EADDRINUSE"`. */
+  readonly errno: string;
+  /** The errno number (Linux). */
+  readonly errnoNumber: number;
+  /** The call and what it concerned, e.g. `"bind 127.0.0.1:8888"`. */
+  readonly syscall: string;
+}
+
+/**
+ * An error from the SPEAD library; `code` is stable and machine-readable.
+ * Errors from a system call (`code === "system_error"`) also carry the errno's
+ * name and the call, and their message starts with them:
+ * `EADDRINUSE: bind 127.0.0.1:8888 (addUdpReader)`.
+ */
 export class SpeadError extends Error {
   readonly code: SpeadErrorCode;
   /** The native status number, when the error came from the native core. */
   readonly status: number | undefined;
+  /** The errno's symbolic name (`"EADDRINUSE"`) when a system call failed. */
+  readonly errno: string | undefined;
+  /** The errno number when a system call failed. */
+  readonly errnoNumber: number | undefined;
+  /** The failed call and its address (`"bind 127.0.0.1:8888"`), when known. */
+  readonly syscall: string | undefined;
 
-  constructor(code: SpeadErrorCode, message: string, status?: number) {
-    super(`${code}: ${message}`);
+  constructor(code: SpeadErrorCode, message: string, status?: number, failure?: SystemCallFailure) {
+    super(failure ? `${failure.errno}: ${failure.syscall}${message ? ` (${message})` : ""}` : `${code}: ${message}`);
     this.name = "SpeadError";
     this.code = code;
     this.status = status;
+    this.errno = failure?.errno;
+    this.errnoNumber = failure?.errnoNumber;
+    this.syscall = failure?.syscall;
   }
+}
+
+/**
+ * Reads the native record of the calling thread's last failed system call
+ * (set by ffi/mod.ts once the library is loaded, so this file needs no FFI).
+ */
+let systemFailure: (() => SystemCallFailure | undefined) | undefined;
+/** Names an errno number (`90` -> `"EMSGSIZE"`). */
+let errnoNamer: ((errno: number) => string | undefined) | undefined;
+
+/** Called once by the loader (ffi/mod.ts). */
+export function setSystemErrorSource(
+  last: () => SystemCallFailure | undefined,
+  name: (errno: number) => string | undefined,
+): void {
+  systemFailure = last;
+  errnoNamer = name;
+}
+
+/** The symbolic name of a Linux errno (`"EMSGSIZE"`), or `errno N` when unknown. */
+export function errnoName(errno: number): string {
+  return errnoNamer?.(errno) ?? `errno ${errno}`;
+}
+
+/**
+ * The error for an argument outside its allowed range, naming both:
+ * `invalid_argument: port = 100000 must be an integer in [0, 65535]`.
+ */
+export function rangeError(name: string, value: unknown, range: string): SpeadError {
+  return new SpeadError("invalid_argument", `${name} = ${String(value)} must be ${range}`);
+}
+
+/** Returns `value` if it is an integer in [min, max]; else throws {@link rangeError}. */
+export function checkInteger(name: string, value: number, min: number, max: number): number {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw rangeError(name, value, `an integer in [${min}, ${max}]`);
+  }
+  return value;
 }
 
 /** Raised by `get()`/iteration when the stream has stopped (spead2's `Stopped`). */
@@ -83,5 +146,9 @@ export function check(status: number, what: string): void {
   const code = statusName(status);
   if (code === "stopped") throw new Stopped(`${what}: stream has stopped`);
   if (code === "empty") throw new Empty(`${what}: nothing ready`);
+  if (code === "system_error") {
+    const failure = systemFailure?.();
+    if (failure) throw new SpeadError(code, what, status, failure);
+  }
   throw new SpeadError(code, `${what} failed (status ${status})`, status);
 }

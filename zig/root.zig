@@ -12,6 +12,7 @@ export fn spead_library_version() u32 {
 
 comptime {
     _ = @import("core/status.zig");
+    _ = @import("core/sys_error.zig");
     _ = @import("core/handles.zig");
     _ = @import("abi/send.zig");
     _ = @import("abi/recv.zig");

@@ -1,4 +1,4 @@
-import { SpeadError } from "../errors.ts";
+import { checkInteger } from "../errors.ts";
 
 import { MmapAllocator } from "../mmap_allocator.ts";
 
@@ -36,12 +36,6 @@ export interface StreamConfigOptions {
   maxHeapLength?: number;
 }
 
-function checkCount(name: string, v: number, min: number, max: number): number {
-  if (!Number.isInteger(v) || v < min || v > max) {
-    throw new SpeadError("invalid_argument", `${name} = ${v} must be an integer in [${min}, ${max}]`);
-  }
-  return v;
-}
 
 /** Receive stream configuration (spead2's `recv.StreamConfig`); immutable. */
 export class StreamConfig {
@@ -56,14 +50,14 @@ export class StreamConfig {
   readonly maxHeapLength: number;
 
   constructor(options: StreamConfigOptions = {}) {
-    this.maxHeaps = checkCount("maxHeaps", options.maxHeaps ?? StreamConfig.DEFAULT_MAX_HEAPS, 1, 65536);
-    this.substreams = checkCount("substreams", options.substreams ?? 1, 1, 65536);
-    this.bugCompat = checkCount("bugCompat", options.bugCompat ?? 0, 0, 7);
+    this.maxHeaps = checkInteger("maxHeaps", options.maxHeaps ?? StreamConfig.DEFAULT_MAX_HEAPS, 1, 65536);
+    this.substreams = checkInteger("substreams", options.substreams ?? 1, 1, 65536);
+    this.bugCompat = checkInteger("bugCompat", options.bugCompat ?? 0, 0, 7);
     this.allowOutOfOrder = options.allowOutOfOrder ?? false;
     this.allowUnsizedHeaps = options.allowUnsizedHeaps ?? true;
     this.stopOnStopItem = options.stopOnStopItem ?? true;
     this.memoryAllocator = options.memoryAllocator;
-    this.maxHeapLength = checkCount("maxHeapLength", options.maxHeapLength ?? 256 * 2 ** 20, 1, 2 ** 52);
+    this.maxHeapLength = checkInteger("maxHeapLength", options.maxHeapLength ?? 256 * 2 ** 20, 1, 2 ** 52);
   }
 }
 
@@ -82,7 +76,7 @@ export class RingStreamConfig {
   readonly contiguousOnly: boolean;
 
   constructor(options: RingStreamConfigOptions = {}) {
-    this.heaps = checkCount("heaps", options.heaps ?? RingStreamConfig.DEFAULT_HEAPS, 1, 65536);
+    this.heaps = checkInteger("heaps", options.heaps ?? RingStreamConfig.DEFAULT_HEAPS, 1, 65536);
     this.contiguousOnly = options.contiguousOnly ?? true;
   }
 }

@@ -5,7 +5,7 @@
  * event loop, under Deno a nonblocking wait call resolves a Promise.
  */
 import { native } from "../../ffi/mod.ts";
-import { check, Empty, SpeadError, Stopped } from "../errors.ts";
+import { check, checkInteger, Empty, SpeadError, Stopped } from "../errors.ts";
 import { statsReader } from "../native_stats.ts";
 import type { ThreadPool } from "../thread_pool.ts";
 import { configWords, RingStreamConfig, StreamConfig } from "./config.ts";
@@ -126,6 +126,7 @@ export class Stream implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
     const [port, options] = typeof a === "string"
       ? [b as number, { ...(c ?? {}), bindHostname: a }]
       : [a, (b as UdpReaderOptions | undefined) ?? {}];
+    checkInteger("port", port, 0, 65535);
     const enc = new TextEncoder();
     const addr = enc.encode(options.bindHostname ?? "");
     const iface = enc.encode(options.interfaceAddress ?? (options.interfaceIndex?.toString() ?? ""));

@@ -7,7 +7,7 @@
  * doorbell.
  */
 import { native } from "../../ffi/mod.ts";
-import { check, SpeadError, statusName } from "../errors.ts";
+import { check, errnoName, SpeadError, statusName } from "../errors.ts";
 import { statsReader } from "../native_stats.ts";
 import type { ThreadPool } from "../thread_pool.ts";
 import type { Heap } from "./heap.ts";
@@ -289,8 +289,9 @@ export class UdpStream implements Disposable {
           p.reject(
             new SpeadError(
               statusName(status),
-              `send failed after ${bytes} bytes${errno ? ` (errno ${errno})` : ""}`,
+              `heap send failed after ${bytes} bytes`,
               status,
+              errno ? { errno: errnoName(errno), errnoNumber: errno, syscall: "sendmmsg" } : undefined,
             ),
           );
         }

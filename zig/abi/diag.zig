@@ -48,3 +48,43 @@ test "process stats are plausible" {
     try std.testing.expectEqual(@intFromEnum(status.Status.buffer_too_small), spead_process_stats(&out, 3));
     try std.testing.expectEqual(@intFromEnum(status.Status.invalid_argument), spead_process_stats(null, words));
 }
+
+const sys_error = @import("../core/sys_error.zig");
+
+fn writeText(text: []const u8, out: ?[*]u8, cap: u32, out_len: ?*u32) status.Error!void {
+    const len = out_len orelse return error.InvalidArgument;
+    len.* = @intCast(text.len);
+    if (cap < text.len) return error.BufferTooSmall;
+    if (text.len == 0) return;
+    const dest = out orelse return error.InvalidArgument;
+    @memcpy(dest[0..text.len], text);
+}
+
+/// The calling thread's last failed system call: its errno into `out_errno`
+/// (0 if none) and its operation text ("bind 127.0.0.1:8888") into `out`.
+export fn spead_last_error(out_errno: ?*u32, out: ?[*]u8, cap: u32, out_len: ?*u32) i32 {
+    const errno_out = out_errno orelse return @intFromEnum(status.Status.invalid_argument);
+    const rec = sys_error.get();
+    errno_out.* = rec.errno;
+    return status.code(writeText(rec.text, out, cap, out_len));
+}
+
+/// The symbolic name of a Linux errno ("EADDRINUSE"); `invalid_argument` for an unknown number.
+export fn spead_errno_name(errno: u32, out: ?[*]u8, cap: u32, out_len: ?*u32) i32 {
+    const name = sys_error.errnoName(errno) orelse return @intFromEnum(status.Status.invalid_argument);
+    return status.code(writeText(name, out, cap, out_len));
+}
+
+test "last error and errno name exports" {
+    var errno: u32 = 99;
+    var buf: [128]u8 = undefined;
+    var len: u32 = 0;
+    try std.testing.expectEqual(error.SystemError, sys_error.fail(.ADDRINUSE, "bind", try std.net.Address.parseIp("127.0.0.1", 8888)));
+    try std.testing.expectEqual(@as(i32, 0), spead_last_error(&errno, &buf, buf.len, &len));
+    try std.testing.expectEqual(@as(u32, 98), errno);
+    try std.testing.expectEqualStrings("bind 127.0.0.1:8888", buf[0..len]);
+    try std.testing.expectEqual(@intFromEnum(status.Status.buffer_too_small), spead_last_error(&errno, &buf, 3, &len));
+    try std.testing.expectEqual(@as(i32, 0), spead_errno_name(90, &buf, buf.len, &len));
+    try std.testing.expectEqualStrings("EMSGSIZE", buf[0..len]);
+    try std.testing.expectEqual(@intFromEnum(status.Status.invalid_argument), spead_errno_name(0, &buf, buf.len, &len));
+}

@@ -10,6 +10,7 @@ const assert = std.debug.assert;
 const posix = std.posix;
 const linux = std.os.linux;
 const Error = @import("../core/status.zig").Error;
+const sys_error = @import("../core/sys_error.zig");
 const packet_mod = @import("packet.zig");
 const recv_stream = @import("stream.zig");
 const Stream = recv_stream.Stream;
@@ -68,23 +69,23 @@ const Ipv6Mreq = extern struct {
     ifindex: u32,
 };
 
-fn setInt(fd: posix.socket_t, level: i32, name: u32, value: c_int) Error!void {
-    posix.setsockopt(fd, level, name, std.mem.asBytes(&value)) catch return error.SystemError;
+fn setInt(fd: posix.socket_t, level: i32, name: u32, value: c_int, what: []const u8) Error!void {
+    try sys_error.setsockopt(fd, level, name, std.mem.asBytes(&value), what);
 }
 
 fn joinGroup(fd: posix.socket_t, options: Options) Error!void {
-    try setInt(fd, posix.SOL.SOCKET, posix.SO.REUSEADDR, 1);
+    try setInt(fd, posix.SOL.SOCKET, posix.SO.REUSEADDR, 1, "setsockopt SO_REUSEADDR");
     switch (options.address.any.family) {
         posix.AF.INET => {
             const mreq: IpMreq = .{
                 .multiaddr = options.address.in.sa.addr,
                 .interface = if (options.interface_v4) |i| i.in.sa.addr else 0,
             };
-            posix.setsockopt(fd, posix.IPPROTO.IP, linux.IP.ADD_MEMBERSHIP, std.mem.asBytes(&mreq)) catch return error.SystemError;
+            try sys_error.setsockopt(fd, posix.IPPROTO.IP, linux.IP.ADD_MEMBERSHIP, std.mem.asBytes(&mreq), "setsockopt IP_ADD_MEMBERSHIP");
         },
         posix.AF.INET6 => {
             const mreq: Ipv6Mreq = .{ .addr = options.address.in6.sa.addr, .ifindex = options.interface_index };
-            posix.setsockopt(fd, ipproto_ipv6, linux.IPV6.ADD_MEMBERSHIP, std.mem.asBytes(&mreq)) catch return error.SystemError;
+            try sys_error.setsockopt(fd, ipproto_ipv6, linux.IPV6.ADD_MEMBERSHIP, std.mem.asBytes(&mreq), "setsockopt IPV6_ADD_MEMBERSHIP");
         },
         else => unreachable,
     }
@@ -113,25 +114,20 @@ pub const UdpReader = struct {
         if (options.buffer_size > buffer_size_limit) return error.InvalidArgument;
         if (options.interface_v4) |i| if (i.any.family != posix.AF.INET) return error.InvalidArgument;
 
-        const fd = posix.socket(family, posix.SOCK.DGRAM | posix.SOCK.CLOEXEC, posix.IPPROTO.UDP) catch return error.SystemError;
+        const fd = try sys_error.socket(family, posix.SOCK.DGRAM | posix.SOCK.CLOEXEC, posix.IPPROTO.UDP);
         errdefer posix.close(fd);
         if (isMulticast(options.address)) try joinGroup(fd, options);
         // As spead2: a refused size is not fatal; the kernel's value is reported.
-        setInt(fd, posix.SOL.SOCKET, posix.SO.RCVBUF, @intCast(options.buffer_size)) catch {};
-        const use_gro = options.try_gro and if (setInt(fd, sol_udp, linux.UDP.GRO, 1)) |_| true else |_| false;
-        posix.bind(fd, &options.address.any, options.address.getOsSockLen()) catch |err| return switch (err) {
-            error.AddressInUse, error.AddressNotAvailable => error.InvalidArgument,
-            else => error.SystemError,
-        };
+        setInt(fd, posix.SOL.SOCKET, posix.SO.RCVBUF, @intCast(options.buffer_size), "setsockopt SO_RCVBUF") catch {};
+        const use_gro = options.try_gro and if (setInt(fd, sol_udp, linux.UDP.GRO, 1, "setsockopt UDP_GRO")) |_| true else |_| false;
+        try sys_error.bind(fd, options.address);
         var bound: std.net.Address = undefined;
         var bound_len: posix.socklen_t = @sizeOf(std.net.Address);
-        posix.getsockname(fd, &bound.any, &bound_len) catch return error.SystemError;
+        try sys_error.check(linux.getsockname(fd, &bound.any, &bound_len), "getsockname", null);
         // (std.posix.getsockopt passes an uninitialised length in Zig 0.14.)
         var rcvbuf: c_int = 0;
         var rcvbuf_len: posix.socklen_t = @sizeOf(c_int);
-        if (posix.errno(posix.system.getsockopt(fd, posix.SOL.SOCKET, posix.SO.RCVBUF, std.mem.asBytes(&rcvbuf), &rcvbuf_len)) != .SUCCESS) {
-            return error.SystemError;
-        }
+        try sys_error.check(linux.getsockopt(fd, posix.SOL.SOCKET, posix.SO.RCVBUF, std.mem.asBytes(&rcvbuf), &rcvbuf_len), "getsockopt SO_RCVBUF", null);
 
         const allocator = stream.allocator;
         const self = allocator.create(UdpReader) catch return error.OutOfMemory;
@@ -170,7 +166,7 @@ pub const UdpReader = struct {
 
     fn start(ctx: *anyopaque) Error!void {
         const self: *UdpReader = @ptrCast(@alignCast(ctx));
-        self.thread = std.Thread.spawn(.{ .stack_size = 256 * 1024 }, run, .{self}) catch return error.SystemError;
+        self.thread = std.Thread.spawn(.{ .stack_size = 256 * 1024 }, run, .{self}) catch return sys_error.fail(.AGAIN, "pthread_create (UDP reader thread)", null);
     }
 
     fn requestStop(ctx: *anyopaque) void {
@@ -458,7 +454,8 @@ test "bad options are refused; a taken port is an error" {
     try testing.expectError(error.InvalidArgument, UdpReader.add(stream, .{ .address = try std.net.Address.parseIp("127.0.0.1", 0), .max_size = 4 }));
     try testing.expectError(error.InvalidArgument, UdpReader.add(stream, .{ .address = try std.net.Address.parseIp("127.0.0.1", 0), .max_size = 70000 }));
     const info = try UdpReader.add(stream, .{ .address = try std.net.Address.parseIp("127.0.0.1", 0) });
-    try testing.expectError(error.InvalidArgument, UdpReader.add(stream, .{ .address = try std.net.Address.parseIp("127.0.0.1", info.port) }));
+    try testing.expectError(error.SystemError, UdpReader.add(stream, .{ .address = try std.net.Address.parseIp("127.0.0.1", info.port) }));
+    try testing.expectEqual(@as(u16, @intFromEnum(linux.E.ADDRINUSE)), sys_error.get().errno);
     try testing.expect(isMulticast(try std.net.Address.parseIp("239.1.2.3", 0)));
     try testing.expect(isMulticast(try std.net.Address.parseIp("ff02::1", 0)));
     try testing.expect(!isMulticast(try std.net.Address.parseIp("10.0.0.1", 0)));

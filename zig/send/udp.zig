@@ -24,6 +24,7 @@ const posix = std.posix;
 const linux = std.os.linux;
 const status = @import("../core/status.zig");
 const Error = status.Error;
+const sys_error = @import("../core/sys_error.zig");
 const Flavour = @import("../core/flavour.zig").Flavour;
 const send_heap = @import("packetiser.zig");
 const ItemRecord = send_heap.ItemRecord;
@@ -341,7 +342,7 @@ pub const Stream = struct {
         };
         if (!config.gso or !gsoSupported(fd)) self.io.gso.state = .disabled;
         self.setStat(.gso_state, @intFromEnum(self.io.gso.state));
-        self.thread = std.Thread.spawn(.{}, run, .{self}) catch return error.SystemError;
+        self.thread = std.Thread.spawn(.{}, run, .{self}) catch return sys_error.fail(.AGAIN, "pthread_create (UDP send thread)", null);
         return self;
     }
 
@@ -901,30 +902,30 @@ fn checkEndpoints(endpoints: []const std.net.Address, config: Config) Error!void
 }
 
 fn openSocket(family: posix.sa_family_t, config: Config) Error!posix.socket_t {
-    const fd = posix.socket(family, posix.SOCK.DGRAM | posix.SOCK.CLOEXEC | posix.SOCK.NONBLOCK, posix.IPPROTO.UDP) catch return error.SystemError;
+    const fd = try sys_error.socket(family, posix.SOCK.DGRAM | posix.SOCK.CLOEXEC | posix.SOCK.NONBLOCK, posix.IPPROTO.UDP);
     errdefer posix.close(fd);
     if (config.buffer_size > 0) {
         const size: c_int = @intCast(@min(config.buffer_size, std.math.maxInt(c_int)));
-        posix.setsockopt(fd, posix.SOL.SOCKET, posix.SO.SNDBUF, std.mem.asBytes(&size)) catch return error.SystemError;
+        try sys_error.setsockopt(fd, posix.SOL.SOCKET, posix.SO.SNDBUF, std.mem.asBytes(&size), "setsockopt SO_SNDBUF");
     }
     if (config.ttl) |ttl| {
         const value: c_int = ttl;
         if (family == posix.AF.INET) {
-            posix.setsockopt(fd, linux.SOL.IP, linux.IP.MULTICAST_TTL, std.mem.asBytes(&value)) catch return error.SystemError;
+            try sys_error.setsockopt(fd, linux.SOL.IP, linux.IP.MULTICAST_TTL, std.mem.asBytes(&value), "setsockopt IP_MULTICAST_TTL");
             if (config.interface_address) |address| {
-                posix.setsockopt(fd, linux.SOL.IP, linux.IP.MULTICAST_IF, std.mem.asBytes(&address.in.sa.addr)) catch return error.SystemError;
+                try sys_error.setsockopt(fd, linux.SOL.IP, linux.IP.MULTICAST_IF, std.mem.asBytes(&address.in.sa.addr), "setsockopt IP_MULTICAST_IF");
             }
         } else {
-            posix.setsockopt(fd, linux.SOL.IPV6, linux.IPV6.MULTICAST_HOPS, std.mem.asBytes(&value)) catch return error.SystemError;
+            try sys_error.setsockopt(fd, linux.SOL.IPV6, linux.IPV6.MULTICAST_HOPS, std.mem.asBytes(&value), "setsockopt IPV6_MULTICAST_HOPS");
             if (config.interface_index != 0) {
                 const index: c_uint = config.interface_index;
-                posix.setsockopt(fd, linux.SOL.IPV6, linux.IPV6.MULTICAST_IF, std.mem.asBytes(&index)) catch return error.SystemError;
+                try sys_error.setsockopt(fd, linux.SOL.IPV6, linux.IPV6.MULTICAST_IF, std.mem.asBytes(&index), "setsockopt IPV6_MULTICAST_IF");
             }
         }
     } else if (config.interface_address) |address| {
         var local = address;
         local.setPort(0);
-        posix.bind(fd, &local.any, local.getOsSockLen()) catch return error.SystemError;
+        try sys_error.bind(fd, local);
     }
     return fd;
 }
