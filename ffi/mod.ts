@@ -80,3 +80,25 @@ function connectSystemErrors(lib: Backend): void {
 /** The loaded native library (one per process). */
 export const native: Backend = await load();
 connectSystemErrors(native);
+
+/**
+ * At process exit every native thread of the library is stopped and joined,
+ * whether or not the program closed its streams and pools (issue #8): Deno
+ * tears the runtime down after `unload`, Bun after `exit`. Objects stay valid;
+ * the library also pins itself in memory (zig/abi/lifecycle.zig), so a thread
+ * can never outlive its code.
+ */
+function shutdownAtExit(): void {
+  native.symbols.spead_shutdown();
+}
+if (isDeno) {
+  (globalThis as unknown as { addEventListener(type: string, fn: () => void): void }).addEventListener(
+    "unload",
+    shutdownAtExit,
+  );
+} else {
+  (globalThis as unknown as { process: { once(event: string, fn: () => void): void } }).process.once(
+    "exit",
+    shutdownAtExit,
+  );
+}

@@ -91,6 +91,9 @@ export const symbolDefs = {
   spead_buffer_alloc: { args: ["u32", "u32", "u32", "buffer"], returns: status },
   spead_buffer_free: { args: ["u32"], returns: status },
 
+  // process lifetime (zig/abi/lifecycle.zig)
+  spead_shutdown: { args: [], returns: status },
+
   // diagnostics
   spead_process_stats: { args: ["buffer", "u32"], returns: status },
   spead_last_error: { args: ["buffer", "buffer", "u32", "buffer"], returns: status },

@@ -8,11 +8,11 @@ export const python = `${root}/.venv/bin/python`;
 
 /**
  * The command that runs a TS script under the runtime running the tests:
- * `[executable, args]` (Deno gets the flags the library needs).
+ * `[executable, args]` (Deno gets the flags the library needs, plus `denoFlags`).
  */
-export function runtimeCommand(script: string): [string, string[]] {
+export function runtimeCommand(script: string, denoFlags: readonly string[] = []): [string, string[]] {
   const exe = (globalThis as unknown as { process: { execPath: string } }).process.execPath;
-  return "Bun" in globalThis ? [exe, [script]] : [exe, ["run", "--allow-ffi", "--allow-env", script]];
+  return "Bun" in globalThis ? [exe, [script]] : [exe, ["run", "--allow-ffi", "--allow-env", ...denoFlags, script]];
 }
 
 /** Hex string -> bytes; whitespace and `|` separators are ignored. */

@@ -20,6 +20,7 @@ comptime {
     _ = @import("abi/udp_send.zig");
     _ = @import("abi/buffer.zig");
     _ = @import("abi/diag.zig");
+    _ = @import("abi/lifecycle.zig");
 }
 
 test {

@@ -200,6 +200,14 @@ fn stop(handle: u32) Error!void {
     a.stream.stop();
 }
 
+/// Stops every live stream and joins its reader threads (process shutdown,
+/// zig/abi/lifecycle.zig); the streams stay valid until destroyed.
+pub fn stopAll() void {
+    var live: [streams_capacity]u32 = undefined;
+    const n = stream_table.liveHandles(&live);
+    for (live[0..n]) |h| stop(h) catch {}; // destroyed meanwhile: nothing to stop
+}
+
 pub export fn spead_recv_stream_stop(handle: u32) i32 {
     return status.code(stop(handle));
 }

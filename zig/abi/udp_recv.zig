@@ -74,6 +74,18 @@ fn destroyPool(handle: u32) Error!void {
     pool.destroy();
 }
 
+/// Stops every pool's refill thread (process shutdown, zig/abi/lifecycle.zig).
+pub fn stopAllRefills() void {
+    var live: [pools_capacity]u32 = undefined;
+    const n = pool_table.liveHandles(&live);
+    pools_guard.lock();
+    defer pools_guard.unlock();
+    for (live[0..n]) |h| {
+        const pool = pool_table.get(h) catch continue;
+        pool.stopRefill();
+    }
+}
+
 pub export fn spead_memory_pool_destroy(handle: u32) i32 {
     return status.code(destroyPool(handle));
 }

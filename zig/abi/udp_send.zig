@@ -329,6 +329,15 @@ fn stop(handle: u32) Error!void {
     stream.stop();
 }
 
+/// Stops every live stream and joins its I/O thread (process shutdown,
+/// zig/abi/lifecycle.zig); the streams stay valid until destroyed.
+pub fn stopAll() void {
+    if (!supported) return;
+    var live: [streams_max]u32 = undefined;
+    const n = streams.liveHandles(&live);
+    for (live[0..n]) |h| stop(h) catch {}; // destroyed meanwhile: nothing to stop
+}
+
 export fn spead_udp_send_stream_stop(handle: u32) i32 {
     return status.code(stop(handle));
 }

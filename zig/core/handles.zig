@@ -62,6 +62,19 @@ pub fn Table(comptime T: type, comptime capacity: u32) type {
             return ptr;
         }
 
+        /// Copies up to `out.len` live handles into `out`; returns how many (for shutdown).
+        pub fn liveHandles(self: *Self, out: []u32) usize {
+            self.mutex.lock();
+            defer self.mutex.unlock();
+            var n: usize = 0;
+            for (self.entries, 0..) |entry, index| {
+                if (entry == null or n == out.len) continue;
+                out[n] = (self.generations[index] << index_bits) | @as(u32, @intCast(index));
+                n += 1;
+            }
+            return n;
+        }
+
         fn check(self: *Self, handle: u32) Error!u32 {
             const index = handle & index_mask;
             if (index == 0 or index >= capacity) return error.InvalidHandle;
@@ -88,6 +101,19 @@ test "handles are generational and reject stale, zero and forged values" {
     const hc = try table.insert(&a);
     try std.testing.expect(hc != ha);
     try std.testing.expectEqual(&b, try table.get(hb));
+}
+
+test "liveHandles lists exactly the live handles" {
+    var table: Table(u8, 8) = .{};
+    var x: u8 = 0;
+    const ha = try table.insert(&x);
+    const hb = try table.insert(&x);
+    _ = try table.remove(ha);
+    var out: [8]u32 = undefined;
+    try std.testing.expectEqual(@as(usize, 1), table.liveHandles(&out));
+    try std.testing.expectEqual(hb, out[0]);
+    try std.testing.expectEqual(&x, try table.get(out[0]));
+    try std.testing.expectEqual(@as(usize, 0), table.liveHandles(out[0..0]));
 }
 
 test "table reports exhaustion" {

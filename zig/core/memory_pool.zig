@@ -346,16 +346,24 @@ pub const MemoryPool = struct {
         self.mutex.lock();
         assert(!self.destroyed);
         self.destroyed = true;
+        self.mutex.unlock();
+        self.stopRefill();
+        self.mutex.lock();
+        self.releaseFreeList();
+        self.mutex.unlock();
+        self.release();
+    }
+
+    /// Stops and joins the refill thread, if any (destroy, and process shutdown,
+    /// which leaves the pool usable without refills). Idempotent.
+    pub fn stopRefill(self: *MemoryPool) void {
+        self.mutex.lock();
         self.refill_quit = true;
         self.refill_wake.signal();
         const thread = self.refill_thread;
         self.refill_thread = null;
         self.mutex.unlock();
         if (thread) |t| t.join();
-        self.mutex.lock();
-        self.releaseFreeList();
-        self.mutex.unlock();
-        self.release();
     }
 
     fn free(self: *MemoryPool) void {
@@ -607,6 +615,17 @@ test "background refill up to initial when a take leaves fewer than low_water" {
     try testing.expectEqual(@as(u64, 0), pool.stat(.misses));
     for (taken) |t| pa.free(t);
     try testing.expectEqual(@as(u64, 7), pool.stat(.free));
+}
+
+test "stopRefill joins the refill thread; the pool still serves and is destroyed after" {
+    const pool = try MemoryPool.create(testing.allocator, testing.allocator, .{ .lower = 0, .upper = 4096, .max_free = 4, .initial = 2, .low_water = 1 });
+    pool.stopRefill();
+    try testing.expect(pool.refill_thread == null);
+    pool.stopRefill();
+    const pa = pool.payloadAllocator();
+    const a = pa.alloc(4096).?;
+    pa.free(a);
+    pool.destroy();
 }
 
 test "config validation" {
