@@ -48,6 +48,7 @@ export const symbolDefs = {
   spead_recv_stream_add_buffer: { args: ["u32", "buffer", "u32"], returns: status },
   spead_recv_stream_try_pop: { args: ["u32", "buffer"], returns: status },
   spead_recv_stream_pop: { args: ["u32", "u32", "buffer"], returns: status },
+  spead_recv_stream_pop_batch: { args: ["u32", "u32", "buffer", "u32", "buffer"], returns: status },
   spead_recv_stream_wait: { args: ["u32", "u32"], returns: status },
   spead_recv_stream_set_notify: { args: ["u32", "function"], returns: status },
   spead_recv_stream_arm: { args: ["u32"], returns: status },

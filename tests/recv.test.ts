@@ -84,6 +84,44 @@ describe("recv.Stream with a buffer reader", () => {
     expect(() => s.getNowait()).toThrow("closed");
   });
 
+  test("getBatch takes every ready heap up to max in one call, in order, then rejects Stopped", async () => {
+    const cnts = Array.from({ length: 10 }, (_, i) => BigInt(i + 1));
+    const bytes = concat(cnts.flatMap((c) => heapBytes(F40, [[0x1000, ramp(500, Number(c))]], c)));
+    const s = streamOf(bytes, {}, { heaps: 16 });
+    const seen: bigint[] = [];
+    const sizes: number[] = [];
+    for (let calls = 0; calls < 20; calls++) {
+      let batch: recv.Heap[];
+      try {
+        batch = await s.getBatch(4);
+      } catch (err) {
+        expect(err).toBeInstanceOf(Stopped);
+        break;
+      }
+      expect(batch.length).toBeGreaterThanOrEqual(1);
+      expect(batch.length).toBeLessThanOrEqual(4);
+      sizes.push(batch.length);
+      for (const h of batch) {
+        seen.push(h.cnt);
+        expect(h.getItems()[0].value).toEqual(ramp(500, Number(h.cnt)));
+        h.release();
+        expect(() => h.getItems()).toThrow("released");
+      }
+    }
+    expect(seen).toEqual(cnts);
+    // A 10-packet buffer is one reader batch: once it is all in, batches are full.
+    expect(sizes.length).toBeLessThan(10);
+    await expect(s.getBatch()).rejects.toThrow(Stopped);
+    s.close();
+    await expect(s.getBatch()).rejects.toThrow("closed");
+  });
+
+  test("getBatch checks max", async () => {
+    const s = new recv.Stream();
+    for (const bad of [0, -1, 1.5, 4097, NaN]) await expect(s.getBatch(bad)).rejects.toThrow(RangeError);
+    s.close();
+  });
+
   test("stop item stops the stream (not delivered) unless stopOnStopItem is false", () => {
     const end = new send.Heap(F40);
     end.addEnd();

@@ -12,6 +12,8 @@ import { configWords, RingStreamConfig, StreamConfig } from "./config.ts";
 import { type Heap, wrapHeap } from "./heap.ts";
 
 const STATUS_EMPTY = -8;
+/** Most heaps one getBatch call takes (the native pop_batch limit). */
+const POP_BATCH_MAX = 4096;
 /** Longest single native wait; keeps shutdown prompt and the process alive while waiting. */
 const WAIT_SLICE_MS = 50;
 
@@ -77,6 +79,9 @@ export class Stream implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
   #pendingWaits = 0;
   #destroyWhenIdle = false;
   readonly #out = new Uint32Array(1);
+  #batch = new Uint32Array(0);
+  /** Bounds a lost wake-up and keeps the process alive while waits are pending (Bun). */
+  #keepAlive: ReturnType<typeof setInterval> | null = null;
 
   /**
    * @param options.threadPool pins this stream's reader threads (spead2 passes a
@@ -167,12 +172,44 @@ export class Stream implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
     }
   }
 
-  /** Waits for the next heap without blocking the event loop; rejects with `Stopped` at the end. */
+  /**
+   * Waits for the next heap without blocking the event loop; rejects with
+   * `Stopped` at the end. Readers announce heaps once per batch, so after one
+   * wake-up the following calls find their heap ready and do not wait.
+   */
   async get(): Promise<Heap> {
     for (;;) {
       const st = native.symbols.spead_recv_stream_try_pop(this.nativeHandle, this.#out);
       if (st === 0) return wrapHeap(this.#out[0]);
       if (st !== STATUS_EMPTY) check(st, "get");
+      await this.#waitReady();
+    }
+  }
+
+  /**
+   * Waits until at least one heap is ready, then takes every ready heap, up to
+   * `max`, in one native call. Rejects with `Stopped` once the stream has
+   * stopped and every heap has been taken. Each heap is a lease to
+   * `release()` as usual; heaps taken here have left the ring, so while they
+   * are held the readers may fill the ring again (a memory pool must have
+   * room for both).
+   *
+   * @param max largest number of heaps to return (1 to 4096; default: the ring size)
+   */
+  async getBatch(max: number = Math.min(this.ringConfig.heaps, POP_BATCH_MAX)): Promise<Heap[]> {
+    if (!Number.isInteger(max) || max < 1 || max > POP_BATCH_MAX) {
+      throw new RangeError(`getBatch: max must be an integer from 1 to ${POP_BATCH_MAX}, not ${max}`);
+    }
+    if (this.#batch.length < max) this.#batch = new Uint32Array(max);
+    for (;;) {
+      const st = native.symbols.spead_recv_stream_pop_batch(this.nativeHandle, 0, this.#batch, max, this.#out);
+      if (st === 0) {
+        const n = this.#out[0];
+        const heaps = new Array<Heap>(n);
+        for (let i = 0; i < n; i++) heaps[i] = wrapHeap(this.#batch[i]);
+        return heaps;
+      }
+      if (st !== STATUS_EMPTY) check(st, "getBatch");
       await this.#waitReady();
     }
   }
@@ -188,20 +225,38 @@ export class Stream implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
       }
       this.#ensureDoorbell();
       await new Promise<void>((resolve) => {
-        let timer: ReturnType<typeof setTimeout> | undefined = undefined;
-        const wake = () => {
-          if (timer !== undefined) clearTimeout(timer);
-          resolve();
-        };
-        this.#wakers.push(wake);
-        // The timer keeps the process alive (a Bun doorbell does not) and bounds a lost wake-up.
-        timer = setTimeout(wake, WAIT_SLICE_MS);
+        this.#wakers.push(resolve);
+        this.#ensureKeepAlive();
         native.symbols.spead_recv_stream_arm(handle);
       });
     } finally {
       this.#pendingWaits--;
       if (this.#pendingWaits === 0 && this.#destroyWhenIdle) this.#destroyNow();
     }
+  }
+
+  /**
+   * One interval per stream while it is being waited on, not a timer per wait:
+   * it keeps the process alive (a Bun doorbell does not), wakes waiters every
+   * WAIT_SLICE_MS in case a wake-up was lost, and ends itself once nobody waits.
+   */
+  #ensureKeepAlive(): void {
+    if (this.#keepAlive !== null) return;
+    this.#keepAlive = setInterval(() => {
+      const wakers = this.#wakers;
+      if (wakers.length === 0) {
+        this.#stopKeepAlive();
+        return;
+      }
+      this.#wakers = [];
+      for (const w of wakers) w();
+    }, WAIT_SLICE_MS);
+  }
+
+  #stopKeepAlive(): void {
+    if (this.#keepAlive === null) return;
+    clearInterval(this.#keepAlive);
+    this.#keepAlive = null;
   }
 
   #ensureDoorbell(): void {
@@ -270,6 +325,7 @@ export class Stream implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
     native.symbols.spead_recv_stream_destroy(handle);
     this.#doorbell?.close();
     this.#doorbell = null;
+    this.#stopKeepAlive();
     const wakers = this.#wakers;
     this.#wakers = [];
     for (const w of wakers) w();

@@ -164,6 +164,25 @@ pub export fn spead_recv_stream_pop(handle: u32, timeout_ms: u32, out_heap: ?*u3
     return status.code(pop(handle, timeout_ms, out_heap));
 }
 
+/// Largest batch one pop_batch call may ask for.
+pub const pop_batch_max = 4096;
+
+fn popBatch(handle: u32, timeout_ms: u32, out_heaps: ?[*]u32, cap: u32, out_n: ?*u32) Error!void {
+    const n_out = out_n orelse return error.InvalidArgument;
+    n_out.* = 0;
+    const out = out_heaps orelse return error.InvalidArgument;
+    if (cap == 0 or cap > pop_batch_max) return error.InvalidArgument;
+    const a = try acquire(handle);
+    defer a.release();
+    n_out.* = @intCast(try a.stream.popBatchClaim(timeout_ms, u32, claimHandle, out[0..cap]));
+}
+
+/// Pops every ready heap (up to `cap`) into `out_heaps`, waiting up to
+/// `timeout_ms` for the first; `out_n` gets the count (>= 1 on success).
+pub export fn spead_recv_stream_pop_batch(handle: u32, timeout_ms: u32, out_heaps: ?[*]u32, cap: u32, out_n: ?*u32) i32 {
+    return status.code(popBatch(handle, timeout_ms, out_heaps, cap, out_n));
+}
+
 fn wait(handle: u32, timeout_ms: u32) Error!void {
     const a = try acquire(handle);
     defer a.release();

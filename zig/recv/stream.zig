@@ -6,6 +6,10 @@
 //! * `ring_mutex` guards the bounded ring of frozen heaps. Pops take only this
 //!   lock, so JS never waits for a batch. A full ring blocks the worker (inside
 //!   its batch) until JS pops or the ring is stopped; `worker_blocked` counts it.
+//!   Consumers are told once per batch, not once per heap: a push only marks
+//!   the ring as having news, and the batch end (or a full ring, before the
+//!   worker blocks) wakes waiters and rings the doorbell. JS then pops every
+//!   ready heap in one call (`popBatch`).
 //! * `readers_mutex` guards the reader list; `stats_mutex` the counters;
 //!   `notify_mutex` the Bun doorbell.
 //!
@@ -226,6 +230,8 @@ pub const Stream = struct {
     ring_head: usize = 0,
     ring_len: usize = 0,
     ring_stopped: bool = false,
+    /// Heaps were pushed since waiters were last woken (see `signalReady`).
+    ring_news: bool = false,
 
     stats_mutex: std.Thread.Mutex = .{},
     stats: [stat_count]u64 = [_]u64{0} ** stat_count,
@@ -350,6 +356,7 @@ pub const Stream = struct {
         // Stopped only after the stats are final, so JS that sees `Stopped` sees them.
         if (stopping) self.ringStop();
         self.mutex.unlock();
+        self.signalReady();
     }
 
     fn foldStats(self: *Stream, counters: *const [stat_count]u64, counted_batch: bool, packets: u64) void {
@@ -393,7 +400,9 @@ pub const Stream = struct {
     // -- ring --------------------------------------------------------------
 
     /// Pushes a frozen heap, blocking while the ring is full. Returns false if
-    /// the ring is stopped (the caller still owns the heap).
+    /// the ring is stopped (the caller still owns the heap). Waiters are not
+    /// woken here but at the batch end (`signalReady`), or here before the
+    /// worker blocks on a full ring, so JS is woken once per batch.
     fn ringPush(self: *Stream, heap: *FrozenHeap) bool {
         self.ring_mutex.lock();
         if (!self.ring_stopped and self.ring_len == self.ring.len) {
@@ -401,6 +410,10 @@ pub const Stream = struct {
             self.stats_mutex.lock();
             self.stats[@intFromEnum(Stat.worker_blocked)] += 1;
             self.stats_mutex.unlock();
+            // Whatever this batch pushed must reach JS, or nobody frees a slot.
+            self.ring_mutex.unlock();
+            self.signalReady();
+            self.ring_mutex.lock();
             while (!self.ring_stopped and self.ring_len == self.ring.len) {
                 self.ring_not_full.timedWait(&self.ring_mutex, worker_wait_ns) catch {};
             }
@@ -412,16 +425,27 @@ pub const Stream = struct {
         assert(self.ring_len < self.ring.len);
         self.ring[(self.ring_head + self.ring_len) % self.ring.len] = heap;
         self.ring_len += 1;
-        self.ring_not_empty.broadcast();
+        self.ring_news = true;
         self.ring_mutex.unlock();
-        self.doorbell();
         return true;
+    }
+
+    /// Wakes waiters and rings the doorbell if heaps were pushed since the
+    /// last time (called by the worker at each batch end).
+    pub fn signalReady(self: *Stream) void {
+        self.ring_mutex.lock();
+        const news = self.ring_news;
+        self.ring_news = false;
+        if (news) self.ring_not_empty.broadcast();
+        self.ring_mutex.unlock();
+        if (news) self.doorbell();
     }
 
     fn ringStop(self: *Stream) void {
         self.ring_mutex.lock();
         const was_stopped = self.ring_stopped;
         self.ring_stopped = true;
+        self.ring_news = false;
         self.ring_not_empty.broadcast();
         self.ring_not_full.broadcast();
         self.ring_mutex.unlock();
@@ -465,6 +489,32 @@ pub const Stream = struct {
 
     fn claimIdentity(heap: *FrozenHeap) Error!*FrozenHeap {
         return heap;
+    }
+
+    /// Pops every ready heap, up to `out.len`, in one go, waiting up to
+    /// `timeout_ms` for the first. Returns how many were claimed (at least 1).
+    /// A claim that fails after the first stops the batch there (the heap
+    /// stays in the ring). Errors as `popClaim`.
+    pub fn popBatchClaim(self: *Stream, timeout_ms: u32, comptime T: type, comptime claim: fn (*FrozenHeap) Error!T, out: []T) Error!usize {
+        assert(out.len > 0);
+        self.ring_mutex.lock();
+        defer self.ring_mutex.unlock();
+        if (!self.waitReadyLocked(timeout_ms)) return error.Empty;
+        if (self.ring_len == 0) {
+            assert(self.ring_stopped);
+            return error.Stopped;
+        }
+        var n: usize = 0;
+        while (n < out.len and self.ring_len > 0) : (n += 1) {
+            out[n] = claim(self.ring[self.ring_head]) catch |err| {
+                if (n == 0) return err;
+                break;
+            };
+            self.ring_head = (self.ring_head + 1) % self.ring.len;
+            self.ring_len -= 1;
+        }
+        self.ring_not_full.broadcast();
+        return n;
     }
 
     pub fn pop(self: *Stream, timeout_ms: u32) Error!*FrozenHeap {
@@ -882,6 +932,66 @@ test "doorbell rings once per arm" {
     stream.setNotify(null);
     stream.arm();
     try testing.expectEqual(@as(u32, 2), test_doorbell_calls.load(.acquire));
+}
+
+test "popBatch takes every ready heap in one call, in order, then reports Stopped" {
+    const stream = try testStream(.{ .ring_heaps = 16 });
+    defer stream.destroy();
+    var bytes = std.ArrayList(u8).init(testing.allocator);
+    defer bytes.deinit();
+    var cnt: u64 = 1;
+    // Ten single-packet heaps: one buffer-reader batch, so one signal for all of them.
+    while (cnt <= 10) : (cnt += 1) try appendHeap(&bytes, cnt, "payload", 64, true);
+    try BufferReader.add(stream, bytes.items);
+    // The end of the buffer stops the ring after the batch: once stopped, all ten are in.
+    var spins: usize = 0;
+    while (!stream.isStopped()) : (spins += 1) {
+        try testing.expect(spins < 5000);
+        std.time.sleep(std.time.ns_per_ms);
+    }
+    var out: [4]*FrozenHeap = undefined;
+    var seen: u64 = 0;
+    var calls: usize = 0;
+    while (true) : (calls += 1) {
+        try testing.expect(calls < 10);
+        const n = stream.popBatchClaim(1000, *FrozenHeap, Stream.claimIdentity, &out) catch |err| switch (err) {
+            error.Stopped => break,
+            else => return err,
+        };
+        try testing.expect(n >= 1 and n <= out.len);
+        for (out[0..n]) |h| {
+            seen += 1;
+            try testing.expectEqual(seen, h.cnt);
+            h.deinit();
+        }
+    }
+    try testing.expectEqual(@as(u64, 10), seen);
+    try testing.expectEqual(@as(usize, 3), calls); // 4 + 4 + 2
+}
+
+test "waiters are woken once per batch, not once per heap" {
+    const stream = try testStream(.{ .ring_heaps = 64 });
+    defer stream.destroy();
+    stream.handle = 5;
+    test_doorbell_calls.store(0, .release);
+    stream.setNotify(testDoorbell);
+    stream.arm(); // armed throughout: a per-heap doorbell would ring during the batch
+    var batch: Batch = undefined;
+    try testing.expect(stream.batchBegin(&batch));
+    var buf: [256]u8 = undefined;
+    var cnt: u64 = 1;
+    while (cnt <= 20) : (cnt += 1) {
+        const bytes = packet_mod.buildTestPacket(&buf, 40, &.{ imm(1, cnt), imm(2, 3), imm(3, 0), imm(4, 3), addr(0x1000, 0) }, "abc");
+        switch (packet_mod.decode(bytes)) {
+            .ok => |packet| try testing.expect(batch.addPacket(packet)),
+            .rejected => return error.TestUnexpectedResult,
+        }
+    }
+    try testing.expectEqual(@as(u32, 0), test_doorbell_calls.load(.acquire));
+    try testing.expectEqual(@as(usize, 20), stream.ringSize());
+    stream.batchEnd(&batch);
+    try testing.expectEqual(@as(u32, 1), test_doorbell_calls.load(.acquire));
+    stream.setNotify(null);
 }
 
 test "config validation" {
