@@ -11,10 +11,11 @@
  *   bun examples/tut_11_send_batch_heaps.ts [-n HEAPS] [-p PACKET_SIZE] [-H HEAP_SIZE] host port
  *   deno run --allow-ffi --allow-env examples/tut_11_send_batch_heaps.ts [...] host port
  *
- * spead2's final version wraps each list in a `HeapReferenceList` so that the
- * conversion is done once; here a plain array of `send.HeapReference` is
- * passed (there is no pre-converted list type). Timestamps are sent as
- * immediates read from memory at queue time: see `timestampRefHeap`.
+ * As in spead2's final version, each batch is a `send.HeapReferenceList`, so
+ * the conversion for sending is done once, and the samples live in native
+ * send buffers (`send.allocateBuffer`), which are sent without a copy.
+ * Timestamps are sent as immediates read from memory at queue time: see
+ * `timestampRefHeap`.
  */
 import { send } from "../mod.ts";
 import {
@@ -36,7 +37,7 @@ class State {
   constructor(
     readonly adcSamples: Int8Array,
     readonly timestamps: DataView,
-    readonly heaps: send.HeapReference[],
+    readonly heaps: send.HeapReferenceList,
   ) {}
 }
 
@@ -61,7 +62,7 @@ function timestampView(timestamps: DataView, j: number): DataView {
   return new DataView(timestamps.buffer, timestamps.byteOffset + 8 * j, 8);
 }
 
-function makeHeaps(adcSamples: Int8Array, timestamps: DataView, first: boolean): send.HeapReference[] {
+function makeHeaps(adcSamples: Int8Array, timestamps: DataView, first: boolean): send.HeapReferenceList {
   const heaps: send.HeapReference[] = [];
   for (let j = 0; j < batchHeaps; j++) {
     itemGroup.get("timestamp")!.value = 0; // placeholder: the heap reads its timestamp when queued
@@ -71,12 +72,13 @@ function makeHeaps(adcSamples: Int8Array, timestamps: DataView, first: boolean):
     });
     heaps.push(new send.HeapReference(heap));
   }
-  return heaps;
+  return new send.HeapReferenceList(heaps);
 }
 
 const states: State[] = [];
 for (let b = 0; b < batches; b++) {
-  const adcSamples = new Int8Array(batchHeaps * heapSize).fill(1);
+  const buffer = send.allocateBuffer(batchHeaps * heapSize);
+  const adcSamples = new Int8Array(buffer.bytes.buffer, buffer.bytes.byteOffset, batchHeaps * heapSize).fill(1);
   const timestamps = new DataView(new ArrayBuffer(8 * batchHeaps));
   for (let j = 0; j < batchHeaps; j++) timestamps.setBigUint64(8 * j, 1n, false);
   states.push(new State(adcSamples, timestamps, makeHeaps(adcSamples, timestamps, false)));
@@ -90,8 +92,11 @@ for (let i = 0; i < nHeaps; i += batchHeaps) {
   const n = end - i;
   await state.future; // the slot's previous batch must be sent before its memory is rewritten
   for (let j = 0; j < n; j++) {
-    state.adcSamples.subarray(j * heapSize, (j + 1) * heapSize).fill(i + j);
-    state.timestamps.setBigUint64(8 * j, BigInt((i + j) * heapSize), false);
+    state.adcSamples.fill(i + j, j * heapSize, (j + 1) * heapSize);
+    // The big-endian u64 (i + j) * heapSize (below 2^53), as two u32 halves: no BigInt per heap.
+    const ts = (i + j) * heapSize;
+    state.timestamps.setUint32(8 * j, Math.floor(ts / 2 ** 32), false);
+    state.timestamps.setUint32(8 * j + 4, ts >>> 0, false);
   }
   let heaps = i ? state.heaps : firstHeaps;
   if (n < batchHeaps) heaps = heaps.slice(0, n);

@@ -48,7 +48,11 @@ export class BytesStream {
   }
 
   /** Sends a group of heaps in `mode` order; all cnts are assigned first. Returns bytes written. */
-  sendHeaps(heaps: readonly HeapReference[], mode: GroupMode = GroupMode.ROUND_ROBIN): number {
+  sendHeaps(
+    group: readonly HeapReference[] | { readonly references: readonly HeapReference[] },
+    mode: GroupMode = GroupMode.ROUND_ROBIN,
+  ): number {
+    const heaps = "references" in group ? group.references : group;
     if (heaps.length === 0) throw new SpeadError("invalid_argument", "sendHeaps needs at least one heap");
     if (mode === GroupMode.SERIAL) {
       let n = 0;

@@ -2,6 +2,7 @@
 export { Heap, type HeapEntry } from "./heap.ts";
 export { PacketGenerator } from "./packet_generator.ts";
 export { BytesStream, HeapReference } from "./bytes_stream.ts";
+export { HeapReferenceList } from "./heap_reference_list.ts";
 export { GroupMode, RateMethod, StreamConfig, type StreamConfigOptions } from "./stream_config.ts";
 export { HeapGenerator, ItemGroup } from "./heap_generator.ts";
 export { type SendStats, UdpStream, type UdpStreamOptions } from "./udp_stream.ts";

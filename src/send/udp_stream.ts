@@ -12,7 +12,8 @@ import { statsReader } from "../native_stats.ts";
 import type { ThreadPool } from "../thread_pool.ts";
 import type { Heap } from "./heap.ts";
 import { HeapReference } from "./bytes_stream.ts";
-import { buildItemTable, type ItemTable, unpinItemTable } from "./item_table.ts";
+import { buildItemTable, type ItemTable, prepareItemTable, unpinItemTable } from "./item_table.ts";
+import { HeapReferenceList } from "./heap_reference_list.ts";
 import { GroupMode, StreamConfig } from "./stream_config.ts";
 
 const STATUS_EMPTY = -8;
@@ -63,6 +64,44 @@ const streamFinalizer = new FinalizationRegistry<number>((handle) => {
 function endpointText(endpoints: ReadonlyArray<readonly [string, number]>): Uint8Array {
   if (endpoints.length === 0) throw new SpeadError("invalid_argument", "UdpStream needs at least one endpoint");
   return new TextEncoder().encode(endpoints.map(([host, port]) => `${host} ${port}`).join("\n"));
+}
+
+/**
+ * Heap records (docs/ABI.md, 8 words per heap) for `refs`, whose items follow
+ * each other in the item table: written through 32-bit halves (little-endian),
+ * so the per-heap fields need no BigInt; the cnt and the rate's f64 bits take
+ * their own views.
+ */
+function heapRecords(refs: readonly HeapReference[], table: { readonly heapCounts: readonly number[] }): BigUint64Array {
+  const n = refs.length;
+  const recs = new BigUint64Array(n * 8);
+  const recs32 = new Uint32Array(recs.buffer);
+  const recsF = new Float64Array(recs.buffer);
+  let first = 0;
+  for (let i = 0; i < n; i++) {
+    const ref = refs[i];
+    const count = table.heapCounts[i];
+    const w = i * 8;
+    recs32[2 * w] = first;
+    recs32[2 * (w + 1)] = count;
+    recs[w + 2] = ref.cnt >= 0n ? ref.cnt : AUTO_CNT;
+    const sub = ref.substreamIndex;
+    if (!Number.isInteger(sub) || sub < 0 || sub > 0xffff_ffff) {
+      throw new SpeadError("invalid_argument", `substream index ${sub}`);
+    }
+    recs32[2 * (w + 3)] = sub;
+    recsF[w + 4] = ref.rate;
+    recs32[2 * (w + 5)] = ref.heap.flavour.heapAddressBits;
+    recs32[2 * (w + 6)] = ref.heap.repeatPointers ? 1 : 0;
+    first += count;
+  }
+  return recs;
+}
+
+/** Rewrites what a heap may change between sends of the same records (its repeatPointers flag). */
+function refreshHeapRecords(recs: BigUint64Array, heaps: readonly Heap[]): void {
+  const recs32 = new Uint32Array(recs.buffer);
+  for (let i = 0; i < heaps.length; i++) recs32[2 * (i * 8 + 6)] = heaps[i].repeatPointers ? 1 : 0;
 }
 
 /**
@@ -157,7 +196,7 @@ export class UdpStream implements Disposable {
    * Queues a group of heaps, all or none, sent in `mode` order; one Promise
    * for the group, resolving to the bytes sent.
    */
-  asyncSendHeaps(heaps: ReadonlyArray<HeapReference | Heap>, mode: GroupMode = GroupMode.ROUND_ROBIN): Promise<number> {
+  asyncSendHeaps(heaps: ReadonlyArray<HeapReference | Heap> | HeapReferenceList, mode: GroupMode = GroupMode.ROUND_ROBIN): Promise<number> {
     let entry: Pending | undefined;
     const promise = new Promise<number>((resolve, reject) => {
       entry = { resolve, reject, keepAlive: [] };
@@ -168,45 +207,46 @@ export class UdpStream implements Disposable {
   }
 
   /** Queues a group; `entry` is settled when its completion record is drained. */
-  #submit(heaps: ReadonlyArray<HeapReference | Heap>, mode: GroupMode, entry: Pending): void {
+  #submit(heaps: ReadonlyArray<HeapReference | Heap> | HeapReferenceList, mode: GroupMode, entry: Pending): void {
     const h = this.#h;
     const n = heaps.length;
     if (n === 0) throw new SpeadError("invalid_argument", "asyncSendHeaps needs at least one heap");
-    const tables: ItemTable[] = new Array(n);
-    let nItems = 0;
-    for (let i = 0; i < n; i++) {
-      const x = heaps[i];
-      tables[i] = buildItemTable(x instanceof HeapReference ? x.heap : x);
-      nItems += tables[i].count;
-    }
-    const items = new BigUint64Array(Math.max(1, nItems) * 4);
-    // Heap records (docs/ABI.md): written through 32-bit halves (little-endian), so the
-    // per-heap fields need no BigInt; the cnt and the rate's f64 bits take their own views.
-    const recs = new BigUint64Array(n * 8);
-    const recs32 = new Uint32Array(recs.buffer);
-    const recsF = new Float64Array(recs.buffer);
-    let first = 0;
-    for (let i = 0; i < n; i++) {
-      const x = heaps[i];
-      const ref = x instanceof HeapReference ? x : undefined;
-      const heap = ref ? ref.heap : (x as Heap);
-      const t = tables[i];
-      if (t.count > 0) items.set(t.words, first * 4);
-      const w = i * 8;
-      recs32[2 * w] = first;
-      recs32[2 * (w + 1)] = t.count;
-      if (ref && ref.cnt >= 0n) recs[w + 2] = ref.cnt;
-      else recs[w + 2] = AUTO_CNT;
-      const sub = ref ? ref.substreamIndex : 0;
-      if (!Number.isInteger(sub) || sub < 0 || sub > 0xffff_ffff) {
-        for (const tt of tables) unpinItemTable(tt);
-        throw new SpeadError("invalid_argument", `substream index ${sub}`);
+    let tables: ItemTable[];
+    let items: BigUint64Array;
+    let nItems: number;
+    let recs: BigUint64Array;
+    if (heaps instanceof HeapReferenceList) {
+      // Converted once; a resend refreshes only what changes per send.
+      const prev = heaps.prepared;
+      const p = prepareItemTable(heaps.heaps, prev?.table);
+      tables = [p.table];
+      try {
+        if (prev === undefined || prev.table !== p) heaps.prepared = { table: p, records: heapRecords(heaps.references, p.table) };
+        else refreshHeapRecords(prev.records, heaps.heaps);
+      } catch (e) {
+        unpinItemTable(p.table);
+        throw e;
       }
-      recs32[2 * (w + 3)] = sub;
-      recsF[w + 4] = ref ? ref.rate : -1;
-      recs32[2 * (w + 5)] = heap.flavour.heapAddressBits;
-      recs32[2 * (w + 6)] = heap.repeatPointers ? 1 : 0;
-      first += t.count;
+      recs = heaps.prepared!.records;
+      items = p.table.words;
+      nItems = p.table.count;
+    } else {
+      const refs = heaps.map((x) => (x instanceof HeapReference ? x : new HeapReference(x)));
+      tables = refs.map((r) => buildItemTable(r.heap));
+      nItems = 0;
+      for (const t of tables) nItems += t.count;
+      items = new BigUint64Array(Math.max(1, nItems) * 4);
+      let first = 0;
+      for (const t of tables) {
+        if (t.count > 0) items.set(t.words.subarray(0, t.count * 4), first * 4);
+        first += t.count;
+      }
+      try {
+        recs = heapRecords(refs, { heapCounts: tables.map((t) => t.count) });
+      } catch (e) {
+        for (const t of tables) unpinItemTable(t);
+        throw e;
+      }
     }
     const token = this.#nextToken++;
     this.#tokenWord[0] = token;
@@ -226,7 +266,6 @@ export class UdpStream implements Disposable {
     this.#pending.set(token, entry);
     this.#wake();
   }
-
 
   /** Makes sure completions will be noticed while any are pending. */
   #wake(): void {
@@ -306,11 +345,11 @@ export class UdpStream implements Disposable {
   }
 
   /** Sends a group and blocks until it is sent (spead2's sync `send_heaps`). */
-  sendHeaps(heaps: ReadonlyArray<HeapReference | Heap>, mode: GroupMode = GroupMode.ROUND_ROBIN): number {
+  sendHeaps(heaps: ReadonlyArray<HeapReference | Heap> | HeapReferenceList, mode: GroupMode = GroupMode.ROUND_ROBIN): number {
     return this.#sendSync(heaps, mode);
   }
 
-  #sendSync(heaps: ReadonlyArray<HeapReference | Heap>, mode: GroupMode): number {
+  #sendSync(heaps: ReadonlyArray<HeapReference | Heap> | HeapReferenceList, mode: GroupMode): number {
     let outcome: { ok: true; v: number } | { ok: false; e: Error } | undefined;
     this.#submit(heaps, mode, {
       resolve: (v) => (outcome = { ok: true, v }),
