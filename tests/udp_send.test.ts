@@ -101,6 +101,66 @@ describe("send.UdpStream -> recv.Stream over 127.0.0.1", () => {
     expect(cnts.slice().sort((x, y) => Number(x - y))).toEqual([100n, 110n, 120n, 7003n, 7004n]);
   });
 
+  test("HeapReferenceList: resent with values updated in place, a changed heap, a slice, a detached buffer", async () => {
+    using rx = new recv.Stream(new recv.StreamConfig({ maxHeaps: 8 }), new recv.RingStreamConfig({ heaps: 64 }));
+    const { port } = rx.addUdpReader(0, { bindHostname: "127.0.0.1" });
+    using tx = new send.UdpStream([["127.0.0.1", port]], new send.StreamConfig({ maxHeaps: 8, rate: 200e6 }));
+    const f = new Flavour();
+    const native = send.allocateBuffer(3 * 6000);
+    const samples = native.bytes;
+    const timestamps = new DataView(new ArrayBuffer(3 * 8));
+    const small = new Uint8Array(100); // staged (copied at submit)
+    const heaps = [0, 1, 2].map((j) => {
+      const h = new send.Heap(f);
+      h.addRaw(0x1600, new Uint8Array(timestamps.buffer, 8 * j + 3, 5), true); // immediate read at submit
+      h.addRaw(0x3300, samples.subarray(j * 6000, (j + 1) * 6000));
+      h.addRaw(0x3301, small);
+      return h;
+    });
+    const list = new send.HeapReferenceList(heaps);
+    expect(list.length).toBe(3);
+    const expected: Array<[number, number, number]> = []; // timestamp, sample byte, small byte
+    for (let round = 0; round < 3; round++) {
+      for (let j = 0; j < 3; j++) {
+        const ts = 2 ** 36 + round * 3 + j; // needs the high u32 half
+        timestamps.setUint32(8 * j, Math.floor(ts / 2 ** 32), false);
+        timestamps.setUint32(8 * j + 4, ts >>> 0, false);
+        samples.fill(round * 10 + j, j * 6000, (j + 1) * 6000);
+        expected.push([ts, round * 10 + j, round]);
+      }
+      small.fill(round);
+      if (round === 2) heaps[1].addImmediate(0x3302, 77); // changes heap 1: the list is converted again
+      await tx.asyncSendHeaps(list, send.GroupMode.SERIAL);
+    }
+    await tx.asyncSendHeaps(list.slice(2), send.GroupMode.SERIAL);
+    expected.push([expected[8][0], expected[8][1], 2]);
+    const detached = new Uint8Array(8000);
+    const h = new send.Heap(f);
+    h.addRaw(0x3300, detached);
+    const bad = new send.HeapReferenceList([h]);
+    (detached.buffer as ArrayBuffer & { transfer(n: number): ArrayBuffer }).transfer(0);
+    await expect(tx.asyncSendHeaps(bad)).rejects.toThrow("released");
+    expect(() => new send.HeapReferenceList([])).toThrow("invalid_argument");
+    const end = new send.Heap(f);
+    end.addEnd();
+    tx.sendHeap(end);
+    const got: Array<[number, number, number]> = [];
+    let extra = 0;
+    for await (const heap of rx) {
+      const items = heap.getItems();
+      got.push([
+        Number(items.find((x) => x.id === 0x1600)!.immediateValue),
+        items.find((x) => x.id === 0x3300)!.value[5999],
+        items.find((x) => x.id === 0x3301)!.value[99],
+      ]);
+      if (items.some((x) => x.id === 0x3302)) extra++;
+      heap.release();
+    }
+    expect(got).toEqual(expected);
+    expect(extra).toBe(1);
+    native.release();
+  });
+
   test("bad endpoints and configs are errors, closed streams throw", async () => {
     expect(() => new send.UdpStream([["no such host", 1]])).toThrow("invalid_argument");
     expect(() => new send.UdpStream([])).toThrow("invalid_argument");

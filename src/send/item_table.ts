@@ -88,7 +88,10 @@ function build(heaps: readonly Heap[]): PreparedTable {
   for (const heap of heaps) {
     heapCounts.push(heap.entries.length);
     for (const e of heap.entries) {
-      if (e.bytes !== undefined && !buffers.has(e.bytes.buffer)) buffers.set(e.bytes.buffer, e.id);
+      if (e.bytes !== undefined && !buffers.has(e.bytes.buffer)) {
+        checkLive(e.bytes.buffer, e.id); // before its address is taken
+        buffers.set(e.bytes.buffer, e.id);
+      }
       const w = i * 4;
       i++;
       words[w] = BigInt(e.id);
@@ -131,13 +134,15 @@ function build(heaps: readonly Heap[]): PreparedTable {
   };
 }
 
+function checkLive(buffer: ArrayBufferLike, id: number): void {
+  if ((buffer as { detached?: boolean }).detached === true) {
+    throw new SpeadError("released", `item ${id} refers to a released (detached) buffer`);
+  }
+}
+
 /** Writes the per-send parts: checks that no buffer was detached, immediates read from bytes, staged copies. */
 function refresh(p: PreparedTable): void {
-  for (const [buffer, id] of p.buffers) {
-    if ((buffer as { detached?: boolean }).detached === true) {
-      throw new SpeadError("released", `item ${id} refers to a released (detached) buffer`);
-    }
-  }
+  for (const [buffer, id] of p.buffers) checkLive(buffer, id);
   const w32 = p.words32;
   for (const [b, at] of p.immediates) {
     // Big-endian bytes (at most 8) into the value word's two u32 halves, without BigInt.
