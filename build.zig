@@ -36,7 +36,9 @@ pub fn build(b: *std.Build) void {
         .optimize = b.option(std.builtin.OptimizeMode, "test-optimize", "Optimisation of unit tests (default Debug)") orelse .Debug,
         .link_libc = true,
     });
-    const unit_tests = b.addTest(.{ .root_module = test_module });
+    // e.g. `zig build test --fuzz -Dtest-filter="fuzz packet"` fuzzes one target.
+    const test_filters = b.option([]const []const u8, "test-filter", "Run only the unit tests whose names contain this") orelse &.{};
+    const unit_tests = b.addTest(.{ .root_module = test_module, .filters = test_filters });
     const run_tests = b.addRunArtifact(unit_tests);
     const test_step = b.step("test", "Run the Zig unit tests");
     test_step.dependOn(&run_tests.step);

@@ -25,4 +25,8 @@ comptime {
 
 test {
     std.testing.refAllDecls(@This());
+    // Fuzz tests (`zig build test --fuzz`; seed corpus and fixed-seed mutations in every test run).
+    _ = @import("core/fuzz.zig");
+    _ = @import("recv/recv_fuzz.zig");
+    _ = @import("send/descriptor_fuzz.zig");
 }

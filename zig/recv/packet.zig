@@ -181,14 +181,17 @@ pub fn getPacketSize(bytes: []const u8) PacketSize {
     };
     const pointers_end = header_size + @as(usize, header.n_items) * pointer_size;
     if (pointers_end > bytes.len) return .incomplete;
+    // The last PAYLOAD_LENGTH wins, as in `decode`, so framing and decoding agree.
+    var payload_length: ?u64 = null;
     var i: usize = 0;
     while (i < header.n_items) : (i += 1) {
         const word = std.mem.readInt(u64, bytes[header_size + i * pointer_size ..][0..8], .big);
         if (pointerIsImmediate(word) and pointerId(header.heap_address_bits, word) == id_payload_length) {
-            return .{ .size = pointerValue(header.heap_address_bits, word) + pointers_end };
+            payload_length = pointerValue(header.heap_address_bits, word);
         }
     }
-    return .invalid;
+    const length = payload_length orelse return .invalid;
+    return .{ .size = length + pointers_end };
 }
 
 // ---------------------------------------------------------------------------
@@ -317,4 +320,15 @@ test "every flavour decodes" {
         try testing.expectEqual(hab, p.heap_address_bits);
         try testing.expectEqual(@as(u64, 5), p.heap_cnt);
     }
+}
+
+test "two PAYLOAD_LENGTH pointers: framing and decoding use the same (last) one" {
+    // Found by zig/recv/recv_fuzz.zig: getPacketSize took the first, decode the last.
+    var buf: [256]u8 = undefined;
+    const pkt = buildTestPacket(&buf, 48, &.{
+        imm(id_heap_cnt, 4), imm(id_payload_length, 10), imm(id_payload_offset, 0), imm(id_payload_length, 2),
+    }, "abcdefghij");
+    const p = decode(pkt).ok;
+    try testing.expectEqual(@as(u64, 2), p.payload_length);
+    try testing.expectEqual(PacketSize{ .size = p.size }, getPacketSize(pkt));
 }

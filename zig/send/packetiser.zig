@@ -378,11 +378,13 @@ fn testFlavour(hab: u32) Flavour {
     return Flavour.init(4, 64, hab, 0) catch unreachable;
 }
 
-fn immediate(id: u64, value: u64) ItemRecord {
+/// Test helper (also for zig/recv/recv_fuzz.zig): an immediate item record.
+pub fn immediate(id: u64, value: u64) ItemRecord {
     return .{ .id = id, .value = value, .length = 0, .flags = item_flag_immediate };
 }
 
-fn addressed(id: u64, data: []const u8) ItemRecord {
+/// Test helper: an item record addressing `data`.
+pub fn addressed(id: u64, data: []const u8) ItemRecord {
     return .{ .id = id, .value = if (data.len == 0) 0 else @intFromPtr(data.ptr), .length = data.len, .flags = 0 };
 }
 
