@@ -21,11 +21,15 @@ pub fn build(b: *std.Build) void {
     const target = b.standardTargetOptions(.{});
     const optimize = b.option(std.builtin.OptimizeMode, "optimize", "Optimisation mode (default ReleaseSafe)") orelse .ReleaseSafe;
 
+    // scripts/pack.sh: -Dstrip=true for the packaged libraries (no debug info).
+    const strip = b.option(bool, "strip", "Strip debug info from the library (default false)") orelse false;
+
     const root_module = b.createModule(.{
         .root_source_file = b.path("zig/root.zig"),
         .target = target,
         .optimize = optimize,
         .link_libc = true,
+        .strip = strip,
     });
     const lib = b.addLibrary(.{ .name = "spead", .linkage = .dynamic, .root_module = root_module });
     b.installArtifact(lib);

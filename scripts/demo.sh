@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The main job: installs what is missing, builds libspead, then runs the demo
+# The main job: installs what is missing (not spead2/numpy: tests only), builds libspead, then runs the demo
 # (examples/demo.ts) under Bun and under Deno. Extra arguments go to the demo.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-scripts/setup.sh
+scripts/setup.sh --no-interop
 scripts/zig build
 echo "== bun examples/demo.ts $*"
 node_modules/.bin/bun examples/demo.ts "$@"

@@ -2,7 +2,8 @@
 # Installs what is missing, and nothing else: the pinned Zig (PyPI `ziglang`
 # into .venv, unless a `zig` of that version is on PATH), Bun/Deno/esbuild/
 # TypeScript from npm (package-lock.json), spead2 + numpy into .venv for the
-# interop tests. Idempotent; a second run takes about a second.
+# interop tests (not with --no-interop: the demo does not need them).
+# Idempotent; a second run takes about a second.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -21,8 +22,10 @@ elif [ "$(.venv/bin/python -m ziglang version 2>/dev/null || true)" != "$zig_ver
   .venv/bin/python -m pip install -q --disable-pip-version-check "ziglang==$zig_version"
 fi
 
+interop=1
+[ "${1:-}" = "--no-interop" ] && interop=0
 py_stamp=".venv/.interop-$(cksum < requirements-interop.txt | cut -d' ' -f1)"
-if [ ! -e "$py_stamp" ]; then
+if [ "$interop" = 1 ] && [ ! -e "$py_stamp" ]; then
   say "installing spead2 and numpy (interop tests only)"
   .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-interop.txt
   touch "$py_stamp"

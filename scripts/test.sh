@@ -63,9 +63,16 @@ echo "== static checks (tsc --noEmit, zig fmt --check)"
 if tsc --noEmit -p . ; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "tsc: FAILED"; fi
 if scripts/zig fmt --check zig build.zig ; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "zig fmt: FAILED"; fi
 
-echo "== npm bundle (esbuild + declarations), smoke-tested under Bun and Deno"
-if bash scripts/build.sh --bundle && bun tests/bundle/smoke.mjs && \
-   deno run --allow-ffi --allow-env --allow-read tests/bundle/smoke.mjs; then
+echo "== packages (scripts/pack.sh), installed into temporary Bun and Deno apps (tests/packaging/run.sh)"
+pack_log="$out/packaging.log"
+bash tests/packaging/run.sh >"$pack_log" 2>&1
+grep -E '^packaging|^pack:|FAILED|error' "$pack_log" | tail -n 40
+read -r pp pf < <(sed -nE 's/^packaging: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$pack_log" | tail -1)
+pp=${pp:-0}; pf=${pf:-1}
+passed=$((passed + pp)); failed=$((failed + pf))
+
+echo "== npm bundle in the checkout, smoke-tested under Bun and Deno"
+if bun tests/bundle/smoke.mjs && deno run --allow-ffi --allow-env --allow-read tests/bundle/smoke.mjs; then
   passed=$((passed + 1))
 else
   failed=$((failed + 1)); echo "bundle: FAILED"

@@ -17,6 +17,15 @@ extern "c" fn dlvsym(handle: ?*anyopaque, symbol: [*:0]const u8, version: [*:0]c
 
 const use_glibc = builtin.os.tag == .linux and builtin.abi.isGnu() and builtin.link_libc;
 
+/// The version of glibc's current default `memcpy`: x86-64 got a new one in
+/// 2.14 (memmove semantics dropped); other architectures keep their first
+/// glibc version (aarch64: 2.17).
+const memcpy_version = switch (builtin.cpu.arch) {
+    .x86_64 => "GLIBC_2.14",
+    .aarch64 => "GLIBC_2.17",
+    else => "GLIBC_2.0",
+};
+
 var resolved: std.atomic.Value(?CopyFn) = .init(null);
 var looked_up: std.atomic.Value(bool) = .init(false);
 
@@ -24,8 +33,8 @@ fn lookup() ?CopyFn {
     if (!use_glibc) return null;
     if (looked_up.load(.acquire)) return resolved.load(.acquire);
     // RTLD_DEFAULT is a null handle in glibc. Racing threads resolve the same pointer.
-    const symbol = dlvsym(null, "memcpy", "GLIBC_2.14");
-    const f: ?CopyFn = if (symbol) |p| @ptrCast(p) else null;
+    const symbol = dlvsym(null, "memcpy", memcpy_version);
+    const f: ?CopyFn = if (symbol) |p| @ptrCast(@alignCast(p)) else null;
     resolved.store(f, .release);
     looked_up.store(true, .release);
     return f;
