@@ -103,6 +103,28 @@ export const symbolDefs = {
   // received heaps
   spead_recv_heap_describe: { args: ["u32", "buffer", "u32", "buffer"], returns: status },
   spead_recv_heap_release: { args: ["u32"], returns: status },
+
+  // chunk streams (zig/abi/chunk.zig)
+  spead_chunk_create: { args: ["buffer", "buffer"], returns: status },
+  spead_chunk_info: { args: ["u32", "buffer"], returns: status },
+  spead_chunk_destroy: { args: ["u32"], returns: status },
+  spead_chunk_ring_create: { args: ["u32", "buffer"], returns: status },
+  spead_chunk_ring_destroy: { args: ["u32"], returns: status },
+  spead_chunk_ring_put: { args: ["u32", "u32"], returns: status },
+  spead_chunk_ring_pop: { args: ["u32", "u32", "buffer"], returns: status },
+  spead_chunk_ring_wait: { args: ["u32", "u32"], returns: status },
+  spead_chunk_ring_set_notify: { args: ["u32", "function"], returns: status },
+  spead_chunk_ring_arm: { args: ["u32"], returns: status },
+  spead_chunk_ring_stop: { args: ["u32"], returns: status },
+  spead_chunk_ring_size: { args: ["u32", "buffer"], returns: status },
+  spead_chunk_stream_create: {
+    args: ["buffer", "u32", "buffer", "u32", "buffer", "u32", "u32", "u32", "buffer"],
+    returns: status,
+  },
+  spead_chunk_stream_stats: { args: ["u32", "buffer", "u32", "buffer"], returns: status },
+  spead_chunk_stream_stat_name: { args: ["u32", "buffer", "u32", "buffer"], returns: status },
+  spead_chunk_rule_check: { args: ["buffer", "u32", "buffer"], returns: status },
+  spead_chunk_place_lookup: { args: ["buffer", "u32", "buffer", "u32", "buffer"], returns: status },
 } as const satisfies Record<string, SymbolDef>;
 
 /**
@@ -113,6 +135,7 @@ export const blockingSymbols = [
   "spead_recv_stream_wait",
   "spead_udp_send_stream_wait",
   "spead_udp_send_stream_flush",
+  "spead_chunk_ring_wait",
 ] as const;
 
 export type SymbolName = keyof typeof symbolDefs;

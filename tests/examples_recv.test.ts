@@ -1,5 +1,5 @@
 /**
- * The tutorial receivers (examples/tut_3, tut_7, tut_9) run as child processes
+ * The tutorial receivers (examples/tut_3, tut_7, tut_9, tut_12) run as child processes
  * of the current runtime, fed over 127.0.0.1 by the spead2 stand-in sender
  * tests/interop/tut_send.py (and by our own tut_2 / tut_8 senders when they
  * exist). Their stdout is checked line by line against what the sender sent.
@@ -228,5 +228,53 @@ describe("tutorial receivers fed by our own tutorial senders", () => {
     expect(lines).toHaveLength(20);
     for (const l of lines) expect(l.line).toBe(fillLine(l.timestamp / h, h));
     expect(rx.stdout.trimEnd().split("\n").pop()).toBe("Received 20 heaps");
+  });
+});
+
+/** tut_12's line for chunk `c` of `chunkHeaps` heaps of int8(i)-filled samples, heaps `skip` absent. */
+function chunkLine(c: number, chunkHeaps: number, heapSize: number, skip: (i: number) => boolean): string {
+  let total = 0;
+  let n = 0;
+  for (let k = 0; k < chunkHeaps; k++) {
+    const i = c * chunkHeaps + k;
+    if (skip(i)) continue;
+    const v = ((i + 128) % 256) - 128;
+    total += v * v;
+    n++;
+  }
+  return `Timestamp: ${String(c * chunkHeaps * heapSize).padEnd(10)} Power: ${(total / n).toFixed(2)}`;
+}
+
+describe("tutorial 12: chunks", () => {
+  const h = 8192;
+  const chunkHeaps = MiB / h;
+
+  test("spead2 stand-in sender -> tut_12_recv_chunks.ts -H 8192: one line per chunk, heap 0 (descriptors) rejected", async () => {
+    const n = 256;
+    const { rx, tx } = await pair("tut_12_recv_chunks.ts", (p) => ["-H", String(h), String(p)], (p) =>
+      startSender(["-n", String(n), "-H", String(h), "-p", "9000", "--rate", "100e6", "127.0.0.1", String(p)]));
+    expect(tx.code).toBe(0);
+    expect(rx.timedOut).toBe(false);
+    expect(rx.code, rx.stderr).toBe(0);
+    const lines = parseLines(rx.stdout);
+    expect(lines.map((l) => l.timestamp)).toEqual([0, MiB]);
+    const last = rx.stdout.trimEnd().split("\n").pop()!;
+    const received = Number(/^Received (\d+) heaps$/.exec(last)?.[1]);
+    expect(received).toBeGreaterThanOrEqual(n - 4); // UDP on a busy machine: allow a few losses
+    if (received === n - 1) {
+      for (const l of lines) expect(l.line).toBe(chunkLine(l.timestamp / MiB, chunkHeaps, h, (i) => i === 0));
+    }
+  });
+
+  test("tut_11_send_batch_heaps.ts -> tut_12_recv_chunks.ts: 128 heaps of 8 KiB", async () => {
+    if (!existsSync(`${root}/examples/tut_11_send_batch_heaps.ts`)) return;
+    // Unlimited rate, but 1 MiB fits in the socket buffer, so nothing can be lost.
+    const { rx, tx } = await pair("tut_12_recv_chunks.ts", (p) => ["-H", String(h), String(p)], (p) =>
+      startExample("tut_11_send_batch_heaps.ts", ["-n", "128", "-H", String(h), "-p", "9000", "127.0.0.1", String(p)]));
+    expect(tx.code).toBe(0);
+    expect(rx.code, rx.stderr).toBe(0);
+    const lines = parseLines(rx.stdout);
+    expect(lines.map((l) => l.line)).toEqual([chunkLine(0, chunkHeaps, h, (i) => i === 0)]);
+    expect(rx.stdout.trimEnd().split("\n").pop()).toBe("Received 127 heaps");
   });
 });

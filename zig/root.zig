@@ -21,6 +21,7 @@ comptime {
     _ = @import("abi/buffer.zig");
     _ = @import("abi/diag.zig");
     _ = @import("abi/lifecycle.zig");
+    _ = @import("abi/chunk.zig");
 }
 
 test {

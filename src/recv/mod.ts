@@ -8,3 +8,18 @@ export {
   type StreamConfigOptions,
 } from "./config.ts";
 export { Heap, IncompleteHeap } from "./heap.ts";
+export {
+  Chunk,
+  type ChunkOptions,
+  ChunkRingbuffer,
+  ChunkRingStream,
+  ChunkStreamConfig,
+  type ChunkStreamConfigOptions,
+  type ChunkStreamStats,
+  PlaceFunction,
+  PlaceRule,
+  type PlaceRuleAxis,
+  type PlaceRuleExtraField,
+  type PlaceRuleOptions,
+  type PlaceRuleTimestamp,
+} from "./chunk_stream.ts";

@@ -10,6 +10,9 @@ import { statsReader } from "../native_stats.ts";
 import type { ThreadPool } from "../thread_pool.ts";
 import { configWords, RingStreamConfig, StreamConfig } from "./config.ts";
 import { type Heap, wrapHeap } from "./heap.ts";
+import { addBufferReaderTo, addUdpReaderTo, type UdpReaderInfo, type UdpReaderOptions } from "./readers.ts";
+
+export type { UdpReaderInfo, UdpReaderOptions } from "./readers.ts";
 
 const STATUS_EMPTY = -8;
 /** Most heaps one getBatch call takes (the native pop_batch limit). */
@@ -29,30 +32,6 @@ export type StreamStats = Record<string, number> & {
   readonly search_dist: number;
   readonly worker_blocked: number;
 };
-
-/** Options of {@link Stream.addUdpReader}; defaults are spead2's. */
-export interface UdpReaderOptions {
-  /** Local address to bind (IPv4/IPv6 literal); default all IPv4 interfaces. Multicast groups are joined. */
-  bindHostname?: string;
-  /** Largest datagram accepted (default 9200); longer ones are dropped and counted. */
-  maxSize?: number;
-  /** Socket receive buffer to ask for (default 8 MiB; the kernel may cap it at rmem_max). */
-  bufferSize?: number;
-  /** IPv4 interface address for multicast (or the bind address with 0.0.0.0). */
-  interfaceAddress?: string;
-  /** IPv6 interface index for multicast. */
-  interfaceIndex?: number;
-}
-
-/** What the UDP reader got from the kernel. */
-export interface UdpReaderInfo {
-  /** The bound port (useful with port 0). */
-  readonly port: number;
-  /** SO_RCVBUF as the kernel reports it. */
-  readonly bufferSize: number;
-  /** Whether UDP GRO is enabled on the socket. */
-  readonly gro: boolean;
-}
 
 const readStreamStats = statsReader(
   (i, out, cap, len) => native.symbols.spead_recv_stream_stat_name(i, out, cap, len),
@@ -113,7 +92,7 @@ export class Stream implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
    * stops, as spead2's `add_buffer_reader` does.
    */
   addBufferReader(bytes: Uint8Array): void {
-    check(native.symbols.spead_recv_stream_add_buffer(this.nativeHandle, bytes, bytes.byteLength), "addBufferReader");
+    addBufferReaderTo(this.nativeHandle, bytes);
   }
 
   /**
@@ -128,29 +107,7 @@ export class Stream implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
   addUdpReader(port: number, options?: UdpReaderOptions): UdpReaderInfo;
   addUdpReader(multicastGroup: string, port: number, options?: UdpReaderOptions): UdpReaderInfo;
   addUdpReader(a: number | string, b?: number | UdpReaderOptions, c?: UdpReaderOptions): UdpReaderInfo {
-    const [port, options] = typeof a === "string"
-      ? [b as number, { ...(c ?? {}), bindHostname: a }]
-      : [a, (b as UdpReaderOptions | undefined) ?? {}];
-    checkInteger("port", port, 0, 65535);
-    const enc = new TextEncoder();
-    const addr = enc.encode(options.bindHostname ?? "");
-    const iface = enc.encode(options.interfaceAddress ?? (options.interfaceIndex?.toString() ?? ""));
-    const info = new Uint32Array(3);
-    check(
-      native.symbols.spead_recv_stream_add_udp_reader(
-        this.nativeHandle,
-        addr,
-        addr.byteLength,
-        port,
-        options.maxSize ?? 0,
-        options.bufferSize ?? 0,
-        iface,
-        iface.byteLength,
-        info,
-      ),
-      "addUdpReader",
-    );
-    return { port: info[0], bufferSize: info[1], gro: (info[2] & 1) !== 0 };
+    return addUdpReaderTo(this.nativeHandle, a, b, c);
   }
 
   /** Returns the next heap if one is ready; throws `Empty`, or `Stopped` once stopped and drained. */

@@ -65,7 +65,7 @@ pub fn acquire(handle: u32) Error!Acquired {
     return .{ .stream = stream, .slot = slot };
 }
 
-fn parseConfig(words: []const u32) Error!recv_stream.Config {
+pub fn parseConfig(words: []const u32) Error!recv_stream.Config {
     assert(words.len == config_words);
     for ([_]usize{ 3, 4, 5, 7 }) |i| {
         if (words[i] > 1) return error.InvalidArgument;
@@ -91,13 +91,27 @@ fn parseConfig(words: []const u32) Error!recv_stream.Config {
     return config;
 }
 
-fn createStream(config_ptr: ?[*]const u32, n_config: u32, out_handle: ?*u32) Error!void {
-    const out = out_handle orelse return error.InvalidArgument;
+/// The config words from JS, missing ones at their defaults.
+pub fn readConfigWords(config_ptr: ?[*]const u32, n_config: u32) Error![config_words]u32 {
     const words_ptr = config_ptr orelse return error.InvalidArgument;
     if (n_config < config_words_min or n_config > config_words) return error.InvalidArgument;
     var words: [config_words]u32 = .{0} ** config_words;
     words[11] = affinity.none_u32;
     @memcpy(words[0..n_config], words_ptr[0..n_config]);
+    return words;
+}
+
+/// A stream made elsewhere (chunk streams, zig/abi/chunk.zig) gets a handle
+/// here, so every stream export (readers, stats, stop, destroy) works on it.
+pub fn registerStream(stream: *Stream) Error!u32 {
+    const handle = try stream_table.insert(stream);
+    stream.handle = handle;
+    return handle;
+}
+
+fn createStream(config_ptr: ?[*]const u32, n_config: u32, out_handle: ?*u32) Error!void {
+    const out = out_handle orelse return error.InvalidArgument;
+    const words = try readConfigWords(config_ptr, n_config);
     const config = try parseConfig(&words);
 
     var payload_allocator = try defaultPayloadAllocator(words[10]);

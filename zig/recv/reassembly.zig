@@ -90,6 +90,24 @@ pub const DefaultPayloadAllocator = struct {
 /// The process-wide default: libc malloc, prefaulted.
 pub var c_payload_allocator: DefaultPayloadAllocator = .{ .backing = std.heap.c_allocator };
 
+/// Heap placement (chunk streams, zig/recv/chunk.zig): instead of allocating,
+/// a heap's payload is written into memory the placement chooses from the
+/// heap's first packet. Placed memory is borrowed, never freed by the table.
+pub const Placement = struct {
+    ctx: *anyopaque,
+    vtable: *const VTable,
+
+    pub const VTable = struct {
+        /// Chooses where `size` payload bytes of `heap` go, from its first
+        /// packet; may set `heap.place_tag`. Null discards the payload (the
+        /// heap is still reassembled and counted, its bytes are not kept).
+        place: *const fn (ctx: *anyopaque, heap: *LiveHeap, packet: Packet, size: u64) ?[]u8,
+        /// Whether the heap's placed memory may still be written (its chunk
+        /// may have left the stream since).
+        writable: *const fn (ctx: *anyopaque, heap: *const LiveHeap) bool,
+    };
+};
+
 // ---------------------------------------------------------------------------
 // Configuration and per-batch accounting
 
@@ -207,6 +225,10 @@ pub const LiveHeap = struct {
     pointers: std.ArrayListUnmanaged(u64) = .{},
     seen: std.AutoHashMapUnmanaged(u64, void) = .{},
     ranges: std.ArrayListUnmanaged(Range) = .{},
+    /// The payload was placed (`Placement`): borrowed memory, or none if discarded.
+    placed: bool = false,
+    /// Free for the placement's use (chunk streams: chunk id and heap index).
+    place_tag: [2]u64 = .{ 0, 0 },
 
     pub fn isComplete(self: *const LiveHeap) bool {
         const length = self.heap_length orelse return false;
@@ -226,6 +248,7 @@ pub const LiveHeap = struct {
 
     fn start(self: *LiveHeap, packet: Packet, bug_compat: u8) void {
         assert(self.payload.len == 0);
+        assert(!self.placed);
         assert(self.pointers.items.len == 0);
         assert(self.ranges.items.len == 0);
         self.cnt = packet.heap_cnt;
@@ -240,9 +263,10 @@ pub const LiveHeap = struct {
 
     /// Frees the payload and forgets the heap, keeping list capacity for reuse.
     fn reset(self: *LiveHeap, payload_allocator: PayloadAllocator) void {
-        if (self.payload.len > 0) payload_allocator.free(self.payload);
+        if (self.payload.len > 0 and !self.placed) payload_allocator.free(self.payload);
         self.payload = &.{};
         self.payload_reserved = 0;
+        self.placed = false;
         self.pointers.clearRetainingCapacity();
         self.seen.clearRetainingCapacity();
         self.ranges.clearRetainingCapacity();
@@ -319,8 +343,20 @@ pub const LiveHeap = struct {
 
     /// Grows the payload to hold `size` bytes; `exact` sizes it precisely,
     /// otherwise at least doubling (unsized heaps).
-    fn reserve(self: *LiveHeap, size_wanted: u64, exact: bool, payload_allocator: PayloadAllocator) bool {
+    fn reserve(self: *LiveHeap, size_wanted: u64, exact: bool, payload_allocator: PayloadAllocator, placement: ?Placement, packet: Packet) bool {
         if (size_wanted <= self.payload_reserved) return true;
+        if (placement) |p| {
+            // Placed heaps are sized (chunk streams refuse unsized heaps), so
+            // this runs once, on the first packet.
+            assert(exact);
+            assert(!self.placed and self.payload.len == 0);
+            const dest = p.vtable.place(p.ctx, self, packet, size_wanted);
+            if (dest) |d| assert(d.len >= size_wanted);
+            self.placed = true;
+            self.payload = dest orelse &.{};
+            self.payload_reserved = size_wanted;
+            return true;
+        }
         var size = size_wanted;
         if (!exact and size < self.payload_reserved * 2) size = self.payload_reserved * 2;
         const buffer = payload_allocator.alloc(@intCast(size)) orelse return false;
@@ -382,6 +418,7 @@ pub const LiveHeap = struct {
         config: *const Config,
         allocator: std.mem.Allocator,
         payload_allocator: PayloadAllocator,
+        placement: ?Placement,
         batch: *Batch,
     ) bool {
         assert(self.cnt == packet.heap_cnt);
@@ -423,7 +460,7 @@ pub const LiveHeap = struct {
         if (config.allow_out_of_order) {
             self.ranges.ensureUnusedCapacity(allocator, 1) catch return batch.reject(.out_of_memory);
         }
-        if (wanted > 0 and !self.reserve(wanted, exact, payload_allocator)) return batch.reject(.out_of_memory);
+        if (wanted > 0 and !self.reserve(wanted, exact, payload_allocator, placement, packet)) return batch.reject(.out_of_memory);
 
         // Accepted: from here on the heap changes.
         if (config.allow_out_of_order) self.applyRange(plan, first, last);
@@ -438,7 +475,11 @@ pub const LiveHeap = struct {
         self.addPointers(packet);
         if (packet.payload_length > 0) {
             assert(last <= self.payload_reserved);
-            fast_copy.copy(self.payload[@intCast(first)..@intCast(last)], packet.payload);
+            const keep = if (self.placed)
+                self.payload.len > 0 and placement.?.vtable.writable(placement.?.ctx, self)
+            else
+                true;
+            if (keep) fast_copy.copy(self.payload[@intCast(first)..@intCast(last)], packet.payload);
             self.received_length += packet.payload_length;
         }
         return true;
@@ -471,6 +512,8 @@ pub const Table = struct {
     bucket_shift: u6,
     /// Round-robin position of each substream, an index into `slots`.
     heads: []u32,
+    /// Chunk streams: heap payloads go where this says (set once, before any packet).
+    placement: ?Placement = null,
 
     pub fn init(allocator: std.mem.Allocator, payload_allocator: PayloadAllocator, config: Config) error{OutOfMemory}!Table {
         config.assertValid();
@@ -594,7 +637,7 @@ pub const Table = struct {
         };
 
         const heap = &self.slots[index].heap;
-        if (!heap.addPacket(packet, config, self.allocator, self.payload_allocator, batch)) {
+        if (!heap.addPacket(packet, config, self.allocator, self.payload_allocator, self.placement, batch)) {
             // Only a failed allocation can refuse a heap's first packet; do not
             // leave an empty heap behind to be delivered later.
             if (found == null and heap.isFresh()) self.release(index, sink, false);

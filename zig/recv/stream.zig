@@ -11,7 +11,7 @@
 //!   worker blocks) wakes waiters and rings the doorbell. JS then pops every
 //!   ready heap in one call (`popBatch`).
 //! * `readers_mutex` guards the reader list; `stats_mutex` the counters;
-//!   `notify_mutex` the Bun doorbell.
+//!   `bell` (zig/recv/doorbell.zig) the Bun doorbell.
 //!
 //! Stop: a stop item or the end of a buffer stops the stream from inside a batch:
 //! live heaps are flushed into the ring (blocking if it is full), then the ring
@@ -29,6 +29,7 @@ const fast_copy = @import("../core/fast_copy.zig");
 const FrozenHeap = reassembly.FrozenHeap;
 const PayloadAllocator = reassembly.PayloadAllocator;
 const affinity = @import("../core/affinity.zig");
+const doorbell_mod = @import("doorbell.zig");
 
 // ---------------------------------------------------------------------------
 // Statistics
@@ -133,8 +134,27 @@ pub const Config = struct {
     }
 };
 
+/// What a chunk stream (zig/recv/chunk.zig) plugs into a stream: finished
+/// heaps go to it instead of the heap ring, and it hears about stops.
+pub const ChunkHooks = struct {
+    ctx: *anyopaque,
+    vtable: *const VTable,
+
+    pub const VTable = struct {
+        /// A finished heap (table lock held), instead of freezing it.
+        heap_ready: *const fn (ctx: *anyopaque, heap: *reassembly.LiveHeap) void,
+        /// The stream stopped (table lock held, live heaps already flushed
+        /// and the stats folded in).
+        stop_received: *const fn (ctx: *anyopaque) void,
+        /// stop() from JS, before anything else (no lock held).
+        stop: *const fn (ctx: *anyopaque) void,
+        /// The stream is being destroyed (stopped, readers joined).
+        destroy: *const fn (ctx: *anyopaque) void,
+    };
+};
+
 /// The Bun doorbell: called with the stream handle from a native thread.
-pub const NotifyFn = *const fn (handle: u32) callconv(.c) void;
+pub const NotifyFn = doorbell_mod.NotifyFn;
 
 /// A reader feeding the stream from its own thread.
 pub const Reader = struct {
@@ -190,6 +210,7 @@ pub const Batch = struct {
     fn heapReady(ctx: *anyopaque, live: *reassembly.LiveHeap) void {
         const self: *Batch = @ptrCast(@alignCast(ctx));
         const stream = self.stream;
+        if (stream.chunk_hooks) |hooks| return hooks.vtable.heap_ready(hooks.ctx, live);
         if (stream.config.contiguous_only and !live.isContiguous()) {
             self.count(.heaps_dropped_incomplete);
             return;
@@ -216,6 +237,8 @@ pub const Stream = struct {
     handle: u32 = 0,
     /// A memory pool the exports took a reference on for this stream.
     owner_pool: ?PayloadAllocator = null,
+    /// Set once, before any reader, for chunk streams.
+    chunk_hooks: ?ChunkHooks = null,
 
     mutex: std.Thread.Mutex = .{},
     table: reassembly.Table,
@@ -241,9 +264,7 @@ pub const Stream = struct {
     readers_len: usize = 0,
     readers_closed: bool = false,
 
-    notify_mutex: std.Thread.Mutex = .{},
-    notify_fn: ?NotifyFn = null,
-    armed: bool = false,
+    bell: doorbell_mod.Doorbell = .{},
 
     pub fn create(allocator: std.mem.Allocator, payload_allocator: PayloadAllocator, config: Config) Error!*Stream {
         try config.validate();
@@ -275,6 +296,7 @@ pub const Stream = struct {
         }
         self.ring_mutex.unlock();
         assert(self.table.liveCount() == 0);
+        if (self.chunk_hooks) |hooks| hooks.vtable.destroy(hooks.ctx);
         self.table.deinit();
         self.allocator.free(self.ring);
         const allocator = self.allocator;
@@ -354,7 +376,10 @@ pub const Stream = struct {
         const counted = t.packets > 0 or !stopping;
         self.foldStats(c, counted, t.packets);
         // Stopped only after the stats are final, so JS that sees `Stopped` sees them.
-        if (stopping) self.ringStop();
+        if (stopping) {
+            if (self.chunk_hooks) |hooks| hooks.vtable.stop_received(hooks.ctx);
+            self.ringStop();
+        }
         self.mutex.unlock();
         self.signalReady();
     }
@@ -386,12 +411,14 @@ pub const Stream = struct {
 
     /// Stops the stream (idempotent): see the file comment for the order.
     pub fn stop(self: *Stream) void {
+        if (self.chunk_hooks) |hooks| hooks.vtable.stop(hooks.ctx);
         self.ringStop();
         self.mutex.lock();
         if (!self.stopped) {
             var batch: Batch = .{ .stream = self };
             self.stopReceivedLocked(&batch);
             self.foldStats(&batch.counters, false, 0);
+            if (self.chunk_hooks) |hooks| hooks.vtable.stop_received(hooks.ctx);
         }
         self.mutex.unlock();
         self.joinReaders();
@@ -544,31 +571,20 @@ pub const Stream = struct {
     /// Sets (or with null clears) the doorbell. Once this returns, a cleared
     /// callback is not running and will not be called again.
     pub fn setNotify(self: *Stream, callback: ?NotifyFn) void {
-        self.notify_mutex.lock();
-        defer self.notify_mutex.unlock();
-        self.notify_fn = callback;
-        self.armed = false;
+        self.bell.set(callback);
     }
 
     /// Arms the doorbell for one call; rings at once if a heap is ready or the
     /// stream has stopped.
     pub fn arm(self: *Stream) void {
-        self.notify_mutex.lock();
-        self.armed = true;
-        self.notify_mutex.unlock();
         self.ring_mutex.lock();
         const ready = self.ring_len > 0 or self.ring_stopped;
         self.ring_mutex.unlock();
-        if (ready) self.doorbell();
+        self.bell.arm(self.handle, ready);
     }
 
     fn doorbell(self: *Stream) void {
-        self.notify_mutex.lock();
-        defer self.notify_mutex.unlock();
-        const callback = self.notify_fn orelse return;
-        if (!self.armed) return;
-        self.armed = false;
-        callback(self.handle);
+        self.bell.ring(self.handle);
     }
 
     // -- stats -------------------------------------------------------------

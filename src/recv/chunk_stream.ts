@@ -1,0 +1,738 @@
+/**
+ * Chunk streams (spead2's `recv.ChunkRingStream`, tutorial 12): heap payloads
+ * are written by the native reader threads straight into large chunks, and JS
+ * sees one object per chunk with a `present` byte per heap. Where each heap
+ * goes is decided natively, per heap, by a declared {@link PlaceRule} or by a
+ * C function from the user's own library ({@link PlaceFunction}); no JS runs
+ * on the packet path.
+ *
+ * Chunks are leases, like received heaps: `data`, `present` and `extra` are
+ * zero-copy views of native memory that JS may read while it holds the chunk.
+ * Giving the chunk back (`addFreeChunk`, `putNowait`) or `release()` detaches
+ * every view taken before (length 0), so a stale view can never read memory
+ * the stream is writing or has freed.
+ */
+import { native } from "../../ffi/mod.ts";
+import { check, Empty, SpeadError, Stopped } from "../errors.ts";
+import { statsReader } from "../native_stats.ts";
+import type { ThreadPool } from "../thread_pool.ts";
+import { configWords, RingStreamConfig, StreamConfig } from "./config.ts";
+import { addBufferReaderTo, addUdpReaderTo, type UdpReaderInfo, type UdpReaderOptions } from "./readers.ts";
+import type { StreamStats } from "./stream.ts";
+import { NativeWaiter } from "./waiter.ts";
+
+const STATUS_EMPTY = -8;
+const WAIT_SLICE_MS = 50;
+const INFO_WORDS = 8;
+
+type ItemId = number | bigint;
+
+function checkInt(name: string, v: number, min: number, max: number): number {
+  if (!Number.isSafeInteger(v) || v < min || v > max) {
+    throw new SpeadError("invalid_argument", `${name} = ${v} must be an integer in [${min}, ${max}]`);
+  }
+  return v;
+}
+
+function checkBig(name: string, v: number | bigint, min: bigint, max: bigint): bigint {
+  if (typeof v === "number" && !Number.isSafeInteger(v)) {
+    throw new SpeadError("invalid_argument", `${name} = ${v} must be an integer`);
+  }
+  const b = BigInt(v);
+  if (b < min || b > max) throw new SpeadError("invalid_argument", `${name} = ${v} must be in [${min}, ${max}]`);
+  return b;
+}
+
+const U64_MAX = 0xffff_ffff_ffff_ffffn;
+
+// ---------------------------------------------------------------------------
+// Chunks
+
+/** Sizes of a new {@link Chunk}, in bytes. */
+export interface ChunkOptions {
+  /** Payload bytes (`data`). */
+  data: number;
+  /** One byte per heap slot (`present`). */
+  present: number;
+  /** Per-heap extra bytes written by the placement (`extra`); default 0. */
+  extra?: number;
+}
+
+/** JS objects of chunks the library holds, so a popped chunk is the object that was given. */
+const chunkObjects = new Map<number, WeakRef<Chunk>>();
+
+const chunkFinalizer = new FinalizationRegistry<number>((handle) => {
+  // Only registered while JS holds the chunk; a chunk inside a ring is the ring's.
+  native.symbols.spead_chunk_destroy(handle);
+});
+
+/**
+ * A chunk (spead2's `recv.Chunk`): native, pre-faulted memory for many heaps.
+ * JS holds it after `new` and after taking it from a data ring; while it does,
+ * `data`, `present` and `extra` are zero-copy views.
+ */
+export class Chunk implements Disposable {
+  #handle: number;
+  #held = true;
+  #views: { data: ArrayBuffer; present: ArrayBuffer; extra: ArrayBuffer | null } | null = null;
+  #chunkId = -1n;
+  #streamId = 0;
+  readonly #token = {};
+
+  constructor(options: ChunkOptions) {
+    const data = checkInt("data", options.data, 1, 2 ** 40);
+    const present = checkInt("present", options.present, 1, 2 ** 40);
+    const extra = checkInt("extra", options.extra ?? 0, 0, 2 ** 40);
+    if (Chunk.#adopting !== 0) {
+      this.#handle = Chunk.#adopting;
+      chunkFinalizer.register(this, this.#handle, this.#token);
+      return;
+    }
+    const out = new Uint32Array(1);
+    check(native.symbols.spead_chunk_create(BigUint64Array.of(BigInt(data), BigInt(present), BigInt(extra)), out), "Chunk");
+    this.#handle = out[0];
+    chunkFinalizer.register(this, this.#handle, this.#token);
+  }
+
+  #live(): { data: ArrayBuffer; present: ArrayBuffer; extra: ArrayBuffer | null } {
+    if (this.#handle === 0) throw new SpeadError("released", "chunk has been released");
+    if (!this.#held) throw new SpeadError("invalid_state", "chunk belongs to a stream or ring; take it from the data ring first");
+    return this.views;
+  }
+
+  /** @internal The views, mapped on first use after JS got the chunk. */
+  get views(): { data: ArrayBuffer; present: ArrayBuffer; extra: ArrayBuffer | null } {
+    if (this.#views) return this.#views;
+    const info = new BigUint64Array(INFO_WORDS);
+    check(native.symbols.spead_chunk_info(this.#handle, info), "chunk");
+    this.#chunkId = BigInt.asIntN(64, info[6]);
+    this.#streamId = Number(info[7]);
+    this.#views = {
+      data: native.arrayBufferAt(info[0], Number(info[1])),
+      present: native.arrayBufferAt(info[2], Number(info[3])),
+      extra: info[5] > 0n ? native.arrayBufferAt(info[4], Number(info[5])) : null,
+    };
+    return this.#views;
+  }
+
+  /** The payload of every heap slot (zero-copy). */
+  get data(): Uint8Array {
+    return new Uint8Array(this.#live().data);
+  }
+
+  /** One byte per heap slot: 1 when that heap arrived complete (zero-copy). */
+  get present(): Uint8Array {
+    return new Uint8Array(this.#live().present);
+  }
+
+  /** Per-heap values the placement copied (zero-copy), or null without extra bytes. */
+  get extra(): Uint8Array | null {
+    const e = this.#live().extra;
+    return e ? new Uint8Array(e) : null;
+  }
+
+  /** The chunk id the stream gave it (-1 before it went through a stream). */
+  get chunkId(): bigint {
+    this.#live();
+    return this.#chunkId;
+  }
+
+  /** Index of the stream that filled it (its position in a group; 0 for a lone stream). */
+  get streamId(): number {
+    this.#live();
+    return this.#streamId;
+  }
+
+  /** Whether JS holds the chunk now (false while a ring or stream does). */
+  get isHeld(): boolean {
+    return this.#held && this.#handle !== 0;
+  }
+
+  /** True once released. */
+  get isReleased(): boolean {
+    return this.#handle === 0;
+  }
+
+  /** @internal Native handle. */
+  get nativeHandle(): number {
+    if (this.#handle === 0) throw new SpeadError("released", "chunk has been released");
+    return this.#handle;
+  }
+
+  #detach(): void {
+    const v = this.#views;
+    this.#views = null;
+    if (!v) return;
+    for (const ab of [v.data, v.present, v.extra]) {
+      const t = ab as (ArrayBuffer & { transfer?: (n: number) => ArrayBuffer }) | null;
+      if (t && typeof t.transfer === "function") t.transfer(0);
+    }
+  }
+
+  /** @internal Hands the chunk to a ring: `put` is the native call; views detach first. */
+  giveTo(put: (handle: number) => number, what: string): void {
+    this.#live();
+    this.#detach();
+    check(put(this.#handle), what);
+    this.#held = false;
+    chunkFinalizer.unregister(this.#token);
+    chunkObjects.set(this.#handle, new WeakRef(this));
+  }
+
+  /** @internal A ring handed the chunk (by handle) back to JS: the same object if it is still alive. */
+  static taken(handle: number): Chunk {
+    const existing = chunkObjects.get(handle)?.deref();
+    chunkObjects.delete(handle);
+    if (existing) {
+      existing.#adopt(handle);
+      return existing;
+    }
+    // Its object was collected while the library held it: a new one for the handle.
+    Chunk.#adopting = handle;
+    try {
+      return new Chunk({ data: 1, present: 1 });
+    } finally {
+      Chunk.#adopting = 0;
+    }
+  }
+
+  static #adopting = 0;
+
+  #adopt(handle: number): void {
+    this.#handle = handle;
+    this.#held = true;
+    this.#views = null;
+    chunkFinalizer.register(this, handle, this.#token);
+  }
+
+  /** Frees the chunk's memory now. Idempotent; only while JS holds it. */
+  release(): void {
+    if (this.#handle === 0) return;
+    if (!this.#held) throw new SpeadError("invalid_state", "chunk belongs to a stream or ring; it is freed with it");
+    this.#detach();
+    chunkFinalizer.unregister(this.#token);
+    const handle = this.#handle;
+    this.#handle = 0;
+    check(native.symbols.spead_chunk_destroy(handle), "chunk release");
+  }
+
+  [Symbol.dispose](): void {
+    if (this.isHeld) this.release();
+  }
+}
+
+/** Wraps a handle popped from a ring. */
+function takeChunk(handle: number): Chunk {
+  return Chunk.taken(handle);
+}
+
+// ---------------------------------------------------------------------------
+// Rings
+
+const ringFinalizer = new FinalizationRegistry<number>((handle) => {
+  native.symbols.spead_chunk_ring_destroy(handle);
+});
+
+/**
+ * A ring of chunks (spead2's `recv.ChunkRingbuffer`): a stream's data ring
+ * (finished chunks, for `for await (const chunk of dataRing)`) or free ring
+ * (empty chunks for the stream to fill).
+ */
+export class ChunkRingbuffer implements AsyncIterable<Chunk>, Iterable<Chunk>, Disposable {
+  #handle: number;
+  readonly #waiter: NativeWaiter;
+  readonly #token = {};
+  readonly #out = new Uint32Array(1);
+
+  constructor(maxSize: number) {
+    checkInt("maxSize", maxSize, 1, 65536);
+    const out = new Uint32Array(1);
+    check(native.symbols.spead_chunk_ring_create(maxSize, out), "ChunkRingbuffer");
+    this.#handle = out[0];
+    ringFinalizer.register(this, this.#handle, this.#token);
+    this.#waiter = new NativeWaiter({
+      waitAsync: native.asyncSymbols
+        ? (h, ms) => native.asyncSymbols!.spead_chunk_ring_wait(h, ms)
+        : undefined,
+      setNotify: (h, fn) => native.symbols.spead_chunk_ring_set_notify(h, fn),
+      arm: (h) => native.symbols.spead_chunk_ring_arm(h),
+    });
+  }
+
+  /** @internal Native handle; throws once closed. */
+  get nativeHandle(): number {
+    if (this.#handle === 0) throw new SpeadError("closed", "ring has been closed");
+    return this.#handle;
+  }
+
+  #size(): Uint32Array {
+    const out = new Uint32Array(3);
+    check(native.symbols.spead_chunk_ring_size(this.nativeHandle, out), "ring size");
+    return out;
+  }
+
+  /** Capacity. */
+  get maxsize(): number {
+    return this.#size()[1];
+  }
+
+  /** Chunks inside now. */
+  qsize(): number {
+    return this.#size()[0];
+  }
+
+  /** Whether the ring has been stopped. */
+  get isStopped(): boolean {
+    return this.#size()[2] !== 0;
+  }
+
+  /** Gives a chunk to the ring without waiting (throws `queue_full` or `Stopped`; JS keeps it then). */
+  putNowait(chunk: Chunk): void {
+    const ring = this.nativeHandle;
+    chunk.giveTo((h) => native.symbols.spead_chunk_ring_put(ring, h), "putNowait");
+  }
+
+  /** Takes a chunk if one is ready; throws `Empty`, or `Stopped` once stopped and drained. */
+  getNowait(): Chunk {
+    check(native.symbols.spead_chunk_ring_pop(this.nativeHandle, 0, this.#out), "getNowait");
+    return takeChunk(this.#out[0]);
+  }
+
+  /** Blocks the thread until a chunk is ready (sync API). */
+  getBlocking(timeoutMs = Infinity): Chunk {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const slice = Math.max(0, Math.min(1000, deadline - Date.now()));
+      const st = native.symbols.spead_chunk_ring_pop(this.nativeHandle, slice, this.#out);
+      if (st === 0) return takeChunk(this.#out[0]);
+      if (st !== STATUS_EMPTY) check(st, "get");
+      if (Date.now() >= deadline) throw new Empty("timed out waiting for a chunk");
+    }
+  }
+
+  /** Waits for a chunk without blocking the event loop; rejects with `Stopped` at the end. */
+  async get(): Promise<Chunk> {
+    for (;;) {
+      const st = native.symbols.spead_chunk_ring_pop(this.nativeHandle, 0, this.#out);
+      if (st === 0) return takeChunk(this.#out[0]);
+      if (st !== STATUS_EMPTY) check(st, "get");
+      await this.#waiter.wait(this.nativeHandle, WAIT_SLICE_MS);
+    }
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Chunk, void, undefined> {
+    for (;;) {
+      try {
+        yield await this.get();
+      } catch (err) {
+        if (err instanceof Stopped) return;
+        throw err;
+      }
+    }
+  }
+
+  *[Symbol.iterator](): Generator<Chunk, void, undefined> {
+    for (;;) {
+      try {
+        yield this.getBlocking();
+      } catch (err) {
+        if (err instanceof Stopped) return;
+        throw err;
+      }
+    }
+  }
+
+  /** Stops the ring: what is inside can still be taken, then `Stopped`. */
+  stop(): void {
+    if (this.#handle === 0) return;
+    check(native.symbols.spead_chunk_ring_stop(this.#handle), "ring stop");
+  }
+
+  /** Stops the ring and drops it; chunks inside are freed once no stream uses the ring. */
+  close(): void {
+    const handle = this.#handle;
+    if (handle === 0) return;
+    this.stop();
+    this.#waiter.close(handle, () => {
+      this.#handle = 0;
+      ringFinalizer.unregister(this.#token);
+      native.symbols.spead_chunk_ring_destroy(handle);
+    });
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Placement
+
+/** The timestamp axis of a {@link PlaceRule}. */
+export interface PlaceRuleTimestamp {
+  /** Item id of the timestamp (an immediate item, e.g. 0x1600). */
+  item: ItemId;
+  /** Timestamp units per heap slot (the heap size in tutorial 12). */
+  step: number | bigint;
+  /** Heap slots along time in one chunk. */
+  heaps: number;
+  /** Heap-index stride of one time step (default: the product of the axis counts). */
+  stride?: number;
+}
+
+/** An index axis of a {@link PlaceRule} (an antenna, channel or beam index item). */
+export interface PlaceRuleAxis {
+  /** Item id carrying the index. */
+  item: ItemId;
+  /** Index values must be below this (heaps with larger ones are rejected). */
+  count: number;
+  /** Heap-index stride (default: row-major, the last axis varying fastest). */
+  stride?: number;
+}
+
+/** An item value copied into `chunk.extra` for each heap. */
+export interface PlaceRuleExtraField {
+  item: ItemId;
+  /** Byte offset within the heap's extra record. */
+  offset: number;
+  /** Bytes written, little-endian (1 to 8). */
+  width: number;
+}
+
+/** Options of {@link PlaceRule}. */
+export interface PlaceRuleOptions {
+  /** Bytes of each heap slot in `chunk.data`; heap_offset = heap_index * heapBytes. */
+  heapBytes: number;
+  /** HEAP_LENGTH a heap must have (default heapBytes; 0: any up to heapBytes). */
+  heapLength?: number;
+  timestamp: PlaceRuleTimestamp;
+  axes?: PlaceRuleAxis[];
+  /** Item values to copy into `extra`, `bytesPerHeap` per heap slot. */
+  extra?: { bytesPerHeap: number; fields: PlaceRuleExtraField[] };
+  /** Heap slots per chunk (`present` length); default the number the rule can address. */
+  heapsPerChunk?: number;
+}
+
+/**
+ * A placement declared as data and evaluated natively for each heap:
+ *
+ *     chunkId    = ts / (step * heaps)
+ *     t          = (ts mod (step * heaps)) / step
+ *     heapIndex  = t * timestamp.stride + sum(axis value * axis.stride)
+ *     heapOffset = heapIndex * heapBytes
+ *
+ * Heaps missing an item, with a timestamp not a multiple of `step`, an index
+ * value out of its axis or the wrong HEAP_LENGTH are rejected (counted in
+ * `stats.rejected_heaps`). Bad rules (zero divisors, overflowing strides,
+ * slots past the chunk) throw here.
+ */
+export class PlaceRule {
+  /** Item ids the rule reads, in the order of spead2's `items`. */
+  readonly items: readonly bigint[];
+  /** Heap slots per chunk: the `present` size of the chunks to give. */
+  readonly heapsPerChunk: number;
+  /** `data` bytes per chunk. */
+  readonly chunkBytes: number;
+  /** `extra` bytes per chunk. */
+  readonly extraBytes: number;
+  /** Extra bytes per heap (spead2's max_heap_extra for this rule). */
+  readonly heapExtra: number;
+  /** @internal Native rule words (docs/ABI.md "Chunk streams"). */
+  readonly words: BigUint64Array;
+
+  constructor(options: PlaceRuleOptions) {
+    const items: bigint[] = [];
+    const indexOf = (id: ItemId, what: string): number => {
+      const b = checkBig(what, id, 0n, (1n << 56n) - 1n);
+      let i = items.indexOf(b);
+      if (i < 0) {
+        i = items.length;
+        items.push(b);
+      }
+      return i;
+    };
+    const heapBytes = checkInt("heapBytes", options.heapBytes, 1, 2 ** 40);
+    const heapLength = checkInt("heapLength", options.heapLength ?? heapBytes, 0, heapBytes);
+    const ts = options.timestamp;
+    const timeItem = indexOf(ts.item, "timestamp.item");
+    const step = checkBig("timestamp.step", ts.step, 1n, U64_MAX);
+    const timeHeaps = checkInt("timestamp.heaps", ts.heaps, 1, 2 ** 40);
+    const axes = (options.axes ?? []).map((a, i) => ({
+      item: indexOf(a.item, `axes[${i}].item`),
+      count: checkInt(`axes[${i}].count`, a.count, 1, 2 ** 40),
+      stride: a.stride === undefined ? undefined : checkInt(`axes[${i}].stride`, a.stride, 0, Number.MAX_SAFE_INTEGER),
+    }));
+    // Row-major defaults: the last axis varies fastest, time slowest.
+    let next = 1;
+    const strides: number[] = new Array(axes.length);
+    for (let i = axes.length - 1; i >= 0; i--) {
+      strides[i] = axes[i].stride ?? next;
+      next = strides[i] * axes[i].count;
+    }
+    const timeStride = ts.stride === undefined ? next : checkInt("timestamp.stride", ts.stride, 0, Number.MAX_SAFE_INTEGER);
+    const extra = options.extra;
+    const heapExtra = extra ? checkInt("extra.bytesPerHeap", extra.bytesPerHeap, 0, 2 ** 20) : 0;
+    const fields = (extra?.fields ?? []).map((f, i) => ({
+      item: indexOf(f.item, `extra.fields[${i}].item`),
+      offset: checkInt(`extra.fields[${i}].offset`, f.offset, 0, 2 ** 20),
+      width: checkInt(`extra.fields[${i}].width`, f.width, 1, 8),
+    }));
+    const heapsDeclared = checkInt("heapsPerChunk", options.heapsPerChunk ?? 0, 0, 2 ** 40);
+    const w: bigint[] = [BigInt(items.length), ...items];
+    w.push(BigInt(heapBytes), BigInt(heapLength), BigInt(timeItem), step, BigInt(timeHeaps), BigInt(timeStride));
+    w.push(BigInt(axes.length));
+    axes.forEach((a, i) => w.push(BigInt(a.item), BigInt(a.count), BigInt(strides[i])));
+    w.push(BigInt(heapExtra), BigInt(fields.length));
+    for (const f of fields) w.push(BigInt(f.item), BigInt(f.offset), BigInt(f.width));
+    w.push(BigInt(heapsDeclared));
+    this.words = BigUint64Array.from(w);
+    const out = new BigUint64Array(3);
+    const st = native.symbols.spead_chunk_rule_check(this.words, this.words.length, out);
+    if (st !== 0) {
+      throw new SpeadError(
+        "invalid_argument",
+        "PlaceRule: refused (a zero divisor, too many items/axes/fields, strides that overflow, " +
+          "slots beyond heapsPerChunk, or extra fields past bytesPerHeap)",
+        st,
+      );
+    }
+    this.items = items;
+    this.heapsPerChunk = Number(out[0]);
+    this.chunkBytes = Number(out[1]);
+    this.extraBytes = Number(out[2]);
+    this.heapExtra = heapExtra;
+  }
+
+  /** A chunk sized for this rule. */
+  makeChunk(): Chunk {
+    return new Chunk({ data: this.chunkBytes, present: this.heapsPerChunk, extra: this.extraBytes });
+  }
+}
+
+/**
+ * A native place function with spead2's C signature (include/spead_chunk.h):
+ * `void place(spead_chunk_place_data *data, size_t data_size, void *user_data)`.
+ * It runs on the reader thread for each heap's first packet, so it must be
+ * quick and thread-safe; out-of-bounds placements it asks for are refused.
+ */
+export class PlaceFunction {
+  /** Address of the function. */
+  readonly address: bigint;
+  /** Bytes copied for the stream; the function's `user_data` points at the copy. */
+  readonly userData: Uint8Array;
+
+  constructor(address: bigint, userData?: ArrayBufferView) {
+    if (typeof address !== "bigint" || address <= 0n || address > U64_MAX) {
+      throw new SpeadError("invalid_argument", "PlaceFunction: address must be a non-zero bigint");
+    }
+    this.address = address;
+    this.userData = userData
+      ? new Uint8Array(userData.buffer.slice(userData.byteOffset, userData.byteOffset + userData.byteLength))
+      : new Uint8Array(0);
+  }
+
+  /** Loads `symbol` from the shared library at `path` (kept loaded for the life of the process). */
+  static load(path: string, symbol: string, userData?: ArrayBufferView): PlaceFunction {
+    const enc = new TextEncoder();
+    const p = enc.encode(path);
+    const s = enc.encode(symbol);
+    const out = new BigUint64Array(1);
+    const st = native.symbols.spead_chunk_place_lookup(p, p.byteLength, s, s.byteLength, out);
+    if (st !== 0) {
+      const why = st === -13 ? `cannot load ${path}` : `no symbol ${symbol} in ${path}`;
+      throw new SpeadError(st === -13 ? "system_error" : "invalid_argument", `PlaceFunction.load: ${why}`, st);
+    }
+    return new PlaceFunction(out[0], userData);
+  }
+}
+
+/** Options of {@link ChunkStreamConfig}; defaults are spead2's. */
+export interface ChunkStreamConfigOptions {
+  /** Where heaps go. */
+  place: PlaceRule | PlaceFunction;
+  /** Item ids whose immediate values a {@link PlaceFunction} gets (a PlaceRule brings its own). */
+  items?: ItemId[];
+  /** Chunks under construction at once (default 2). */
+  maxChunks?: number;
+  /** Bytes a place function may write to `extra` per heap (default: the rule's, else 0). */
+  maxHeapExtra?: number;
+}
+
+/** Chunk stream configuration (spead2's `recv.ChunkStreamConfig`); immutable. */
+export class ChunkStreamConfig {
+  static readonly DEFAULT_MAX_CHUNKS = 2;
+  readonly place: PlaceRule | PlaceFunction;
+  readonly items: readonly bigint[];
+  readonly maxChunks: number;
+  readonly maxHeapExtra: number;
+
+  constructor(options: ChunkStreamConfigOptions) {
+    const place = options.place;
+    if (!(place instanceof PlaceRule) && !(place instanceof PlaceFunction)) {
+      throw new SpeadError("invalid_argument", "ChunkStreamConfig: place must be a PlaceRule or a PlaceFunction");
+    }
+    this.place = place;
+    this.maxChunks = checkInt("maxChunks", options.maxChunks ?? ChunkStreamConfig.DEFAULT_MAX_CHUNKS, 1, 65536);
+    if (place instanceof PlaceRule) {
+      if (options.items !== undefined) {
+        throw new SpeadError("invalid_argument", "ChunkStreamConfig: items come from the PlaceRule; do not pass them too");
+      }
+      this.items = place.items;
+      this.maxHeapExtra = checkInt("maxHeapExtra", options.maxHeapExtra ?? place.heapExtra, place.heapExtra, 2 ** 20);
+    } else {
+      this.items = (options.items ?? []).map((id, i) => checkBig(`items[${i}]`, id, 0n, (1n << 56n) - 1n));
+      if (this.items.length > 64) throw new SpeadError("invalid_argument", "ChunkStreamConfig: at most 64 items");
+      this.maxHeapExtra = checkInt("maxHeapExtra", options.maxHeapExtra ?? 0, 0, 2 ** 20);
+    }
+  }
+
+  /** @internal Native chunk config words. */
+  words(): BigUint64Array {
+    const head = [BigInt(this.maxChunks), BigInt(this.maxHeapExtra)];
+    if (this.place instanceof PlaceRule) return BigUint64Array.from([...head, 0n, ...this.place.words]);
+    return BigUint64Array.from([...head, 1n, this.place.address, BigInt(this.items.length), ...this.items]);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Chunk ring stream
+
+/** Chunk stream statistics: the stream's own plus spead2's chunk counters. */
+export type ChunkStreamStats = StreamStats & {
+  /** Heaps whose chunk had already left the window. */
+  readonly too_old_heaps: number;
+  /** Heaps the placement refused (or placed out of bounds). */
+  readonly rejected_heaps: number;
+};
+
+const readChunkStats = statsReader(
+  (i, out, cap, len) => native.symbols.spead_chunk_stream_stat_name(i, out, cap, len),
+  (h, out, cap, n) => native.symbols.spead_chunk_stream_stats(h, out, cap, n),
+  "chunk stats",
+);
+const readStreamStats = statsReader(
+  (i, out, cap, len) => native.symbols.spead_recv_stream_stat_name(i, out, cap, len),
+  (h, out, cap, n) => native.symbols.spead_recv_stream_stats(h, out, cap, n),
+  "stats",
+);
+
+const streamFinalizer = new FinalizationRegistry<number>((handle) => {
+  native.symbols.spead_recv_stream_destroy(handle);
+});
+
+/**
+ * A chunk stream fed by readers, taking empty chunks from `freeRing` and
+ * putting finished ones on `dataRing` (spead2's `recv.ChunkRingStream`).
+ * When the stream stops (a stop heap, end of a buffer, or `stop()`) the data
+ * ring stops once the last chunks are on it.
+ */
+export class ChunkRingStream implements Disposable {
+  readonly config: StreamConfig;
+  readonly chunkStreamConfig: ChunkStreamConfig;
+  readonly dataRingbuffer: ChunkRingbuffer;
+  readonly freeRingbuffer: ChunkRingbuffer;
+  #handle: number;
+  readonly #token = {};
+
+  constructor(
+    config: StreamConfig,
+    chunkStreamConfig: ChunkStreamConfig,
+    dataRing: ChunkRingbuffer,
+    freeRing: ChunkRingbuffer,
+    options: { threadPool?: ThreadPool } = {},
+  ) {
+    if (config.memoryAllocator !== undefined) {
+      throw new SpeadError("invalid_argument", "ChunkRingStream: heaps go into chunks; a memoryAllocator has no use here");
+    }
+    if (dataRing === freeRing) throw new SpeadError("invalid_argument", "ChunkRingStream: the data and free rings must differ");
+    this.config = config;
+    this.chunkStreamConfig = chunkStreamConfig;
+    this.dataRingbuffer = dataRing;
+    this.freeRingbuffer = freeRing;
+    const words = configWords(config, new RingStreamConfig(), options.threadPool?.nextCore() ?? -1);
+    const chunkWords = chunkStreamConfig.words();
+    const place = chunkStreamConfig.place;
+    const user = place instanceof PlaceFunction ? place.userData : new Uint8Array(0);
+    const out = new Uint32Array(1);
+    check(
+      native.symbols.spead_chunk_stream_create(
+        words,
+        words.length,
+        chunkWords,
+        chunkWords.length,
+        user,
+        user.byteLength,
+        dataRing.nativeHandle,
+        freeRing.nativeHandle,
+        out,
+      ),
+      "ChunkRingStream",
+    );
+    this.#handle = out[0];
+    streamFinalizer.register(this, this.#handle, this.#token);
+  }
+
+  /** @internal Native stream handle; throws once closed. */
+  get nativeHandle(): number {
+    if (this.#handle === 0) throw new SpeadError("closed", "stream has been closed");
+    return this.#handle;
+  }
+
+  /**
+   * Gives an empty chunk to the free ring (spead2's `add_free_chunk`): its
+   * `present` is cleared, its views detach, and the stream may fill it.
+   * Throws `queue_full` if the free ring is full; a stopped ring leaves the
+   * chunk with JS silently, as spead2 does.
+   */
+  addFreeChunk(chunk: Chunk): void {
+    chunk.present.fill(0);
+    try {
+      this.freeRingbuffer.putNowait(chunk);
+    } catch (err) {
+      if (err instanceof Stopped) return;
+      throw err;
+    }
+  }
+
+  /** Feeds a buffer of concatenated packets (copied); the stream stops at its end. */
+  addBufferReader(bytes: Uint8Array): void {
+    addBufferReaderTo(this.nativeHandle, bytes);
+  }
+
+  /** Receives UDP (unicast, or multicast with a group): see `Stream.addUdpReader`. */
+  addUdpReader(port: number, options?: UdpReaderOptions): UdpReaderInfo;
+  addUdpReader(multicastGroup: string, port: number, options?: UdpReaderOptions): UdpReaderInfo;
+  addUdpReader(a: number | string, b?: number | UdpReaderOptions, c?: UdpReaderOptions): UdpReaderInfo {
+    return addUdpReaderTo(this.nativeHandle, a, b, c);
+  }
+
+  /** Statistics: the stream's (spead2's names) then `too_old_heaps` and `rejected_heaps`. */
+  get stats(): ChunkStreamStats {
+    const h = this.nativeHandle;
+    return { ...readStreamStats(h), ...readChunkStats(h) } as ChunkStreamStats;
+  }
+
+  /**
+   * Stops the stream: both rings stop first (so a reader blocked on them lets
+   * go), then readers finish. Chunks already on the data ring can still be
+   * taken; chunks under construction are dropped, as in spead2.
+   */
+  stop(): void {
+    if (this.#handle === 0) return;
+    check(native.symbols.spead_recv_stream_stop(this.#handle), "stop");
+  }
+
+  /** Stops the stream and frees it (the rings stay with their owners). */
+  close(): void {
+    const handle = this.#handle;
+    if (handle === 0) return;
+    this.stop();
+    this.#handle = 0;
+    streamFinalizer.unregister(this.#token);
+    check(native.symbols.spead_recv_stream_destroy(handle), "close");
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

@@ -1,0 +1,491 @@
+//! C ABI of chunk streams (docs/ABI.md "Chunk streams"): chunks, chunk rings,
+//! chunk ring streams and place rules. A chunk stream is a receive stream: its
+//! handle lives in zig/abi/recv.zig's table, so readers, stats, stop and
+//! destroy are the stream exports.
+//!
+//! A chunk is either held by JS (`held_by_js`: JS may read its memory and
+//! free it) or by the library (in a ring, a stream's window or a graveyard).
+//! Exports that touch chunk memory refuse chunks the library holds.
+const std = @import("std");
+const assert = std.debug.assert;
+const status = @import("../core/status.zig");
+const Error = status.Error;
+const handles = @import("../core/handles.zig");
+const reassembly = @import("../recv/reassembly.zig");
+const chunk_mod = @import("../recv/chunk.zig");
+const Chunk = chunk_mod.Chunk;
+const Ring = chunk_mod.Ring;
+const recv_stream = @import("../recv/stream.zig");
+const exports_recv = @import("recv.zig");
+
+pub const chunks_capacity = 65536;
+pub const rings_capacity = 1024;
+pub const chunk_info_words = 8;
+pub const rule_info_words = 3;
+pub const placer_rule: u64 = 0;
+pub const placer_function: u64 = 1;
+
+const allocator = std.heap.c_allocator;
+
+var chunk_table: handles.Table(Chunk, chunks_capacity) = .{};
+var ring_table: handles.Table(Ring, rings_capacity) = .{};
+/// Serialises chunk lookups, ownership changes and disposal.
+var chunks_guard: std.Thread.Mutex = .{};
+/// Serialises ring lookups with destroy (a ring lives on while streams hold it).
+var rings_guard: std.Thread.Mutex = .{};
+
+// ---------------------------------------------------------------------------
+// Chunks
+
+fn disposeChunk(chunk: *Chunk) void {
+    chunks_guard.lock();
+    _ = chunk_table.remove(chunk.handle) catch unreachable;
+    chunks_guard.unlock();
+    chunk.destroy(allocator);
+}
+
+fn createChunk(sizes: ?[*]const u64, out_handle: ?*u32) Error!void {
+    const out = out_handle orelse return error.InvalidArgument;
+    const s = sizes orelse return error.InvalidArgument;
+    const chunk = try Chunk.create(allocator, @intCast(@min(s[0], 1 << 41)), @intCast(@min(s[1], 1 << 41)), @intCast(@min(s[2], 1 << 41)));
+    errdefer chunk.destroy(allocator);
+    chunk.on_dispose = disposeChunk;
+    chunks_guard.lock();
+    defer chunks_guard.unlock();
+    chunk.handle = try chunk_table.insert(chunk);
+    out.* = chunk.handle;
+}
+
+/// `sizes`: [data bytes, present bytes, extra bytes]. The memory is mapped and
+/// populated now.
+pub export fn spead_chunk_create(sizes: ?[*]const u64, out_handle: ?*u32) i32 {
+    return status.code(createChunk(sizes, out_handle));
+}
+
+fn jsChunk(handle: u32) Error!*Chunk {
+    const chunk = try chunk_table.get(handle);
+    if (!chunk.held_by_js) return error.InvalidState;
+    return chunk;
+}
+
+fn chunkInfo(handle: u32, out: ?[*]u64) Error!void {
+    const o = out orelse return error.InvalidArgument;
+    chunks_guard.lock();
+    defer chunks_guard.unlock();
+    const c = try jsChunk(handle);
+    o[0] = @intFromPtr(c.data.ptr);
+    o[1] = c.data.len;
+    o[2] = @intFromPtr(c.present.ptr);
+    o[3] = c.present.len;
+    o[4] = if (c.extra.len > 0) @intFromPtr(c.extra.ptr) else 0;
+    o[5] = c.extra.len;
+    o[6] = @bitCast(c.chunk_id);
+    o[7] = c.stream_id;
+}
+
+/// Writes [data address, data bytes, present address, present bytes, extra
+/// address, extra bytes, chunk id (i64), stream id]. `invalid_state` while
+/// the library holds the chunk.
+pub export fn spead_chunk_info(handle: u32, out: ?[*]u64) i32 {
+    return status.code(chunkInfo(handle, out));
+}
+
+fn destroyChunk(handle: u32) Error!void {
+    chunks_guard.lock();
+    const c = jsChunk(handle) catch |err| {
+        chunks_guard.unlock();
+        return err;
+    };
+    _ = chunk_table.remove(handle) catch unreachable;
+    chunks_guard.unlock();
+    c.destroy(allocator);
+}
+
+/// Frees a chunk JS holds (`invalid_state` while the library holds it).
+pub export fn spead_chunk_destroy(handle: u32) i32 {
+    return status.code(destroyChunk(handle));
+}
+
+// ---------------------------------------------------------------------------
+// Rings
+
+fn createRing(capacity: u32, out_handle: ?*u32) Error!void {
+    const out = out_handle orelse return error.InvalidArgument;
+    const ring = try Ring.create(allocator, capacity);
+    errdefer ring.release();
+    rings_guard.lock();
+    defer rings_guard.unlock();
+    ring.handle = try ring_table.insert(ring);
+    out.* = ring.handle;
+}
+
+pub export fn spead_chunk_ring_create(capacity: u32, out_handle: ?*u32) i32 {
+    return status.code(createRing(capacity, out_handle));
+}
+
+/// A ring held for one call (JS's reference cannot go away meanwhile).
+fn acquireRing(handle: u32) Error!*Ring {
+    rings_guard.lock();
+    defer rings_guard.unlock();
+    const ring = try ring_table.get(handle);
+    ring.retain();
+    return ring;
+}
+
+fn destroyRing(handle: u32) Error!void {
+    rings_guard.lock();
+    const ring = ring_table.remove(handle) catch |err| {
+        rings_guard.unlock();
+        return err;
+    };
+    rings_guard.unlock();
+    // Nobody can serve it from JS any more: stop it, so no reader waits on it.
+    ring.setNotify(null);
+    ring.stop();
+    ring.release();
+}
+
+/// Stops the ring and drops JS's reference; chunks still inside are freed
+/// with the last reference (streams using the ring hold one each).
+pub export fn spead_chunk_ring_destroy(handle: u32) i32 {
+    return status.code(destroyRing(handle));
+}
+
+fn ringPut(handle: u32, chunk_handle: u32) Error!void {
+    const ring = try acquireRing(handle);
+    defer ring.release();
+    chunks_guard.lock();
+    defer chunks_guard.unlock();
+    const c = try jsChunk(chunk_handle);
+    c.held_by_js = false;
+    ring.tryPush(c) catch |err| {
+        c.held_by_js = true;
+        return err;
+    };
+}
+
+/// Gives a chunk JS holds to the ring without waiting: `queue_full` or
+/// `stopped` leave it with JS.
+pub export fn spead_chunk_ring_put(handle: u32, chunk_handle: u32) i32 {
+    return status.code(ringPut(handle, chunk_handle));
+}
+
+fn ringPop(handle: u32, timeout_ms: u32, out_chunk: ?*u32) Error!void {
+    const out = out_chunk orelse return error.InvalidArgument;
+    const ring = try acquireRing(handle);
+    defer ring.release();
+    const c = try ring.pop(@as(u64, timeout_ms) * std.time.ns_per_ms);
+    chunks_guard.lock();
+    defer chunks_guard.unlock();
+    assert(!c.held_by_js);
+    c.held_by_js = true;
+    out.* = c.handle;
+}
+
+/// Takes the oldest chunk, waiting up to `timeout_ms`: `empty` on timeout,
+/// `stopped` once the ring is stopped and drained. JS then holds the chunk.
+pub export fn spead_chunk_ring_pop(handle: u32, timeout_ms: u32, out_chunk: ?*u32) i32 {
+    return status.code(ringPop(handle, timeout_ms, out_chunk));
+}
+
+fn ringWait(handle: u32, timeout_ms: u32) Error!void {
+    const ring = try acquireRing(handle);
+    defer ring.release();
+    try ring.wait(@as(u64, timeout_ms) * std.time.ns_per_ms);
+}
+
+/// Waits until a chunk is ready or the ring stopped (`empty` on timeout).
+pub export fn spead_chunk_ring_wait(handle: u32, timeout_ms: u32) i32 {
+    return status.code(ringWait(handle, timeout_ms));
+}
+
+fn ringSetNotify(handle: u32, callback: ?recv_stream.NotifyFn) Error!void {
+    const ring = try acquireRing(handle);
+    defer ring.release();
+    ring.setNotify(callback);
+}
+
+pub export fn spead_chunk_ring_set_notify(handle: u32, callback: ?recv_stream.NotifyFn) i32 {
+    return status.code(ringSetNotify(handle, callback));
+}
+
+fn ringArm(handle: u32) Error!void {
+    const ring = try acquireRing(handle);
+    defer ring.release();
+    ring.arm();
+}
+
+pub export fn spead_chunk_ring_arm(handle: u32) i32 {
+    return status.code(ringArm(handle));
+}
+
+fn ringStop(handle: u32) Error!void {
+    const ring = try acquireRing(handle);
+    defer ring.release();
+    ring.stop();
+}
+
+pub export fn spead_chunk_ring_stop(handle: u32) i32 {
+    return status.code(ringStop(handle));
+}
+
+fn ringSize(handle: u32, out: ?[*]u32) Error!void {
+    const o = out orelse return error.InvalidArgument;
+    const ring = try acquireRing(handle);
+    defer ring.release();
+    o[0] = @intCast(ring.size());
+    o[1] = @intCast(ring.capacity());
+    o[2] = @intFromBool(ring.isStopped());
+}
+
+/// Writes [chunks inside, capacity, stopped].
+pub export fn spead_chunk_ring_size(handle: u32, out: ?[*]u32) i32 {
+    return status.code(ringSize(handle, out));
+}
+
+// ---------------------------------------------------------------------------
+// Chunk streams
+
+/// The chunk config words: [max_chunks, max_heap_extra, placer, ...] then for
+/// placer 0 the rule words (`PlaceRule.fromWords`), for placer 1
+/// [function address, n_items, item ids...].
+pub const ParsedConfig = struct {
+    config: chunk_mod.Config,
+    items: [chunk_mod.items_max]u64,
+};
+
+fn parseChunkConfig(words_ptr: ?[*]const u64, n_words: u32) Error!ParsedConfig {
+    const p = words_ptr orelse return error.InvalidArgument;
+    if (n_words < 4 or n_words > 1024) return error.InvalidArgument;
+    const words = p[0..n_words];
+    var parsed: ParsedConfig = .{ .config = .{ .placer = undefined }, .items = undefined };
+    if (words[0] == 0 or words[0] > 1 << 16 or words[1] > 1 << 20) return error.InvalidArgument;
+    parsed.config.max_chunks = @intCast(words[0]);
+    parsed.config.max_heap_extra = @intCast(words[1]);
+    var n_items: usize = 0;
+    switch (words[2]) {
+        placer_rule => {
+            var used: usize = 0;
+            const rule = try chunk_mod.PlaceRule.fromWords(words[3..], &used);
+            if (3 + used != words.len) return error.InvalidArgument;
+            n_items = rule.n_items;
+            @memcpy(parsed.items[0..n_items], rule.items[0..n_items]);
+            parsed.config.placer = .{ .rule = rule };
+        },
+        placer_function => {
+            if (words[3] == 0 or words.len < 5) return error.InvalidArgument;
+            n_items = @intCast(@min(words[4], chunk_mod.items_max + 1));
+            if (n_items > chunk_mod.items_max or words.len != 5 + n_items) return error.InvalidArgument;
+            @memcpy(parsed.items[0..n_items], words[5..][0..n_items]);
+            parsed.config.placer = .{ .function = .{ .place = @ptrFromInt(@as(usize, @intCast(words[3]))), .user_data = null } };
+        },
+        else => return error.InvalidArgument,
+    }
+    parsed.config.items = parsed.items[0..n_items];
+    return parsed;
+}
+
+fn createChunkStream(
+    stream_words: ?[*]const u32,
+    n_stream_words: u32,
+    chunk_words: ?[*]const u64,
+    n_chunk_words: u32,
+    user_data: ?[*]const u8,
+    user_len: u32,
+    data_ring_handle: u32,
+    free_ring_handle: u32,
+    out_handle: ?*u32,
+) Error!void {
+    const out = out_handle orelse return error.InvalidArgument;
+    const words = try exports_recv.readConfigWords(stream_words, n_stream_words);
+    // Payloads go into chunks: a memory pool or allocator flags mean nothing here.
+    if (words[8] != 0 or words[10] != 0) return error.InvalidArgument;
+    const stream_config = try exports_recv.parseConfig(&words);
+    var parsed = try parseChunkConfig(chunk_words, n_chunk_words);
+    parsed.config.items = parsed.items[0..parsed.config.items.len];
+    if (user_data == null and user_len > 0) return error.InvalidArgument;
+    if (user_len > 1 << 20) return error.InvalidArgument;
+    const user: []const u8 = if (user_len == 0) &.{} else user_data.?[0..user_len];
+    const data_ring = try acquireRing(data_ring_handle);
+    defer data_ring.release();
+    const free_ring = try acquireRing(free_ring_handle);
+    defer free_ring.release();
+    if (data_ring == free_ring) return error.InvalidArgument;
+    const cs = try chunk_mod.createRingStream(allocator, reassembly.c_payload_allocator.payloadAllocator(), stream_config, parsed.config, user, data_ring, free_ring);
+    switch (cs.config.placer) {
+        .function => |*f| f.user_data = cs.userData(),
+        .rule => {},
+    }
+    errdefer cs.stream.destroy();
+    out.* = try exports_recv.registerStream(cs.stream);
+}
+
+/// Creates a chunk ring stream; the handle is a receive-stream handle.
+pub export fn spead_chunk_stream_create(
+    stream_words: ?[*]const u32,
+    n_stream_words: u32,
+    chunk_words: ?[*]const u64,
+    n_chunk_words: u32,
+    user_data: ?[*]const u8,
+    user_len: u32,
+    data_ring: u32,
+    free_ring: u32,
+    out_handle: ?*u32,
+) i32 {
+    return status.code(createChunkStream(stream_words, n_stream_words, chunk_words, n_chunk_words, user_data, user_len, data_ring, free_ring, out_handle));
+}
+
+fn chunkStreamStats(handle: u32, out: ?[*]u64, cap: u32, out_n: ?*u32) Error!void {
+    const n_out = out_n orelse return error.InvalidArgument;
+    const a = try exports_recv.acquire(handle);
+    defer a.release();
+    const cs = chunk_mod.ChunkStream.fromStream(a.stream) orelse return error.InvalidHandle;
+    n_out.* = chunk_mod.stat_count;
+    if (cap < chunk_mod.stat_count) return error.BufferTooSmall;
+    const dest = out orelse return error.InvalidArgument;
+    for (0..chunk_mod.stat_count) |i| dest[i] = cs.stat(@enumFromInt(i));
+}
+
+/// The chunk stream's own counters (after the stream's: `too_old_heaps`, `rejected_heaps`).
+pub export fn spead_chunk_stream_stats(handle: u32, out: ?[*]u64, cap: u32, out_n: ?*u32) i32 {
+    return status.code(chunkStreamStats(handle, out, cap, out_n));
+}
+
+fn chunkStatName(index: u32, out: ?[*]u8, cap: u32, out_len: ?*u32) Error!void {
+    const len_out = out_len orelse return error.InvalidArgument;
+    if (index >= chunk_mod.stat_count) return error.InvalidArgument;
+    const name = chunk_mod.stat_names[index];
+    len_out.* = @intCast(name.len);
+    if (cap < name.len) return error.BufferTooSmall;
+    const dest = out orelse return error.InvalidArgument;
+    @memcpy(dest[0..name.len], name);
+}
+
+pub export fn spead_chunk_stream_stat_name(index: u32, out: ?[*]u8, cap: u32, out_len: ?*u32) i32 {
+    return status.code(chunkStatName(index, out, cap, out_len));
+}
+
+fn ruleCheck(words: ?[*]const u64, n_words: u32, out: ?[*]u64) Error!void {
+    const w = words orelse return error.InvalidArgument;
+    const o = out orelse return error.InvalidArgument;
+    if (n_words > 1024) return error.InvalidArgument;
+    var used: usize = 0;
+    const rule = try chunk_mod.PlaceRule.fromWords(w[0..n_words], &used);
+    if (used != n_words) return error.InvalidArgument;
+    o[0] = rule.heaps;
+    o[1] = rule.chunk_bytes;
+    o[2] = rule.extra_bytes;
+}
+
+/// Validates place-rule words; writes [heaps per chunk, chunk data bytes, chunk extra bytes].
+pub export fn spead_chunk_rule_check(words: ?[*]const u64, n_words: u32, out: ?[*]u64) i32 {
+    return status.code(ruleCheck(words, n_words, out));
+}
+
+fn placeLookup(path: ?[*]const u8, path_len: u32, symbol: ?[*]const u8, symbol_len: u32, out: ?[*]u64) Error!void {
+    const o = out orelse return error.InvalidArgument;
+    const p = path orelse return error.InvalidArgument;
+    const s = symbol orelse return error.InvalidArgument;
+    if (path_len == 0 or path_len > 4096 or symbol_len == 0 or symbol_len > 256) return error.InvalidArgument;
+    var path_z: [4097]u8 = undefined;
+    var symbol_z: [257]u8 = undefined;
+    @memcpy(path_z[0..path_len], p[0..path_len]);
+    path_z[path_len] = 0;
+    @memcpy(symbol_z[0..symbol_len], s[0..symbol_len]);
+    symbol_z[symbol_len] = 0;
+    if (std.mem.indexOfScalar(u8, path_z[0..path_len], 0) != null) return error.InvalidArgument;
+    if (std.mem.indexOfScalar(u8, symbol_z[0..symbol_len], 0) != null) return error.InvalidArgument;
+    // Never closed: a stream may call the function until the process ends.
+    const lib = std.c.dlopen(@ptrCast(&path_z), .{ .NOW = true }) orelse return error.SystemError;
+    const address = std.c.dlsym(lib, @ptrCast(&symbol_z)) orelse return error.InvalidArgument;
+    o[0] = @intFromPtr(address);
+}
+
+/// Loads a shared library (kept loaded) and writes the address of a place
+/// function in it (`system_error`: cannot load; `invalid_argument`: no symbol).
+pub export fn spead_chunk_place_lookup(path: ?[*]const u8, path_len: u32, symbol: ?[*]const u8, symbol_len: u32, out: ?[*]u64) i32 {
+    return status.code(placeLookup(path, path_len, symbol, symbol_len, out));
+}
+
+// ---------------------------------------------------------------------------
+// Tests (through the exports)
+
+const testing = std.testing;
+
+fn expectStatus(expected: status.Status, actual: i32) !void {
+    try testing.expectEqual(@intFromEnum(expected), actual);
+}
+
+test "exports: chunks and rings, ownership is checked" {
+    var chunk: u32 = 0;
+    try expectStatus(.invalid_argument, spead_chunk_create(&[_]u64{ 0, 1, 0 }, &chunk));
+    try expectStatus(.ok, spead_chunk_create(&[_]u64{ 4096, 4, 16 }, &chunk));
+    var info: [chunk_info_words]u64 = undefined;
+    try expectStatus(.ok, spead_chunk_info(chunk, &info));
+    try testing.expectEqual(@as(u64, 4096), info[1]);
+    try testing.expectEqual(@as(u64, 4), info[3]);
+    try testing.expectEqual(@as(u64, 16), info[5]);
+    var ring: u32 = 0;
+    try expectStatus(.invalid_argument, spead_chunk_ring_create(0, &ring));
+    try expectStatus(.ok, spead_chunk_ring_create(1, &ring));
+    try expectStatus(.ok, spead_chunk_ring_put(ring, chunk));
+    try expectStatus(.invalid_state, spead_chunk_info(chunk, &info));
+    try expectStatus(.invalid_state, spead_chunk_destroy(chunk));
+    try expectStatus(.invalid_state, spead_chunk_ring_put(ring, chunk));
+    var size: [3]u32 = undefined;
+    try expectStatus(.ok, spead_chunk_ring_size(ring, &size));
+    try testing.expectEqualSlices(u32, &.{ 1, 1, 0 }, &size);
+    var popped: u32 = 0;
+    try expectStatus(.ok, spead_chunk_ring_pop(ring, 0, &popped));
+    try testing.expectEqual(chunk, popped);
+    try expectStatus(.empty, spead_chunk_ring_pop(ring, 1, &popped));
+    try expectStatus(.ok, spead_chunk_ring_stop(ring));
+    try expectStatus(.stopped, spead_chunk_ring_pop(ring, 0, &popped));
+    try expectStatus(.stopped, spead_chunk_ring_put(ring, chunk));
+    try expectStatus(.ok, spead_chunk_info(chunk, &info));
+    // A chunk left in a destroyed ring is freed with it; its handle goes stale.
+    var ring2: u32 = 0;
+    try expectStatus(.ok, spead_chunk_ring_create(2, &ring2));
+    try expectStatus(.ok, spead_chunk_ring_put(ring2, chunk));
+    try expectStatus(.ok, spead_chunk_ring_destroy(ring2));
+    try expectStatus(.invalid_handle, spead_chunk_info(chunk, &info));
+    try expectStatus(.invalid_handle, spead_chunk_ring_put(ring2, chunk));
+    try expectStatus(.ok, spead_chunk_ring_destroy(ring));
+}
+
+test "exports: rule check and chunk stream config" {
+    // tutorial 12: items [HEAP_LENGTH, 0x1600], heap 1024, 8 heaps per chunk
+    const rule = [_]u64{ 2, 2, 0x1600, 1024, 1024, 1, 1024, 8, 1, 0, 0, 0, 0 };
+    var out: [rule_info_words]u64 = undefined;
+    try expectStatus(.ok, spead_chunk_rule_check(&rule, rule.len, &out));
+    try testing.expectEqualSlices(u64, &.{ 8, 8192, 0 }, &out);
+    var bad = rule;
+    bad[6] = 0; // time_step
+    try expectStatus(.invalid_argument, spead_chunk_rule_check(&bad, bad.len, &out));
+    try expectStatus(.invalid_argument, spead_chunk_rule_check(&rule, rule.len - 1, &out));
+
+    var data_ring: u32 = 0;
+    var free_ring: u32 = 0;
+    try expectStatus(.ok, spead_chunk_ring_create(2, &data_ring));
+    try expectStatus(.ok, spead_chunk_ring_create(4, &free_ring));
+    var words: [3 + rule.len]u64 = undefined;
+    words[0] = 1;
+    words[1] = 0;
+    words[2] = placer_rule;
+    @memcpy(words[3..], &rule);
+    const stream_words = [_]u32{ 2, 1, 0, 0, 0, 1, 4, 1, 0, 0 };
+    var h: u32 = 0;
+    try expectStatus(.ok, spead_chunk_stream_create(&stream_words, stream_words.len, &words, words.len, null, 0, data_ring, free_ring, &h));
+    var stats: [chunk_mod.stat_count]u64 = undefined;
+    var n: u32 = 0;
+    try expectStatus(.ok, spead_chunk_stream_stats(h, &stats, stats.len, &n));
+    try testing.expectEqual(@as(u32, 2), n);
+    try expectStatus(.invalid_argument, spead_chunk_stream_create(&stream_words, stream_words.len, &words, words.len, null, 0, data_ring, data_ring, &h));
+    words[0] = 0;
+    try expectStatus(.invalid_argument, spead_chunk_stream_create(&stream_words, stream_words.len, &words, words.len, null, 0, data_ring, free_ring, &h));
+    try expectStatus(.ok, exports_recv.spead_recv_stream_destroy(h));
+    try expectStatus(.ok, spead_chunk_ring_destroy(data_ring));
+    try expectStatus(.ok, spead_chunk_ring_destroy(free_ring));
+    var addr: [1]u64 = undefined;
+    try expectStatus(.system_error, spead_chunk_place_lookup("/nonexistent.so", 15, "f", 1, &addr));
+}
