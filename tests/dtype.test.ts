@@ -194,6 +194,18 @@ describe("numpy header", () => {
     ];
     for (const text of bad) expect(codeOf(() => parseNumpyHeader(text))).toBe("malformed");
   });
+
+  test("deep nesting is malformed, not a stack overflow (found by tests/fuzz/fuzz.ts)", () => {
+    for (const [open, close] of [["(", ")"], ["[", "]"], ["{", "}"]]) {
+      for (const depth of [250, 100_000]) {
+        const text = `{'descr': '<u2', 'fortran_order': False, 'shape': ${open.repeat(depth)}${close.repeat(depth)}}`;
+        expect(codeOf(() => parseNumpyHeader(text))).toBe("malformed");
+      }
+    }
+    // Nesting that Python accepts still parses (to a bad shape here, but no depth error).
+    const fine = `{'descr': '<u2', 'fortran_order': False, 'shape': ${"(".repeat(150)}2,${")".repeat(150)}}`;
+    expect(() => parseNumpyHeader(fine)).not.toThrow();
+  });
 });
 
 describe("spead2 receive vectors (V8)", () => {

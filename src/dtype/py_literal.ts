@@ -7,9 +7,17 @@ export class PyTuple {
 }
 export type PyValue = string | number | boolean | null | PyTuple | PyValue[] | Map<PyValue, PyValue>;
 
+/**
+ * Deepest nesting of brackets accepted: Python's own parser refuses 200 levels
+ * ("too many nested parentheses"), so spead2 cannot read deeper headers either.
+ * Without a limit a deep header overflowed the JS stack (RangeError).
+ */
+export const PY_LITERAL_DEPTH_MAX = 199;
+
 /** Parses the Python literal subset numpy headers use: dicts, tuples, lists, strings, ints, True/False/None. */
 export function parsePyLiteral(text: string): PyValue {
   let i = 0;
+  let depth = 0;
   const n = text.length;
   const fail = (what: string): never => {
     throw malformed(`cannot parse numpy header ${JSON.stringify(text)}: ${what} at offset ${i}`);
@@ -85,6 +93,15 @@ export function parsePyLiteral(text: string): PyValue {
     }
   };
   const parseValue = (): PyValue => {
+    if (depth >= PY_LITERAL_DEPTH_MAX) fail(`nesting deeper than ${PY_LITERAL_DEPTH_MAX}`);
+    depth++;
+    try {
+      return parseValueAt();
+    } finally {
+      depth--;
+    }
+  };
+  const parseValueAt = (): PyValue => {
     ws();
     if (i >= n) fail("unexpected end");
     const ch = text[i];
