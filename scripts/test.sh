@@ -59,6 +59,16 @@ read -r dp df < <(count_junit "$out/deno.xml")
 passed=$((passed + dp)); failed=$((failed + df))
 [ "$deno_rc" != 0 ] && [ "$df" = 0 ] && failed=$((failed + 1))
 
+echo "== fuzz: mutated packets through addBufferReader and ItemGroup.update (tests/fuzz/fuzz.ts, ${SPEAD_FUZZ_SECONDS:-15} s per runtime)"
+# A crash, a hang or an exception other than SpeadError fails the run; longer runs: README "Reliability".
+fuzz_seconds="${SPEAD_FUZZ_SECONDS:-15}"
+if bun tests/fuzz/fuzz.ts --seconds "$fuzz_seconds"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "fuzz (bun): FAILED"; fi
+if deno run --allow-ffi --allow-env --allow-read --allow-run tests/fuzz/fuzz.ts --seconds "$fuzz_seconds"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "fuzz (deno): FAILED"
+fi
+
 echo "== static checks (tsc --noEmit, zig fmt --check)"
 if tsc --noEmit -p . ; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "tsc: FAILED"; fi
 if scripts/zig fmt --check zig build.zig ; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "zig fmt: FAILED"; fi
