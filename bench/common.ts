@@ -130,6 +130,8 @@ export interface Measured {
   /** CPU seconds of the command (user + system, all threads). */
   cpu: number;
   minflt: number;
+  /** CPU seconds of the command's busiest thread (sampled; NaN if unknown). */
+  busiestThreadCpu: number;
   stdout: string;
 }
 
@@ -151,7 +153,14 @@ export function runMeasured(cmd: string, args: string[], timeoutS: number): Meas
     child.on("close", () => {
       try {
         const r = JSON.parse(out.trim().split("\n").pop() ?? "");
-        resolve({ rc: r.rc, interrupted: r.interrupted, cpu: r.user + r.sys, minflt: r.minflt, stdout: r.stdout });
+        resolve({
+          rc: r.rc,
+          interrupted: r.interrupted,
+          cpu: r.user + r.sys,
+          minflt: r.minflt,
+          busiestThreadCpu: r.busiest_thread_cpu ?? NaN,
+          stdout: r.stdout,
+        });
       } catch {
         reject(new Error(`${cmd.split("/").pop()}: no report (${err.slice(-1000)})`));
       }

@@ -7,7 +7,9 @@ when TIMEOUT_S passes, the command gets SIGINT (spead2's programs print their
 totals on SIGINT), then SIGKILL 3 s later. At the end one JSON line goes to
 stdout: exit status, whether it was interrupted, user and system CPU seconds
 and minor/major page faults of the command alone (wait4's rusage: the wrapper's
-own start-up is not counted), and the command's stdout.
+own start-up is not counted), the CPU seconds of its busiest thread (sampled from
+/proc every 20 ms, so the last <= 20 ms of each thread may be missed) with that
+thread's name, and the command's stdout.
 """
 import json
 import os
@@ -45,6 +47,29 @@ def interrupt(*_args) -> None:
     threading.Thread(target=kill_later, daemon=True).start()
 
 
+thread_cpu: dict = {}  # tid -> (cpu seconds, name), the latest sample of each thread
+ticks = os.sysconf("SC_CLK_TCK")
+
+
+def sample_threads() -> None:
+    while proc.poll() is None:
+        try:
+            tids = os.listdir(f"/proc/{proc.pid}/task")
+        except OSError:
+            return
+        for tid in tids:
+            try:
+                with open(f"/proc/{proc.pid}/task/{tid}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            name = stat[stat.index("(") + 1:stat.rindex(")")]
+            fields = stat[stat.rindex(")") + 2:].split()
+            thread_cpu[tid] = ((int(fields[11]) + int(fields[12])) / ticks, name)
+        time.sleep(0.02)
+
+
+threading.Thread(target=sample_threads, daemon=True).start()
 signal.signal(signal.SIGTERM, interrupt)
 timer = threading.Timer(timeout, interrupt)
 timer.daemon = True
@@ -64,5 +89,7 @@ print(json.dumps({
     "sys": ru.ru_stime,
     "minflt": ru.ru_minflt,
     "majflt": ru.ru_majflt,
+    "busiest_thread_cpu": max(thread_cpu.values())[0] if thread_cpu else None,
+    "busiest_thread": max(thread_cpu.values())[1] if thread_cpu else None,
     "stdout": b"".join(chunks).decode(errors="replace"),
 }), flush=True)

@@ -54,10 +54,14 @@ const allCases: Case[] = [
 ];
 const cases = allCases.filter((c) => only === undefined || c.label.includes(only));
 
-/** One run: the program's MB/s and its CPU seconds (user + system, all threads) per GB of payload. */
+/**
+ * One run: the program's MB/s, its CPU seconds (user + system, all threads)
+ * per GB of payload, and those of its busiest thread (the I/O thread here).
+ */
 interface Run {
   mbs: number;
   cpuPerGB: number;
+  busiestPerGB: number;
 }
 
 async function runSender(cmd: string, args: string[], payloadBytes: number): Promise<Run> {
@@ -65,10 +69,11 @@ async function runSender(cmd: string, args: string[], payloadBytes: number): Pro
     const r = await runMeasured(cmd, args, 120).done;
     const m = /([0-9.e+]+) MB\/s/.exec(r.stdout);
     if (r.rc !== 0 || !m) throw new Error(`exit ${r.rc}: ${r.stdout.slice(0, 200)}`);
-    return { mbs: Number(m[1]), cpuPerGB: r.cpu / (payloadBytes / 1e9) };
+    const gb = payloadBytes / 1e9;
+    return { mbs: Number(m[1]), cpuPerGB: r.cpu / gb, busiestPerGB: r.busiestThreadCpu / gb };
   } catch (e) {
     console.error(`  ${cmd.split("/").pop()} ${args.join(" ")} failed: ${(e as Error).message}`);
-    return { mbs: NaN, cpuPerGB: NaN };
+    return { mbs: NaN, cpuPerGB: NaN, busiestPerGB: NaN };
   }
 }
 
@@ -133,11 +138,13 @@ try {
     }
     const mbs = (xs: Run[]) => median(xs.map((x) => x.mbs));
     const cpu = (xs: Run[]) => median(xs.map((x) => x.cpuPerGB));
+    const busiest = (xs: Run[]) => median(xs.map((x) => x.busiestPerGB));
     const [b, d, s] = [mbs(r.bun), mbs(r.deno), mbs(r.cpp)];
     const list = (xs: Run[]) => xs.map((x) => fmt(x.mbs)).join(", ") || "–";
     rows.push(
       `| ${c.label} (-n ${c.heaps}) | ${fmt(b)} | ${fmt(d)} | ${fmt(s)} | **${ratio(b, s)}** | **${ratio(d, s)}** | ` +
         `${fmt(cpu(r.bun), 2)} / ${fmt(cpu(r.deno), 2)} / ${fmt(cpu(r.cpp), 2)} | ` +
+        `${fmt(busiest(r.bun), 2)} / ${fmt(busiest(r.deno), 2)} / ${fmt(busiest(r.cpp), 2)} | ` +
         `${list(r.bun)} / ${list(r.deno)} / ${list(r.cpp)} |`,
     );
     console.error(`${c.label}: bun ${list(r.bun)} / deno ${list(r.deno)} / spead2 ${list(r.cpp)}`);
@@ -151,11 +158,13 @@ console.log(
     `${navigator.hardwareConcurrency} CPUs (load average at the end: ${loadAverage()}), library ReleaseSafe (zig-out). ` +
     "rate 0; sink: one never-read 127.0.0.1 socket (minimum SO_RCVBUF, the kernel drops the overflow). " +
     "MB/s = payload bytes / send loop / 1e6, as each program prints it; CPU = user + system seconds of the whole " +
-    `process per GB of payload. Median of ${runs} runs, Bun, Deno and spead2 alternating, each a fresh process; ` +
+    "process per GB of payload; busiest thread = the same for its busiest thread (the I/O thread in every row), " +
+    "which bounds the rate on an otherwise idle machine and moves less with load than MB/s does. " +
+    `spead2's tutorials pin their I/O thread to CPU 0 and main thread to CPU 1; ours do not pin. Median of ${runs} runs, Bun, Deno and spead2 alternating, each a fresh process; ` +
     `${((performance.now() - started) / 1e3).toFixed(0)} s in all.\n`,
 );
 console.log(
-  "| case | ours, Bun MB/s | ours, Deno MB/s | spead2 C++ MB/s | Bun / spead2 | Deno / spead2 | CPU s/GB (Bun / Deno / spead2) | runs MB/s (Bun / Deno / spead2) |",
+  "| case | ours, Bun MB/s | ours, Deno MB/s | spead2 C++ MB/s | Bun / spead2 | Deno / spead2 | CPU s/GB (Bun / Deno / spead2) | busiest thread s/GB (Bun / Deno / spead2) | runs MB/s (Bun / Deno / spead2) |",
 );
-console.log("|---|---:|---:|---:|---:|---:|---:|---|");
+console.log("|---|---:|---:|---:|---:|---:|---:|---:|---|");
 for (const row of rows) console.log(row);
