@@ -11,7 +11,7 @@
 import process from "node:process";
 import { send } from "../mod.ts";
 import { meanPower } from "../examples/cli.ts";
-import { meanPowerWasm, wasmPowerAvailable } from "../examples/power_kernel.ts";
+import { meanPowerWasm, preparePowerKernel } from "../examples/power_kernel.ts";
 
 const argv = process.argv.slice(2);
 const runsAt = argv.indexOf("--runs");
@@ -42,7 +42,7 @@ function rate(f: (s: Int8Array) => number, heaps: Int8Array[], minBytes: number)
   return bytes / t / 1e6;
 }
 
-if (!wasmPowerAvailable()) throw new Error(`${runtime} lacks WebAssembly SIMD`);
+if (!preparePowerKernel()) throw new Error(`${runtime} lacks WebAssembly SIMD`);
 console.log(`## Power kernel: WebAssembly SIMD vs the JS loop (${runtime}, ${navigator.hardwareConcurrency} CPUs)\n`);
 console.log(`Samples in native send buffers (pre-faulted mmap, like the receiver's pooled heaps), two heaps alternated; GB/s = 1e9 samples/s; median of ${runs} alternated passes.\n`);
 console.log("| heap size | JS loop GB/s | WASM SIMD GB/s | WASM / JS |");

@@ -11,7 +11,8 @@
  * As in the tutorial: max_heaps 2, one chunk under construction, a data ring
  * of 2 and 4 free chunks. For each chunk with heaps present it prints the
  * chunk's first timestamp and the mean power of the heaps present, then the
- * number of heaps received.
+ * number of heaps received. The power sum runs on the WebAssembly SIMD kernel
+ * of examples/power_kernel.ts.
  *
  *   bun examples/tut_12_recv_chunks.ts [-H HEAP_SIZE] [--bind ADDR] port
  *   deno run --allow-ffi --allow-env examples/tut_12_recv_chunks.ts [-H HEAP_SIZE] [--bind ADDR] port
@@ -19,7 +20,8 @@
  * Pair it with `tut_11_send_batch_heaps.ts -p 9000 -H 8192 127.0.0.1 8888`.
  */
 import { recv } from "../mod.ts";
-import { meanPower, parseArgs, powerLine } from "./cli.ts";
+import { parseArgs, powerLine } from "./cli.ts";
+import { meanPowerWasm, preparePowerKernel } from "./power_kernel.ts";
 
 const args = parseArgs({
   description: "Receive heaps into chunks, print each chunk's timestamp and power, then the heap count.",
@@ -46,6 +48,7 @@ for (let i = 0; i < freeRing.maxsize; i++) stream.addFreeChunk(place.makeChunk()
 stream.addUdpReader(args.port as number, { bindHostname: args.bind as string | undefined });
 
 let nHeaps = 0;
+preparePowerKernel(); // compiled and warmed up before the first heap
 for await (const chunk of dataRing) {
   const present = chunk.present;
   let n = 0;
@@ -54,7 +57,7 @@ for await (const chunk of dataRing) {
     const samples = new Int8Array(chunk.data.buffer, 0, chunkSize);
     let power = 0;
     for (let i = 0; i < chunkHeaps; i++) {
-      if (present[i]) power += meanPower(samples.subarray(i * heapSize, (i + 1) * heapSize));
+      if (present[i]) power += meanPowerWasm(samples.subarray(i * heapSize, (i + 1) * heapSize));
     }
     nHeaps += n;
     console.log(powerLine(chunk.chunkId * BigInt(chunkSize), power / n));

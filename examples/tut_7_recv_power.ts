@@ -17,7 +17,7 @@
  */
 import { ItemGroup, recv } from "../mod.ts";
 import { parseArgs, powerLine } from "./cli.ts";
-import { meanPowerWasm } from "./power_kernel.ts";
+import { meanPowerWasm, preparePowerKernel } from "./power_kernel.ts";
 
 const args = parseArgs({
   description: "Receive heaps (tutorial 2's items), print each heap's timestamp and power, then the heap count.",
@@ -29,6 +29,7 @@ const stream = new recv.Stream();
 stream.addUdpReader(args.port as number, { bindHostname: args.bind as string | undefined });
 const itemGroup = new ItemGroup();
 let nHeaps = 0;
+preparePowerKernel(); // compiled and warmed up before the first heap
 for await (const heap of stream) {
   itemGroup.update(heap);
   const timestamp = itemGroup.get("timestamp")?.value;
