@@ -121,6 +121,13 @@ export const symbolDefs = {
     args: ["buffer", "u32", "buffer", "u32", "buffer", "u32", "u32", "u32", "buffer"],
     returns: status,
   },
+  spead_chunk_group_create: { args: ["u32", "u32", "u32", "u32", "buffer"], returns: status },
+  spead_chunk_group_add_stream: {
+    args: ["u32", "buffer", "u32", "buffer", "u32", "buffer", "u32", "buffer"],
+    returns: status,
+  },
+  spead_chunk_group_stop: { args: ["u32"], returns: status },
+  spead_chunk_group_destroy: { args: ["u32"], returns: status },
   spead_chunk_stream_stats: { args: ["u32", "buffer", "u32", "buffer"], returns: status },
   spead_chunk_stream_stat_name: { args: ["u32", "buffer", "u32", "buffer"], returns: status },
   spead_chunk_rule_check: { args: ["buffer", "u32", "buffer"], returns: status },

@@ -620,54 +620,31 @@ const streamFinalizer = new FinalizationRegistry<number>((handle) => {
   native.symbols.spead_recv_stream_destroy(handle);
 });
 
-/**
- * A chunk stream fed by readers, taking empty chunks from `freeRing` and
- * putting finished ones on `dataRing` (spead2's `recv.ChunkRingStream`).
- * When the stream stops (a stop heap, end of a buffer, or `stop()`) the data
- * ring stops once the last chunks are on it.
- */
-export class ChunkRingStream implements Disposable {
+/** What every chunk stream has: readers, statistics, stop and close. */
+abstract class ChunkStreamBase implements Disposable {
   readonly config: StreamConfig;
   readonly chunkStreamConfig: ChunkStreamConfig;
-  readonly dataRingbuffer: ChunkRingbuffer;
-  readonly freeRingbuffer: ChunkRingbuffer;
   #handle: number;
   readonly #token = {};
 
+  /** @internal `create` makes the native stream from the config words and returns its handle. */
   constructor(
     config: StreamConfig,
     chunkStreamConfig: ChunkStreamConfig,
-    dataRing: ChunkRingbuffer,
-    freeRing: ChunkRingbuffer,
-    options: { threadPool?: ThreadPool } = {},
+    threadPool: ThreadPool | undefined,
+    create: (words: Uint32Array, chunkWords: BigUint64Array, user: Uint8Array, out: Uint32Array) => number,
+    what: string,
   ) {
     if (config.memoryAllocator !== undefined) {
-      throw new SpeadError("invalid_argument", "ChunkRingStream: heaps go into chunks; a memoryAllocator has no use here");
+      throw new SpeadError("invalid_argument", `${what}: heaps go into chunks; a memoryAllocator has no use here`);
     }
-    if (dataRing === freeRing) throw new SpeadError("invalid_argument", "ChunkRingStream: the data and free rings must differ");
     this.config = config;
     this.chunkStreamConfig = chunkStreamConfig;
-    this.dataRingbuffer = dataRing;
-    this.freeRingbuffer = freeRing;
-    const words = configWords(config, new RingStreamConfig(), options.threadPool?.nextCore() ?? -1);
-    const chunkWords = chunkStreamConfig.words();
+    const words = configWords(config, new RingStreamConfig(), threadPool?.nextCore() ?? -1);
     const place = chunkStreamConfig.place;
     const user = place instanceof PlaceFunction ? place.userData : new Uint8Array(0);
     const out = new Uint32Array(1);
-    check(
-      native.symbols.spead_chunk_stream_create(
-        words,
-        words.length,
-        chunkWords,
-        chunkWords.length,
-        user,
-        user.byteLength,
-        dataRing.nativeHandle,
-        freeRing.nativeHandle,
-        out,
-      ),
-      "ChunkRingStream",
-    );
+    check(create(words, chunkStreamConfig.words(), user, out), what);
     this.#handle = out[0];
     streamFinalizer.register(this, this.#handle, this.#token);
   }
@@ -676,22 +653,6 @@ export class ChunkRingStream implements Disposable {
   get nativeHandle(): number {
     if (this.#handle === 0) throw new SpeadError("closed", "stream has been closed");
     return this.#handle;
-  }
-
-  /**
-   * Gives an empty chunk to the free ring (spead2's `add_free_chunk`): its
-   * `present` is cleared, its views detach, and the stream may fill it.
-   * Throws `queue_full` if the free ring is full; a stopped ring leaves the
-   * chunk with JS silently, as spead2 does.
-   */
-  addFreeChunk(chunk: Chunk): void {
-    chunk.present.fill(0);
-    try {
-      this.freeRingbuffer.putNowait(chunk);
-    } catch (err) {
-      if (err instanceof Stopped) return;
-      throw err;
-    }
   }
 
   /** Feeds a buffer of concatenated packets (copied); the stream stops at its end. */
@@ -712,11 +673,7 @@ export class ChunkRingStream implements Disposable {
     return { ...readStreamStats(h), ...readChunkStats(h) } as ChunkStreamStats;
   }
 
-  /**
-   * Stops the stream: both rings stop first (so a reader blocked on them lets
-   * go), then readers finish. Chunks already on the data ring can still be
-   * taken; chunks under construction are dropped, as in spead2.
-   */
+  /** Stops the stream (see the subclasses for what else stops with it). */
   stop(): void {
     if (this.#handle === 0) return;
     check(native.symbols.spead_recv_stream_stop(this.#handle), "stop");
@@ -730,6 +687,226 @@ export class ChunkRingStream implements Disposable {
     this.#handle = 0;
     streamFinalizer.unregister(this.#token);
     check(native.symbols.spead_recv_stream_destroy(handle), "close");
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/** Gives an empty chunk to a free ring (spead2's `add_free_chunk`): present cleared, a stopped ring ignored. */
+function addFreeChunkTo(ring: ChunkRingbuffer, chunk: Chunk): void {
+  chunk.present.fill(0);
+  try {
+    ring.putNowait(chunk);
+  } catch (err) {
+    if (err instanceof Stopped) return;
+    throw err;
+  }
+}
+
+/**
+ * A chunk stream fed by readers, taking empty chunks from `freeRing` and
+ * putting finished ones on `dataRing` (spead2's `recv.ChunkRingStream`).
+ * When the stream stops (a stop heap, end of a buffer, or `stop()`) the data
+ * ring stops once the last chunks are on it.
+ */
+export class ChunkRingStream extends ChunkStreamBase {
+  readonly dataRingbuffer: ChunkRingbuffer;
+  readonly freeRingbuffer: ChunkRingbuffer;
+
+  constructor(
+    config: StreamConfig,
+    chunkStreamConfig: ChunkStreamConfig,
+    dataRing: ChunkRingbuffer,
+    freeRing: ChunkRingbuffer,
+    options: { threadPool?: ThreadPool } = {},
+  ) {
+    if (dataRing === freeRing) throw new SpeadError("invalid_argument", "ChunkRingStream: the data and free rings must differ");
+    super(config, chunkStreamConfig, options.threadPool, (words, chunkWords, user, out) =>
+      native.symbols.spead_chunk_stream_create(
+        words,
+        words.length,
+        chunkWords,
+        chunkWords.length,
+        user,
+        user.byteLength,
+        dataRing.nativeHandle,
+        freeRing.nativeHandle,
+        out,
+      ), "ChunkRingStream");
+    this.dataRingbuffer = dataRing;
+    this.freeRingbuffer = freeRing;
+  }
+
+  /**
+   * Gives an empty chunk to the free ring (spead2's `add_free_chunk`): its
+   * `present` is cleared, its views detach, and the stream may fill it.
+   * Throws `queue_full` if the free ring is full; a stopped ring leaves the
+   * chunk with JS silently, as spead2 does.
+   */
+  addFreeChunk(chunk: Chunk): void {
+    addFreeChunkTo(this.freeRingbuffer, chunk);
+  }
+
+  /**
+   * Stops the stream: both rings stop first (so a reader blocked on them lets
+   * go), then readers finish. Chunks already on the data ring can still be
+   * taken; chunks under construction are dropped, as in spead2.
+   */
+  override stop(): void {
+    super.stop();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Groups
+
+/** spead2's `ChunkStreamGroupConfig.EvictionMode`. */
+export enum EvictionMode {
+  /** A member that needs a new chunk forces the others to let go of old ones (their late heaps are lost). */
+  LOSSY = 0,
+  /** A chunk is ready only once every member has finished with it (a silent member holds everyone up). */
+  LOSSLESS = 1,
+}
+
+/** Options of {@link ChunkStreamGroupConfig}; defaults are spead2's. */
+export interface ChunkStreamGroupConfigOptions {
+  /** Chunks under construction at once, shared by the members (default 2). */
+  maxChunks?: number;
+  /** Default LOSSY. */
+  evictionMode?: EvictionMode;
+}
+
+/** Group configuration (spead2's `recv.ChunkStreamGroupConfig`); immutable. */
+export class ChunkStreamGroupConfig {
+  static readonly DEFAULT_MAX_CHUNKS = 2;
+  static readonly EvictionMode = EvictionMode;
+  readonly maxChunks: number;
+  readonly evictionMode: EvictionMode;
+
+  constructor(options: ChunkStreamGroupConfigOptions = {}) {
+    this.maxChunks = checkInt("maxChunks", options.maxChunks ?? ChunkStreamGroupConfig.DEFAULT_MAX_CHUNKS, 1, 65536);
+    const mode = options.evictionMode ?? EvictionMode.LOSSY;
+    if (mode !== EvictionMode.LOSSY && mode !== EvictionMode.LOSSLESS) {
+      throw new SpeadError("invalid_argument", `evictionMode must be EvictionMode.LOSSY or LOSSLESS, not ${mode}`);
+    }
+    this.evictionMode = mode;
+  }
+}
+
+/** A member stream of a {@link ChunkStreamRingGroup} (spead2's `ChunkStreamGroupMember`). */
+export class ChunkStreamGroupMember extends ChunkStreamBase {
+  /** Its position in the group (the `streamId` of what it writes). */
+  readonly index: number;
+  readonly #group: ChunkStreamRingGroup;
+
+  /** @internal Made by `ChunkStreamRingGroup.emplaceBack`. */
+  constructor(group: ChunkStreamRingGroup, index: number, config: StreamConfig, chunkStreamConfig: ChunkStreamConfig, threadPool?: ThreadPool) {
+    super(config, chunkStreamConfig, threadPool, (words, chunkWords, user, out) =>
+      native.symbols.spead_chunk_group_add_stream(
+        group.nativeHandle,
+        words,
+        words.length,
+        chunkWords,
+        chunkWords.length,
+        user,
+        user.byteLength,
+        out,
+      ), "emplaceBack");
+    this.index = index;
+    this.#group = group;
+  }
+
+  /** Stops the whole group, as spead2 does. */
+  override stop(): void {
+    this.#group.stop();
+  }
+}
+
+const groupFinalizer = new FinalizationRegistry<number>((handle) => {
+  native.symbols.spead_chunk_group_destroy(handle);
+});
+
+/**
+ * Several chunk streams filling the same chunks, aligned by chunk id (spead2's
+ * `recv.ChunkStreamRingGroup`): one member per port or multicast group, each
+ * with its own readers, all taking chunks from `freeRing`; a chunk goes to
+ * `dataRing` once every member is done with it (or, LOSSY, once one member
+ * needs the room). The data ring stops when every member has stopped.
+ */
+export class ChunkStreamRingGroup implements Disposable, Iterable<ChunkStreamGroupMember> {
+  readonly config: ChunkStreamGroupConfig;
+  readonly dataRingbuffer: ChunkRingbuffer;
+  readonly freeRingbuffer: ChunkRingbuffer;
+  readonly #members: ChunkStreamGroupMember[] = [];
+  #handle: number;
+  readonly #token = {};
+
+  constructor(config: ChunkStreamGroupConfig, dataRing: ChunkRingbuffer, freeRing: ChunkRingbuffer) {
+    if (dataRing === freeRing) throw new SpeadError("invalid_argument", "ChunkStreamRingGroup: the data and free rings must differ");
+    this.config = config;
+    this.dataRingbuffer = dataRing;
+    this.freeRingbuffer = freeRing;
+    const out = new Uint32Array(1);
+    check(
+      native.symbols.spead_chunk_group_create(config.maxChunks, config.evictionMode, dataRing.nativeHandle, freeRing.nativeHandle, out),
+      "ChunkStreamRingGroup",
+    );
+    this.#handle = out[0];
+    groupFinalizer.register(this, this.#handle, this.#token);
+  }
+
+  /** @internal Native group handle; throws once closed. */
+  get nativeHandle(): number {
+    if (this.#handle === 0) throw new SpeadError("closed", "group has been closed");
+    return this.#handle;
+  }
+
+  /**
+   * Adds a member stream (spead2's `emplace_back`); only before any data has
+   * arrived, and with `chunkStreamConfig.maxChunks` at most the group's.
+   */
+  emplaceBack(config: StreamConfig, chunkStreamConfig: ChunkStreamConfig, options: { threadPool?: ThreadPool } = {}): ChunkStreamGroupMember {
+    const member = new ChunkStreamGroupMember(this, this.#members.length, config, chunkStreamConfig, options.threadPool);
+    this.#members.push(member);
+    return member;
+  }
+
+  /** Number of members. */
+  get length(): number {
+    return this.#members.length;
+  }
+
+  /** The member at `index`. */
+  at(index: number): ChunkStreamGroupMember | undefined {
+    return this.#members.at(index);
+  }
+
+  [Symbol.iterator](): Iterator<ChunkStreamGroupMember> {
+    return this.#members[Symbol.iterator]();
+  }
+
+  /** Gives an empty chunk to the free ring (see `ChunkRingStream.addFreeChunk`). */
+  addFreeChunk(chunk: Chunk): void {
+    addFreeChunkTo(this.freeRingbuffer, chunk);
+  }
+
+  /** Stops both rings, then every member. Chunks already on the data ring can still be taken. */
+  stop(): void {
+    if (this.#handle === 0) return;
+    check(native.symbols.spead_chunk_group_stop(this.#handle), "group stop");
+  }
+
+  /** Stops the group and frees it and its members (the rings stay with their owners). */
+  close(): void {
+    const handle = this.#handle;
+    if (handle === 0) return;
+    this.stop();
+    for (const m of this.#members) m.close();
+    this.#handle = 0;
+    groupFinalizer.unregister(this.#token);
+    check(native.symbols.spead_chunk_group_destroy(handle), "group close");
   }
 
   [Symbol.dispose](): void {

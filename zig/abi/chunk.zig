@@ -13,6 +13,7 @@ const Error = status.Error;
 const handles = @import("../core/handles.zig");
 const reassembly = @import("../recv/reassembly.zig");
 const chunk_mod = @import("../recv/chunk.zig");
+const chunk_group = @import("../recv/chunk_group.zig");
 const Chunk = chunk_mod.Chunk;
 const Ring = chunk_mod.Ring;
 const recv_stream = @import("../recv/stream.zig");
@@ -285,6 +286,43 @@ fn parseChunkConfig(words_ptr: ?[*]const u64, n_words: u32) Error!ParsedConfig {
     return parsed;
 }
 
+/// Everything a chunk stream is made from, read from JS's words.
+const StreamArgs = struct {
+    stream_config: recv_stream.Config,
+    parsed: ParsedConfig,
+    user: []const u8,
+
+    fn read(
+        stream_words: ?[*]const u32,
+        n_stream_words: u32,
+        chunk_words: ?[*]const u64,
+        n_chunk_words: u32,
+        user_data: ?[*]const u8,
+        user_len: u32,
+    ) Error!StreamArgs {
+        const words = try exports_recv.readConfigWords(stream_words, n_stream_words);
+        // Payloads go into chunks: a memory pool or allocator flags mean nothing here.
+        if (words[8] != 0 or words[10] != 0) return error.InvalidArgument;
+        if (user_data == null and user_len > 0) return error.InvalidArgument;
+        if (user_len > 1 << 20) return error.InvalidArgument;
+        return .{
+            .stream_config = try exports_recv.parseConfig(&words),
+            .parsed = try parseChunkConfig(chunk_words, n_chunk_words),
+            .user = if (user_len == 0) &.{} else user_data.?[0..user_len],
+        };
+    }
+};
+
+/// Points a place function at the stream's copy of the user data, then gives
+/// the stream a handle.
+fn registerChunkStream(cs: *chunk_mod.ChunkStream) Error!u32 {
+    switch (cs.config.placer) {
+        .function => |*f| f.user_data = cs.userData(),
+        .rule => {},
+    }
+    return exports_recv.registerStream(cs.stream);
+}
+
 fn createChunkStream(
     stream_words: ?[*]const u32,
     n_stream_words: u32,
@@ -297,27 +335,16 @@ fn createChunkStream(
     out_handle: ?*u32,
 ) Error!void {
     const out = out_handle orelse return error.InvalidArgument;
-    const words = try exports_recv.readConfigWords(stream_words, n_stream_words);
-    // Payloads go into chunks: a memory pool or allocator flags mean nothing here.
-    if (words[8] != 0 or words[10] != 0) return error.InvalidArgument;
-    const stream_config = try exports_recv.parseConfig(&words);
-    var parsed = try parseChunkConfig(chunk_words, n_chunk_words);
-    parsed.config.items = parsed.items[0..parsed.config.items.len];
-    if (user_data == null and user_len > 0) return error.InvalidArgument;
-    if (user_len > 1 << 20) return error.InvalidArgument;
-    const user: []const u8 = if (user_len == 0) &.{} else user_data.?[0..user_len];
+    var args = try StreamArgs.read(stream_words, n_stream_words, chunk_words, n_chunk_words, user_data, user_len);
+    args.parsed.config.items = args.parsed.items[0..args.parsed.config.items.len];
     const data_ring = try acquireRing(data_ring_handle);
     defer data_ring.release();
     const free_ring = try acquireRing(free_ring_handle);
     defer free_ring.release();
     if (data_ring == free_ring) return error.InvalidArgument;
-    const cs = try chunk_mod.createRingStream(allocator, reassembly.c_payload_allocator.payloadAllocator(), stream_config, parsed.config, user, data_ring, free_ring);
-    switch (cs.config.placer) {
-        .function => |*f| f.user_data = cs.userData(),
-        .rule => {},
-    }
+    const cs = try chunk_mod.createRingStream(allocator, reassembly.c_payload_allocator.payloadAllocator(), args.stream_config, args.parsed.config, args.user, data_ring, free_ring);
     errdefer cs.stream.destroy();
-    out.* = try exports_recv.registerStream(cs.stream);
+    out.* = try registerChunkStream(cs);
 }
 
 /// Creates a chunk ring stream; the handle is a receive-stream handle.
@@ -333,6 +360,106 @@ pub export fn spead_chunk_stream_create(
     out_handle: ?*u32,
 ) i32 {
     return status.code(createChunkStream(stream_words, n_stream_words, chunk_words, n_chunk_words, user_data, user_len, data_ring, free_ring, out_handle));
+}
+
+// ---------------------------------------------------------------------------
+// Chunk stream groups
+
+pub const groups_capacity = 256;
+var group_table: handles.Table(chunk_group.Group, groups_capacity) = .{};
+var groups_guard: std.Thread.Mutex = .{};
+
+fn acquireGroup(handle: u32) Error!*chunk_group.Group {
+    groups_guard.lock();
+    defer groups_guard.unlock();
+    const group = try group_table.get(handle);
+    group.retain();
+    return group;
+}
+
+fn createGroup(max_chunks: u32, eviction_mode: u32, data_ring_handle: u32, free_ring_handle: u32, out_handle: ?*u32) Error!void {
+    const out = out_handle orelse return error.InvalidArgument;
+    if (eviction_mode > 1) return error.InvalidArgument;
+    const data_ring = try acquireRing(data_ring_handle);
+    defer data_ring.release();
+    const free_ring = try acquireRing(free_ring_handle);
+    defer free_ring.release();
+    const group = try chunk_group.Group.create(allocator, .{ .max_chunks = max_chunks, .eviction_mode = @enumFromInt(eviction_mode) }, data_ring, free_ring);
+    errdefer {
+        group.stop();
+        group.release();
+    }
+    groups_guard.lock();
+    defer groups_guard.unlock();
+    out.* = try group_table.insert(group);
+}
+
+/// Creates a chunk stream group (spead2's chunk_stream_ring_group);
+/// `eviction_mode` 0 = LOSSY, 1 = LOSSLESS.
+pub export fn spead_chunk_group_create(max_chunks: u32, eviction_mode: u32, data_ring: u32, free_ring: u32, out_handle: ?*u32) i32 {
+    return status.code(createGroup(max_chunks, eviction_mode, data_ring, free_ring, out_handle));
+}
+
+fn groupAddStream(
+    group_handle: u32,
+    stream_words: ?[*]const u32,
+    n_stream_words: u32,
+    chunk_words: ?[*]const u64,
+    n_chunk_words: u32,
+    user_data: ?[*]const u8,
+    user_len: u32,
+    out_handle: ?*u32,
+) Error!void {
+    const out = out_handle orelse return error.InvalidArgument;
+    var args = try StreamArgs.read(stream_words, n_stream_words, chunk_words, n_chunk_words, user_data, user_len);
+    args.parsed.config.items = args.parsed.items[0..args.parsed.config.items.len];
+    const group = try acquireGroup(group_handle);
+    defer group.release();
+    const cs = try group.addMember(reassembly.c_payload_allocator.payloadAllocator(), args.stream_config, args.parsed.config, args.user);
+    errdefer cs.stream.destroy();
+    out.* = try registerChunkStream(cs);
+}
+
+/// Adds a member stream (spead2's emplace_back); the handle is a receive-stream
+/// handle. `invalid_state` once the group has received data.
+pub export fn spead_chunk_group_add_stream(
+    group: u32,
+    stream_words: ?[*]const u32,
+    n_stream_words: u32,
+    chunk_words: ?[*]const u64,
+    n_chunk_words: u32,
+    user_data: ?[*]const u8,
+    user_len: u32,
+    out_handle: ?*u32,
+) i32 {
+    return status.code(groupAddStream(group, stream_words, n_stream_words, chunk_words, n_chunk_words, user_data, user_len, out_handle));
+}
+
+fn groupStop(handle: u32) Error!void {
+    const group = try acquireGroup(handle);
+    defer group.release();
+    group.stop();
+}
+
+/// Stops the rings and every member.
+pub export fn spead_chunk_group_stop(handle: u32) i32 {
+    return status.code(groupStop(handle));
+}
+
+fn groupDestroy(handle: u32) Error!void {
+    groups_guard.lock();
+    const group = group_table.remove(handle) catch |err| {
+        groups_guard.unlock();
+        return err;
+    };
+    groups_guard.unlock();
+    group.stop();
+    group.release();
+}
+
+/// Stops the group and drops JS's reference (members hold theirs until destroyed).
+pub export fn spead_chunk_group_destroy(handle: u32) i32 {
+    return status.code(groupDestroy(handle));
 }
 
 fn chunkStreamStats(handle: u32, out: ?[*]u64, cap: u32, out_n: ?*u32) Error!void {
@@ -488,4 +615,34 @@ test "exports: rule check and chunk stream config" {
     try expectStatus(.ok, spead_chunk_ring_destroy(free_ring));
     var addr: [1]u64 = undefined;
     try expectStatus(.system_error, spead_chunk_place_lookup("/nonexistent.so", 15, "f", 1, &addr));
+}
+
+test "exports: a group with two members; adding after data is refused" {
+    var data_ring: u32 = 0;
+    var free_ring: u32 = 0;
+    try expectStatus(.ok, spead_chunk_ring_create(4, &data_ring));
+    try expectStatus(.ok, spead_chunk_ring_create(4, &free_ring));
+    var g: u32 = 0;
+    try expectStatus(.invalid_argument, spead_chunk_group_create(2, 2, data_ring, free_ring, &g));
+    try expectStatus(.invalid_argument, spead_chunk_group_create(0, 0, data_ring, free_ring, &g));
+    try expectStatus(.ok, spead_chunk_group_create(2, 1, data_ring, free_ring, &g));
+    const rule = [_]u64{ 2, 2, 0x1600, 1024, 1024, 1, 1024, 8, 1, 0, 0, 0, 0 };
+    var words: [3 + rule.len]u64 = undefined;
+    words[0] = 2;
+    words[1] = 0;
+    words[2] = placer_rule;
+    @memcpy(words[3..], &rule);
+    const stream_words = [_]u32{ 2, 1, 0, 0, 0, 1, 4, 1, 0, 0 };
+    var members: [2]u32 = undefined;
+    for (&members) |*m| try expectStatus(.ok, spead_chunk_group_add_stream(g, &stream_words, stream_words.len, &words, words.len, null, 0, m));
+    words[0] = 3; // more chunks than the group
+    var h: u32 = 0;
+    try expectStatus(.invalid_argument, spead_chunk_group_add_stream(g, &stream_words, stream_words.len, &words, words.len, null, 0, &h));
+    try expectStatus(.ok, spead_chunk_group_stop(g));
+    try expectStatus(.stopped, spead_chunk_ring_pop(data_ring, 0, &h));
+    for (members) |m| try expectStatus(.ok, exports_recv.spead_recv_stream_destroy(m));
+    try expectStatus(.ok, spead_chunk_group_destroy(g));
+    try expectStatus(.invalid_handle, spead_chunk_group_stop(g));
+    try expectStatus(.ok, spead_chunk_ring_destroy(data_ring));
+    try expectStatus(.ok, spead_chunk_ring_destroy(free_ring));
 }

@@ -626,6 +626,7 @@ pub const ChunkStream = struct {
     values: []i64,
     extra_scratch: []u8,
     user_data: []align(16) u8,
+    /// The member index in a group (0 for a lone stream), copied into its chunks.
     stream_id: u64,
     stats: [stat_count]std.atomic.Value(u64) = [_]std.atomic.Value(u64){std.atomic.Value(u64).init(0)} ** stat_count,
     /// Chunks that could not be handed on at stop (spead2's graveyard);
@@ -673,7 +674,7 @@ pub const ChunkStream = struct {
             .values = values,
             .extra_scratch = extra_scratch,
             .user_data = user_copy,
-            .stream_id = @intFromPtr(stream),
+            .stream_id = 0,
         };
         self.config.items = items;
         stream.chunk_hooks = .{ .ctx = self, .vtable = &hooks_vtable };
