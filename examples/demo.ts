@@ -77,7 +77,8 @@ async function transmit(): Promise<{ seconds: number }> {
   const config = new send.StreamConfig({ maxPacketSize: packetSize, rate: rateMBs * 1e6, maxHeaps: 2 });
   using tx = new send.UdpStream([["127.0.0.1", port]], config);
   // Double buffering as in tutorial 8: a buffer is refilled only once its previous send completed.
-  const buffers = [new Int8Array(heapSize), new Int8Array(heapSize)];
+  // Native send buffers are sent in place (JS arrays would be copied at each send).
+  const buffers = [0, 1].map(() => new Int8Array(send.allocateBuffer(heapSize).bytes.buffer));
   const pattern = Int8Array.from({ length: heapSize + 200 }, (_, j) => (j % 200) - 100);
   const inFlight: Array<Promise<number>> = [Promise.resolve(0), Promise.resolve(0)];
   const t0 = performance.now();

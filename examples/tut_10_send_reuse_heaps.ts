@@ -55,7 +55,8 @@ const itemGroup = tutorialItemGroup(heapSize);
 const nHeaps = options.heaps!;
 const states: State[] = [];
 for (let i = 0; i < config.maxHeaps; i++) {
-  const adcSamples = new Int8Array(heapSize).fill(1);
+  // Sent in place (a JS array would be copied at each send; README "Send buffers").
+  const adcSamples = new Int8Array(send.allocateBuffer(heapSize).bytes.buffer).fill(1);
   const timestamp = new DataView(new ArrayBuffer(8));
   itemGroup.get("timestamp")!.value = 0; // placeholder: the heap reads `timestamp` when queued
   itemGroup.get("adc_samples")!.value = adcSamples;

@@ -1,11 +1,20 @@
 /**
  * Turns send {@link Heap}s into the item table of docs/ABI.md: 4 u64 words per
- * item, the heaps' items one after the other. Addressed items are passed by
- * address; those of at most STAGE_MAX bytes are first copied into one staging
- * buffer, so no address points into memory the JS engine may move (V8 keeps
- * small typed arrays on its own heap). That copy is taken when the heap is
- * submitted: later changes to such small items do not reach a send already
- * queued (large items are read while sent).
+ * item, the heaps' items one after the other, addressed items by address.
+ *
+ * Which memory native code may read (issue #8):
+ * - memory from {@link allocateBuffer} (a {@link NativeBuffer}) is read in
+ *   place (zero copy), pinned until the send completes: JS cannot free it;
+ * - every other item (JS typed arrays, whose ArrayBuffer the program may
+ *   detach with `transfer()` or `postMessage` at any time, or the engine may
+ *   free at exit) is copied at submit into native staging memory that the
+ *   send holds until it completes, so later changes or a detach never reach a
+ *   send already queued. Staging buffers are recycled (module-wide, bounded),
+ *   so a steady stream of sends maps no new memory.
+ * Tables for a synchronous use (native calls made before JS runs again, as in
+ * `encodeHeap`) copy only items of at most STAGE_MAX bytes, into one internal
+ * buffer (so no address points into memory the JS engine may move: V8 keeps
+ * small typed arrays on its own heap); larger ones are read in place.
  *
  * Tables are cached (per heap, or per `HeapReferenceList` for a group) and
  * refreshed in place when the same heaps are sent again (spead2's reused
@@ -17,10 +26,14 @@
 import { native } from "../../ffi/mod.ts";
 import { SpeadError } from "../errors.ts";
 import type { Heap } from "./heap.ts";
-import { type NativeBuffer, ownerOf } from "./buffer.ts";
+import { allocateBuffer, type NativeBuffer, ownerOf } from "./buffer.ts";
 
-/** Items at most this long are copied into the staging buffer. */
+/** Synchronous tables: items at most this long are copied into the internal stage. */
 const STAGE_MAX = 4096;
+/** Free staging memory kept for reuse, in all (beyond it, staging buffers are unmapped at once). */
+const STAGE_FREE_MAX_BYTES = 256 << 20;
+/** Free staging buffers kept per size class. */
+const STAGE_FREE_PER_CLASS = 4;
 
 /** An item table plus the buffers it points into, which must stay reachable while it is used. */
 export interface ItemTable {
@@ -46,40 +59,99 @@ export interface PreparedTable {
   readonly table: ItemTable;
   /** The table's words as u32 halves (little-endian host: even index = low half). */
   readonly words32: Uint32Array;
+  /** Built for synchronous use (see {@link prepareItemTable}). */
+  readonly sync: boolean;
+  /** Synchronous tables: the internal stage of the small items (never exposed, so never detached). */
   readonly stage: Uint8Array | undefined;
+  /** Asynchronous tables: bytes of the native stage, held from a send's submit to its completion. */
+  readonly nativeStageBytes: number;
+  nativeStage: NativeBuffer | undefined;
+  /** Address the staged items' words point at (-1: not written yet). */
+  stageBase: number;
   /** Immediates read from bytes when sent: the bytes and the u32 index of the value word's low half. */
   readonly immediates: ReadonlyArray<readonly [Uint8Array, number]>;
-  /** Small items copied into the stage when sent: the bytes and their stage offset. */
-  readonly staged: ReadonlyArray<readonly [Uint8Array, number]>;
+  /** Items copied into the stage when sent: the bytes, their stage offset, the u32 index of their address word. */
+  readonly staged: ReadonlyArray<readonly [Uint8Array, number, number]>;
   /** Each distinct ArrayBuffer the heaps refer to, with the id of an item using it (for the error). */
   readonly buffers: ReadonlyArray<readonly [ArrayBufferLike, number]>;
 }
 
 const cache = new WeakMap<Heap, PreparedTable>();
+const syncCache = new WeakMap<Heap, PreparedTable>();
+/** The prepared table of each table (for recycling its native stage). */
+const preparedOf = new WeakMap<ItemTable, PreparedTable>();
 
-/** Releases a table after use: unpins its native buffers and marks it idle. */
+// -- native staging buffers --------------------------------------------------
+
+const stageFree = new Map<number, NativeBuffer[]>();
+let stageFreeBytes = 0;
+
+/** Size class of a staging request: whole pages up to 64 KiB, then 8 classes per power of two. */
+function stageClass(n: number): number {
+  if (n <= 65536) return Math.ceil(n / 4096) * 4096;
+  const step = 2 ** (Math.floor(Math.log2(n)) - 3);
+  return Math.ceil(n / step) * step;
+}
+
+function takeStage(bytes: number): NativeBuffer {
+  const size = stageClass(bytes);
+  const b = stageFree.get(size)?.pop();
+  if (b) {
+    stageFreeBytes -= size;
+    return b;
+  }
+  return allocateBuffer(size);
+}
+
+function giveStage(b: NativeBuffer): void {
+  const size = b.bytes.byteLength;
+  let list = stageFree.get(size);
+  if (!list) stageFree.set(size, list = []);
+  if (list.length >= STAGE_FREE_PER_CLASS || stageFreeBytes + size > STAGE_FREE_MAX_BYTES) {
+    b.release();
+    return;
+  }
+  list.push(b);
+  stageFreeBytes += size;
+}
+
+/** Whether a non-immediate item is copied into the stage (rather than read in place). */
+function isStaged(bytes: Uint8Array, sync: boolean): boolean {
+  const len = bytes.byteLength;
+  if (len === 0) return false;
+  return sync ? len <= STAGE_MAX && ownerOf(bytes) === undefined : ownerOf(bytes) === undefined;
+}
+
+/** Releases a table after use: unpins its native buffers, recycles its native stage, marks it idle. */
 export function unpinItemTable(table: ItemTable): void {
   table.inFlight--;
   for (const b of table.pinned) b.unpin();
+  if (table.inFlight === 0) {
+    const p = preparedOf.get(table);
+    if (p?.nativeStage) {
+      giveStage(p.nativeStage);
+      p.nativeStage = undefined;
+    }
+  }
 }
 
-function build(heaps: readonly Heap[]): PreparedTable {
+function build(heaps: readonly Heap[], sync: boolean): PreparedTable {
   let nItems = 0;
   let stageBytes = 0;
   for (const heap of heaps) {
     for (const e of heap.entries) {
       nItems++;
-      if (!e.immediate && e.bytes.byteLength > 0 && e.bytes.byteLength <= STAGE_MAX) stageBytes += e.bytes.byteLength;
+      if (!e.immediate && isStaged(e.bytes, sync)) stageBytes += e.bytes.byteLength;
     }
   }
   const words = new BigUint64Array(Math.max(1, nItems) * 4);
   // A fresh ArrayBuffer always has an off-heap backing store, so its address is stable.
-  const stage = stageBytes > 0 ? new Uint8Array(new ArrayBuffer(stageBytes)) : undefined;
+  const stage = sync && stageBytes > 0 ? new Uint8Array(new ArrayBuffer(stageBytes)) : undefined;
   const stageBase = stage ? native.addressOf(stage) : 0n;
   const keepAlive: Uint8Array[] = stage ? [stage] : [];
   const pinned: NativeBuffer[] = [];
   const immediates: Array<readonly [Uint8Array, number]> = [];
-  const staged: Array<readonly [Uint8Array, number]> = [];
+  const staged: Array<readonly [Uint8Array, number, number]> = [];
   const buffers = new Map<ArrayBufferLike, number>();
   const heapCounts: number[] = [];
   let stageOff = 0;
@@ -106,9 +178,9 @@ function build(heaps: readonly Heap[]): PreparedTable {
       payloadBytes += len;
       if (len === 0) {
         words[w + 1] = 0n;
-      } else if (stage && len <= STAGE_MAX) {
-        words[w + 1] = stageBase + BigInt(stageOff);
-        staged.push([e.bytes, stageOff]);
+      } else if (isStaged(e.bytes, sync)) {
+        words[w + 1] = stageBase + BigInt(stageOff); // async: rewritten by refresh() once the stage is known
+        staged.push([e.bytes, stageOff, 2 * (w + 1)]);
         stageOff += len;
       } else {
         void e.bytes.buffer; // makes V8 move an on-heap array off the heap before we take its address
@@ -122,16 +194,22 @@ function build(heaps: readonly Heap[]): PreparedTable {
     }
   }
   const table = { words, count: nItems, heapCounts, keepAlive, payloadBytes, pinned, inFlight: 0 };
-  return {
+  const prepared: PreparedTable = {
     heaps: [...heaps],
     versions: heaps.map((h) => h.version),
     table,
     words32: new Uint32Array(words.buffer),
+    sync,
     stage,
+    nativeStageBytes: sync ? 0 : stageBytes,
+    nativeStage: undefined,
+    stageBase: -1,
     immediates,
     staged,
     buffers: [...buffers],
   };
+  preparedOf.set(table, prepared);
+  return prepared;
 }
 
 function checkLive(buffer: ArrayBufferLike, id: number): void {
@@ -156,12 +234,33 @@ function refresh(p: PreparedTable): void {
     w32[at] = lo;
     w32[at + 1] = hi;
   }
+  if (p.nativeStageBytes > 0) {
+    if (!p.nativeStage) p.nativeStage = takeStage(p.nativeStageBytes);
+    const dest = p.nativeStage.bytes;
+    const base = Number(native.addressOf(dest));
+    if (base !== p.stageBase) {
+      for (const [, off, at] of p.staged) {
+        const address = base + off; // below 2^53: exact
+        w32[at] = address % 2 ** 32;
+        w32[at + 1] = Math.floor(address / 2 ** 32);
+      }
+      p.stageBase = base;
+    }
+    for (const [b, off] of p.staged) dest.set(b, off);
+    return;
+  }
   const stage = p.stage;
   for (const [b, off] of p.staged) stage!.set(b, off);
 }
 
-function current(p: PreparedTable | undefined, heaps: readonly Heap[]): p is PreparedTable {
+/** @internal Native staging memory kept for reuse (tests). */
+export function stagingFreeBytes(): number {
+  return stageFreeBytes;
+}
+
+function current(p: PreparedTable | undefined, heaps: readonly Heap[], sync: boolean): p is PreparedTable {
   if (p === undefined || p.table.inFlight !== 0 || p.heaps.length !== heaps.length) return false;
+  if (p.sync !== sync) return false;
   for (let i = 0; i < heaps.length; i++) {
     if (p.heaps[i] !== heaps[i] || p.versions[i] !== heaps[i].version) return false;
   }
@@ -171,10 +270,12 @@ function current(p: PreparedTable | undefined, heaps: readonly Heap[]): p is Pre
 /**
  * The item table for one send of `heaps` (all their items, in order), reusing
  * `previous` when it is for the same unchanged heaps and idle. It is marked in
- * flight (and its native buffers pinned) until {@link unpinItemTable}.
+ * flight (its native buffers pinned, its native stage held) until
+ * {@link unpinItemTable}. `sync`: the table is used only by native calls made
+ * before JS runs again, so large JS items need not be copied.
  */
-export function prepareItemTable(heaps: readonly Heap[], previous?: PreparedTable): PreparedTable {
-  const p = current(previous, heaps) ? previous : build(heaps);
+export function prepareItemTable(heaps: readonly Heap[], previous?: PreparedTable, sync = false): PreparedTable {
+  const p = current(previous, heaps, sync) ? previous : build(heaps, sync);
   refresh(p);
   const t = p.table;
   t.inFlight++;
@@ -183,8 +284,9 @@ export function prepareItemTable(heaps: readonly Heap[], previous?: PreparedTabl
 }
 
 /** The item table for one send of `heap`, cached per heap; see {@link prepareItemTable}. */
-export function buildItemTable(heap: Heap): ItemTable {
-  const p = prepareItemTable([heap], cache.get(heap));
-  cache.set(heap, p);
+export function buildItemTable(heap: Heap, sync = false): ItemTable {
+  const c = sync ? syncCache : cache;
+  const p = prepareItemTable([heap], c.get(heap), sync);
+  c.set(heap, p);
   return p.table;
 }

@@ -75,7 +75,7 @@ export class PacketGenerator implements Iterable<Uint8Array> {
 
 /** Encodes one heap into its concatenated packets in a single native call. */
 export function encodeHeap(heap: Heap, cnt: bigint, maxPacketSize: number): Uint8Array {
-  const table = buildItemTable(heap);
+  const table = buildItemTable(heap, true);
   try {
     return encodeTable(heap, table, cnt, maxPacketSize);
   } finally {
