@@ -5,6 +5,7 @@
 import { native } from "../ffi/mod.ts";
 import { check, SpeadError } from "./errors.ts";
 import { statsReader } from "./native_stats.ts";
+import { reclaimedByGc } from "./lifetime.ts";
 import type { MmapAllocator } from "./mmap_allocator.ts";
 
 /** Options of {@link MemoryPool}; defaults are spead2's. */
@@ -34,6 +35,7 @@ const readPoolStats = statsReader(
 
 const poolFinalizer = new FinalizationRegistry<number>((handle) => {
   native.symbols.spead_memory_pool_destroy(handle);
+  reclaimedByGc("MemoryPool");
 });
 
 /**

@@ -12,7 +12,10 @@ export const python = `${root}/.venv/bin/python`;
  */
 export function runtimeCommand(script: string, denoFlags: readonly string[] = []): [string, string[]] {
   const exe = (globalThis as unknown as { process: { execPath: string } }).process.execPath;
-  return "Bun" in globalThis ? [exe, [script]] : [exe, ["run", "--allow-ffi", "--allow-env", ...denoFlags, script]];
+  if ("Bun" in globalThis) return [exe, [script]];
+  // -A (which Deno needs to read /proc/self) may not be combined with --allow-ffi / --allow-env.
+  const allow = denoFlags.includes("-A") ? [] : ["--allow-ffi", "--allow-env"];
+  return [exe, ["run", ...allow, ...denoFlags, script]];
 }
 
 /** Hex string -> bytes; whitespace and `|` separators are ignored. */

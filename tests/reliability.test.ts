@@ -14,8 +14,13 @@ interface Run {
   stderr: string;
 }
 
-function runFixture(fixture: string, args: string[], timeoutMs = 30_000): Run {
-  const [exe, scriptArgs] = runtimeCommand(`${root}/tests/fixtures/${fixture}`, ["--allow-run", "--allow-read"]);
+function runFixture(
+  fixture: string,
+  args: string[],
+  timeoutMs = 30_000,
+  denoFlags: readonly string[] = ["--allow-run", "--allow-read"],
+): Run {
+  const [exe, scriptArgs] = runtimeCommand(`${root}/tests/fixtures/${fixture}`, denoFlags);
   const r = spawnSync(exe, [...scriptArgs, ...args], { cwd: root, timeout: timeoutMs, killSignal: "SIGKILL" });
   return { status: r.status, signal: r.signal, stdout: String(r.stdout ?? ""), stderr: String(r.stderr ?? "") };
 }
@@ -52,5 +57,18 @@ describe("clean exit without close()", () => {
 
   test("receiving to the end of stream from our own sender, nothing closed", () => {
     repeatClean("exit_unclosed.ts", ["ours", "30"], 4, /received \d+ heaps/);
+  }, 120_000);
+});
+
+describe("objects dropped without close() are reclaimed by GC", () => {
+  // Bun used to keep every send stream whose doorbell existed (the callback's closure held the
+  // stream): the 256th failed with capacity_exceeded. The doorbells now hold a WeakRef.
+  test("300 send streams, 35 receive streams after an async get(), pools, buffers: UDP fds and threads back to baseline", () => {
+    const r = runFixture("gc_reclaim.ts", [], 90_000, ["-A", "--v8-flags=--expose-gc"]);
+    expect(`${r.status} ${r.signal} ${r.stderr.slice(-1500)}`).toBe("0 null ");
+    const result = JSON.parse(r.stdout.trim().split("\n").pop()!);
+    expect(result.ok).toBe(true);
+    expect(result.after.ours).toBe(0);
+    expect(result.after.udpFds).toBe(result.baseline.udpFds);
   }, 120_000);
 });

@@ -7,6 +7,7 @@
 import { native } from "../../ffi/mod.ts";
 import { check, checkInteger, Empty, SpeadError, Stopped } from "../errors.ts";
 import { statsReader } from "../native_stats.ts";
+import { type NativeParts, streamFinalizer } from "../lifetime.ts";
 import type { ThreadPool } from "../thread_pool.ts";
 import { configWords, RingStreamConfig, StreamConfig } from "./config.ts";
 import { type Heap, wrapHeap } from "./heap.ts";
@@ -39,9 +40,7 @@ const readStreamStats = statsReader(
   "stats",
 );
 
-const streamFinalizer = new FinalizationRegistry<number>((handle) => {
-  native.symbols.spead_recv_stream_destroy(handle);
-});
+const finalizer = streamFinalizer((h) => native.symbols.spead_recv_stream_destroy(h), "recv.Stream");
 
 /**
  * A stream of received heaps. Add readers, then take heaps with `get()`
@@ -54,6 +53,7 @@ export class Stream implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
   #handle: number;
   readonly #token = {};
   #doorbell: { close(): void } | null = null;
+  readonly #parts: NativeParts;
   #wakers: Array<() => void> = [];
   #pendingWaits = 0;
   #destroyWhenIdle = false;
@@ -77,7 +77,8 @@ export class Stream implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
     const words = configWords(config, ringConfig, options.threadPool?.nextCore() ?? -1);
     check(native.symbols.spead_recv_stream_create(words, words.length, out), "recv.Stream");
     this.#handle = out[0];
-    streamFinalizer.register(this, this.#handle, this.#token);
+    this.#parts = { handle: this.#handle, doorbell: null };
+    finalizer.register(this, this.#parts, this.#token);
   }
 
   /** @internal Native handle for readers defined elsewhere; throws once closed. */
@@ -218,14 +219,22 @@ export class Stream implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
 
   #ensureDoorbell(): void {
     if (this.#doorbell) return;
+    const self = new WeakRef(this);
     const bell = native.createDoorbell(() => {
-      const wakers = this.#wakers;
-      this.#wakers = [];
-      for (const w of wakers) w();
+      const stream = self.deref();
+      if (stream) stream.#ring();
     });
     if (!bell) return;
+    this.#parts.doorbell = bell;
     check(native.symbols.spead_recv_stream_set_notify(this.nativeHandle, bell.pointer), "set_notify");
     this.#doorbell = bell;
+  }
+
+  /** Wakes every pending get(). */
+  #ring(): void {
+    const wakers = this.#wakers;
+    this.#wakers = [];
+    for (const w of wakers) w();
   }
 
   async *[Symbol.asyncIterator](): AsyncGenerator<Heap, void, undefined> {
@@ -278,7 +287,7 @@ export class Stream implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
     if (handle === 0) return;
     this.#handle = 0;
     this.#destroyWhenIdle = false;
-    streamFinalizer.unregister(this.#token);
+    finalizer.unregister(this.#token);
     native.symbols.spead_recv_stream_destroy(handle);
     this.#doorbell?.close();
     this.#doorbell = null;

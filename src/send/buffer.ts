@@ -7,6 +7,7 @@
  */
 import { native } from "../../ffi/mod.ts";
 import { check, SpeadError } from "../errors.ts";
+import { reclaimedByGc } from "../lifetime.ts";
 
 /** Options of {@link allocateBuffer}. */
 export interface BufferOptions {
@@ -19,6 +20,7 @@ const owners = new WeakMap<ArrayBufferLike, NativeBuffer>();
 
 const finalizer = new FinalizationRegistry<number>((handle) => {
   native.symbols.spead_buffer_free(handle);
+  reclaimedByGc("send.NativeBuffer");
 });
 
 /**

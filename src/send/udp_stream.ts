@@ -9,6 +9,7 @@
 import { native } from "../../ffi/mod.ts";
 import { check, errnoName, SpeadError, statusName } from "../errors.ts";
 import { statsReader } from "../native_stats.ts";
+import { type NativeParts, streamFinalizer } from "../lifetime.ts";
 import type { ThreadPool } from "../thread_pool.ts";
 import type { Heap } from "./heap.ts";
 import { HeapReference } from "./bytes_stream.ts";
@@ -57,9 +58,7 @@ const readSendStats = statsReader(
   "stats",
 );
 
-const streamFinalizer = new FinalizationRegistry<number>((handle) => {
-  native.symbols.spead_udp_send_stream_destroy(handle);
-});
+const finalizer = streamFinalizer((h) => native.symbols.spead_udp_send_stream_destroy(h), "send.UdpStream");
 
 function endpointText(endpoints: ReadonlyArray<readonly [string, number]>): Uint8Array {
   if (endpoints.length === 0) throw new SpeadError("invalid_argument", "UdpStream needs at least one endpoint");
@@ -162,9 +161,15 @@ export class UdpStream implements Disposable {
       "send.UdpStream",
     );
     this.#handle = out[0];
-    streamFinalizer.register(this, this.#handle, this.#token);
-    const bell = native.createDoorbell(() => this.#drain());
+    const parts: NativeParts = { handle: this.#handle, doorbell: null };
+    finalizer.register(this, parts, this.#token);
+    const self = new WeakRef(this);
+    const bell = native.createDoorbell(() => {
+      const stream = self.deref();
+      if (stream) stream.#drain();
+    });
     if (bell) {
+      parts.doorbell = bell;
       check(native.symbols.spead_udp_send_stream_set_notify(this.#handle, bell.pointer), "set_notify");
       this.#doorbell = bell;
     }
@@ -409,7 +414,7 @@ export class UdpStream implements Disposable {
     const h = this.#handle;
     if (h === 0) return;
     this.#handle = 0;
-    streamFinalizer.unregister(this.#token);
+    finalizer.unregister(this.#token);
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
     native.symbols.spead_udp_send_stream_destroy(h);

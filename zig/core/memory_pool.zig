@@ -306,6 +306,7 @@ pub const MemoryPool = struct {
         }
         if (config.low_water > 0) {
             self.refill_thread = std.Thread.spawn(.{ .stack_size = 64 * 1024 }, refillRun, .{self}) catch return error.SystemError;
+            self.refill_thread.?.setName("spead-pool-fill") catch {}; // a name for top -H and the leak tests only
         }
         return self;
     }

@@ -630,6 +630,7 @@ pub const BufferReader = struct {
     fn start(ctx: *anyopaque) Error!void {
         const self: *BufferReader = @ptrCast(@alignCast(ctx));
         self.thread = std.Thread.spawn(.{ .stack_size = 256 * 1024 }, run, .{self}) catch return error.SystemError;
+        self.thread.setName("spead-buf-recv") catch {}; // a name for top -H and the leak tests only
     }
 
     fn requestStop(ctx: *anyopaque) void {

@@ -167,6 +167,7 @@ pub const UdpReader = struct {
     fn start(ctx: *anyopaque) Error!void {
         const self: *UdpReader = @ptrCast(@alignCast(ctx));
         self.thread = std.Thread.spawn(.{ .stack_size = 256 * 1024 }, run, .{self}) catch return sys_error.fail(.AGAIN, "pthread_create (UDP reader thread)", null);
+        self.thread.setName("spead-udp-recv") catch {}; // a name for top -H and the leak tests only
     }
 
     fn requestStop(ctx: *anyopaque) void {
