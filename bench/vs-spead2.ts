@@ -27,8 +27,9 @@
  *   lossless   highest sender rate (Gb/s, spead2 counts packet bytes) at which
  *              every heap of every pass arrives, bisected to 5 %
  *   mem        in-memory decode, GB/s of packet bytes (spead2_bench mem; ours:
- *              `--child-mem` below, the same heaps from a BytesStream through a
- *              buffer reader and a memory pool, popped and released)
+ *              `--child-mem` below, the same heaps from a BytesStream, copied once
+ *              into a send.NativeBuffer, through a buffer reader (in place where
+ *              supported) and a memory pool, popped and released)
  *   pair       tutorial 8 -> tutorial 9 at full rate, complete heaps received,
  *              summed over the runs (examples/tut_8 + tut_9 vs spead2's C++ tutorials)
  *   send       tutorial 8 and tutorial 11 senders alone into a bound socket
@@ -75,11 +76,17 @@ async function childMem(heapSize: number, packetSize: number, totalMB: number, p
     else h.addEnd();
     tx.sendHeap(h);
   }
-  const bytes = tx.getValue();
+  // The packets go into native memory once (as spead2_bench builds its buffer once):
+  // a NativeBuffer view is read in place where addBufferReader supports it.
+  const encoded = tx.getValue();
+  const nb = send.allocateBuffer(encoded.byteLength);
+  nb.bytes.set(encoded);
+  const bytes = nb.bytes;
   const times: number[] = [];
   let heaps = 0;
   for (let p = 0; p < passes + 1; p++) {
-    const pool = new MemoryPool(0, heapSize + 8192, 16, 16);
+    // Room for the ring (8), the heaps a getBatch holds (8) and the live heaps (4).
+    const pool = new MemoryPool(0, heapSize + 8192, 24, 24);
     const rx = new recv.Stream(
       new recv.StreamConfig({ maxHeaps: 4, memoryAllocator: pool }),
       new recv.RingStreamConfig({ heaps: 8 }),

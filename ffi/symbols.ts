@@ -46,6 +46,7 @@ export const symbolDefs = {
   // receive stream
   spead_recv_stream_create: { args: ["buffer", "u32", "buffer"], returns: status },
   spead_recv_stream_add_buffer: { args: ["u32", "buffer", "u32"], returns: status },
+  spead_recv_stream_add_native_buffer: { args: ["u32", "u32", "u32", "u32", "u32", "u32"], returns: status },
   spead_recv_stream_try_pop: { args: ["u32", "buffer"], returns: status },
   spead_recv_stream_pop: { args: ["u32", "u32", "buffer"], returns: status },
   spead_recv_stream_pop_batch: { args: ["u32", "u32", "buffer", "u32", "buffer"], returns: status },

@@ -27,6 +27,18 @@ function drain(s: recv.Stream): recv.Heap[] {
   return out;
 }
 
+/** getBatch until the stream stops. */
+async function* batches(s: recv.Stream): AsyncGenerator<recv.Heap[]> {
+  for (;;) {
+    try {
+      yield await s.getBatch();
+    } catch (err) {
+      if (err instanceof Stopped) return;
+      throw err;
+    }
+  }
+}
+
 const ramp = (n: number, seed = 0) => Uint8Array.from({ length: n }, (_, i) => (i * 7 + seed) & 0xff);
 
 describe("recv.Stream with a buffer reader", () => {
@@ -114,6 +126,37 @@ describe("recv.Stream with a buffer reader", () => {
     await expect(s.getBatch()).rejects.toThrow(Stopped);
     s.close();
     await expect(s.getBatch()).rejects.toThrow("closed");
+  });
+
+  test("a NativeBuffer view is read in place: same heaps, buffer releasable meanwhile, reusable", async () => {
+    const cnts = [1n, 2n, 3n, 4n];
+    const packets = concat(cnts.flatMap((c) => heapBytes(F40, [[0x1000, ramp(5000, Number(c))]], c)));
+    const buf = send.allocateBuffer(packets.byteLength + 100);
+    buf.bytes.set(packets, 100);
+    const view = buf.bytes.subarray(100, 100 + packets.byteLength);
+    const a = new recv.Stream();
+    const b = new recv.Stream();
+    a.addBufferReader(view);
+    b.addBufferReader(view); // one buffer, two readers
+    buf.release(); // JS lets go; the readers still hold it
+    expect(view.byteLength).toBe(0);
+    for (const s of [a, b]) {
+      const got: bigint[] = [];
+      for await (const heaps of batches(s)) {
+        for (const h of heaps) {
+          got.push(h.cnt);
+          expect(h.getItems()[0].value).toEqual(ramp(5000, Number(h.cnt)));
+          h.release();
+        }
+      }
+      expect(got).toEqual(cnts);
+      s.close();
+    }
+    // A released buffer's (detached) view feeds nothing, and never native memory.
+    const c = new recv.Stream();
+    c.addBufferReader(view);
+    expect(drain(c)).toHaveLength(0);
+    c.close();
   });
 
   test("getBatch checks max", async () => {

@@ -1,6 +1,7 @@
 /** Readers shared by every receive-stream kind (plain and chunk streams). */
 import { native } from "../../ffi/mod.ts";
 import { check, checkInteger } from "../errors.ts";
+import { ownerOf } from "../send/buffer.ts";
 
 /** Options of {@link Stream.addUdpReader}; defaults are spead2's. */
 export interface UdpReaderOptions {
@@ -26,8 +27,29 @@ export interface UdpReaderInfo {
   readonly gro: boolean;
 }
 
-/** Feeds a copy of `bytes` (concatenated packets) to a stream; it stops at the end. */
+/**
+ * Feeds `bytes` (concatenated packets) to a stream; it stops at the end. A
+ * view of a send.NativeBuffer is read in place (the reader holds a native
+ * reference on it); other memory is copied first.
+ */
 export function addBufferReaderTo(handle: number, bytes: Uint8Array): void {
+  const owner = ownerOf(bytes);
+  if (owner) {
+    const off = bytes.byteOffset;
+    const len = bytes.byteLength;
+    check(
+      native.symbols.spead_recv_stream_add_native_buffer(
+        handle,
+        owner.nativeHandle,
+        off % 2 ** 32,
+        Math.floor(off / 2 ** 32),
+        len % 2 ** 32,
+        Math.floor(len / 2 ** 32),
+      ),
+      "addBufferReader",
+    );
+    return;
+  }
   check(native.symbols.spead_recv_stream_add_buffer(handle, bytes, bytes.byteLength), "addBufferReader");
 }
 

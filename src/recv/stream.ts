@@ -89,8 +89,15 @@ export class Stream implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
 
   /**
    * Feeds a buffer of concatenated SPEAD packets (e.g. `BytesStream.getValue()`)
-   * through the stream; the bytes are copied. When the buffer ends the stream
-   * stops, as spead2's `add_buffer_reader` does.
+   * through the stream. When the buffer ends the stream stops, as spead2's
+   * `add_buffer_reader` does.
+   *
+   * Ordinary JS memory is copied first (the reader thread must not read memory
+   * the garbage collector may move or free). A view of a
+   * {@link send.NativeBuffer} (`allocateBuffer(n)`, filled through its `bytes`)
+   * is read in place, without that copy: the reader holds its own reference, so
+   * releasing the buffer meanwhile is safe, and the same buffer can feed many
+   * streams. Writing into it while a reader runs changes what that reader sees.
    */
   addBufferReader(bytes: Uint8Array): void {
     addBufferReaderTo(this.nativeHandle, bytes);

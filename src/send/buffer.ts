@@ -59,6 +59,12 @@ export class NativeBuffer implements Disposable {
     return this.#bytes;
   }
 
+  /** @internal The native handle (for a receive stream's reader); throws after release. */
+  get nativeHandle(): number {
+    if (this.#handle === 0 || this.#bytes === null) throw new SpeadError("released", "native buffer has been released");
+    return this.#handle;
+  }
+
   /** @internal A send starts referencing this buffer. */
   pin(): void {
     this.#inFlight++;

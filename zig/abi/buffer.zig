@@ -19,6 +19,9 @@ pub const flag_prefer_huge: u32 = 1 << 0;
 
 var buffer_table: handles.Table(Buffer, buffers_capacity) = .{};
 const allocator = std.heap.c_allocator;
+/// Makes "look up and take a reference" atomic with respect to free, so a
+/// reader can never take a reference on a buffer whose last one is going.
+var retain_guard: std.Thread.Mutex = .{};
 
 fn alloc(size_lo: u32, size_hi: u32, flags: u32, out: ?*anyopaque) Error!void {
     const words = try args.wordsOut(out, out_words);
@@ -40,8 +43,22 @@ pub export fn spead_buffer_alloc(size_lo: u32, size_hi: u32, flags: u32, out: ?*
 }
 
 fn free(handle: u32) Error!void {
-    const buffer = try buffer_table.remove(handle);
+    retain_guard.lock();
+    const buffer = buffer_table.remove(handle) catch |err| {
+        retain_guard.unlock();
+        return err;
+    };
+    retain_guard.unlock();
     buffer.destroy(allocator);
+}
+
+/// A live buffer with a reference taken for the caller (`Buffer.release` it).
+pub fn retain(handle: u32) Error!*Buffer {
+    retain_guard.lock();
+    defer retain_guard.unlock();
+    const buffer = try buffer_table.get(handle);
+    buffer.retain();
+    return buffer;
 }
 
 pub export fn spead_buffer_free(handle: u32) i32 {

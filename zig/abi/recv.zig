@@ -159,6 +159,33 @@ pub export fn spead_recv_stream_add_buffer(handle: u32, bytes: ?[*]const u8, len
     return status.code(addBuffer(handle, bytes, len));
 }
 
+const native_buffers = @import("buffer.zig");
+const NativeBuffer = @import("../send/buffer.zig").Buffer;
+
+fn releaseNativeBuffer(ctx: *anyopaque) void {
+    const buffer: *NativeBuffer = @ptrCast(@alignCast(ctx));
+    buffer.release();
+}
+
+fn addNativeBuffer(handle: u32, buffer_handle: u32, offset_lo: u32, offset_hi: u32, len_lo: u32, len_hi: u32) Error!void {
+    const a = try acquire(handle);
+    defer a.release();
+    const buffer = try native_buffers.retain(buffer_handle);
+    errdefer buffer.release();
+    const offset = @as(u64, offset_hi) << 32 | offset_lo;
+    const len = @as(u64, len_hi) << 32 | len_lo;
+    if (offset > buffer.bytes.len or len > buffer.bytes.len - offset) return error.InvalidArgument;
+    const bytes = buffer.bytes[@intCast(offset)..][0..@intCast(len)];
+    try recv_stream.BufferReader.addBorrowed(a.stream, .{ .bytes = bytes, .ctx = buffer, .release = releaseNativeBuffer });
+}
+
+/// Reads `len` bytes at `offset` of native buffer `buffer` (spead_buffer_alloc)
+/// in place, without a copy; the reader holds a reference on the buffer until
+/// it finishes, so freeing the buffer meanwhile is safe.
+pub export fn spead_recv_stream_add_native_buffer(handle: u32, buffer: u32, offset_lo: u32, offset_hi: u32, len_lo: u32, len_hi: u32) i32 {
+    return status.code(addNativeBuffer(handle, buffer, offset_lo, offset_hi, len_lo, len_hi));
+}
+
 fn claimHandle(heap: *FrozenHeap) Error!u32 {
     return heap_table.insert(heap);
 }

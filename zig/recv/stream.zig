@@ -6,10 +6,13 @@
 //! * `ring_mutex` guards the bounded ring of frozen heaps. Pops take only this
 //!   lock, so JS never waits for a batch. A full ring blocks the worker (inside
 //!   its batch) until JS pops or the ring is stopped; `worker_blocked` counts it.
-//!   Consumers are told once per batch, not once per heap: a push only marks
-//!   the ring as having news, and the batch end (or a full ring, before the
-//!   worker blocks) wakes waiters and rings the doorbell. JS then pops every
-//!   ready heap in one call (`popBatch`).
+//!   Consumers are not woken once per heap: a push only counts news, and a
+//!   batch end wakes waiters and rings the doorbell once half the ring is
+//!   news or the oldest news is `notify_delay_ns` old (an idle reader signals
+//!   when its poll times out, see `pendingNotifyMs`); a full ring always
+//!   signals before the worker blocks. A wake-up is the dearest part of a
+//!   heap's trip to JS (a context switch, and under Deno two), so JS is woken
+//!   once per several heaps and pops every ready heap in one call (`popBatch`).
 //! * `readers_mutex` guards the reader list; `stats_mutex` the counters;
 //!   `bell` (zig/recv/doorbell.zig) the Bun doorbell.
 //!
@@ -114,6 +117,8 @@ pub const readers_max = 16;
 pub const buffer_batch_packets = 64;
 /// Slice of a blocked worker's wait; it re-checks the ring each time.
 const worker_wait_ns: u64 = 100 * std.time.ns_per_ms;
+/// Longest a pushed heap waits to be announced while the ring is less than half news.
+pub const notify_delay_ns: u64 = std.time.ns_per_ms;
 
 pub const Config = struct {
     reassembly: reassembly.Config = .{},
@@ -253,8 +258,10 @@ pub const Stream = struct {
     ring_head: usize = 0,
     ring_len: usize = 0,
     ring_stopped: bool = false,
-    /// Heaps were pushed since waiters were last woken (see `signalReady`).
-    ring_news: bool = false,
+    /// Heaps pushed since waiters were last woken (see `signalReady`), and
+    /// when the first of them was pushed.
+    ring_news: u32 = 0,
+    ring_news_since: ?std.time.Instant = null,
 
     stats_mutex: std.Thread.Mutex = .{},
     stats: [stat_count]u64 = [_]u64{0} ** stat_count,
@@ -381,7 +388,7 @@ pub const Stream = struct {
             self.ringStop();
         }
         self.mutex.unlock();
-        self.signalReady();
+        self.signalIfDue();
     }
 
     fn foldStats(self: *Stream, counters: *const [stat_count]u64, counted_batch: bool, packets: u64) void {
@@ -452,27 +459,59 @@ pub const Stream = struct {
         assert(self.ring_len < self.ring.len);
         self.ring[(self.ring_head + self.ring_len) % self.ring.len] = heap;
         self.ring_len += 1;
-        self.ring_news = true;
+        if (self.ring_news == 0) self.ring_news_since = std.time.Instant.now() catch null;
+        self.ring_news += 1;
         self.ring_mutex.unlock();
         return true;
     }
 
     /// Wakes waiters and rings the doorbell if heaps were pushed since the
-    /// last time (called by the worker at each batch end).
+    /// last time.
     pub fn signalReady(self: *Stream) void {
         self.ring_mutex.lock();
-        const news = self.ring_news;
-        self.ring_news = false;
+        const news = self.ring_news > 0;
+        self.ring_news = 0;
+        self.ring_news_since = null;
         if (news) self.ring_not_empty.broadcast();
         self.ring_mutex.unlock();
         if (news) self.doorbell();
+    }
+
+    /// Milliseconds until pending news must be announced (0: now), or null
+    /// when there is none (ring lock held).
+    fn newsDueMsLocked(self: *Stream) ?u32 {
+        if (self.ring_news == 0) return null;
+        if (self.ring_news >= @max(1, self.ring.len / 2)) return 0;
+        const since = self.ring_news_since orelse return 0;
+        const now = std.time.Instant.now() catch return 0;
+        const age = now.since(since);
+        if (age >= notify_delay_ns) return 0;
+        return @intCast(std.math.divCeil(u64, notify_delay_ns - age, std.time.ns_per_ms) catch 1);
+    }
+
+    /// Signals if half the ring is news or the oldest news is due (called at
+    /// each batch end).
+    pub fn signalIfDue(self: *Stream) void {
+        self.ring_mutex.lock();
+        const due = self.newsDueMsLocked();
+        self.ring_mutex.unlock();
+        if (due == 0) self.signalReady();
+    }
+
+    /// For a reader about to wait for input: how long it may wait before it
+    /// must call `signalIfDue` (null: no news, wait as long as it likes).
+    pub fn pendingNotifyMs(self: *Stream) ?u32 {
+        self.ring_mutex.lock();
+        defer self.ring_mutex.unlock();
+        return self.newsDueMsLocked();
     }
 
     fn ringStop(self: *Stream) void {
         self.ring_mutex.lock();
         const was_stopped = self.ring_stopped;
         self.ring_stopped = true;
-        self.ring_news = false;
+        self.ring_news = 0;
+        self.ring_news_since = null;
         self.ring_not_empty.broadcast();
         self.ring_not_full.broadcast();
         self.ring_mutex.unlock();
@@ -510,6 +549,7 @@ pub const Stream = struct {
         const result = try claim(heap);
         self.ring_head = (self.ring_head + 1) % self.ring.len;
         self.ring_len -= 1;
+        if (self.ring_len == 0) self.ring_news = 0; // nothing left to announce
         self.ring_not_full.broadcast();
         return result;
     }
@@ -540,6 +580,7 @@ pub const Stream = struct {
             self.ring_head = (self.ring_head + 1) % self.ring.len;
             self.ring_len -= 1;
         }
+        if (self.ring_len == 0) self.ring_news = 0; // nothing left to announce
         self.ring_not_full.broadcast();
         return n;
     }
@@ -605,23 +646,47 @@ pub const Stream = struct {
 // ---------------------------------------------------------------------------
 // Buffer reader (spead2's mem_reader)
 
-/// Feeds a copy of a byte buffer of concatenated packets, then stops the stream.
+/// Memory a buffer reader reads in place and lets go of when it is done.
+pub const Borrowed = struct {
+    bytes: []const u8,
+    ctx: *anyopaque,
+    release: *const fn (ctx: *anyopaque) void,
+};
+
+/// Feeds a byte buffer of concatenated packets, then stops the stream.
 /// Stops early at the first undecodable packet (counted), like spead2.
+/// The bytes are either a copy the reader owns (`add`) or memory it borrows
+/// with a reference it drops when it finishes (`addBorrowed`: native memory
+/// JS filled, read without a copy).
 pub const BufferReader = struct {
     stream: *Stream,
-    bytes: []u8,
+    bytes: []const u8,
+    /// Null when `bytes` is the reader's own copy.
+    borrowed: ?Borrowed = null,
     thread: std.Thread = undefined,
     stop_requested: std.atomic.Value(bool) = std.atomic.Value(bool).init(false),
 
     /// Copies `bytes` and starts a reader thread on `stream`.
     pub fn add(stream: *Stream, bytes: []const u8) Error!void {
         const allocator = stream.allocator;
-        const self = allocator.create(BufferReader) catch return error.OutOfMemory;
-        errdefer allocator.destroy(self);
         const copy = allocator.alloc(u8, bytes.len) catch return error.OutOfMemory;
         errdefer reassembly.freeWithoutPoisoning(allocator, copy);
         fast_copy.copy(copy, bytes);
-        self.* = .{ .stream = stream, .bytes = copy };
+        try startReader(stream, copy, null);
+    }
+
+    /// Starts a reader thread on `borrowed.bytes` without copying them. On
+    /// success the reader owns the caller's reference and calls
+    /// `borrowed.release` once it is done; on error the caller keeps it.
+    pub fn addBorrowed(stream: *Stream, borrowed: Borrowed) Error!void {
+        try startReader(stream, borrowed.bytes, borrowed);
+    }
+
+    fn startReader(stream: *Stream, bytes: []const u8, borrowed: ?Borrowed) Error!void {
+        const allocator = stream.allocator;
+        const self = allocator.create(BufferReader) catch return error.OutOfMemory;
+        errdefer allocator.destroy(self);
+        self.* = .{ .stream = stream, .bytes = bytes, .borrowed = borrowed };
         try stream.addReader(.{ .ctx = self, .vtable = &vtable });
     }
 
@@ -642,7 +707,11 @@ pub const BufferReader = struct {
         const self: *BufferReader = @ptrCast(@alignCast(ctx));
         self.thread.join();
         const allocator = self.stream.allocator;
-        reassembly.freeWithoutPoisoning(allocator, self.bytes);
+        if (self.borrowed) |b| {
+            b.release(b.ctx);
+        } else {
+            reassembly.freeWithoutPoisoning(allocator, @constCast(self.bytes));
+        }
         allocator.destroy(self);
     }
 
@@ -986,7 +1055,19 @@ test "popBatch takes every ready heap in one call, in order, then reports Stoppe
     try testing.expectEqual(@as(usize, 3), calls); // 4 + 4 + 2
 }
 
-test "waiters are woken once per batch, not once per heap" {
+fn feedSinglePacketHeaps(batch: *Batch, first: u64, count: u64) !void {
+    var buf: [256]u8 = undefined;
+    var cnt = first;
+    while (cnt < first + count) : (cnt += 1) {
+        const bytes = packet_mod.buildTestPacket(&buf, 40, &.{ imm(1, cnt), imm(2, 3), imm(3, 0), imm(4, 3), addr(0x1000, 0) }, "abc");
+        switch (packet_mod.decode(bytes)) {
+            .ok => |packet| try testing.expect(batch.addPacket(packet)),
+            .rejected => return error.TestUnexpectedResult,
+        }
+    }
+}
+
+test "waiters are woken once half the ring is news, not once per heap" {
     const stream = try testStream(.{ .ring_heaps = 64 });
     defer stream.destroy();
     stream.handle = 5;
@@ -995,19 +1076,43 @@ test "waiters are woken once per batch, not once per heap" {
     stream.arm(); // armed throughout: a per-heap doorbell would ring during the batch
     var batch: Batch = undefined;
     try testing.expect(stream.batchBegin(&batch));
-    var buf: [256]u8 = undefined;
-    var cnt: u64 = 1;
-    while (cnt <= 20) : (cnt += 1) {
-        const bytes = packet_mod.buildTestPacket(&buf, 40, &.{ imm(1, cnt), imm(2, 3), imm(3, 0), imm(4, 3), addr(0x1000, 0) }, "abc");
-        switch (packet_mod.decode(bytes)) {
-            .ok => |packet| try testing.expect(batch.addPacket(packet)),
-            .rejected => return error.TestUnexpectedResult,
-        }
-    }
+    try feedSinglePacketHeaps(&batch, 1, 40);
     try testing.expectEqual(@as(u32, 0), test_doorbell_calls.load(.acquire));
-    try testing.expectEqual(@as(usize, 20), stream.ringSize());
-    stream.batchEnd(&batch);
+    try testing.expectEqual(@as(usize, 40), stream.ringSize());
+    stream.batchEnd(&batch); // 40 of 64 is more than half: announced at once
     try testing.expectEqual(@as(u32, 1), test_doorbell_calls.load(.acquire));
+    try testing.expectEqual(@as(?u32, null), stream.pendingNotifyMs());
+    stream.setNotify(null);
+}
+
+test "a few heaps are announced within notify_delay_ns, by the batch end or an idle reader" {
+    const stream = try testStream(.{ .ring_heaps = 64 });
+    defer stream.destroy();
+    stream.handle = 6;
+    test_doorbell_calls.store(0, .release);
+    stream.setNotify(testDoorbell);
+    stream.arm();
+    var batch: Batch = undefined;
+    try testing.expect(stream.batchBegin(&batch));
+    try feedSinglePacketHeaps(&batch, 1, 3);
+    stream.batchEnd(&batch); // 3 of 64, just pushed: not yet (unless this thread was descheduled for a while)
+    if (test_doorbell_calls.load(.acquire) == 0) {
+        const due = stream.pendingNotifyMs() orelse return error.TestUnexpectedResult;
+        try testing.expect(due <= notify_delay_ns / std.time.ns_per_ms);
+        std.time.sleep(notify_delay_ns + std.time.ns_per_ms);
+        try testing.expectEqual(@as(?u32, 0), stream.pendingNotifyMs());
+        stream.signalIfDue(); // what an idle reader does when its poll times out
+    }
+    try testing.expectEqual(@as(u32, 1), test_doorbell_calls.load(.acquire));
+    try testing.expectEqual(@as(?u32, null), stream.pendingNotifyMs());
+    // Popping everything leaves nothing to announce.
+    stream.arm(); // rings at once: heaps are ready
+    try testing.expectEqual(@as(u32, 2), test_doorbell_calls.load(.acquire));
+    var out: [8]*FrozenHeap = undefined;
+    const n = try stream.popBatchClaim(0, *FrozenHeap, Stream.claimIdentity, &out);
+    try testing.expectEqual(@as(usize, 3), n);
+    for (out[0..n]) |h| h.deinit();
+    try testing.expectEqual(@as(?u32, null), stream.pendingNotifyMs());
     stream.setNotify(null);
 }
 

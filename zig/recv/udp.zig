@@ -193,11 +193,18 @@ pub const UdpReader = struct {
         // Ends on stop; each pass waits at most poll_timeout_ms.
         while (self.running()) {
             var fds = [_]posix.pollfd{.{ .fd = self.fd, .events = posix.POLL.IN, .revents = 0 }};
-            const ready = posix.poll(&fds, poll_timeout_ms) catch {
+            // Heaps not yet announced to JS: wake up in time to announce them.
+            const due = self.stream.pendingNotifyMs();
+            if (due == 0) self.stream.signalIfDue();
+            const timeout: i32 = if (due) |ms| @intCast(@max(1, @min(ms, poll_timeout_ms))) else poll_timeout_ms;
+            const ready = posix.poll(&fds, timeout) catch {
                 std.time.sleep(poll_timeout_ms * std.time.ns_per_ms);
                 continue;
             };
-            if (ready == 0) continue;
+            if (ready == 0) {
+                self.stream.signalIfDue();
+                continue;
+            }
             const received = self.receive() orelse continue;
             if (received == 0) continue;
             var batch: recv_stream.Batch = undefined;
