@@ -94,8 +94,9 @@ async function childMem(heapSize: number, packetSize: number, totalMB: number, p
     const t0 = performance.now();
     rx.addBufferReader(bytes);
     let got = 0;
-    if (typeof (rx as { getBatch?: unknown }).getBatch === "function") {
-      for await (const hs of batches(rx)) {
+    const batched = rx as unknown as { batches?: () => AsyncIterable<{ release(): void }[]> };
+    if (typeof batched.batches === "function") {
+      for await (const hs of batched.batches()) {
         got += hs.length;
         for (const h of hs) h.release();
       }
@@ -115,19 +116,6 @@ async function childMem(heapSize: number, packetSize: number, totalMB: number, p
   }
   const total = times.reduce((a, b) => a + b, 0);
   console.log(JSON.stringify({ gbs: (bytes.byteLength * passes) / total / 1e9, heaps, expected: (nHeaps - 1) * passes }));
-}
-
-/** Batches from a stream with getBatch (issue #10) until it stops. */
-async function* batches(rx: unknown): AsyncGenerator<{ release(): void }[]> {
-  const s = rx as { getBatch(max: number): Promise<{ release(): void }[]> };
-  for (;;) {
-    try {
-      yield await s.getBatch(64);
-    } catch (err) {
-      if ((err as Error).name === "Stopped" || (err as { constructor?: { name?: string } }).constructor?.name === "Stopped") return;
-      throw err;
-    }
-  }
 }
 
 // ------------------------------------------------------------------------------------------------

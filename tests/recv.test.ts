@@ -27,18 +27,6 @@ function drain(s: recv.Stream): recv.Heap[] {
   return out;
 }
 
-/** getBatch until the stream stops. */
-async function* batches(s: recv.Stream): AsyncGenerator<recv.Heap[]> {
-  for (;;) {
-    try {
-      yield await s.getBatch();
-    } catch (err) {
-      if (err instanceof Stopped) return;
-      throw err;
-    }
-  }
-}
-
 const ramp = (n: number, seed = 0) => Uint8Array.from({ length: n }, (_, i) => (i * 7 + seed) & 0xff);
 
 describe("recv.Stream with a buffer reader", () => {
@@ -142,7 +130,7 @@ describe("recv.Stream with a buffer reader", () => {
     expect(view.byteLength).toBe(0);
     for (const s of [a, b]) {
       const got: bigint[] = [];
-      for await (const heaps of batches(s)) {
+      for await (const heaps of s.batches()) {
         for (const h of heaps) {
           got.push(h.cnt);
           expect(h.getItems()[0].value).toEqual(ramp(5000, Number(h.cnt)));

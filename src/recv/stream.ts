@@ -255,6 +255,21 @@ export class Stream implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
     }
   }
 
+  /**
+   * Iterates in batches: each step is a {@link getBatch} of up to `max` heaps;
+   * ends when the stream has stopped and every heap has been taken.
+   */
+  async *batches(max?: number): AsyncGenerator<Heap[], void, undefined> {
+    for (;;) {
+      try {
+        yield await this.getBatch(max);
+      } catch (err) {
+        if (err instanceof Stopped) return;
+        throw err;
+      }
+    }
+  }
+
   *[Symbol.iterator](): Generator<Heap, void, undefined> {
     for (;;) {
       try {
