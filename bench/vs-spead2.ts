@@ -199,6 +199,24 @@ async function driver(): Promise<void> {
   const rows: Row[] = [];
 
   const children: Partial<Record<Who, LineProc>> = {};
+  /** Runs one measure; a failure is reported and the others still run (children restarted). */
+  async function guarded(name: string, fn: () => Promise<void>): Promise<void> {
+    const before = rows.length;
+    const t = performance.now();
+    try {
+      await fn();
+    } catch (err) {
+      console.error(`bench/vs-spead2: measure ${name} failed: ${(err as Error)?.stack ?? err}`);
+      for (const [w, p] of Object.entries(children) as [Who, LineProc][]) {
+        p.kill();
+        delete children[w];
+      }
+    }
+    for (const r of rows.slice(before)) {
+      console.error(`  ${r.measure}: ${sides.map((w) => `${LABEL[w]} ${fmt(r.values[w])}`).join(", ")}`);
+    }
+    console.error(`bench/vs-spead2: ${name} done in ${((performance.now() - t) / 1000).toFixed(0)} s`);
+  }
   const child = (w: Who) =>
     (children[w] ??= w === "bun"
       ? new LineProc(bunBin, [`${root}/bench/recv.ts`, "--child"])
@@ -264,30 +282,38 @@ async function driver(): Promise<void> {
       };
     }
     const p = child(w);
-    const { port } = await p.request<{ port: number }>({
-      cmd: "listen",
-      heap_size: c.heapSize,
-      max_heaps: 4,
-      ring_heaps: 8,
-      pool_heaps: 16,
-      pool: true,
-      warm,
-      until: heaps,
-    });
-    const sendGbps = sendOnce(port);
-    const rx = await p.request<{ heaps: number; cpu: number; faults: number | null; fault_heaps: number }>(
-      { cmd: "wait", timeout: 1 },
-      20_000,
-    );
-    return {
-      sent: heaps,
-      got: rx.heaps,
-      sendGbps,
-      cpu: rx.cpu,
-      faults: rx.faults,
-      faultHeaps: rx.fault_heaps,
-      minflt: NaN,
-    };
+    try {
+      const { port } = await p.request<{ port: number }>({
+        cmd: "listen",
+        heap_size: c.heapSize,
+        max_heaps: 4,
+        ring_heaps: 8,
+        pool_heaps: 16,
+        pool: true,
+        warm,
+        until: heaps,
+      }, 60_000);
+      const sendGbps = sendOnce(port);
+      const rx = await p.request<{ heaps: number; cpu: number; faults: number | null; fault_heaps: number }>(
+        { cmd: "wait", timeout: 1 },
+        60_000,
+      );
+      return {
+        sent: heaps,
+        got: rx.heaps,
+        sendGbps,
+        cpu: rx.cpu,
+        faults: rx.faults,
+        faultHeaps: rx.fault_heaps,
+        minflt: NaN,
+      };
+    } catch (err) {
+      // A stuck or dead child: report the pass as failed and start a fresh one next time.
+      console.error(`bench/vs-spead2: ${LABEL[w]} pass failed (${(err as Error).message.slice(0, 300)}); restarting it`);
+      p.kill();
+      delete children[w];
+      return { sent: heaps, got: NaN, sendGbps: NaN, cpu: NaN, faults: null, faultHeaps: 0, minflt: NaN };
+    }
   }
 
   const udpCases = [
@@ -303,7 +329,7 @@ async function driver(): Promise<void> {
   }
 
   // ---- cpu: receiver CPU per GB at a paced rate ----------------------------------------------
-  if (needSender("cpu")) {
+  if (needSender("cpu")) await guarded("cpu", async () => {
     for (const c of udpCases) {
       await warmUp(c);
       const heaps = Math.round(c.heaps * (c.heapSize === MiB ? 1 : 16000 / 30000));
@@ -316,10 +342,10 @@ async function driver(): Promise<void> {
       }
       rows.push(row(`receiver CPU per GB, ${c.name}, paced ${c.paced} Gb/s`, "s/GB", "lower", s, { ratio: 1, text: "≤ 1.0× (moonshot 0.8×)" }));
     }
-  }
+  });
 
   // ---- unlimited: complete heaps at rate 0 ----------------------------------------------------
-  if (needSender("unlimited")) {
+  if (needSender("unlimited")) await guarded("unlimited", async () => {
     for (const c of udpCases) {
       await warmUp(c);
       const s: Partial<Record<Who, number[]>> = {};
@@ -328,10 +354,10 @@ async function driver(): Promise<void> {
       }
       rows.push(row(`complete heaps at unlimited rate, ${c.heaps} × ${c.name}`, "heaps", "higher", s, { ratio: 1, text: "≥ 1.0×" }));
     }
-  }
+  });
 
   // ---- lossless: bisected highest rate where every heap of every pass arrives ----------------
-  if (needSender("lossless")) {
+  if (needSender("lossless")) await guarded("lossless", async () => {
     const K = R;
     const tol = o.quick ? 0.1 : 0.05;
     for (const c of udpCases) {
@@ -378,10 +404,10 @@ async function driver(): Promise<void> {
       r.note = bs.map((b) => `${LABEL[b.w]}: ${b.senderLimited ? "sender-limited; " : ""}${b.steps.join(" ")}`).join("; ");
       rows.push(r);
     }
-  }
+  });
 
   // ---- mem: in-memory decode ----------------------------------------------------------------
-  if (o.only.has("mem")) {
+  if (o.only.has("mem")) await guarded("mem", async () => {
     const memCases = [
       { name: "1 MiB @ 9000", heapSize: MiB, packet: 9000 },
       { name: "64 KiB @ 1472", heapSize: 64 * KiB, packet: 1472 },
@@ -414,10 +440,10 @@ async function driver(): Promise<void> {
       }
       rows.push(row(`in-memory decode, ${c.name}`, "GB/s", "higher", s, { ratio: 1, text: "≥ 1.0×" }));
     }
-  }
+  });
 
   // ---- pair: tutorial 8 -> tutorial 9 ---------------------------------------------------------
-  if (o.only.has("pair")) {
+  if (o.only.has("pair")) await guarded("pair", async () => {
     const pairCases = [
       { heaps: o.quick ? 300 : 1000, heapSize: MiB, packet: 9000 },
       { heaps: o.quick ? 30 : 100, heapSize: 64 * MiB, packet: 9000 },
@@ -446,10 +472,10 @@ async function driver(): Promise<void> {
       }, "sum");
       rows.push(r);
     }
-  }
+  });
 
   // ---- send: the tutorial senders alone -------------------------------------------------------
-  if (o.only.has("send")) {
+  if (o.only.has("send")) await guarded("send", async () => {
     const sinkProc = new LineProc(python, [`${root}/bench/spead2_send_bench.py`, "sink"]);
     // The sink prints a bare port number: a valid JSON line.
     const port = await sinkProc.read<number>("sink port", 15_000);
@@ -479,10 +505,10 @@ async function driver(): Promise<void> {
       rows.push(row(`${c.prog.slice(0, 6)} sender alone, ${c.heaps} × ${size} @ ${c.packet}`, "MB/s", "higher", s, { ratio: 1.1, text: "≥ 1.1×" }));
     }
     sinkProc.close();
-  }
+  });
 
   // ---- faults: minor faults per heap once warm, pooled receiver -------------------------------
-  if (needSender("faults")) {
+  if (needSender("faults")) await guarded("faults", async () => {
     for (const c of udpCases) {
       await warmUp(c);
       const n = c.heapSize === MiB ? (o.quick ? 400 : 1000) : (o.quick ? 4000 : 12000);
@@ -507,7 +533,7 @@ async function driver(): Promise<void> {
         text: "< 0.05",
       }));
     }
-  }
+  });
 
   for (const p of Object.values(children)) p!.close();
   const elapsed = (performance.now() - t0) / 1000;
