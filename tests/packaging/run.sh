@@ -97,4 +97,20 @@ for tool in spead-recv spead-send spead-bench; do
   out="$(cd "$bun_app" && "${clean_env[@]}" timeout 30 bun x "$tool" --help 2>&1)"
   if [ $? = 0 ] && printf '%s' "$out" | grep -q "^usage: $tool"; then ok "bunx $tool --help"; else bad "bunx $tool --help: $out"; fi
 done
+[ -e "$bun_app/node_modules/.bin/spead-recv" ] || bad "the package has no spead-recv bin"
+# The same tools as package exports under Deno: a loopback send -> receive.
+(
+  cd "$deno_app" || exit 1
+  "${clean_env[@]}" timeout 60 deno run -A npm:spead/recv --quiet --interval 0 127.0.0.1:0 >recv.out 2>recv.err &
+  rpid=$!
+  for _ in $(seq 200); do grep -q "receiving on" recv.err 2>/dev/null && break; sleep 0.1; done
+  port="$(sed -nE 's/.*receiving on 127\.0\.0\.1:([0-9]+).*/\1/p' recv.err)"
+  "${clean_env[@]}" timeout 60 deno run -A npm:spead/send --heaps 10 --heap-size 8192 --rate 0.1 --interval 0 "127.0.0.1:$port" >send.out 2>&1
+  wait "$rpid"
+)
+if grep -q "^Received 10 heaps" "$deno_app/recv.out" && grep -q "^Sent " "$deno_app/send.out"; then
+  ok "deno run -A npm:spead/send -> npm:spead/recv: $(head -1 "$deno_app/recv.out")"
+else
+  bad "npm:spead/send -> npm:spead/recv: $(cat "$deno_app/recv.out" "$deno_app/recv.err" "$deno_app/send.out" 2>/dev/null | tail -5)"
+fi
 finish
