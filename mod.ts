@@ -12,9 +12,24 @@ export {
   Flavour,
 } from "./src/flavour.ts";
 export { Empty, SpeadError, type SpeadErrorCode, Stopped } from "./src/errors.ts";
-export { Descriptor } from "./src/descriptor.ts";
-export { Item, type RawItem } from "./src/item.ts";
-export { type HeapLike, ItemGroup } from "./src/item_group.ts";
+export { Descriptor, type DescriptorOptions, type RawDescriptor } from "./src/descriptor.ts";
+export { Item, type ItemOptions, type NewOrder, type RawItem, type SetFromRawOptions } from "./src/item.ts";
+export { type AddItemOptions, type HeapLike, ItemGroup, type UpdateOptions } from "./src/item_group.ts";
+export {
+  type ByteOrder,
+  type Complex,
+  type Descr,
+  DType,
+  type DTypeField,
+  type DTypeKind,
+  type DTypeLike,
+  type Format,
+  type FormatField,
+  type ItemValue,
+  type Order,
+  type ScalarValue,
+  type TypedArray,
+} from "./src/dtype/mod.ts";
 export {
   CTRL_DESCRIPTOR_REISSUE,
   CTRL_DESCRIPTOR_UPDATE,
