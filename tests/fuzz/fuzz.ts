@@ -1,6 +1,7 @@
 /**
  * Fuzzes the receive path from TypeScript, under Bun or Deno: mutated SPEAD
- * packets go through `recv.Stream.addBufferReader`, every heap that comes out
+ * packets go through `recv.Stream.addBufferReader` (copied from a JS buffer, or
+ * read in place from a `send.allocateBuffer` buffer), every heap that comes out
  * through `ItemGroup.update` (values read), and mutated numpy headers through
  * the header parser. Only `SpeadError` (with its subclasses `Stopped` and
  * `Empty`) may be thrown; any other exception type is a finding, and so is a
@@ -398,6 +399,7 @@ type Counts = {
   bytes: number;
   heaps: number;
   incompleteHeaps: number;
+  nativeBufferCases: number;
   itemsDecoded: number;
   headers: number;
   streamPackets: number;
@@ -485,10 +487,25 @@ function runCase(seeds: Seed[], headers: string[], seed: number, index: number, 
   });
   const ring = new recv.RingStreamConfig({ heaps: 1 + rng.below(4), contiguousOnly: !rng.chance(0.2) });
   let stream: InstanceType<typeof recv.Stream>;
+  // A third of the cases read a native buffer in place (the zero-copy reader),
+  // released by JS at once half of those times: the reader must keep it alive.
+  let native: ReturnType<typeof send.allocateBuffer> | null = null;
   try {
     stream = new recv.Stream(config, ring);
-    stream.addBufferReader(bytes);
+    if (total > 0 && rng.chance(1 / 3)) {
+      native = send.allocateBuffer(total);
+      native.bytes.set(bytes);
+      stream.addBufferReader(native.bytes.subarray(0, total));
+      counts.nativeBufferCases++;
+      if (rng.chance(0.5)) {
+        native.release();
+        native = null;
+      }
+    } else {
+      stream.addBufferReader(bytes);
+    }
   } catch (err) {
+    native?.release();
     noteError(counts, err, "stream", index);
     return;
   }
@@ -530,6 +547,7 @@ function runCase(seeds: Seed[], headers: string[], seed: number, index: number, 
     noteError(counts, err, "receive", index);
   } finally {
     stream.close();
+    native?.release();
   }
 
   // Numpy headers straight into the parser, a few per case.
@@ -556,7 +574,7 @@ function child(): void {
   const { seeds, skipped } = buildSeeds();
   const headers = baseHeaders();
   const counts: Counts = {
-    cases: 0, packets: 0, bytes: 0, heaps: 0, incompleteHeaps: 0, itemsDecoded: 0, headers: 0, streamPackets: 0,
+    cases: 0, packets: 0, bytes: 0, heaps: 0, incompleteHeaps: 0, nativeBufferCases: 0, itemsDecoded: 0, headers: 0, streamPackets: 0,
     exceptions: {}, findings: [], hangs: 0, rssStartMiB: rssMiB(), rssMaxMiB: 0, rssMiB: 0,
   };
   if (skipped.length) emit({ type: "note", skipped });
@@ -608,7 +626,7 @@ function runChild(args: string[], timeoutMs: number): Promise<ChildResult> {
 }
 
 function addCounts(total: Counts, c: Counts): void {
-  for (const k of ["cases", "packets", "bytes", "heaps", "incompleteHeaps", "itemsDecoded", "headers", "streamPackets", "hangs"] as const) {
+  for (const k of ["cases", "packets", "bytes", "heaps", "incompleteHeaps", "nativeBufferCases", "itemsDecoded", "headers", "streamPackets", "hangs"] as const) {
     total[k] += c[k];
   }
   for (const [k, v] of Object.entries(c.exceptions)) total.exceptions[k] = (total.exceptions[k] ?? 0) + v;
@@ -626,7 +644,7 @@ async function parent(): Promise<number> {
   const maxCases = flag("cases", Infinity);
   const runtime = "Bun" in globalThis ? "Bun" : "Deno";
   const total: Counts = {
-    cases: 0, packets: 0, bytes: 0, heaps: 0, incompleteHeaps: 0, itemsDecoded: 0, headers: 0, streamPackets: 0,
+    cases: 0, packets: 0, bytes: 0, heaps: 0, incompleteHeaps: 0, nativeBufferCases: 0, itemsDecoded: 0, headers: 0, streamPackets: 0,
     exceptions: {}, findings: [], hangs: 0, rssStartMiB: 0, rssMaxMiB: 0, rssMiB: 0,
   };
   const crashes: string[] = [];
@@ -666,7 +684,8 @@ async function parent(): Promise<number> {
   }
   const elapsed = (Date.now() - start) / 1000;
   const nonSpead = Object.entries(total.exceptions).filter(([k]) => !k.includes("SpeadError") && !k.includes("Stopped") && !k.includes("Empty"));
-  console.log(`fuzz (${runtime}, seed ${seed}): ${elapsed.toFixed(1)} s, ${total.cases} cases, ${total.packets} packets fed ` +
+  console.log(`fuzz (${runtime}, seed ${seed}): ${elapsed.toFixed(1)} s, ${total.cases} cases ` +
+    `(${total.nativeBufferCases} from native buffers), ${total.packets} packets fed ` +
     `(${(total.bytes / 2 ** 20).toFixed(1)} MiB; ${total.streamPackets} accepted by streams), ${total.heaps} heaps ` +
     `(${total.incompleteHeaps} incomplete), ${total.itemsDecoded} item values decoded, ${total.headers} numpy headers`);
   console.log(`exceptions by type: ${JSON.stringify(total.exceptions)}`);
