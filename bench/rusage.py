@@ -51,8 +51,12 @@ thread_cpu: dict = {}  # tid -> (cpu seconds, name), the latest sample of each t
 ticks = os.sysconf("SC_CLK_TCK")
 
 
+reaped = threading.Event()
+
+
 def sample_threads() -> None:
-    while proc.poll() is None:
+    # Not proc.poll(): that reaps the child, and then wait4 below has no rusage to get.
+    while not reaped.is_set():
         try:
             tids = os.listdir(f"/proc/{proc.pid}/task")
         except OSError:
@@ -77,6 +81,7 @@ timer.start()
 while True:
     try:
         _, status, ru = os.wait4(proc.pid, 0)
+        reaped.set()
         break
     except InterruptedError:
         continue

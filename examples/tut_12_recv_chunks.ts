@@ -21,7 +21,7 @@
  */
 import { recv } from "../mod.ts";
 import { parseArgs, powerLine } from "./cli.ts";
-import { meanPowerWasm, preparePowerKernel } from "./power_kernel.ts";
+import { preparePowerKernel, sumSquaresWasm } from "./power_kernel.ts";
 
 const args = parseArgs({
   description: "Receive heaps into chunks, print each chunk's timestamp and power, then the heap count.",
@@ -55,12 +55,16 @@ for await (const chunk of dataRing) {
   for (const p of present) n += p;
   if (n > 0) {
     const samples = new Int8Array(chunk.data.buffer, 0, chunkSize);
-    let power = 0;
-    for (let i = 0; i < chunkHeaps; i++) {
-      if (present[i]) power += meanPowerWasm(samples.subarray(i * heapSize, (i + 1) * heapSize));
+    let total = 0; // exact integer sum of squares
+    if (n === chunkHeaps) {
+      total = sumSquaresWasm(samples); // every heap present: one pass over the chunk
+    } else {
+      for (let i = 0; i < chunkHeaps; i++) {
+        if (present[i]) total += sumSquaresWasm(samples.subarray(i * heapSize, (i + 1) * heapSize));
+      }
     }
     nHeaps += n;
-    console.log(powerLine(chunk.chunkId * BigInt(chunkSize), power / n));
+    console.log(powerLine(chunk.chunkId * BigInt(chunkSize), total / (n * heapSize)));
   }
   stream.addFreeChunk(chunk);
 }

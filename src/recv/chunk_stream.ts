@@ -58,6 +58,16 @@ export interface ChunkOptions {
   extra?: number;
 }
 
+/** Where a chunk's three regions lie in the one ArrayBuffer over its mapping. */
+interface ChunkViews {
+  buffer: ArrayBuffer;
+  dataLength: number;
+  presentOffset: number;
+  presentLength: number;
+  extraOffset: number;
+  extraLength: number;
+}
+
 /** JS objects of chunks the library holds, so a popped chunk is the object that was given. */
 const chunkObjects = new Map<number, WeakRef<Chunk>>();
 
@@ -74,7 +84,7 @@ const chunkFinalizer = new FinalizationRegistry<number>((handle) => {
 export class Chunk implements Disposable {
   #handle: number;
   #held = true;
-  #views: { data: ArrayBuffer; present: ArrayBuffer; extra: ArrayBuffer | null } | null = null;
+  #views: ChunkViews | null = null;
   #chunkId = -1n;
   #streamId = 0;
   readonly #token = {};
@@ -94,41 +104,55 @@ export class Chunk implements Disposable {
     chunkFinalizer.register(this, this.#handle, this.#token);
   }
 
-  #live(): { data: ArrayBuffer; present: ArrayBuffer; extra: ArrayBuffer | null } {
+  #live(): ChunkViews {
     if (this.#handle === 0) throw new SpeadError("released", "chunk has been released");
     if (!this.#held) throw new SpeadError("invalid_state", "chunk belongs to a stream or ring; take it from the data ring first");
     return this.views;
   }
 
-  /** @internal The views, mapped on first use after JS got the chunk. */
-  get views(): { data: ArrayBuffer; present: ArrayBuffer; extra: ArrayBuffer | null } {
+  /**
+   * @internal The views, mapped on first use after JS got the chunk: one
+   * ArrayBuffer over the chunk's whole mapping (data, present, extra lie in
+   * one mapping), so a lease costs one external buffer and one detach.
+   */
+  get views(): ChunkViews {
     if (this.#views) return this.#views;
     const info = new BigUint64Array(INFO_WORDS);
     check(native.symbols.spead_chunk_info(this.#handle, info), "chunk");
     this.#chunkId = BigInt.asIntN(64, info[6]);
     this.#streamId = Number(info[7]);
+    const base = info[0];
+    const extraLen = Number(info[5]);
+    const presentOffset = Number(info[2] - base);
+    const extraOffset = extraLen > 0 ? Number(info[4] - base) : 0;
+    const end = Math.max(presentOffset + Number(info[3]), extraOffset + extraLen);
     this.#views = {
-      data: native.arrayBufferAt(info[0], Number(info[1])),
-      present: native.arrayBufferAt(info[2], Number(info[3])),
-      extra: info[5] > 0n ? native.arrayBufferAt(info[4], Number(info[5])) : null,
+      buffer: native.arrayBufferAt(base, end),
+      dataLength: Number(info[1]),
+      presentOffset,
+      presentLength: Number(info[3]),
+      extraOffset,
+      extraLength: extraLen,
     };
     return this.#views;
   }
 
   /** The payload of every heap slot (zero-copy). */
   get data(): Uint8Array {
-    return new Uint8Array(this.#live().data);
+    const v = this.#live();
+    return new Uint8Array(v.buffer, 0, v.dataLength);
   }
 
   /** One byte per heap slot: 1 when that heap arrived complete (zero-copy). */
   get present(): Uint8Array {
-    return new Uint8Array(this.#live().present);
+    const v = this.#live();
+    return new Uint8Array(v.buffer, v.presentOffset, v.presentLength);
   }
 
   /** Per-heap values the placement copied (zero-copy), or null without extra bytes. */
   get extra(): Uint8Array | null {
-    const e = this.#live().extra;
-    return e ? new Uint8Array(e) : null;
+    const v = this.#live();
+    return v.extraLength > 0 ? new Uint8Array(v.buffer, v.extraOffset, v.extraLength) : null;
   }
 
   /** The chunk id the stream gave it (-1 before it went through a stream). */
@@ -162,11 +186,8 @@ export class Chunk implements Disposable {
   #detach(): void {
     const v = this.#views;
     this.#views = null;
-    if (!v) return;
-    for (const ab of [v.data, v.present, v.extra]) {
-      const t = ab as (ArrayBuffer & { transfer?: (n: number) => ArrayBuffer }) | null;
-      if (t && typeof t.transfer === "function") t.transfer(0);
-    }
+    const t = v?.buffer as (ArrayBuffer & { transfer?: (n: number) => ArrayBuffer }) | undefined;
+    if (t && typeof t.transfer === "function") t.transfer(0);
   }
 
   /** @internal Hands the chunk to a ring: `put` is the native call; views detach first. */
