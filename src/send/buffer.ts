@@ -11,7 +11,12 @@ import { reclaimedByGc } from "../lifetime.ts";
 
 /** Options of {@link allocateBuffer}. */
 export interface BufferOptions {
-  /** Try 2 MiB huge pages first (falls back to normal pages). */
+  /**
+   * Huge pages: hugetlb pages where the machine reserves them, else (for
+   * buffers of at least one huge page) a huge-page-aligned mapping with
+   * transparent huge pages requested; normal pages as the last resort. Both
+   * refilling the buffer and the kernel's copy out of it get cheaper.
+   */
   preferHuge?: boolean;
 }
 
@@ -33,7 +38,7 @@ export class NativeBuffer implements Disposable {
   #bytes: Uint8Array | null;
   #inFlight = 0;
   #releaseWanted = false;
-  /** Whether the kernel gave huge pages. */
+  /** Whether the buffer is on huge pages (hugetlb, or transparent huge pages requested; see {@link BufferOptions}). */
   readonly huge: boolean;
   readonly #token = {};
 

@@ -186,7 +186,8 @@ pub fn mapWith(size: usize, huge_page_size: usize) ?Mapping {
     return .{ .bytes = bytes, .huge = false };
 }
 
-fn mmapRaw(len: usize, huge: bool) ?[]u8 {
+/// A populated private anonymous mapping of `len` bytes (MAP_HUGETLB when `huge`), or null.
+pub fn mmapRaw(len: usize, huge: bool) ?[]u8 {
     const linux = std.os.linux;
     const flags: linux.MAP = .{ .TYPE = .PRIVATE, .ANONYMOUS = true, .POPULATE = true, .HUGETLB = huge };
     const rc = linux.mmap(null, len, linux.PROT.READ | linux.PROT.WRITE, flags, -1, 0);
