@@ -20,6 +20,7 @@ export {
   type Complex,
   type Descr,
   DType,
+  type ArrayCtor,
   type DTypeField,
   type DTypeKind,
   type DTypeLike,
@@ -47,5 +48,7 @@ export { MemoryPool, type MemoryPoolOptions, type MemoryPoolStats } from "./src/
 export { MmapAllocator } from "./src/mmap_allocator.ts";
 export { ThreadPool, type ThreadPoolOptions } from "./src/thread_pool.ts";
 export { processStats, type ProcessStats } from "./src/process_stats.ts";
+/** The send side: spead2's `spead2.send` (heaps, streams, item groups). Also the `./send` entry point. */
 export * as send from "./src/send/mod.ts";
+/** The receive side: spead2's `spead2.recv` (streams, heaps, chunk streams). Also the `./recv` entry point. */
 export * as recv from "./src/recv/mod.ts";

@@ -69,9 +69,18 @@ else
   failed=$((failed + 1)); echo "fuzz (deno): FAILED"
 fi
 
-echo "== static checks (tsc --noEmit, zig fmt --check)"
+echo "== static checks (tsc --noEmit, zig fmt --check, deno doc --lint)"
 if tsc --noEmit -p . ; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "tsc: FAILED"; fi
 if scripts/zig fmt --check zig build.zig ; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "zig fmt: FAILED"; fi
+# The public surface (the package's entry points) fully documented: every symbol has TSDoc and
+# every type it mentions is exported.
+if NO_COLOR=1 deno doc --lint mod.ts src/recv/mod.ts src/send/mod.ts cli/recv.ts cli/send.ts cli/bench.ts 2>&1 |
+  grep -v '^Warning\|^    at' | tail -n 3 | grep -q '^Checked'; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "deno doc --lint: FAILED"
+  NO_COLOR=1 deno doc --lint mod.ts src/recv/mod.ts src/send/mod.ts 2>&1 | grep -A2 '^error' | head -n 30
+fi
 
 echo "== packages (scripts/pack.sh), installed into temporary Bun and Deno apps (tests/packaging/run.sh)"
 pack_log="$out/packaging.log"

@@ -58,7 +58,9 @@ export type Fastpath = "numpy" | "immediate" | "none";
 export class Descriptor {
   /** SPEAD item ID. */
   readonly id: number;
+  /** Short name, the key in an ItemGroup. */
   readonly name: string;
+  /** Long description. */
   readonly description: string;
   /** Dimensions; `null` is a variable-size dimension. */
   readonly shape: ReadonlyArray<number | null>;
@@ -66,12 +68,14 @@ export class Descriptor {
   readonly dtype: DType | null;
   /** The legacy format, or `null` when the descriptor uses a dtype. */
   readonly format: Format | null;
+  /** Storage order of multi-dimensional values: `'C'` (row-major) or `'F'`. */
   readonly order: Order;
   /** @internal The value codec (numpy fast path or bit-packed). */
   protected readonly codec: Codec;
   /** @internal spead2's `_fastpath`. */
   protected readonly fastpath: Fastpath;
 
+  /** Checks and stores the options; throws `invalid_argument` for inconsistent ones. */
   constructor(options: DescriptorOptions) {
     const { id, name } = options;
     const description = options.description ?? "";

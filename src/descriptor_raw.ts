@@ -9,8 +9,11 @@ import type { FormatField } from "./dtype/mod.ts";
 
 /** A descriptor as it travels on the wire (spead2's `RawDescriptor`). */
 export interface RawDescriptor {
+  /** SPEAD item ID. */
   readonly id: number;
+  /** Short name (ASCII). */
   readonly name: string;
+  /** Long description (ASCII). */
   readonly description: string;
   /** Legacy format fields; empty when a numpy header is used. */
   readonly format: readonly FormatField[];

@@ -59,6 +59,7 @@ export interface SystemCallFailure {
  * `EADDRINUSE: bind 127.0.0.1:8888 (addUdpReader)`.
  */
 export class SpeadError extends Error {
+  /** Stable, machine-readable reason (see {@link SpeadErrorCode}). */
   readonly code: SpeadErrorCode;
   /** The native status number, when the error came from the native core. */
   readonly status: number | undefined;
@@ -69,6 +70,7 @@ export class SpeadError extends Error {
   /** The failed call and its address (`"bind 127.0.0.1:8888"`), when known. */
   readonly syscall: string | undefined;
 
+  /** Builds the error; with `failure` the message starts with the errno name and the call. */
   constructor(code: SpeadErrorCode, message: string, status?: number, failure?: SystemCallFailure) {
     super(failure ? `${failure.errno}: ${failure.syscall}${message ? ` (${message})` : ""}` : `${code}: ${message}`);
     this.name = "SpeadError";
@@ -120,6 +122,7 @@ export function checkInteger(name: string, value: number, min: number, max: numb
 
 /** Raised by `get()`/iteration when the stream has stopped (spead2's `Stopped`). */
 export class Stopped extends SpeadError {
+  /** A `stopped` error with an optional message. */
   constructor(message = "stream has stopped") {
     super("stopped", message);
     this.name = "Stopped";
@@ -128,6 +131,7 @@ export class Stopped extends SpeadError {
 
 /** Raised by `getNowait()` when no heap is ready (spead2's `Empty`). */
 export class Empty extends SpeadError {
+  /** An `empty` error with an optional message. */
   constructor(message = "no heap is ready") {
     super("empty", message);
     this.name = "Empty";

@@ -57,6 +57,7 @@ export class Item extends Descriptor {
   /** Version number; bumped by every assignment to {@link Item.value}. */
   version = 1;
 
+  /** A descriptor with an (initially absent) value. */
   constructor(options: ItemOptions) {
     super(options);
     this.#value = options.value ?? null;

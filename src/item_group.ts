@@ -13,8 +13,11 @@ const STREAM_CTRL_ID = 0x06;
 
 /** What {@link ItemGroup.update} needs of a received heap (satisfied by `recv.Heap`). */
 export interface HeapLike {
+  /** The heap's flavour. */
   readonly flavour: Flavour;
+  /** The heap's items, in order. */
   getItems(): RawItem[];
+  /** The descriptors the heap carries. */
   getDescriptors(): Descriptor[];
 }
 

@@ -50,17 +50,24 @@ const poolFinalizer = new FinalizationRegistry<number>((handle) => {
  * and streams stay valid and are freed when the last one lets go.
  */
 export class MemoryPool implements Disposable {
+  /** Smallest request served from the pool, in bytes. */
   readonly lower: number;
+  /** Size of each pool buffer: the largest request served from the pool. */
   readonly upper: number;
+  /** Free buffers kept at most; more are given back to the system. */
   readonly maxFree: number;
+  /** Buffers allocated (and pre-faulted) up front. */
   readonly initial: number;
+  /** Free buffers below which a background thread refills the pool (0: never). */
   readonly lowWater: number;
   /** Print `memory pool is empty when allocating N bytes` (at most once a second) when it runs dry. */
   readonly warnOnEmpty: boolean;
+  /** Where buffers come from (default: pre-faulted anonymous mmap). */
   readonly allocator: MmapAllocator | undefined;
   #handle: number;
   readonly #token = {};
 
+  /** spead2's `MemoryPool(lower, upper, max_free, initial)`; throws `invalid_argument` naming a bad size. */
   constructor(lower: number, upper: number, maxFree: number, initial: number, options: MemoryPoolOptions = {}) {
     const lowWater = options.lowWater ?? 0;
     for (const [name, v] of [["lower", lower], ["upper", upper], ["maxFree", maxFree], ["initial", initial], [
@@ -111,6 +118,7 @@ export class MemoryPool implements Disposable {
     check(native.symbols.spead_memory_pool_destroy(h), "MemoryPool.close");
   }
 
+  /** Same as {@link MemoryPool.close} (for `using`). */
   [Symbol.dispose](): void {
     this.close();
   }

@@ -4,8 +4,10 @@
  * clean fallback to normal pages.
  */
 export class MmapAllocator {
+  /** Try huge pages first (falling back to normal pages). */
   readonly preferHuge: boolean;
 
+  /** An allocator; `preferHuge` defaults to false. */
   constructor(options: { preferHuge?: boolean } = {}) {
     this.preferHuge = options.preferHuge ?? false;
   }

@@ -4,10 +4,13 @@ import { check } from "./errors.ts";
 
 /** Page faults, open file descriptors and threads of this process. */
 export interface ProcessStats {
+  /** Minor page faults so far (getrusage). */
   readonly minorFaults: number;
+  /** Major page faults so far (getrusage). */
   readonly majorFaults: number;
   /** -1 where the platform cannot say. */
   readonly openFds: number;
+  /** Threads of this process; -1 where the platform cannot say. */
   readonly threads: number;
 }
 

@@ -16,10 +16,13 @@ export interface ThreadPoolOptions {
  * core of `affinity` in turn. `threads` is kept for API parity.
  */
 export class ThreadPool {
+  /** Threads per stream (kept for spead2 API parity). */
   readonly threads: number;
+  /** CPU cores the I/O threads are pinned to, in turn. */
   readonly affinity: readonly number[];
   #next = 0;
 
+  /** Checks the options; throws `invalid_argument` for a bad count or core. */
   constructor(options: ThreadPoolOptions = {}) {
     this.threads = options.threads ?? 1;
     this.affinity = [...(options.affinity ?? [])];

@@ -4,13 +4,16 @@ import { type ByteOrder, type DTypeKind, type DTypeLike, type Descr, type Format
 
 /** A field of a record dtype. */
 export interface DTypeField {
+  /** Field name. */
   readonly name: string;
+  /** Field type. */
   readonly dtype: DType;
   /** Byte offset of the field inside one record. */
   readonly offset: number;
 }
 
-type ArrayCtor =
+/** A typed-array constructor (the class of a value decoded with this dtype). */
+export type ArrayCtor =
   | Int8ArrayConstructor
   | Uint8ArrayConstructor
   | Int16ArrayConstructor

@@ -33,7 +33,7 @@
 export { nativeByteOrder } from "./types.ts";
 export type { ByteOrder, Order, DTypeKind, FormatField, Format, Complex, TypedArray, ScalarValue, ItemValue, Descr, DTypeLike } from "./types.ts";
 export { DType, formatToDType, formatBits, formatsEqual } from "./dtype.ts";
-export type { DTypeField } from "./dtype.ts";
+export type { ArrayCtor, DTypeField } from "./dtype.ts";
 export { parseNumpyHeader, formatNumpyHeader } from "./numpy_header.ts";
 export type { NumpyHeader } from "./numpy_header.ts";
 export { shapeElements } from "./layout.ts";

@@ -15,7 +15,9 @@ export type Format = readonly FormatField[];
 
 /** A complex number (numpy complex64 / complex128 scalar). */
 export interface Complex {
+  /** Real part. */
   re: number;
+  /** Imaginary part. */
   im: number;
 }
 

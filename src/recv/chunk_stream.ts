@@ -25,7 +25,8 @@ const STATUS_EMPTY = -8;
 const WAIT_SLICE_MS = 50;
 const INFO_WORDS = 8;
 
-type ItemId = number | bigint;
+/** An item ID, as a number or a bigint. */
+export type ItemId = number | bigint;
 
 function checkInt(name: string, v: number, min: number, max: number): number {
   if (!Number.isSafeInteger(v) || v < min || v > max) {
@@ -89,6 +90,7 @@ export class Chunk implements Disposable {
   #streamId = 0;
   readonly #token = {};
 
+  /** A chunk of `options`' sizes, in pre-faulted native memory. */
   constructor(options: ChunkOptions) {
     const data = checkInt("data", options.data, 1, 2 ** 40);
     const present = checkInt("present", options.present, 1, 2 ** 40);
@@ -237,6 +239,7 @@ export class Chunk implements Disposable {
     check(native.symbols.spead_chunk_destroy(handle), "chunk release");
   }
 
+  /** Same as `release()` (for `using`). */
   [Symbol.dispose](): void {
     if (this.isHeld) this.release();
   }
@@ -265,6 +268,7 @@ export class ChunkRingbuffer implements AsyncIterable<Chunk>, Iterable<Chunk>, D
   readonly #token = {};
   readonly #out = new Uint32Array(1);
 
+  /** A ring holding at most `maxSize` chunks (1..65536). */
   constructor(maxSize: number) {
     checkInt("maxSize", maxSize, 1, 65536);
     const out = new Uint32Array(1);
@@ -341,6 +345,7 @@ export class ChunkRingbuffer implements AsyncIterable<Chunk>, Iterable<Chunk>, D
     }
   }
 
+  /** Chunks as they arrive (`for await`); ends when the ring is stopped and empty. */
   async *[Symbol.asyncIterator](): AsyncGenerator<Chunk, void, undefined> {
     for (;;) {
       try {
@@ -352,6 +357,7 @@ export class ChunkRingbuffer implements AsyncIterable<Chunk>, Iterable<Chunk>, D
     }
   }
 
+  /** Chunks already in the ring, without waiting; ends when none is ready. */
   *[Symbol.iterator](): Generator<Chunk, void, undefined> {
     for (;;) {
       try {
@@ -381,6 +387,7 @@ export class ChunkRingbuffer implements AsyncIterable<Chunk>, Iterable<Chunk>, D
     });
   }
 
+  /** Same as `stop()` plus freeing the ring (for `using`). */
   [Symbol.dispose](): void {
     this.close();
   }
@@ -413,6 +420,7 @@ export interface PlaceRuleAxis {
 
 /** An item value copied into `chunk.extra` for each heap. */
 export interface PlaceRuleExtraField {
+  /** The item whose value gives this axis' index. */
   item: ItemId;
   /** Byte offset within the heap's extra record. */
   offset: number;
@@ -426,7 +434,9 @@ export interface PlaceRuleOptions {
   heapBytes: number;
   /** HEAP_LENGTH a heap must have (default heapBytes; 0: any up to heapBytes). */
   heapLength?: number;
+  /** How a heap's timestamp chooses its chunk and its row in it. */
   timestamp: PlaceRuleTimestamp;
+  /** Further axes (e.g. a channel item) that choose the heap's slot within the chunk. */
   axes?: PlaceRuleAxis[];
   /** Item values to copy into `extra`, `bytesPerHeap` per heap slot. */
   extra?: { bytesPerHeap: number; fields: PlaceRuleExtraField[] };
@@ -461,6 +471,7 @@ export class PlaceRule {
   /** @internal Native rule words (docs/ABI.md "Chunk streams"). */
   readonly words: BigUint64Array;
 
+  /** Checks the rule; throws `invalid_argument` naming a bad field. */
   constructor(options: PlaceRuleOptions) {
     const items: bigint[] = [];
     const indexOf = (id: ItemId, what: string): number => {
@@ -542,6 +553,7 @@ export class PlaceFunction {
   /** Bytes copied for the stream; the function's `user_data` points at the copy. */
   readonly userData: Uint8Array;
 
+  /** A native place function at `address` (C `void (*)(spead2_chunk_place_data *, size_t)`), with optional `userData` copied for it. */
   constructor(address: bigint, userData?: ArrayBufferView) {
     if (typeof address !== "bigint" || address <= 0n || address > U64_MAX) {
       throw new SpeadError("invalid_argument", "PlaceFunction: address must be a non-zero bigint");
@@ -581,12 +593,18 @@ export interface ChunkStreamConfigOptions {
 
 /** Chunk stream configuration (spead2's `recv.ChunkStreamConfig`); immutable. */
 export class ChunkStreamConfig {
+  /** spead2's default number of chunks under construction at once. */
   static readonly DEFAULT_MAX_CHUNKS = 2;
+  /** How each heap is placed: a declarative rule or a native function. */
   readonly place: PlaceRule | PlaceFunction;
+  /** Item IDs whose immediate values the place step sees, in order. */
   readonly items: readonly bigint[];
+  /** Chunks under construction at once; the oldest is flushed when a heap needs another. */
   readonly maxChunks: number;
+  /** Bytes of per-heap extra data the place step may write. */
   readonly maxHeapExtra: number;
 
+  /** Checks the options; throws `invalid_argument` naming a bad field. */
   constructor(options: ChunkStreamConfigOptions) {
     const place = options.place;
     if (!(place instanceof PlaceRule) && !(place instanceof PlaceFunction)) {
@@ -642,8 +660,10 @@ const streamFinalizer = new FinalizationRegistry<number>((handle) => {
 });
 
 /** What every chunk stream has: readers, statistics, stop and close. */
-abstract class ChunkStreamBase implements Disposable {
+export abstract class ChunkStreamBase implements Disposable {
+  /** The stream configuration it was created with. */
   readonly config: StreamConfig;
+  /** The chunk configuration it was created with. */
   readonly chunkStreamConfig: ChunkStreamConfig;
   #handle: number;
   readonly #token = {};
@@ -683,6 +703,7 @@ abstract class ChunkStreamBase implements Disposable {
 
   /** Receives UDP (unicast, or multicast with a group): see `Stream.addUdpReader`. */
   addUdpReader(port: number, options?: UdpReaderOptions): UdpReaderInfo;
+  /** Joins the multicast `multicastGroup` and receives on `port`. */
   addUdpReader(multicastGroup: string, port: number, options?: UdpReaderOptions): UdpReaderInfo;
   addUdpReader(a: number | string, b?: number | UdpReaderOptions, c?: UdpReaderOptions): UdpReaderInfo {
     return addUdpReaderTo(this.nativeHandle, a, b, c);
@@ -710,6 +731,7 @@ abstract class ChunkStreamBase implements Disposable {
     check(native.symbols.spead_recv_stream_destroy(handle), "close");
   }
 
+  /** Same as `close()` (for `using`). */
   [Symbol.dispose](): void {
     this.close();
   }
@@ -733,9 +755,12 @@ function addFreeChunkTo(ring: ChunkRingbuffer, chunk: Chunk): void {
  * ring stops once the last chunks are on it.
  */
 export class ChunkRingStream extends ChunkStreamBase {
+  /** Where completed chunks arrive. */
   readonly dataRingbuffer: ChunkRingbuffer;
+  /** Where empty chunks come from; give chunks back to it once used. */
   readonly freeRingbuffer: ChunkRingbuffer;
 
+  /** A chunk stream (spead2's `ChunkRingStream`): heaps go straight into chunks taken from the free ring. */
   constructor(
     config: StreamConfig,
     chunkStreamConfig: ChunkStreamConfig,
@@ -801,11 +826,16 @@ export interface ChunkStreamGroupConfigOptions {
 
 /** Group configuration (spead2's `recv.ChunkStreamGroupConfig`); immutable. */
 export class ChunkStreamGroupConfig {
+  /** spead2's default number of chunks a group keeps under construction. */
   static readonly DEFAULT_MAX_CHUNKS = 2;
-  static readonly EvictionMode = EvictionMode;
+  /** spead2's `ChunkStreamGroupConfig.EvictionMode` (LOSSY or LOSSLESS). */
+  static readonly EvictionMode: typeof EvictionMode = EvictionMode;
+  /** Chunks under construction at once across the group. */
   readonly maxChunks: number;
+  /** What happens to a member's oldest chunk when another is needed. */
   readonly evictionMode: EvictionMode;
 
+  /** Checks the options; throws `invalid_argument` naming a bad field. */
   constructor(options: ChunkStreamGroupConfigOptions = {}) {
     this.maxChunks = checkInt("maxChunks", options.maxChunks ?? ChunkStreamGroupConfig.DEFAULT_MAX_CHUNKS, 1, 65536);
     const mode = options.evictionMode ?? EvictionMode.LOSSY;
@@ -857,13 +887,17 @@ const groupFinalizer = new FinalizationRegistry<number>((handle) => {
  * needs the room). The data ring stops when every member has stopped.
  */
 export class ChunkStreamRingGroup implements Disposable, Iterable<ChunkStreamGroupMember> {
+  /** The group configuration it was created with. */
   readonly config: ChunkStreamGroupConfig;
+  /** Where completed chunks of every member arrive. */
   readonly dataRingbuffer: ChunkRingbuffer;
+  /** Where empty chunks come from; give chunks back to it once used. */
   readonly freeRingbuffer: ChunkRingbuffer;
   readonly #members: ChunkStreamGroupMember[] = [];
   #handle: number;
   readonly #token = {};
 
+  /** A group of chunk streams sharing chunks (spead2's `ChunkStreamRingGroup`); add members with `emplaceBack`. */
   constructor(config: ChunkStreamGroupConfig, dataRing: ChunkRingbuffer, freeRing: ChunkRingbuffer) {
     if (dataRing === freeRing) throw new SpeadError("invalid_argument", "ChunkStreamRingGroup: the data and free rings must differ");
     this.config = config;
@@ -904,6 +938,7 @@ export class ChunkStreamRingGroup implements Disposable, Iterable<ChunkStreamGro
     return this.#members.at(index);
   }
 
+  /** The group's member streams, in order. */
   [Symbol.iterator](): Iterator<ChunkStreamGroupMember> {
     return this.#members[Symbol.iterator]();
   }
@@ -930,6 +965,7 @@ export class ChunkStreamRingGroup implements Disposable, Iterable<ChunkStreamGro
     check(native.symbols.spead_chunk_group_destroy(handle), "group close");
   }
 
+  /** Same as `close()` (for `using`). */
   [Symbol.dispose](): void {
     this.close();
   }

@@ -39,16 +39,26 @@ export interface StreamConfigOptions {
 
 /** Receive stream configuration (spead2's `recv.StreamConfig`); immutable. */
 export class StreamConfig {
+  /** spead2's default for `maxHeaps`. */
   static readonly DEFAULT_MAX_HEAPS = 4;
+  /** Live heaps per substream before the oldest is evicted. */
   readonly maxHeaps: number;
+  /** Independent slot sets, chosen by cnt modulo this. */
   readonly substreams: number;
+  /** PySPEAD 0.5.2 compatibility flags (0..7). */
   readonly bugCompat: number;
+  /** Whether packets of a heap may arrive in any order. */
   readonly allowOutOfOrder: boolean;
+  /** Whether heaps without HEAP_LENGTH are accepted. */
   readonly allowUnsizedHeaps: boolean;
+  /** Whether a STREAM_CTRL stop item stops the stream. */
   readonly stopOnStopItem: boolean;
+  /** Where heap payloads come from (undefined: a pre-faulting default allocator). */
   readonly memoryAllocator: PayloadAllocator | MmapAllocator | undefined;
+  /** Largest HEAP_LENGTH accepted, in bytes. */
   readonly maxHeapLength: number;
 
+  /** Checks the options; throws `invalid_argument` naming a value outside its range. */
   constructor(options: StreamConfigOptions = {}) {
     this.maxHeaps = checkInteger("maxHeaps", options.maxHeaps ?? StreamConfig.DEFAULT_MAX_HEAPS, 1, 65536);
     this.substreams = checkInteger("substreams", options.substreams ?? 1, 1, 65536);
@@ -71,10 +81,14 @@ export interface RingStreamConfigOptions {
 
 /** Ring configuration of a receive stream (spead2's `recv.RingStreamConfig`). */
 export class RingStreamConfig {
+  /** spead2's default ring capacity. */
   static readonly DEFAULT_HEAPS = 4;
+  /** Completed heaps the ring holds. */
   readonly heaps: number;
+  /** Whether heaps that are not contiguous are dropped (true) or delivered as `IncompleteHeap`. */
   readonly contiguousOnly: boolean;
 
+  /** Checks the options; throws `invalid_argument` naming a value outside its range. */
   constructor(options: RingStreamConfigOptions = {}) {
     this.heaps = checkInteger("heaps", options.heaps ?? RingStreamConfig.DEFAULT_HEAPS, 1, 65536);
     this.contiguousOnly = options.contiguousOnly ?? true;

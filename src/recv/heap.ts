@@ -183,6 +183,7 @@ export class Heap implements Disposable {
     check(native.symbols.spead_recv_heap_release(handle), "heap release");
   }
 
+  /** Same as `release()` (for `using`). */
   [Symbol.dispose](): void {
     this.release();
   }

@@ -48,7 +48,9 @@ const finalizer = streamFinalizer((h) => native.symbols.spead_recv_stream_destro
  * `for (const heap of stream)`. Each heap is a lease to `release()`.
  */
 export class Stream implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
+  /** The stream configuration it was created with. */
   readonly config: StreamConfig;
+  /** The ring configuration it was created with. */
   readonly ringConfig: RingStreamConfig;
   #handle: number;
   readonly #token = {};
@@ -66,6 +68,7 @@ export class Stream implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
    * @param options.threadPool pins this stream's reader threads (spead2 passes a
    *   `ThreadPool` first; here it is optional and only carries the affinity)
    */
+  /** A receive stream (spead2's `recv.Stream`) with a native I/O thread per reader; add readers, then iterate. */
   constructor(
     config: StreamConfig = new StreamConfig(),
     ringConfig: RingStreamConfig = new RingStreamConfig(),
@@ -113,6 +116,7 @@ export class Stream implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
    *   joins the multicast `group` (IPv4 or IPv6).
    */
   addUdpReader(port: number, options?: UdpReaderOptions): UdpReaderInfo;
+  /** Joins the multicast `multicastGroup` and receives on `port`. */
   addUdpReader(multicastGroup: string, port: number, options?: UdpReaderOptions): UdpReaderInfo;
   addUdpReader(a: number | string, b?: number | UdpReaderOptions, c?: UdpReaderOptions): UdpReaderInfo {
     return addUdpReaderTo(this.nativeHandle, a, b, c);
@@ -244,6 +248,7 @@ export class Stream implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
     for (const w of wakers) w();
   }
 
+  /** Heaps as they arrive (`for await`); ends once the stream has stopped and is drained. */
   async *[Symbol.asyncIterator](): AsyncGenerator<Heap, void, undefined> {
     for (;;) {
       try {
@@ -270,6 +275,7 @@ export class Stream implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
     }
   }
 
+  /** Heaps already in the ring, without waiting; ends when none is ready. */
   *[Symbol.iterator](): Generator<Heap, void, undefined> {
     for (;;) {
       try {
@@ -319,6 +325,7 @@ export class Stream implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
     for (const w of wakers) w();
   }
 
+  /** Same as `close()` (for `using`). */
   [Symbol.dispose](): void {
     this.close();
   }

@@ -100,6 +100,7 @@ export class NativeBuffer implements Disposable {
     check(native.symbols.spead_buffer_free(h), "NativeBuffer.release");
   }
 
+  /** Same as `release()` (for `using`). */
   [Symbol.dispose](): void {
     this.release();
   }

@@ -5,11 +5,16 @@ import { CntSequence, GroupMode, StreamConfig } from "./stream_config.ts";
 
 /** A heap plus its send options, for {@link BytesStream.sendHeaps} (spead2's `HeapReference`). */
 export class HeapReference {
+  /** The heap to send. */
   readonly heap: Heap;
+  /** Heap cnt to use; negative: the stream's next automatic cnt. */
   readonly cnt: bigint;
+  /** Substream (destination) index. */
   readonly substreamIndex: number;
+  /** Rate for this heap in bytes/s; negative: the stream's rate. */
   readonly rate: number;
 
+  /** A heap with its send options (defaults: automatic cnt, substream 0, the stream's rate). */
   constructor(heap: Heap, options: { cnt?: bigint | number; substreamIndex?: number; rate?: number } = {}) {
     this.heap = heap;
     this.cnt = BigInt(options.cnt ?? -1);
@@ -24,11 +29,13 @@ export class HeapReference {
  * receiver reads back with `addBufferReader`.
  */
 export class BytesStream {
+  /** The stream configuration it was created with. */
   readonly config: StreamConfig;
   readonly #chunks: Uint8Array[] = [];
   #length = 0;
   readonly #cnt = new CntSequence();
 
+  /** An empty in-memory stream; every send appends its packets. */
   constructor(config: StreamConfig = new StreamConfig()) {
     this.config = config;
   }

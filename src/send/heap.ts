@@ -7,11 +7,17 @@ import { SpeadError } from "../errors.ts";
 
 /** Reserved item IDs (spead2's `*_ID` constants). */
 export const NULL_ID = 0x00;
+/** Item ID of the heap counter. */
 export const HEAP_CNT_ID = 0x01;
+/** Item ID of the total heap payload length. */
 export const HEAP_LENGTH_ID = 0x02;
+/** Item ID of a packet's payload offset within the heap. */
 export const PAYLOAD_OFFSET_ID = 0x03;
+/** Item ID of a packet's payload length. */
 export const PAYLOAD_LENGTH_ID = 0x04;
+/** Item ID of an item descriptor. */
 export const DESCRIPTOR_ID = 0x05;
+/** Item ID of stream control (start, stop, descriptor reissue/update). */
 export const STREAM_CTRL_ID = 0x06;
 export const DESCRIPTOR_NAME_ID = 0x10;
 export const DESCRIPTOR_DESCRIPTION_ID = 0x11;
@@ -22,8 +28,11 @@ export const DESCRIPTOR_DTYPE_ID = 0x15;
 
 /** Stream control values carried by STREAM_CTRL. */
 export const CTRL_STREAM_START = 0;
+/** Stream control value: descriptors are being reissued. */
 export const CTRL_DESCRIPTOR_REISSUE = 1;
+/** Stream control value: the stream ends. */
 export const CTRL_STREAM_STOP = 2;
+/** Stream control value: descriptors have changed. */
 export const CTRL_DESCRIPTOR_UPDATE = 3;
 
 /**
@@ -38,13 +47,17 @@ export type HeapEntry =
 
 /** What {@link Heap.addItem} needs of an item (satisfied by `Item`). */
 export interface SendableItem {
+  /** SPEAD item ID. */
   readonly id: number;
+  /** The value's bytes as sent. */
   toBuffer(): Uint8Array;
+  /** Whether a value of at most heapAddressBits/8 bytes may travel as an immediate. */
   allowImmediate(): boolean;
 }
 
 /** What {@link Heap.addDescriptor} needs of a descriptor (satisfied by `Descriptor`). */
 export interface EncodableDescriptor {
+  /** The descriptor encoded as spead2 does for `flavour`. */
   toRaw(flavour: Flavour): Uint8Array;
 }
 
@@ -61,12 +74,14 @@ export function bytesToImmediate(bytes: Uint8Array): bigint {
  * values (spead2's heap reuse).
  */
 export class Heap {
+  /** The flavour the heap is encoded with. */
   readonly flavour: Flavour;
   /** Put every item pointer in every packet (spead2's `repeat_pointers`). */
   repeatPointers = false;
   #entries: HeapEntry[] = [];
   #version = 0;
 
+  /** An empty heap of `flavour` (default SPEAD-64-40). */
   constructor(flavour: Flavour = new Flavour()) {
     this.flavour = flavour;
   }

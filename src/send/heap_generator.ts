@@ -35,7 +35,9 @@ export interface HeapGeneratorOptions {
 
 /** What {@link HeapGenerator.addToHeap} needs of a heap (satisfied by `send.Heap`). */
 export interface HeapSink {
+  /** Adds an item's current value. */
   addItem(item: Item): void;
+  /** Adds a descriptor. */
   addDescriptor(descriptor: Descriptor): void;
 }
 
@@ -84,6 +86,7 @@ export class HeapGenerator {
    * @param descriptorFrequency resend descriptors once per this many heaps (or an options object)
    * @param flavour flavour of the heaps built (default SPEAD-64-40)
    */
+  /** Tracks which descriptors and values are stale for an item group (spead2's `HeapGenerator`). */
   constructor(
     itemGroup: BaseItemGroup,
     descriptorFrequency?: number | null | HeapGeneratorOptions,
@@ -176,6 +179,7 @@ export class ItemGroup extends BaseItemGroup {
    * @param descriptorFrequency resend descriptors once per this many heaps (or an options object)
    * @param flavour flavour of the heaps built (default SPEAD-64-40)
    */
+  /** spead2's `send.ItemGroup(descriptor_frequency, flavour)`. */
   constructor(descriptorFrequency?: number | null | HeapGeneratorOptions, flavour?: Flavour) {
     super();
     this.#generator = new HeapGenerator(this, descriptorFrequency, flavour);

@@ -26,6 +26,7 @@ export class HeapReferenceList {
   prepared: PreparedGroup | undefined;
 
   /** @param references heaps or references, in sending order; at least one. */
+  /** Converts the heaps once, for repeated sends. */
   constructor(references: ReadonlyArray<HeapReference | Heap>) {
     if (references.length === 0) throw new SpeadError("invalid_argument", "HeapReferenceList needs at least one heap");
     this.references = references.map((r) => (r instanceof HeapReference ? r : new HeapReference(r)));

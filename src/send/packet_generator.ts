@@ -25,6 +25,7 @@ export class PacketGenerator implements Iterable<Uint8Array> {
   readonly #cnt: bigint;
   readonly #maxPacketSize: number;
 
+  /** Packets of `heap` with heap cnt `cnt`, each at most `maxPacketSize` bytes. */
   constructor(heap: Heap, cnt: bigint | number, maxPacketSize: number = StreamConfig.DEFAULT_MAX_PACKET_SIZE) {
     if (!Number.isInteger(maxPacketSize) || maxPacketSize < 0 || maxPacketSize > 0xffff_ffff) {
       throw new SpeadError("invalid_argument", `maxPacketSize ${maxPacketSize}`);
@@ -35,6 +36,7 @@ export class PacketGenerator implements Iterable<Uint8Array> {
     this.#maxPacketSize = maxPacketSize;
   }
 
+  /** Yields each packet in turn (a fresh buffer each time). */
   *[Symbol.iterator](): Generator<Uint8Array, void, undefined> {
     const f = this.#heap.flavour;
     const table: ItemTable = buildItemTable(this.#heap);

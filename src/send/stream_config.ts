@@ -15,31 +15,45 @@ export enum GroupMode {
 
 /** Options of {@link StreamConfig}; every field defaults to spead2's default. */
 export interface StreamConfigOptions {
+  /** Largest packet, in bytes (default 1472). */
   maxPacketSize?: number;
+  /** Rate limit in bytes/s; 0 = unlimited (default). */
   rate?: number;
+  /** Bytes sent as one burst before the rate limiter waits (default 65536). */
   burstSize?: number;
+  /** Heaps in flight at most (default 4). */
   maxHeaps?: number;
+  /** Hard rate limit relative to `rate`, for catching up after a stall (default 1.05). */
   burstRateRatio?: number;
+  /** How the rate is enforced; only software exists here (default AUTO). */
   rateMethod?: RateMethod;
 }
 
 /** Send stream configuration (spead2's `send.StreamConfig`). */
 export class StreamConfig {
+  /** spead2's default packet size. */
   static readonly DEFAULT_MAX_PACKET_SIZE = 1472;
+  /** spead2's default burst size. */
   static readonly DEFAULT_BURST_SIZE = 65536;
+  /** spead2's default heaps in flight. */
   static readonly DEFAULT_MAX_HEAPS = 4;
+  /** spead2's default burst rate ratio. */
   static readonly DEFAULT_BURST_RATE_RATIO = 1.05;
 
   /** Largest packet, rounded down to a multiple of 8 when packetising. */
   readonly maxPacketSize: number;
   /** Bytes per second of SPEAD packets (headers included); 0 = unlimited. */
   readonly rate: number;
+  /** Bytes per burst. */
   readonly burstSize: number;
   /** Heaps that may be in flight at once; more are refused (`queue_full`). */
   readonly maxHeaps: number;
+  /** Hard rate limit relative to `rate`. */
   readonly burstRateRatio: number;
+  /** How the rate is enforced. */
   readonly rateMethod: RateMethod;
 
+  /** Checks the options; throws `invalid_argument` naming a value outside its range. */
   constructor(options: StreamConfigOptions = {}) {
     this.maxPacketSize = options.maxPacketSize ?? StreamConfig.DEFAULT_MAX_PACKET_SIZE;
     this.rate = options.rate ?? 0;

@@ -113,7 +113,9 @@ function refreshHeapRecords(recs: BigUint64Array, heaps: readonly Heap[]): void 
  * spead2 drops the heap.
  */
 export class UdpStream implements Disposable {
+  /** The stream configuration it was created with. */
   readonly config: StreamConfig;
+  /** Number of destinations (substream i sends to endpoint i). */
   readonly numSubstreams: number;
   #handle: number;
   readonly #token = {};
@@ -131,6 +133,7 @@ export class UdpStream implements Disposable {
   /**
    * @param endpoints `[host, port]` pairs (IP literals); endpoint i is substream i. A single pair is accepted too.
    */
+  /** Opens the socket and starts the native I/O thread; a failed system call throws with its errno name. */
   constructor(
     endpoints: ReadonlyArray<readonly [string, number]> | readonly [string, number],
     config: StreamConfig = new StreamConfig(),
@@ -427,6 +430,7 @@ export class UdpStream implements Disposable {
     this.#pending.clear();
   }
 
+  /** Same as `close()` (for `using`). */
   [Symbol.dispose](): void {
     this.close();
   }
