@@ -3,7 +3,7 @@
 // refused, a missing asset is a clear error, and a cache hit needs no server.
 import { describe, expect, test } from "bun:test";
 import { spawn, spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { assetUrl, cachePath, obtainLibrary } from "../ffi/download.ts";
@@ -127,7 +127,72 @@ describe("download cache (JSR loader)", () => {
   });
 });
 
-async function runAsync(exe: string, args: string[], env: Record<string, string>): Promise<{ stdout: string; stderr: string }> {
+describe("a URL import (as from JSR)", () => {
+  test("the library comes from the download; no local path is made up from the URL", async () => {
+    const dir = mkdtempSync(`${tmpdir()}/spead-url-`);
+    const bytes = new Uint8Array(library);
+    const files: Record<string, Uint8Array> = { [`/releases/v${version}/libspead-${key}.so`]: bytes };
+    try {
+      for (const p of ["mod.ts", "ffi", "src"]) cpSync(`${root}/${p}`, `${dir}/pkg/${p}`, { recursive: true });
+      const served = (withChecksum: boolean) => {
+        const release = `export const releaseVersion: string = "${version}";\n` +
+          `export const releaseChecksums: Readonly<Record<string, string>> = ${withChecksum ? `{ "${key}": "SHA" }` : "{}"};\n`;
+        return release;
+      };
+      const sha = await sha256(bytes);
+      const { server, base } = await serve(files);
+      const origin = base.replace(/\/releases$/, "");
+      // Every source file of the copy, under /pkg/ and /bare/ (the latter without checksums).
+      const addTree = (prefix: string, withChecksum: boolean) => {
+        const walk = (rel: string) => {
+          for (const entry of readdirSync(`${dir}/pkg/${rel}`, { withFileTypes: true })) {
+            const path = rel ? `${rel}/${entry.name}` : entry.name;
+            if (entry.isDirectory()) walk(path);
+            else files[`/${prefix}/${path}`] = new TextEncoder().encode(readFileSync(`${dir}/pkg/${path}`, "utf8"));
+          }
+        };
+        walk("");
+        files[`/${prefix}/ffi/release.ts`] = new TextEncoder().encode(served(withChecksum).replace("SHA", sha));
+      };
+      addTree("pkg", true);
+      addTree("bare", false);
+      for (const prefix of ["pkg", "bare"]) {
+        writeFileSync(
+          `${dir}/${prefix}.ts`,
+          `import { native } from "${origin}/${prefix}/ffi/mod.ts";\nconsole.log("loaded " + native.path);\n`,
+        );
+      }
+      const env = {
+        PATH: "/usr/bin:/bin",
+        HOME: `${dir}/home`,
+        DENO_DIR: `${dir}/deno-dir`,
+        SPEAD_DOWNLOAD_URL: base,
+        SPEAD_CACHE_DIR: `${dir}/cache`,
+      };
+      const flags = ["run", "--allow-ffi", "--allow-env", "--allow-net=127.0.0.1", "--allow-import=127.0.0.1", "--allow-read", "--allow-write"];
+      const deno = `${root}/node_modules/.bin/deno`;
+      try {
+        const good = await runAsync(deno, [...flags, `${dir}/pkg.ts`], env);
+        expect(good.stdout).toBe(`loaded ${dir}/cache/${version}/libspead-${key}.so\n`);
+        const bare = await runAsync(deno, [...flags, `${dir}/bare.ts`], env, false);
+        expect(bare.stdout).toBe("");
+        expect(bare.stderr).toContain(`local build: not looked for (this module is ${origin}/bare/ffi/mod.ts)`);
+        expect(bare.stderr).not.toContain("zig-out");
+      } finally {
+        await close(server);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+async function runAsync(
+  exe: string,
+  args: string[],
+  env: Record<string, string>,
+  mustSucceed = true,
+): Promise<{ stdout: string; stderr: string }> {
 
   const child = spawn(exe, args, { env, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
@@ -137,6 +202,6 @@ async function runAsync(exe: string, args: string[], env: Record<string, string>
   const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
   await new Promise((resolve) => child.on("close", resolve));
   clearTimeout(timer);
-  if (!stdout) throw new Error(`child failed: ${stderr}`);
+  if (mustSucceed && !stdout) throw new Error(`child failed: ${stderr}`);
   return { stdout, stderr };
 }
