@@ -112,6 +112,25 @@ export function rangeError(name: string, value: unknown, range: string): SpeadEr
   return new SpeadError("invalid_argument", `${name} = ${String(value)} must be ${range}`);
 }
 
+/** How an argument is named in errors: its class, or its type (`a Flavour`, `a string`). */
+export function describeValue(value: unknown): string {
+  if (value === null) return "null";
+  if (typeof value === "object") {
+    const name = (value as { constructor?: { name?: string } }).constructor?.name;
+    return name && name !== "Object" ? `a ${name}` : "an options object";
+  }
+  return `a ${typeof value}`;
+}
+
+/**
+ * Returns `value` if it is an instance of `cls`; else throws
+ * `invalid_argument: config must be a send.StreamConfig, not a ThreadPool`.
+ */
+export function checkInstance<T>(name: string, value: unknown, cls: abstract new (...args: never[]) => T, form: string): T {
+  if (!(value instanceof cls)) throw new SpeadError("invalid_argument", `${name} must be ${form}, not ${describeValue(value)}`);
+  return value;
+}
+
 /** Returns `value` if it is an integer in [min, max]; else throws {@link rangeError}. */
 export function checkInteger(name: string, value: number, min: number, max: number): number {
   if (!Number.isInteger(value) || value < min || value > max) {

@@ -3,7 +3,7 @@
  */
 import { SpeadError } from "./errors.ts";
 import { Descriptor, type DescriptorOptions } from "./descriptor.ts";
-import { immediateInteger, immediateTail, inferShape, type ItemValue, shapeElements } from "./dtype/mod.ts";
+import { immediateInteger, immediateTail, inferShape, type ItemValue, nativeByteOrder, shapeElements } from "./dtype/mod.ts";
 
 /**
  * One item of a received heap (spead2's `recv.RawItem`).
@@ -24,11 +24,26 @@ export interface RawItem {
 }
 
 /**
- * Byte order requested for decoded arrays (spead2's `new_order`). JS typed arrays
- * are always in the machine's order, so values come out native whatever is
- * passed; the parameter exists for API parity.
+ * Byte order requested for decoded arrays (spead2's `new_order`): `"="` native
+ * (the default), `"|"` as on the wire. JS typed arrays can only be in the
+ * machine's byte order, so decoded values are always native: `"|"` gives the
+ * same values as `"="`, the machine's own order character (`"<"` on x86 and
+ * ARM) is accepted as `"="`, and the other one is refused with
+ * `SpeadError("invalid_argument")` rather than silently ignored.
  */
 export type NewOrder = "=" | "|" | "<" | ">";
+
+function checkNewOrder(newOrder: unknown): void {
+  if (newOrder === "=" || newOrder === "|" || newOrder === nativeByteOrder) return;
+  if (newOrder === "<" || newOrder === ">") {
+    throw new SpeadError(
+      "invalid_argument",
+      `newOrder ${JSON.stringify(newOrder)} cannot be honoured: JS typed arrays are in the machine's byte order ` +
+        `(${JSON.stringify(nativeByteOrder)}); use "=" (or "|")`,
+    );
+  }
+  throw new SpeadError("invalid_argument", `newOrder must be one of "=", "|", "<", ">", not ${String(newOrder)}`);
+}
 
 /** Options of {@link Item.setFromRaw}. */
 export interface SetFromRawOptions {
@@ -61,6 +76,7 @@ export class Item extends Descriptor {
   constructor(options: ItemOptions) {
     super(options);
     this.#value = options.value ?? null;
+    if (this.#value !== null) this.#valueShape = inferShape(this.#value, this.shape, this.codec);
   }
 
   /** A new item (value `null`, version 1) with a descriptor's metadata. */
@@ -81,8 +97,16 @@ export class Item extends Descriptor {
     if (newValue === null || newValue === undefined) {
       throw new SpeadError("invalid_argument", "item value cannot be set to null");
     }
+    // Checked now, not at the next getHeap(): a value must fit the item's shape and type.
+    let shape: number[];
+    try {
+      shape = inferShape(newValue, this.shape, this.codec);
+    } catch (err) {
+      if (err instanceof SpeadError) throw new SpeadError(err.code, `item ${this.name}: ${err.message.replace(/^[a-z_]+: /, "")}`);
+      throw err;
+    }
     this.#value = newValue;
-    this.#valueShape = null;
+    this.#valueShape = shape;
     this.#isView = false;
     this.version++;
   }
@@ -110,7 +134,7 @@ export class Item extends Descriptor {
    * Throws `SpeadError("malformed")` when the bytes hold too few elements.
    */
   setFromRaw(raw: RawItem, newOrder: NewOrder = "=", options: SetFromRawOptions = {}): void {
-    void newOrder;
+    checkNewOrder(newOrder);
     const bytes = raw.value;
     if (this.fastpath === "numpy") {
       const itemsize = this.codec.dtype!.itemsize;
@@ -122,7 +146,9 @@ export class Item extends Descriptor {
       }
       const size = elements * itemsize;
       const data = raw.isImmediate ? immediateTail(bytes, size) : bytes.subarray(0, size);
-      this.#assign(this.codec.decode(data, shape, this.order, { copy: options.copy }));
+      const decoded = this.codec.decode(data, shape, this.order, { copy: options.copy });
+      // An immediate's bytes are a copy of the item pointer, not the heap's memory.
+      this.#assign(raw.isImmediate ? { ...decoded, zeroCopy: false } : decoded);
       return;
     }
     const format = this.format!;
@@ -142,10 +168,12 @@ export class Item extends Descriptor {
     this.#assign(this.codec.decode(data, shape, this.order));
   }
 
+  /** A decoded value (already checked against the shape by the decoder). */
   #assign(decoded: { value: ItemValue; shape: number[]; zeroCopy: boolean }): void {
-    this.value = decoded.value;
+    this.#value = decoded.value;
     this.#valueShape = decoded.shape;
     this.#isView = decoded.zeroCopy;
+    this.version++;
   }
 
   /**

@@ -10,6 +10,7 @@ import {
   immediateInteger,
   immediateTail,
   inferShape,
+  MAX_ARRAY_ELEMENTS,
   type ItemValue,
   nativeByteOrder,
   parseNumpyHeader,
@@ -212,11 +213,11 @@ describe("spead2 receive vectors (V8)", () => {
   const bytes = hex("ab cd ef 12 30");
 
   test("u12", () => {
-    expect(decode(bytes, [3], [["u", 12]]).value).toEqual([0xabc, 0xdef, 0x123]);
+    expect(decode(bytes, [3], [["u", 12]]).value).toEqual(Uint16Array.of(0xabc, 0xdef, 0x123));
   });
 
   test("i12", () => {
-    expect(decode(bytes, [3], [["i", 12]]).value).toEqual([-1348, -529, 291]);
+    expect(decode(bytes, [3], [["i", 12]]).value).toEqual(Int16Array.of(-1348, -529, 291));
   });
 
   test("mixed bit-packed record", () => {
@@ -523,13 +524,16 @@ describe("bit-packed formats", () => {
   test("u3", () => {
     const wire = encode([1, 2, 3, 4, 5], [5], [["u", 3]]);
     expect(wire).toEqual(hex("29 ca")); // 001 010 011 100 101, then one 0 bit of padding
-    expect(decode(wire, [5], [["u", 3]]).value).toEqual([1, 2, 3, 4, 5]);
+    expect(decode(wire, [5], [["u", 3]]).value).toEqual(Uint8Array.of(1, 2, 3, 4, 5));
   });
 
-  test("b1 arrays are booleans", () => {
+  test("b1 arrays decode to a Uint8Array of 0/1 (scalars are booleans); both encode", () => {
     const wire = encode([true, false, true, true, false, false, false, true, true], [9], [["b", 1]]);
     expect(wire).toEqual(hex("b1 80"));
-    expect(decode(wire, [9], [["b", 1]]).value).toEqual([true, false, true, true, false, false, false, true, true]);
+    const bits = Uint8Array.of(1, 0, 1, 1, 0, 0, 0, 1, 1);
+    expect(decode(wire, [9], [["b", 1]]).value).toEqual(bits);
+    expect(encode(bits, [9], [["b", 1]])).toEqual(wire);
+    expect(decode(hex("80"), [], [["b", 1]]).value).toBe(true);
   });
 
   test("wide fields use bigint past 53 bits", () => {
@@ -537,7 +541,7 @@ describe("bit-packed formats", () => {
     const wire = encode([big, -1n], [], [["u", 63], ["i", 60]]);
     expect(wire.length).toBe(16);
     expect(decode(wire, [], [["u", 63], ["i", 60]]).value).toEqual([big, -1n]);
-    expect(decode(encode([big, 5n], [2], [["u", 63]]), [2], [["u", 63]]).value).toEqual([big, 5n]);
+    expect(decode(encode([big, 5n], [2], [["u", 63]]), [2], [["u", 63]]).value).toEqual(BigUint64Array.of(big, 5n));
     expect(decode(encode(2 ** 53 - 1, [], [["u", 53]]), [], [["u", 53]]).value).toBe(2 ** 53 - 1);
   });
 
@@ -546,7 +550,50 @@ describe("bit-packed formats", () => {
     const wire = encode(values, [2, null], [["u", 4]]);
     expect(wire).toEqual(hex("12 34 56"));
     expect(encode([[1, 2, 3], [4, 5, 6]], [2, 3], [["u", 4]])).toEqual(wire);
-    expect(decode(wire, [2, 3], [["u", 4]]).value).toEqual(values);
+    expect(decode(wire, [2, 3], [["u", 4]]).value).toEqual(Uint8Array.from(values));
+  });
+
+  test("single-field formats decode to the narrowest typed array that holds them, and round-trip", () => {
+    const cases: Array<[[string, number], ArrayLike<number | bigint>, string]> = [
+      [["u", 5], [0, 31, 7], "Uint8Array"],
+      [["u", 9], [0, 511, 256], "Uint16Array"],
+      [["u", 31], [0, 2 ** 31 - 1, 5], "Uint32Array"],
+      [["u", 40], [0, 2 ** 40 - 1, 5], "Float64Array"],
+      [["i", 7], [-64, 63, -1], "Int8Array"],
+      [["i", 13], [-4096, 4095, -1], "Int16Array"],
+      [["i", 30], [-(2 ** 29), 2 ** 29 - 1, -1], "Int32Array"],
+      [["i", 53], [-(2 ** 52), 2 ** 52 - 1, -1], "Float64Array"],
+      [["i", 60], [-(1n << 59n), (1n << 59n) - 1n, -1n], "BigInt64Array"],
+    ];
+    for (const [field, values, kind] of cases) {
+      const format = [field] as const;
+      const wire = encode(Array.from(values) as never, [values.length], format);
+      const value = decode(wire, [values.length], format).value as ArrayLike<number | bigint>;
+      expect(value.constructor.name).toBe(kind);
+      expect(Array.from(value)).toEqual(Array.from(values));
+      expect(encode(value as never, [values.length], format)).toEqual(wire);
+    }
+  });
+
+  test("decoded values are bounded by the bytes: a 1 MB u1 payload is an 8 M-element Uint8Array", () => {
+    const bytes = new Uint8Array(1 << 20).fill(0xa5);
+    for (const code of ["u", "b"]) {
+      const value = decode(bytes, [bytes.length * 8], [[code, 1]]).value as Uint8Array;
+      expect(value).toBeInstanceOf(Uint8Array);
+      expect(value.length).toBe(8 << 20);
+      expect(Array.from(value.subarray(0, 8))).toEqual([1, 0, 1, 0, 0, 1, 0, 1]);
+    }
+    const nibbles = decode(hex("a5 3c"), [3], [["u", 4]]).value; // also the byte-unpacking path
+    expect(nibbles).toEqual(Uint8Array.of(0xa, 0x5, 0x3));
+    expect(decode(hex("e4"), [4], [["u", 2]]).value).toEqual(Uint8Array.of(3, 2, 1, 0));
+  });
+
+  test(`values that would be JS arrays of more than MAX_ARRAY_ELEMENTS (${MAX_ARRAY_ELEMENTS}) are refused`, () => {
+    const n = MAX_ARRAY_ELEMENTS + 1;
+    const record = [["u", 4], ["u", 4]] as const; // one byte per element, decoded as [a, b] pairs
+    expect(codeOf(() => decode(new Uint8Array(n), [n], record))).toBe("capacity_exceeded");
+    expect(codeOf(() => decode(new Uint8Array(2 * n), [n], "S2"))).toBe("capacity_exceeded");
+    expect((decode(new Uint8Array(16), [16], record).value as unknown[]).length).toBe(16);
   });
 });
 

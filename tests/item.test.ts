@@ -264,7 +264,7 @@ describe("Item.setFromRaw (spead2 set_from_raw and test_recv TestDecode)", () =>
 
     const u = new Item({ id: 2, name: "u", shape: [3], format: [["u", 12]] });
     u.setFromRaw(addressed(2, fromHex("abcdef1230")));
-    expect(u.value).toEqual([0xabc, 0xdef, 0x123]);
+    expect(u.value).toEqual(Uint16Array.of(0xabc, 0xdef, 0x123)); // bit-packed numbers: typed arrays
 
     const m = new Item({ id: 3, name: "m", shape: [2], format: [["b", 1], ["i", 7], ["c", 8], ["f", 32]] });
     m.setFromRaw(addressed(3, fromHex("91793f800000696ebf800000")));

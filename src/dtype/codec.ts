@@ -4,6 +4,53 @@ import { DType, formatBits, formatToDType } from "./dtype.ts";
 import { joinChars, readElement, toBigIntChecked, toFloat, toNumberChecked, writeElement } from "./element.ts";
 import { type Leaf, flatten, permute, shapeElements, swapLanes, trivialLayout } from "./layout.ts";
 import { type DTypeLike, type Descr, type Format, type ItemValue, type Order, type TypedArray, invalid, malformed } from "./types.ts";
+import { SpeadError } from "../errors.ts";
+
+/**
+ * The most elements a decoded value may have when it is a JS array rather than
+ * a typed array (records, strings of several bytes, multi-dimensional
+ * characters, bit-packed characters): 1 Mi. Larger ones are refused with
+ * `SpeadError("capacity_exceeded")`, so a heap can never expand into an
+ * unbounded number of JS objects (issue #8); give such items a numpy dtype
+ * that maps to a typed array instead. Numeric items, bit-packed ones included,
+ * always decode to typed arrays, at most 8 bytes per bit received.
+ */
+export const MAX_ARRAY_ELEMENTS = 1 << 20;
+
+function checkArrayElements(n: number, what: string): void {
+  if (n > MAX_ARRAY_ELEMENTS) {
+    throw new SpeadError(
+      "capacity_exceeded",
+      `${n} elements of ${what} would decode to a JS array of more than MAX_ARRAY_ELEMENTS = ${MAX_ARRAY_ELEMENTS}; ` +
+        "describe the item with a numeric dtype or format to get a typed array",
+    );
+  }
+}
+
+/**
+ * The typed array a bit-packed single-field format decodes to, or null (characters):
+ * u/i of up to 8, 16, 32 bits in (U)Int8/16/32Array, up to 53 bits in Float64Array
+ * (exact), up to 64 in Big(U)Int64Array; f32/f64 in Float32/64Array; b in Uint8Array (0/1).
+ */
+function bitFieldArray(code: string, bits: number, n: number): TypedArray | null {
+  switch (code) {
+    case "u":
+    case "i": {
+      const signed = code === "i";
+      if (bits <= 8) return signed ? new Int8Array(n) : new Uint8Array(n);
+      if (bits <= 16) return signed ? new Int16Array(n) : new Uint16Array(n);
+      if (bits <= 32) return signed ? new Int32Array(n) : new Uint32Array(n);
+      if (bits <= 53) return new Float64Array(n);
+      return signed ? new BigInt64Array(n) : new BigUint64Array(n);
+    }
+    case "f":
+      return bits === 32 ? new Float32Array(n) : new Float64Array(n);
+    case "b":
+      return new Uint8Array(n);
+    default:
+      return null;
+  }
+}
 
 /** Options for {@link Codec.decode}. */
 export interface DecodeOptions {
@@ -118,6 +165,7 @@ export class Codec {
     if (this.isChars && shape.length === 1) return { value: joinChars(src), shape: outShape, zeroCopy: false };
     const view = new DataView(src.buffer, src.byteOffset, src.byteLength);
     if (shape.length === 0) return { value: readElement(view, src, 0, dtype), shape: outShape, zeroCopy: false };
+    checkArrayElements(n, `dtype ${dtype.str}`);
     const out: ItemValue[] = new Array(n);
     for (let k = 0; k < n; k++) out[k] = readElement(view, src, k * dtype.itemsize, dtype);
     return { value: out, shape: outShape, zeroCopy: false };
@@ -132,6 +180,32 @@ export class Codec {
       return format.map(([code, bits]) => decodeBitField(code, bits, reader.read(bits)));
     };
     if (shape.length === 0) return readOne();
+    if (format.length === 1) {
+      const [code, bits] = format[0];
+      const typed = bitFieldArray(code, bits, n);
+      if (typed !== null) {
+        const store = typed as unknown as { [k: number]: number | bigint };
+        if ((code === "u" || code === "b") && 8 % bits === 0) {
+          // Whole bytes of 1, 2, 4 or 8 fields: unpacked a byte at a time.
+          const perByte = 8 / bits;
+          const mask = (1 << bits) - 1;
+          const out = typed as Uint8Array;
+          for (let k = 0; k < n; k++) {
+            const v = (bytes[Math.floor(k / perByte)] >> (8 - bits * ((k % perByte) + 1))) & mask;
+            out[k] = code === "b" ? (v !== 0 ? 1 : 0) : v;
+          }
+        } else if (code === "u" && bits <= 32) {
+          for (let k = 0; k < n; k++) store[k] = reader.read(bits);
+        } else {
+          for (let k = 0; k < n; k++) {
+            const v = decodeBitField(code, bits, reader.read(bits));
+            store[k] = typeof v === "boolean" ? (v ? 1 : 0) : (v as number | bigint);
+          }
+        }
+        return typed;
+      }
+    }
+    checkArrayElements(n, `format ${JSON.stringify(format)}`);
     const out: ItemValue[] = new Array(n);
     for (let k = 0; k < n; k++) out[k] = readOne();
     return out;

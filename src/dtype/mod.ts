@@ -37,6 +37,6 @@ export type { ArrayCtor, DTypeField } from "./dtype.ts";
 export { parseNumpyHeader, formatNumpyHeader } from "./numpy_header.ts";
 export type { NumpyHeader } from "./numpy_header.ts";
 export { shapeElements } from "./layout.ts";
-export { Codec, decode, encode, inferShape } from "./codec.ts";
+export { Codec, decode, encode, inferShape, MAX_ARRAY_ELEMENTS } from "./codec.ts";
 export type { DecodeOptions, Decoded, Encoded } from "./codec.ts";
 export { immediateTail, immediateBytes, immediateInteger } from "./immediate.ts";

@@ -64,6 +64,9 @@ export function addUdpReaderTo(
     ? [b as number, { ...(c ?? {}), bindHostname: a }]
     : [a, (b as UdpReaderOptions | undefined) ?? {}];
   checkInteger("port", port, 0, 65535);
+  if (options.maxSize !== undefined) checkInteger("maxSize", options.maxSize, 1, 0x7fff_ffff);
+  if (options.bufferSize !== undefined) checkInteger("bufferSize", options.bufferSize, 0, 0x7fff_ffff);
+  if (options.interfaceIndex !== undefined) checkInteger("interfaceIndex", options.interfaceIndex, 0, 0xffff_ffff);
   const enc = new TextEncoder();
   const addr = enc.encode(options.bindHostname ?? "");
   const iface = enc.encode(options.interfaceAddress ?? (options.interfaceIndex?.toString() ?? ""));

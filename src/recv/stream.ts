@@ -5,10 +5,10 @@
  * event loop, under Deno a nonblocking wait call resolves a Promise.
  */
 import { native } from "../../ffi/mod.ts";
-import { check, checkInteger, Empty, SpeadError, Stopped } from "../errors.ts";
+import { check, checkInstance, checkInteger, Empty, SpeadError, Stopped } from "../errors.ts";
 import { statsReader } from "../native_stats.ts";
 import { type NativeParts, streamFinalizer } from "../lifetime.ts";
-import type { ThreadPool } from "../thread_pool.ts";
+import { ThreadPool } from "../thread_pool.ts";
 import { configWords, RingStreamConfig, StreamConfig } from "./config.ts";
 import { type Heap, wrapHeap } from "./heap.ts";
 import { addBufferReaderTo, addUdpReaderTo, type UdpReaderInfo, type UdpReaderOptions } from "./readers.ts";
@@ -69,15 +69,24 @@ export class Stream implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
    *   `ThreadPool` first; here it is optional and only carries the affinity)
    */
   /** A receive stream (spead2's `recv.Stream`) with a native I/O thread per reader; add readers, then iterate. */
+  constructor(config?: StreamConfig, ringConfig?: RingStreamConfig, options?: { threadPool?: ThreadPool });
+  /** spead2's positional form: `recv.Stream(thread_pool, config, ring_config)`. */
+  constructor(threadPool: ThreadPool, config?: StreamConfig, ringConfig?: RingStreamConfig);
   constructor(
-    config: StreamConfig = new StreamConfig(),
-    ringConfig: RingStreamConfig = new RingStreamConfig(),
-    options: { threadPool?: ThreadPool } = {},
+    a: StreamConfig | ThreadPool = new StreamConfig(),
+    b?: RingStreamConfig | StreamConfig,
+    c?: { threadPool?: ThreadPool } | RingStreamConfig,
   ) {
-    this.config = config;
-    this.ringConfig = ringConfig;
+    const spead2Form = a instanceof ThreadPool;
+    const config = spead2Form ? b ?? new StreamConfig() : a;
+    const ringConfig = (spead2Form ? c : b) ?? new RingStreamConfig();
+    const options = spead2Form ? { threadPool: a } : (c as { threadPool?: ThreadPool } | undefined) ?? {};
+    const form = "recv.Stream(config?, ringConfig?, { threadPool }?) or recv.Stream(threadPool, config?, ringConfig?)";
+    this.config = checkInstance("config", config, StreamConfig, `a recv.StreamConfig (${form})`);
+    this.ringConfig = checkInstance("ringConfig", ringConfig, RingStreamConfig, `a recv.RingStreamConfig (${form})`);
+    if (options.threadPool !== undefined) checkInstance("threadPool", options.threadPool, ThreadPool, "a ThreadPool");
     const out = new Uint32Array(1);
-    const words = configWords(config, ringConfig, options.threadPool?.nextCore() ?? -1);
+    const words = configWords(this.config, this.ringConfig, options.threadPool?.nextCore() ?? -1);
     check(native.symbols.spead_recv_stream_create(words, words.length, out), "recv.Stream");
     this.#handle = out[0];
     this.#parts = { handle: this.#handle, doorbell: null };

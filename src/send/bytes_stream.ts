@@ -1,4 +1,5 @@
-import { SpeadError } from "../errors.ts";
+import { checkInstance, SpeadError } from "../errors.ts";
+import { ThreadPool } from "../thread_pool.ts";
 import type { Heap } from "./heap.ts";
 import { encodeHeap, PacketGenerator } from "./packet_generator.ts";
 import { CntSequence, GroupMode, StreamConfig } from "./stream_config.ts";
@@ -36,8 +37,17 @@ export class BytesStream {
   readonly #cnt = new CntSequence();
 
   /** An empty in-memory stream; every send appends its packets. */
-  constructor(config: StreamConfig = new StreamConfig()) {
-    this.config = config;
+  constructor(config?: StreamConfig);
+  /** spead2's positional form: `send.BytesStream(thread_pool, config)` (the pool is not needed). */
+  constructor(threadPool: ThreadPool, config?: StreamConfig);
+  constructor(a?: StreamConfig | ThreadPool, b?: StreamConfig) {
+    const config = (a instanceof ThreadPool ? b : a) ?? new StreamConfig();
+    this.config = checkInstance(
+      "config",
+      config,
+      StreamConfig,
+      "a send.StreamConfig (send.BytesStream(config?) or send.BytesStream(threadPool, config?))",
+    );
   }
 
   /** Sets the automatic heap cnt sequence (spead2's `set_cnt_sequence`). */

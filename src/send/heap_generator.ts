@@ -3,7 +3,7 @@
  * `send.ItemGroup`): each heap carries the descriptors and values that changed
  * since the previous one.
  */
-import { SpeadError } from "../errors.ts";
+import { checkInstance, describeValue, SpeadError } from "../errors.ts";
 import { Flavour } from "../flavour.ts";
 import type { Descriptor } from "../descriptor.ts";
 import type { Item } from "../item.ts";
@@ -50,12 +50,32 @@ interface ItemInfo {
   item: WeakRef<Item>;
 }
 
+const FORMS = "ItemGroup(descriptorFrequency?, flavour?), ItemGroup(flavour) or ItemGroup({ descriptorFrequency, flavour })";
+
 function resolveOptions(
-  arg: number | null | HeapGeneratorOptions | undefined,
+  arg: number | null | HeapGeneratorOptions | Flavour | undefined,
   flavour: Flavour | undefined,
 ): { descriptorFrequency: number | null; flavour: Flavour } {
+  if (flavour !== undefined) checkInstance("flavour", flavour, Flavour, `a Flavour (${FORMS})`);
+  if (arg instanceof Flavour) {
+    // A Flavour first (spead2 users write ItemGroup(flavour=...)): it is the flavour.
+    if (flavour !== undefined) throw new SpeadError("invalid_argument", `two flavours given; use ${FORMS}`);
+    return { descriptorFrequency: null, flavour: arg };
+  }
   if (arg !== null && typeof arg === "object") {
+    if (Object.getPrototypeOf(arg) !== Object.prototype) {
+      throw new SpeadError("invalid_argument", `descriptorFrequency must be a number, null or options, not ${describeValue(arg)} (${FORMS})`);
+    }
+    for (const key of Object.keys(arg)) {
+      if (key !== "descriptorFrequency" && key !== "flavour") {
+        throw new SpeadError("invalid_argument", `unknown option ${key} (${FORMS})`);
+      }
+    }
+    if (arg.flavour !== undefined) checkInstance("flavour", arg.flavour, Flavour, `a Flavour (${FORMS})`);
     return { descriptorFrequency: arg.descriptorFrequency ?? null, flavour: arg.flavour ?? flavour ?? new Flavour() };
+  }
+  if (arg !== undefined && arg !== null && typeof arg !== "number") {
+    throw new SpeadError("invalid_argument", `descriptorFrequency must be a number, null or options, not ${describeValue(arg)} (${FORMS})`);
   }
   return { descriptorFrequency: arg ?? null, flavour: flavour ?? new Flavour() };
 }
@@ -89,7 +109,7 @@ export class HeapGenerator {
   /** Tracks which descriptors and values are stale for an item group (spead2's `HeapGenerator`). */
   constructor(
     itemGroup: BaseItemGroup,
-    descriptorFrequency?: number | null | HeapGeneratorOptions,
+    descriptorFrequency?: number | null | HeapGeneratorOptions | Flavour,
     flavour?: Flavour,
   ) {
     const opts = resolveOptions(descriptorFrequency, flavour);
@@ -176,11 +196,12 @@ export class ItemGroup extends BaseItemGroup {
   readonly #generator: HeapGenerator;
 
   /**
-   * @param descriptorFrequency resend descriptors once per this many heaps (or an options object)
+   * @param descriptorFrequency resend descriptors once per this many heaps (or an options object,
+   *   or the Flavour itself: `new send.ItemGroup(new Flavour(4, 64, 48, 0))`)
    * @param flavour flavour of the heaps built (default SPEAD-64-40)
    */
   /** spead2's `send.ItemGroup(descriptor_frequency, flavour)`. */
-  constructor(descriptorFrequency?: number | null | HeapGeneratorOptions, flavour?: Flavour) {
+  constructor(descriptorFrequency?: number | null | HeapGeneratorOptions | Flavour, flavour?: Flavour) {
     super();
     this.#generator = new HeapGenerator(this, descriptorFrequency, flavour);
   }

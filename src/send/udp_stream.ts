@@ -7,10 +7,10 @@
  * doorbell.
  */
 import { native } from "../../ffi/mod.ts";
-import { check, errnoName, SpeadError, statusName } from "../errors.ts";
+import { check, checkInstance, checkInteger, errnoName, SpeadError, statusName } from "../errors.ts";
 import { statsReader } from "../native_stats.ts";
 import { type NativeParts, streamFinalizer } from "../lifetime.ts";
-import type { ThreadPool } from "../thread_pool.ts";
+import { ThreadPool } from "../thread_pool.ts";
 import type { Heap } from "./heap.ts";
 import { HeapReference } from "./bytes_stream.ts";
 import { buildItemTable, type ItemTable, prepareItemTable, unpinItemTable } from "./item_table.ts";
@@ -136,22 +136,48 @@ export class UdpStream implements Disposable {
   /** Opens the socket and starts the native I/O thread; a failed system call throws with its errno name. */
   constructor(
     endpoints: ReadonlyArray<readonly [string, number]> | readonly [string, number],
-    config: StreamConfig = new StreamConfig(),
-    options: UdpStreamOptions = {},
+    config?: StreamConfig,
+    options?: UdpStreamOptions,
+  );
+  /** spead2's positional form: `send.UdpStream(thread_pool, endpoints, config)`. */
+  constructor(
+    threadPool: ThreadPool,
+    endpoints: ReadonlyArray<readonly [string, number]> | readonly [string, number],
+    config?: StreamConfig,
+    options?: UdpStreamOptions,
+  );
+  constructor(
+    a: ThreadPool | ReadonlyArray<readonly [string, number]> | readonly [string, number],
+    b?: ReadonlyArray<readonly [string, number]> | readonly [string, number] | StreamConfig,
+    c?: StreamConfig | UdpStreamOptions,
+    d?: UdpStreamOptions,
   ) {
+    const spead2Form = a instanceof ThreadPool;
+    const endpoints = (spead2Form ? b : a) as ReadonlyArray<readonly [string, number]> | readonly [string, number];
+    const config = (spead2Form ? c : b) ?? new StreamConfig();
+    const options: UdpStreamOptions = spead2Form ? { ...(d ?? {}), threadPool: a } : (c as UdpStreamOptions) ?? {};
+    const form = "send.UdpStream(endpoints, config?, options?) or send.UdpStream(threadPool, endpoints, config?)";
+    if (!Array.isArray(endpoints)) {
+      throw new SpeadError("invalid_argument", `endpoints must be [host, port] pairs (${form})`);
+    }
     const list = (typeof endpoints[0] === "string" ? [endpoints] : endpoints) as ReadonlyArray<
       readonly [string, number]
     >;
-    this.config = config;
+    this.config = checkInstance("config", config, StreamConfig, `a send.StreamConfig (${form})`);
+    if (options.bufferSize !== undefined) checkInteger("bufferSize", options.bufferSize, 0, 0x7fff_ffff);
+    if (options.ttl !== undefined) checkInteger("ttl", options.ttl, 0, 255);
+    if (options.interfaceIndex !== undefined) checkInteger("interfaceIndex", options.interfaceIndex, 0, 0xffff_ffff);
+    if (options.threadPool !== undefined) checkInstance("threadPool", options.threadPool, ThreadPool, "a ThreadPool");
     this.numSubstreams = list.length;
     const ep = endpointText(list);
     const iface = new TextEncoder().encode(options.interfaceAddress ?? "");
+    const cfg = this.config;
     const words = Float64Array.of(
-      config.maxPacketSize,
-      config.rate,
-      config.burstSize,
-      config.maxHeaps,
-      config.burstRateRatio,
+      cfg.maxPacketSize,
+      cfg.rate,
+      cfg.burstSize,
+      cfg.maxHeaps,
+      cfg.burstRateRatio,
       options.bufferSize ?? 512 * 1024,
       options.ttl ?? -1,
       options.interfaceIndex ?? 0,
