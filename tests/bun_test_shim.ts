@@ -6,7 +6,28 @@
 import { after, afterEach, before, beforeEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
 
-export { after as afterAll, afterEach, before as beforeAll, beforeEach, describe, it, it as test };
+export { after as afterAll, afterEach, before as beforeAll, beforeEach, describe };
+
+/**
+ * With `--v8-flags=--expose-gc` (scripts/test.sh's forced-GC pass, issue #8),
+ * every test is followed by a full collection, so finalizers of whatever a test
+ * dropped run while the next tests use the library (Bun: tests/gc_preload.ts).
+ */
+const forcedGc = (globalThis as { gc?: () => void }).gc;
+function gcAfter(fn: unknown): unknown {
+  if (typeof fn !== "function") return fn;
+  return async function (this: unknown, ...args: unknown[]) {
+    try {
+      return await (fn as (...a: unknown[]) => unknown).apply(this, args);
+    } finally {
+      forcedGc!();
+    }
+  };
+}
+const testWithGc = ((name: string, ...rest: unknown[]) =>
+  (it as unknown as (...a: unknown[]) => unknown)(name, ...rest.map(gcAfter))) as unknown as typeof it;
+const test: typeof it = forcedGc ? testWithGc : it;
+export { test, test as it };
 
 type Matchers = {
   toBe(expected: unknown): void;
