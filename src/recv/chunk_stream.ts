@@ -72,6 +72,11 @@ interface ChunkViews {
 /** JS objects of chunks the library holds, so a popped chunk is the object that was given. */
 const chunkObjects = new Map<number, WeakRef<Chunk>>();
 
+/** Drops the map entry of a chunk object collected while the library held its chunk. */
+const chunkObjectCleaner = new FinalizationRegistry<number>((handle) => {
+  if (chunkObjects.get(handle)?.deref() === undefined) chunkObjects.delete(handle);
+});
+
 const chunkFinalizer = new FinalizationRegistry<number>((handle) => {
   // Only registered while JS holds the chunk; a chunk inside a ring is the ring's.
   native.symbols.spead_chunk_destroy(handle);
@@ -89,6 +94,7 @@ export class Chunk implements Disposable {
   #chunkId = -1n;
   #streamId = 0;
   readonly #token = {};
+  readonly #mapToken = {};
 
   /** A chunk of `options`' sizes, in pre-faulted native memory. */
   constructor(options: ChunkOptions) {
@@ -200,6 +206,7 @@ export class Chunk implements Disposable {
     this.#held = false;
     chunkFinalizer.unregister(this.#token);
     chunkObjects.set(this.#handle, new WeakRef(this));
+    chunkObjectCleaner.register(this, this.#handle, this.#mapToken);
   }
 
   /** @internal A ring handed the chunk (by handle) back to JS: the same object if it is still alive. */
@@ -222,6 +229,7 @@ export class Chunk implements Disposable {
   static #adopting = 0;
 
   #adopt(handle: number): void {
+    chunkObjectCleaner.unregister(this.#mapToken);
     this.#handle = handle;
     this.#held = true;
     this.#views = null;
