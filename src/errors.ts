@@ -131,6 +131,19 @@ export function checkInstance<T>(name: string, value: unknown, cls: abstract new
   return value;
 }
 
+/**
+ * Returns `value` if it is absent or a plain options object (`{ ... }`); else
+ * throws naming the argument: `options must be { maxPacketSize, ... }, not a number`.
+ */
+export function checkOptions<T extends object>(name: string, value: T | undefined, form: string): T | undefined {
+  if (value === undefined) return undefined;
+  const proto = value !== null && typeof value === "object" ? Object.getPrototypeOf(value) : undefined;
+  if (proto !== Object.prototype && proto !== null) {
+    throw new SpeadError("invalid_argument", `${name} must be ${form}, not ${describeValue(value)}`);
+  }
+  return value;
+}
+
 /** Returns `value` if it is an integer in [min, max]; else throws {@link rangeError}. */
 export function checkInteger(name: string, value: number, min: number, max: number): number {
   if (!Number.isInteger(value) || value < min || value > max) {

@@ -3,7 +3,7 @@
  * heaps are released. Pass it as `recv.StreamConfig({ memoryAllocator: pool })`.
  */
 import { native } from "../ffi/mod.ts";
-import { check, SpeadError } from "./errors.ts";
+import { check, checkOptions, SpeadError } from "./errors.ts";
 import { statsReader } from "./native_stats.ts";
 import { reclaimedByGc } from "./lifetime.ts";
 import type { MmapAllocator } from "./mmap_allocator.ts";
@@ -69,6 +69,7 @@ export class MemoryPool implements Disposable {
 
   /** spead2's `MemoryPool(lower, upper, max_free, initial)`; throws `invalid_argument` naming a bad size. */
   constructor(lower: number, upper: number, maxFree: number, initial: number, options: MemoryPoolOptions = {}) {
+    checkOptions("options", options, "MemoryPoolOptions ({ lowWater, allocator, warnOnEmpty })");
     const lowWater = options.lowWater ?? 0;
     for (const [name, v] of [["lower", lower], ["upper", upper], ["maxFree", maxFree], ["initial", initial], [
       "lowWater",

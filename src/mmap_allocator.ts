@@ -1,3 +1,5 @@
+import { checkOptions } from "./errors.ts";
+
 /**
  * spead2's `MmapAllocator(flags, prefer_huge)`: heap payloads (or pool
  * buffers) from anonymous mmap, pre-faulted, optionally on huge pages with a
@@ -9,6 +11,7 @@ export class MmapAllocator {
 
   /** An allocator; `preferHuge` defaults to false. */
   constructor(options: { preferHuge?: boolean } = {}) {
+    checkOptions("options", options, "{ preferHuge }");
     this.preferHuge = options.preferHuge ?? false;
   }
 

@@ -1,4 +1,4 @@
-import { SpeadError } from "./errors.ts";
+import { checkOptions, SpeadError } from "./errors.ts";
 
 /** Options of {@link ThreadPool}; defaults are spead2's. */
 export interface ThreadPoolOptions {
@@ -23,7 +23,12 @@ export class ThreadPool {
   #next = 0;
 
   /** Checks the options; throws `invalid_argument` for a bad count or core. */
-  constructor(options: ThreadPoolOptions = {}) {
+  constructor(options?: ThreadPoolOptions);
+  /** spead2's positional form: `ThreadPool(threads, affinity)`. */
+  constructor(threads: number, affinity?: readonly number[]);
+  constructor(a: ThreadPoolOptions | number = {}, b?: readonly number[]) {
+    const options: ThreadPoolOptions = typeof a === "number" ? { threads: a, affinity: b } :
+      checkOptions("options", a, "ThreadPoolOptions ({ threads, affinity }) or ThreadPool(threads, affinity)") ?? {};
     this.threads = options.threads ?? 1;
     this.affinity = [...(options.affinity ?? [])];
     if (!Number.isInteger(this.threads) || this.threads < 1) {

@@ -4,7 +4,7 @@
  * honest about views and byte orders.
  */
 import { describe, expect, test } from "bun:test";
-import { Flavour, ItemGroup, recv, send, SpeadError, ThreadPool } from "../mod.ts";
+import { Flavour, ItemGroup, MemoryPool, MmapAllocator, recv, send, SpeadError, ThreadPool } from "../mod.ts";
 
 function errorOf(fn: () => unknown): SpeadError {
   try {
@@ -82,6 +82,28 @@ describe("wrong arguments fail at once, naming the argument and the right form",
     expect(errorOf(() => new send.ItemGroup("4" as never)).message).toContain("descriptorFrequency must be a number");
     expect(errorOf(() => new send.ItemGroup({ flavor: new Flavour() } as never)).message).toContain("unknown option flavor");
     expect(errorOf(() => new send.ItemGroup(null, {} as never)).message).toContain("flavour must be a Flavour");
+  });
+
+  test("options that are not options objects are refused, naming the argument", () => {
+    expect(errorOf(() => new send.StreamConfig(9000 as never)).message).toContain("options must be send.StreamConfigOptions");
+    expect(errorOf(() => new recv.StreamConfig(new Flavour() as never)).message).toContain("not a Flavour");
+    expect(errorOf(() => new recv.RingStreamConfig(8 as never)).message).toContain("options must be");
+    expect(errorOf(() => new MemoryPool(0, 1024, 1, 1, 5 as never)).message).toContain("options must be MemoryPoolOptions");
+    expect(errorOf(() => new MmapAllocator(true as never)).message).toContain("options must be { preferHuge }");
+    expect(errorOf(() => new send.Heap({} as never)).message).toContain("flavour must be a Flavour");
+    expect(errorOf(() => new send.HeapReference(new send.Heap(), 5 as never)).message).toContain("options must be");
+    using rx = new recv.Stream();
+    expect(errorOf(() => rx.addUdpReader(0, "127.0.0.1" as never)).message).toContain("options must be UdpReaderOptions");
+    expect(errorOf(() => new send.UdpStream([["127.0.0.1", 9]], undefined, 5 as never)).message).toContain("options must be");
+  });
+
+  test("ThreadPool(threads, affinity), spead2's positional form", () => {
+    const tp = new ThreadPool(2, [0]);
+    expect(tp.threads).toBe(2);
+    expect(tp.affinity).toEqual([0]);
+    expect(new ThreadPool({ threads: 3 }).threads).toBe(3);
+    expect(errorOf(() => new ThreadPool(0)).code).toBe("invalid_argument");
+    expect(errorOf(() => new ThreadPool("2" as never)).message).toContain("options must be ThreadPoolOptions");
   });
 
   test("addUdpReader checks port, maxSize, bufferSize and interfaceIndex in JS", () => {

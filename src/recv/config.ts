@@ -1,4 +1,4 @@
-import { checkInteger } from "../errors.ts";
+import { checkInteger, checkOptions } from "../errors.ts";
 
 import { MmapAllocator } from "../mmap_allocator.ts";
 
@@ -60,6 +60,7 @@ export class StreamConfig {
 
   /** Checks the options; throws `invalid_argument` naming a value outside its range. */
   constructor(options: StreamConfigOptions = {}) {
+    checkOptions("options", options, "recv.StreamConfigOptions ({ maxHeaps, memoryAllocator, ... })");
     this.maxHeaps = checkInteger("maxHeaps", options.maxHeaps ?? StreamConfig.DEFAULT_MAX_HEAPS, 1, 65536);
     this.substreams = checkInteger("substreams", options.substreams ?? 1, 1, 65536);
     this.bugCompat = checkInteger("bugCompat", options.bugCompat ?? 0, 0, 7);
@@ -90,6 +91,7 @@ export class RingStreamConfig {
 
   /** Checks the options; throws `invalid_argument` naming a value outside its range. */
   constructor(options: RingStreamConfigOptions = {}) {
+    checkOptions("options", options, "recv.RingStreamConfigOptions ({ heaps, contiguousOnly })");
     this.heaps = checkInteger("heaps", options.heaps ?? RingStreamConfig.DEFAULT_HEAPS, 1, 65536);
     this.contiguousOnly = options.contiguousOnly ?? true;
   }

@@ -1,6 +1,6 @@
 /** Readers shared by every receive-stream kind (plain and chunk streams). */
 import { native } from "../../ffi/mod.ts";
-import { check, checkInteger } from "../errors.ts";
+import { check, checkInteger, checkOptions } from "../errors.ts";
 import { ownerOf } from "../send/buffer.ts";
 
 /** Options of {@link Stream.addUdpReader}; defaults are spead2's. */
@@ -64,6 +64,7 @@ export function addUdpReaderTo(
     ? [b as number, { ...(c ?? {}), bindHostname: a }]
     : [a, (b as UdpReaderOptions | undefined) ?? {}];
   checkInteger("port", port, 0, 65535);
+  checkOptions("options", options, "UdpReaderOptions ({ bindHostname, maxSize, bufferSize, ... })");
   if (options.maxSize !== undefined) checkInteger("maxSize", options.maxSize, 1, 0x7fff_ffff);
   if (options.bufferSize !== undefined) checkInteger("bufferSize", options.bufferSize, 0, 0x7fff_ffff);
   if (options.interfaceIndex !== undefined) checkInteger("interfaceIndex", options.interfaceIndex, 0, 0xffff_ffff);

@@ -1,4 +1,4 @@
-import { checkInstance, SpeadError } from "../errors.ts";
+import { checkInstance, checkOptions, SpeadError } from "../errors.ts";
 import { ThreadPool } from "../thread_pool.ts";
 import type { Heap } from "./heap.ts";
 import { encodeHeap, PacketGenerator } from "./packet_generator.ts";
@@ -17,6 +17,7 @@ export class HeapReference {
 
   /** A heap with its send options (defaults: automatic cnt, substream 0, the stream's rate). */
   constructor(heap: Heap, options: { cnt?: bigint | number; substreamIndex?: number; rate?: number } = {}) {
+    checkOptions("options", options, "{ cnt, substreamIndex, rate }");
     this.heap = heap;
     this.cnt = BigInt(options.cnt ?? -1);
     this.substreamIndex = options.substreamIndex ?? 0;

@@ -3,7 +3,7 @@
  * (spead2's `send.Heap`). Nothing is copied until the heap is packetised.
  */
 import { Flavour } from "../flavour.ts";
-import { SpeadError } from "../errors.ts";
+import { checkInstance, SpeadError } from "../errors.ts";
 
 /** Reserved item IDs (spead2's `*_ID` constants). */
 export const NULL_ID = 0x00;
@@ -83,7 +83,7 @@ export class Heap {
 
   /** An empty heap of `flavour` (default SPEAD-64-40). */
   constructor(flavour: Flavour = new Flavour()) {
-    this.flavour = flavour;
+    this.flavour = checkInstance("flavour", flavour, Flavour, "a Flavour");
   }
 
   /** The entries in insertion order. */

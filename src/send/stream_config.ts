@@ -1,4 +1,4 @@
-import { SpeadError } from "../errors.ts";
+import { checkOptions, SpeadError } from "../errors.ts";
 
 /** How the send rate is enforced (spead2's `RateMethod`); only software exists here. */
 export enum RateMethod {
@@ -55,6 +55,7 @@ export class StreamConfig {
 
   /** Checks the options; throws `invalid_argument` naming a value outside its range. */
   constructor(options: StreamConfigOptions = {}) {
+    checkOptions("options", options, "send.StreamConfigOptions ({ maxPacketSize, rate, maxHeaps, ... })");
     this.maxPacketSize = options.maxPacketSize ?? StreamConfig.DEFAULT_MAX_PACKET_SIZE;
     this.rate = options.rate ?? 0;
     this.burstSize = options.burstSize ?? StreamConfig.DEFAULT_BURST_SIZE;

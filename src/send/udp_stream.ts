@@ -7,7 +7,7 @@
  * doorbell.
  */
 import { native } from "../../ffi/mod.ts";
-import { check, checkInstance, checkInteger, errnoName, SpeadError, statusName } from "../errors.ts";
+import { check, checkInstance, checkInteger, checkOptions, errnoName, SpeadError, statusName } from "../errors.ts";
 import { statsReader } from "../native_stats.ts";
 import { type NativeParts, streamFinalizer } from "../lifetime.ts";
 import { ThreadPool } from "../thread_pool.ts";
@@ -164,6 +164,7 @@ export class UdpStream implements Disposable {
       readonly [string, number]
     >;
     this.config = checkInstance("config", config, StreamConfig, `a send.StreamConfig (${form})`);
+    checkOptions("options", options, `UdpStreamOptions ({ bufferSize, ttl, ... }) (${form})`);
     if (options.bufferSize !== undefined) checkInteger("bufferSize", options.bufferSize, 0, 0x7fff_ffff);
     if (options.ttl !== undefined) checkInteger("ttl", options.ttl, 0, 255);
     if (options.interfaceIndex !== undefined) checkInteger("interfaceIndex", options.interfaceIndex, 0, 0xffff_ffff);
