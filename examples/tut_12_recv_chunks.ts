@@ -31,6 +31,8 @@ const args = parseArgs({
   ],
   positionals: [{ name: "port", type: "int", help: "UDP port" }],
 });
+// Compiled and warmed up before the stream exists, so no heap waits for it.
+preparePowerKernel();
 const heapSize = args.heap_size as number;
 const chunkHeaps = Math.max(1, Math.floor((1024 * 1024) / heapSize));
 const chunkSize = chunkHeaps * heapSize;
@@ -48,7 +50,6 @@ for (let i = 0; i < freeRing.maxsize; i++) stream.addFreeChunk(place.makeChunk()
 stream.addUdpReader(args.port as number, { bindHostname: args.bind as string | undefined });
 
 let nHeaps = 0;
-preparePowerKernel(); // compiled and warmed up before the first heap
 for await (const chunk of dataRing) {
   const present = chunk.present;
   let n = 0;

@@ -24,12 +24,13 @@ const args = parseArgs({
   options: [{ name: "bind", type: "string", help: "local address to listen on (default: all IPv4 interfaces)" }],
   positionals: [{ name: "port", type: "int", default: 8888, help: "UDP port" }],
 });
+// Compiled and warmed up before the stream exists, so no heap waits for it.
+preparePowerKernel();
 
 const stream = new recv.Stream();
 stream.addUdpReader(args.port as number, { bindHostname: args.bind as string | undefined });
 const itemGroup = new ItemGroup();
 let nHeaps = 0;
-preparePowerKernel(); // compiled and warmed up before the first heap
 for await (const heap of stream) {
   itemGroup.update(heap);
   const timestamp = itemGroup.get("timestamp")?.value;

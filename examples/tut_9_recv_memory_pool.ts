@@ -24,6 +24,8 @@ const args = parseArgs({
   ],
   positionals: [{ name: "port", type: "int", help: "UDP port" }],
 });
+// Compiled and warmed up before the stream exists, so no heap waits for it.
+preparePowerKernel();
 const heapSize = args.heap_size as number;
 
 const maxHeaps = 2;
@@ -37,7 +39,6 @@ const stream = new recv.Stream(
 stream.addUdpReader(args.port as number, { bindHostname: args.bind as string | undefined });
 const itemGroup = new ItemGroup();
 let nHeaps = 0;
-preparePowerKernel(); // compiled and warmed up before the first heap
 for await (const heap of stream) {
   itemGroup.update(heap);
   const timestamp = itemGroup.get("timestamp")?.value;
