@@ -1,5 +1,7 @@
 //! Single native build entry: `zig build` produces zig-out/lib/libspead.so,
-//! `zig build test` runs the unit tests that live beside the code in zig/.
+//! `zig build test` runs the unit tests that live beside the code in zig/,
+//! `zig build gen` writes ffi/abi.gen.ts and include/spead.h from the export
+//! table (zig/abi/table.zig).
 const std = @import("std");
 const builtin = @import("builtin");
 
@@ -44,6 +46,19 @@ pub fn build(b: *std.Build) void {
     const test_filters = b.option([]const []const u8, "test-filter", "Run only the unit tests whose names contain this") orelse &.{};
     const unit_tests = b.addTest(.{ .root_module = test_module, .filters = test_filters });
     const run_tests = b.addRunArtifact(unit_tests);
+    // zig/abi/gen.zig's test compares the generated files in the repository root.
+    run_tests.setCwd(b.path("."));
     const test_step = b.step("test", "Run the Zig unit tests");
     test_step.dependOn(&run_tests.step);
+
+    const gen_exe = b.addExecutable(.{ .name = "spead-gen", .root_module = b.createModule(.{
+        .root_source_file = b.path("zig/gen.zig"),
+        .target = b.graph.host,
+        .optimize = .Debug,
+        .link_libc = true,
+    }) });
+    const run_gen = b.addRunArtifact(gen_exe);
+    run_gen.setCwd(b.path("."));
+    const gen_step = b.step("gen", "Write ffi/abi.gen.ts and include/spead.h from zig/abi/table.zig");
+    gen_step.dependOn(&run_gen.step);
 }

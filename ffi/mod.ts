@@ -15,6 +15,7 @@ import { releaseChecksums, releaseVersion } from "./release.ts";
 import type { Backend } from "./symbols.ts";
 
 export type { Backend, NativeFunction } from "./symbols.ts";
+export { protocol, Status } from "./abi.gen.ts";
 
 const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
 const isDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";

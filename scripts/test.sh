@@ -105,6 +105,14 @@ else
   NO_COLOR=1 deno doc --lint mod.ts src/recv/mod.ts src/send/mod.ts 2>&1 | grep -A2 '^error' | head -n 30
 fi
 
+echo "== C test (zig cc against include/spead.h: encode/decode, UDP loopback)"
+if scripts/zig cc -std=c11 -Wall -Wextra -Werror -Iinclude tests/c/spead_test.c -Lzig-out/lib -lspead \
+     -Wl,-rpath,"$root/zig-out/lib" -o "$out/spead_c_test" && "$out/spead_c_test"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "C test: FAILED"
+fi
+
 echo "== packages (scripts/pack.sh), installed into temporary Bun and Deno apps (tests/packaging/run.sh)"
 pack_log="$out/packaging.log"
 bash tests/packaging/run.sh >"$pack_log" 2>&1

@@ -3,44 +3,13 @@
  * {@link SpeadError} whose `code` is a stable string.
  */
 
-/** Stable string codes, one per native status plus JS-side conditions. */
-export type SpeadErrorCode =
-  | "invalid_handle"
-  | "buffer_too_small"
-  | "invalid_argument"
-  | "invalid_flavour"
-  | "capacity_exceeded"
-  | "out_of_memory"
-  | "malformed"
-  | "empty"
-  | "stopped"
-  | "packet_too_small"
-  | "invalid_cnt"
-  | "queue_full"
-  | "system_error"
-  | "invalid_state"
-  | "released"
-  | "closed"
-  | "library_not_found"
-  | "unknown_status";
+import { statusNames as nativeStatusNames, type StatusName } from "../ffi/abi.gen.ts";
+
+/** Stable string codes, one per native status (ffi/abi.gen.ts) plus JS-side conditions. */
+export type SpeadErrorCode = Exclude<StatusName, "ok"> | "released" | "closed" | "library_not_found" | "unknown_status";
 
 /** Native status numbers in ABI order: index i is status -(i+1). */
-export const statusNames: readonly SpeadErrorCode[] = [
-  "invalid_handle",
-  "buffer_too_small",
-  "invalid_argument",
-  "invalid_flavour",
-  "capacity_exceeded",
-  "out_of_memory",
-  "malformed",
-  "empty",
-  "stopped",
-  "packet_too_small",
-  "invalid_cnt",
-  "queue_full",
-  "system_error",
-  "invalid_state",
-];
+export const statusNames: readonly SpeadErrorCode[] = nativeStatusNames;
 
 /** A failed system call behind a `system_error`, as Node and Bun describe theirs. */
 export interface SystemCallFailure {

@@ -2,6 +2,7 @@
  * spead2's `MemoryPool`: pre-faulted buffers for heap payloads, recycled when
  * heaps are released. Pass it as `recv.StreamConfig({ memoryAllocator: pool })`.
  */
+import { MemoryPoolConfigView } from "../ffi/abi.gen.ts";
 import { native } from "../ffi/mod.ts";
 import { check, checkOptions, SpeadError } from "./errors.ts";
 import { statsReader } from "./native_stats.ts";
@@ -85,16 +86,15 @@ export class MemoryPool implements Disposable {
     this.warnOnEmpty = options.warnOnEmpty ?? true;
     this.allocator = options.allocator;
     const flags = (options.allocator?.preferHuge ? 1 : 0) | (this.warnOnEmpty ? 2 : 0);
-    const words = BigUint64Array.of(
-      BigInt(lower),
-      BigInt(upper),
-      BigInt(maxFree),
-      BigInt(initial),
-      BigInt(lowWater),
-      BigInt(flags),
-    );
+    const record = new MemoryPoolConfigView();
+    record.lower = BigInt(lower);
+    record.upper = BigInt(upper);
+    record.free_max = BigInt(maxFree);
+    record.initial = BigInt(initial);
+    record.low_water = BigInt(lowWater);
+    record.flags = BigInt(flags);
     const out = new Uint32Array(1);
-    check(native.symbols.spead_memory_pool_create(words, words.length, out), "MemoryPool");
+    check(native.symbols.spead_memory_pool_create(new Uint8Array(record.view.buffer), out), "MemoryPool");
     this.#handle = out[0];
     poolFinalizer.register(this, this.#handle, this.#token);
   }

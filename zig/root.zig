@@ -1,19 +1,20 @@
-//! libspead: the native core. This file only gathers the modules whose
-//! `export fn`s form the C ABI (spead_<noun>_<verb>) and pulls in their tests.
+//! libspead: the native core. The C ABI (spead_<noun>_<verb>) is the table in
+//! zig/abi/table.zig; this file exports it and pulls in the tests.
 const std = @import("std");
-const status = @import("core/status.zig");
-
-pub const abi_version: u32 = 1;
-
-/// Returns the ABI version; also the "trivial call" of the FFI benchmark.
-export fn spead_library_version() u32 {
-    return abi_version;
-}
+const table = @import("abi/table.zig");
 
 comptime {
+    table.exportAll();
+    // Not an export of the table: the .init_array entry that pins the library.
+    _ = @import("abi/lifecycle.zig");
+}
+
+test {
+    std.testing.refAllDecls(@This());
     _ = @import("core/status.zig");
     _ = @import("core/sys_error.zig");
     _ = @import("core/handles.zig");
+    _ = @import("abi/export.zig");
     _ = @import("abi/send.zig");
     _ = @import("abi/recv.zig");
     _ = @import("abi/udp_recv.zig");
@@ -22,10 +23,7 @@ comptime {
     _ = @import("abi/diag.zig");
     _ = @import("abi/lifecycle.zig");
     _ = @import("abi/chunk.zig");
-}
-
-test {
-    std.testing.refAllDecls(@This());
+    _ = @import("abi/gen.zig");
     // Fuzz tests (`zig build test --fuzz`; seed corpus and fixed-seed mutations in every test run).
     _ = @import("core/fuzz.zig");
     _ = @import("recv/recv_fuzz.zig");

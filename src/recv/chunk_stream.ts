@@ -16,7 +16,7 @@ import { native } from "../../ffi/mod.ts";
 import { check, Empty, SpeadError, Stopped } from "../errors.ts";
 import { statsReader } from "../native_stats.ts";
 import type { ThreadPool } from "../thread_pool.ts";
-import { configWords, RingStreamConfig, StreamConfig } from "./config.ts";
+import { configRecord, RingStreamConfig, StreamConfig } from "./config.ts";
 import { addBufferReaderTo, addUdpReaderTo, type UdpReaderInfo, type UdpReaderOptions } from "./readers.ts";
 import type { StreamStats } from "./stream.ts";
 import { NativeWaiter } from "./waiter.ts";
@@ -681,7 +681,7 @@ export abstract class ChunkStreamBase implements Disposable {
     config: StreamConfig,
     chunkStreamConfig: ChunkStreamConfig,
     threadPool: ThreadPool | undefined,
-    create: (words: Uint32Array, chunkWords: BigUint64Array, user: Uint8Array, out: Uint32Array) => number,
+    create: (words: Uint8Array, chunkWords: BigUint64Array, user: Uint8Array, out: Uint32Array) => number,
     what: string,
   ) {
     if (config.memoryAllocator !== undefined) {
@@ -689,7 +689,7 @@ export abstract class ChunkStreamBase implements Disposable {
     }
     this.config = config;
     this.chunkStreamConfig = chunkStreamConfig;
-    const words = configWords(config, new RingStreamConfig(), threadPool?.nextCore() ?? -1);
+    const words = configRecord(config, new RingStreamConfig(), threadPool?.nextCore() ?? -1);
     const place = chunkStreamConfig.place;
     const user = place instanceof PlaceFunction ? place.userData : new Uint8Array(0);
     const out = new Uint32Array(1);
@@ -780,7 +780,6 @@ export class ChunkRingStream extends ChunkStreamBase {
     super(config, chunkStreamConfig, options.threadPool, (words, chunkWords, user, out) =>
       native.symbols.spead_chunk_stream_create(
         words,
-        words.length,
         chunkWords,
         chunkWords.length,
         user,
@@ -866,7 +865,6 @@ export class ChunkStreamGroupMember extends ChunkStreamBase {
       native.symbols.spead_chunk_group_add_stream(
         group.nativeHandle,
         words,
-        words.length,
         chunkWords,
         chunkWords.length,
         user,

@@ -1,3 +1,4 @@
+import { RecvStreamConfigView } from "../../ffi/abi.gen.ts";
 import { checkInteger, checkOptions } from "../errors.ts";
 
 import { MmapAllocator } from "../mmap_allocator.ts";
@@ -97,23 +98,21 @@ export class RingStreamConfig {
   }
 }
 
-/** The config words of `spead_recv_stream_create` (docs/ABI.md); `core` -1 = no pinning. */
-export function configWords(config: StreamConfig, ring: RingStreamConfig, core = -1): Uint32Array {
+/** The `RecvStreamConfig` record of `spead_recv_stream_create` (ffi/abi.gen.ts); `core` -1 = no pinning. */
+export function configRecord(config: StreamConfig, ring: RingStreamConfig, core = -1): Uint8Array {
   const alloc = config.memoryAllocator;
-  const pool = alloc instanceof MmapAllocator ? 0 : alloc?.nativeHandle ?? 0;
-  const allocFlags = alloc instanceof MmapAllocator ? alloc.nativeFlags : 0;
-  return Uint32Array.of(
-    config.maxHeaps,
-    config.substreams,
-    config.bugCompat,
-    config.allowOutOfOrder ? 1 : 0,
-    config.allowUnsizedHeaps ? 1 : 0,
-    config.stopOnStopItem ? 1 : 0,
-    ring.heaps,
-    ring.contiguousOnly ? 1 : 0,
-    pool,
-    Math.min(0xffff_ffff, Math.ceil(config.maxHeapLength / 2 ** 20)),
-    allocFlags,
-    core < 0 ? 0xffff_ffff : core,
-  );
+  const r = new RecvStreamConfigView();
+  r.heaps_max = config.maxHeaps;
+  r.substreams = config.substreams;
+  r.bug_compat = config.bugCompat;
+  r.allow_out_of_order = config.allowOutOfOrder ? 1 : 0;
+  r.allow_unsized_heaps = config.allowUnsizedHeaps ? 1 : 0;
+  r.stop_on_stop_item = config.stopOnStopItem ? 1 : 0;
+  r.ring_heaps = ring.heaps;
+  r.contiguous_only = ring.contiguousOnly ? 1 : 0;
+  r.memory_pool = alloc instanceof MmapAllocator ? 0 : alloc?.nativeHandle ?? 0;
+  r.heap_length_max_mib = Math.min(0xffff_ffff, Math.ceil(config.maxHeapLength / 2 ** 20));
+  r.allocator_flags = alloc instanceof MmapAllocator ? alloc.nativeFlags : 0;
+  r.reader_core = core < 0 ? 0xffff_ffff : core;
+  return new Uint8Array(r.view.buffer);
 }

@@ -5,16 +5,35 @@
  * `SpeadError("released")`, and views taken earlier are detached (length 0),
  * so stale reads can never touch freed memory.
  */
-import { native } from "../../ffi/mod.ts";
+import { HeapDescriptionLayout, ItemDescriptionLayout } from "../../ffi/abi.gen.ts";
+import { native, protocol, Status } from "../../ffi/mod.ts";
 import { check, SpeadError } from "../errors.ts";
 import { Flavour } from "../flavour.ts";
 import { Descriptor } from "../descriptor.ts";
 import type { RawItem } from "../item.ts";
 
 const DESCRIPTOR_ID = 5;
-const STREAM_CTRL_ID = 6;
 const UNKNOWN = 0xffff_ffff_ffff_ffffn;
-const HEADER_WORDS = 9;
+// HeapDescription and ItemDescription (ffi/abi.gen.ts) as u64 word indices.
+const D = {
+  cnt: HeapDescriptionLayout.cnt / 8,
+  heapLength: HeapDescriptionLayout.heap_length / 8,
+  receivedLength: HeapDescriptionLayout.received_length / 8,
+  flags: HeapDescriptionLayout.flags / 8,
+  heapAddressBits: HeapDescriptionLayout.heap_address_bits / 8,
+  bugCompat: HeapDescriptionLayout.bug_compat / 8,
+  payloadAddress: HeapDescriptionLayout.payload_address / 8,
+  payloadSize: HeapDescriptionLayout.payload_size / 8,
+  nItems: HeapDescriptionLayout.n_items / 8,
+} as const;
+const HEADER_WORDS = HeapDescriptionLayout.size / 8;
+const ITEM_WORDS = ItemDescriptionLayout.size / 8;
+const I = {
+  id: ItemDescriptionLayout.id / 8,
+  isImmediate: ItemDescriptionLayout.is_immediate / 8,
+  value: ItemDescriptionLayout.value / 8,
+  length: ItemDescriptionLayout.length / 8,
+} as const;
 
 /** Frees the native heap when the JS side forgot to release it (safety net only). */
 const leakFinalizer = new FinalizationRegistry<number>((handle) => {
@@ -23,10 +42,10 @@ const leakFinalizer = new FinalizationRegistry<number>((handle) => {
 
 /** Reads the describe words of a heap handle (docs/ABI.md). */
 function describe(handle: number): BigUint64Array {
-  let words = new BigUint64Array(HEADER_WORDS + 4 * 16);
+  let words = new BigUint64Array(HEADER_WORDS + ITEM_WORDS * 16);
   const used = new Uint32Array(1);
   let st = native.symbols.spead_recv_heap_describe(handle, words, words.length, used);
-  if (st === -2) {
+  if (st === Status.buffer_too_small) {
     words = new BigUint64Array(used[0]);
     st = native.symbols.spead_recv_heap_describe(handle, words, words.length, used);
   }
@@ -60,10 +79,10 @@ export class Heap implements Disposable {
     this.#handle = handle;
     this.#words = describe(handle);
     const w = this.#words;
-    this.cnt = w[0];
-    this.flavour = new Flavour(4, 64, Number(w[4]), Number(w[5]));
-    const size = Number(w[7]);
-    this.#payload = size > 0 ? native.arrayBufferAt(w[6], size) : null;
+    this.cnt = w[D.cnt];
+    this.flavour = new Flavour(4, 64, Number(w[D.heapAddressBits]), Number(w[D.bugCompat]));
+    const size = Number(w[D.payloadSize]);
+    this.#payload = size > 0 ? native.arrayBufferAt(w[D.payloadAddress], size) : null;
     // The registry watches the payload buffer (which every item view keeps alive),
     // so native memory is only freed once no view can reach it.
     leakFinalizer.register(this.#payload ?? this, handle, this.#token);
@@ -81,33 +100,33 @@ export class Heap implements Disposable {
 
   /** HEAP_LENGTH, or -1 when the heap carried none (unsized). */
   get heapLength(): number {
-    const v = this.#live()[1];
+    const v = this.#live()[D.heapLength];
     return v === UNKNOWN ? -1 : Number(v);
   }
 
   /** Payload bytes actually received. */
   get receivedLength(): number {
-    return Number(this.#live()[2]);
+    return Number(this.#live()[D.receivedLength]);
   }
 
   /** Whether every payload byte arrived. */
   isComplete(): boolean {
-    return (this.#live()[3] & 1n) !== 0n;
+    return (this.#live()[D.flags] & 1n) !== 0n;
   }
 
   /** Whether the payload received is one prefix without holes (spead2's is_contiguous). */
   isContiguous(): boolean {
-    return (this.#live()[3] & 2n) !== 0n;
+    return (this.#live()[D.flags] & 2n) !== 0n;
   }
 
   /** Whether the heap carries the STREAM_CTRL start item. */
   isStartOfStream(): boolean {
-    return (this.#live()[3] & 4n) !== 0n;
+    return (this.#live()[D.flags] & 4n) !== 0n;
   }
 
   /** Whether the heap carries the STREAM_CTRL stop item. */
   isEndOfStream(): boolean {
-    return (this.#live()[3] & 8n) !== 0n;
+    return (this.#live()[D.flags] & 8n) !== 0n;
   }
 
   /** The whole payload as a zero-copy view (spead2's `get_payload`). */
@@ -122,19 +141,19 @@ export class Heap implements Disposable {
    */
   getItems(): RawItem[] {
     const w = this.#live();
-    const n = Number(w[8]);
+    const n = Number(w[D.nItems]);
     const items: RawItem[] = [];
     const width = this.flavour.addressBytes;
     for (let i = 0; i < n; i++) {
-      const r = HEADER_WORDS + 4 * i;
-      const id = Number(w[r]);
-      const isImmediate = w[r + 1] !== 0n;
-      const v = w[r + 2];
+      const r = HEADER_WORDS + ITEM_WORDS * i;
+      const id = Number(w[r + I.id]);
+      const isImmediate = w[r + I.isImmediate] !== 0n;
+      const v = w[r + I.value];
       if (isImmediate) {
         items.push({ id, isImmediate, immediateValue: v, value: immediateBytes(v, width) });
       } else {
         const off = Number(v);
-        const len = Number(w[r + 3]);
+        const len = Number(w[r + I.length]);
         const value = this.#payload ? new Uint8Array(this.#payload, off, len) : new Uint8Array(0);
         items.push({ id, isImmediate, immediateValue: 0n, value });
       }
@@ -162,7 +181,7 @@ export class Heap implements Disposable {
 
   /** The STREAM_CTRL value, if the heap has one. */
   get streamControl(): bigint | undefined {
-    for (const item of this.getItems()) if (item.id === STREAM_CTRL_ID && item.isImmediate) return item.immediateValue;
+    for (const item of this.getItems()) if (item.id === protocol.id_stream_ctrl && item.isImmediate) return item.immediateValue;
     return undefined;
   }
 

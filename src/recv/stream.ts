@@ -4,18 +4,17 @@
  * ring. Native threads never call JS: under Bun a threadsafe doorbell wakes the
  * event loop, under Deno a nonblocking wait call resolves a Promise.
  */
-import { native } from "../../ffi/mod.ts";
+import { native, Status } from "../../ffi/mod.ts";
 import { check, checkInstance, checkInteger, Empty, SpeadError, Stopped } from "../errors.ts";
 import { statsReader } from "../native_stats.ts";
 import { type NativeParts, streamFinalizer } from "../lifetime.ts";
 import { ThreadPool } from "../thread_pool.ts";
-import { configWords, RingStreamConfig, StreamConfig } from "./config.ts";
+import { configRecord, RingStreamConfig, StreamConfig } from "./config.ts";
 import { type Heap, wrapHeap } from "./heap.ts";
 import { addBufferReaderTo, addUdpReaderTo, type UdpReaderInfo, type UdpReaderOptions } from "./readers.ts";
 
 export type { UdpReaderInfo, UdpReaderOptions } from "./readers.ts";
 
-const STATUS_EMPTY = -8;
 /** Most heaps one getBatch call takes (the native pop_batch limit). */
 const POP_BATCH_MAX = 4096;
 /** Longest single native wait; keeps shutdown prompt and the process alive while waiting. */
@@ -86,8 +85,8 @@ export class Stream implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
     this.ringConfig = checkInstance("ringConfig", ringConfig, RingStreamConfig, `a recv.RingStreamConfig (${form})`);
     if (options.threadPool !== undefined) checkInstance("threadPool", options.threadPool, ThreadPool, "a ThreadPool");
     const out = new Uint32Array(1);
-    const words = configWords(this.config, this.ringConfig, options.threadPool?.nextCore() ?? -1);
-    check(native.symbols.spead_recv_stream_create(words, words.length, out), "recv.Stream");
+    const record = configRecord(this.config, this.ringConfig, options.threadPool?.nextCore() ?? -1);
+    check(native.symbols.spead_recv_stream_create(record, out), "recv.Stream");
     this.#handle = out[0];
     this.#parts = { handle: this.#handle, doorbell: null };
     finalizer.register(this, this.#parts, this.#token);
@@ -145,7 +144,7 @@ export class Stream implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
       const slice = Math.max(0, Math.min(1000, deadline - Date.now()));
       const st = native.symbols.spead_recv_stream_pop(this.nativeHandle, slice, this.#out);
       if (st === 0) return wrapHeap(this.#out[0]);
-      if (st !== STATUS_EMPTY) check(st, "get");
+      if (st !== Status.empty) check(st, "get");
       if (Date.now() >= deadline) throw new Empty("timed out waiting for a heap");
     }
   }
@@ -159,7 +158,7 @@ export class Stream implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
     for (;;) {
       const st = native.symbols.spead_recv_stream_try_pop(this.nativeHandle, this.#out);
       if (st === 0) return wrapHeap(this.#out[0]);
-      if (st !== STATUS_EMPTY) check(st, "get");
+      if (st !== Status.empty) check(st, "get");
       await this.#waitReady();
     }
   }
@@ -187,7 +186,7 @@ export class Stream implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
         for (let i = 0; i < n; i++) heaps[i] = wrapHeap(this.#batch[i]);
         return heaps;
       }
-      if (st !== STATUS_EMPTY) check(st, "getBatch");
+      if (st !== Status.empty) check(st, "getBatch");
       await this.#waitReady();
     }
   }

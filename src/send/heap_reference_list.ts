@@ -10,7 +10,7 @@ import { HeapReference } from "./bytes_stream.ts";
 import type { Heap } from "./heap.ts";
 import type { PreparedTable } from "./item_table.ts";
 
-/** Heap records of a group, cached with its item table (docs/ABI.md, 8 words per heap). */
+/** Heap records of a group, cached with its item table (`HeapRecord`s, ffi/abi.gen.ts). */
 export interface PreparedGroup {
   table: PreparedTable;
   records: BigUint64Array;

@@ -6,7 +6,8 @@
  * ring that JS drains in batches; native threads never call JS except a Bun
  * doorbell.
  */
-import { native } from "../../ffi/mod.ts";
+import { HeapRecordLayout, SendCompletionLayout, SendStreamConfigView } from "../../ffi/abi.gen.ts";
+import { native, Status } from "../../ffi/mod.ts";
 import { check, checkInstance, checkInteger, checkOptions, errnoName, SpeadError, statusName } from "../errors.ts";
 import { statsReader } from "../native_stats.ts";
 import { type NativeParts, streamFinalizer } from "../lifetime.ts";
@@ -17,12 +18,12 @@ import { buildItemTable, type ItemTable, prepareItemTable, unpinItemTable } from
 import { HeapReferenceList } from "./heap_reference_list.ts";
 import { GroupMode, StreamConfig } from "./stream_config.ts";
 
-const STATUS_EMPTY = -8;
 // Heap records are written through 32-bit halves in #submit, which assumes a little-endian host.
 if (new Uint8Array(Uint32Array.of(1).buffer)[0] !== 1) throw new Error("spead: big-endian hosts are not supported");
 const AUTO_CNT = 0xffff_ffff_ffff_ffffn;
 const WAIT_SLICE_MS = 50;
 const POLL_RECORDS = 64;
+const COMPLETION_U64 = SendCompletionLayout.size / 8;
 
 /** Options of {@link UdpStream} beyond the stream config; defaults are spead2's. */
 export interface UdpStreamOptions {
@@ -65,33 +66,44 @@ function endpointText(endpoints: ReadonlyArray<readonly [string, number]>): Uint
   return new TextEncoder().encode(endpoints.map(([host, port]) => `${host} ${port}`).join("\n"));
 }
 
+// HeapRecord (ffi/abi.gen.ts) field indices in 32-bit, 64-bit and f64 units.
+const REC_U32 = HeapRecordLayout.size / 4;
+const REC_U64 = HeapRecordLayout.size / 8;
+const REC_FIRST = HeapRecordLayout.first_item / 4;
+const REC_COUNT = HeapRecordLayout.n_items / 4;
+const REC_CNT = HeapRecordLayout.cnt / 8;
+const REC_SUBSTREAM = HeapRecordLayout.substream_index / 4;
+const REC_RATE = HeapRecordLayout.rate / 8;
+const REC_BITS = HeapRecordLayout.heap_address_bits / 4;
+const REC_REPEAT = HeapRecordLayout.repeat_pointers / 4;
+
 /**
- * Heap records (docs/ABI.md, 8 words per heap) for `refs`, whose items follow
- * each other in the item table: written through 32-bit halves (little-endian),
- * so the per-heap fields need no BigInt; the cnt and the rate's f64 bits take
- * their own views.
+ * `HeapRecord`s (ffi/abi.gen.ts) for `refs`, whose items follow each other in
+ * the item table: written through 32-bit views (little-endian), so the per-heap
+ * fields need no BigInt; the cnt and the rate take their own views.
  */
 function heapRecords(refs: readonly HeapReference[], table: { readonly heapCounts: readonly number[] }): BigUint64Array {
   const n = refs.length;
-  const recs = new BigUint64Array(n * 8);
+  const recs = new BigUint64Array(n * REC_U64);
   const recs32 = new Uint32Array(recs.buffer);
   const recsF = new Float64Array(recs.buffer);
   let first = 0;
   for (let i = 0; i < n; i++) {
     const ref = refs[i];
     const count = table.heapCounts[i];
-    const w = i * 8;
-    recs32[2 * w] = first;
-    recs32[2 * (w + 1)] = count;
-    recs[w + 2] = ref.cnt >= 0n ? ref.cnt : AUTO_CNT;
+    const w32 = i * REC_U32;
+    const w64 = i * REC_U64;
+    recs32[w32 + REC_FIRST] = first;
+    recs32[w32 + REC_COUNT] = count;
+    recs[w64 + REC_CNT] = ref.cnt >= 0n ? ref.cnt : AUTO_CNT;
     const sub = ref.substreamIndex;
     if (!Number.isInteger(sub) || sub < 0 || sub > 0xffff_ffff) {
       throw new SpeadError("invalid_argument", `substream index ${sub}`);
     }
-    recs32[2 * (w + 3)] = sub;
-    recsF[w + 4] = ref.rate;
-    recs32[2 * (w + 5)] = ref.heap.flavour.heapAddressBits;
-    recs32[2 * (w + 6)] = ref.heap.repeatPointers ? 1 : 0;
+    recs32[w32 + REC_SUBSTREAM] = sub;
+    recsF[w64 + REC_RATE] = ref.rate;
+    recs32[w32 + REC_BITS] = ref.heap.flavour.heapAddressBits;
+    recs32[w32 + REC_REPEAT] = ref.heap.repeatPointers ? 1 : 0;
     first += count;
   }
   return recs;
@@ -100,7 +112,7 @@ function heapRecords(refs: readonly HeapReference[], table: { readonly heapCount
 /** Rewrites what a heap may change between sends of the same records (its repeatPointers flag). */
 function refreshHeapRecords(recs: BigUint64Array, heaps: readonly Heap[]): void {
   const recs32 = new Uint32Array(recs.buffer);
-  for (let i = 0; i < heaps.length; i++) recs32[2 * (i * 8 + 6)] = heaps[i].repeatPointers ? 1 : 0;
+  for (let i = 0; i < heaps.length; i++) recs32[i * REC_U32 + REC_REPEAT] = heaps[i].repeatPointers ? 1 : 0;
 }
 
 /**
@@ -121,7 +133,7 @@ export class UdpStream implements Disposable {
   readonly #token = {};
   #nextToken = 1n;
   readonly #pending = new Map<bigint, Pending>();
-  readonly #records = new BigUint64Array(POLL_RECORDS * 4);
+  readonly #records = new BigUint64Array(POLL_RECORDS * COMPLETION_U64);
   readonly #recordsSigned = new BigInt64Array(this.#records.buffer);
   readonly #count = new Uint32Array(1);
   readonly #tokenWord = new BigUint64Array(1);
@@ -173,21 +185,20 @@ export class UdpStream implements Disposable {
     const ep = endpointText(list);
     const iface = new TextEncoder().encode(options.interfaceAddress ?? "");
     const cfg = this.config;
-    const words = Float64Array.of(
-      cfg.maxPacketSize,
-      cfg.rate,
-      cfg.burstSize,
-      cfg.maxHeaps,
-      cfg.burstRateRatio,
-      options.bufferSize ?? 512 * 1024,
-      options.ttl ?? -1,
-      options.interfaceIndex ?? 0,
-      options.disableGso ? 1 : 0,
-      options.threadPool?.nextCore() ?? -1,
-    );
+    const record = new SendStreamConfigView();
+    record.packet_size_max = cfg.maxPacketSize;
+    record.rate = cfg.rate;
+    record.burst_size = cfg.burstSize;
+    record.heaps_max = cfg.maxHeaps;
+    record.burst_rate_ratio = cfg.burstRateRatio;
+    record.buffer_size = options.bufferSize ?? 512 * 1024;
+    record.ttl = options.ttl ?? -1;
+    record.interface_index = options.interfaceIndex ?? 0;
+    record.flags = options.disableGso ? 1 : 0;
+    record.io_core = options.threadPool?.nextCore() ?? -1;
     const out = new Uint32Array(1);
     check(
-      native.symbols.spead_udp_send_stream_create(ep, ep.byteLength, iface, iface.byteLength, words, words.length, out),
+      native.symbols.spead_udp_send_stream_create(ep, ep.byteLength, iface, iface.byteLength, new Uint8Array(record.view.buffer), out),
       "send.UdpStream",
     );
     this.#handle = out[0];
@@ -324,7 +335,7 @@ export class UdpStream implements Disposable {
       while (this.#pending.size > 0 && this.#handle !== 0) {
         const st = await native.asyncSymbols!.spead_udp_send_stream_wait(this.#handle, WAIT_SLICE_MS);
         this.#drainRecords();
-        if (st !== 0 && st !== STATUS_EMPTY) break;
+        if (st !== 0 && st !== Status.empty) break;
       }
     } finally {
       this.#denoWaiting = false;
@@ -350,10 +361,11 @@ export class UdpStream implements Disposable {
       if (st !== 0) return;
       const n = this.#count[0];
       for (let i = 0; i < n; i++) {
-        const token = this.#records[i * 4];
-        const bytes = Number(this.#records[i * 4 + 1]);
-        const status = Number(this.#recordsSigned[i * 4 + 2]);
-        const errno = Number(this.#records[i * 4 + 3]);
+        const w = i * COMPLETION_U64;
+        const token = this.#records[w + SendCompletionLayout.token / 8];
+        const bytes = Number(this.#records[w + SendCompletionLayout.bytes_sent / 8]);
+        const status = Number(this.#recordsSigned[w + SendCompletionLayout.status / 8]);
+        const errno = Number(this.#records[w + SendCompletionLayout.errno / 8]);
         const p = this.#pending.get(token);
         if (!p) continue;
         this.#pending.delete(token);
@@ -409,7 +421,7 @@ export class UdpStream implements Disposable {
       const slice = Math.max(0, Math.min(1000, deadline - Date.now()));
       const st = native.symbols.spead_udp_send_stream_flush(this.#h, slice);
       if (st === 0) return;
-      if (st !== STATUS_EMPTY) check(st, "flush");
+      if (st !== Status.empty) check(st, "flush");
       if (Date.now() >= deadline) throw new SpeadError("empty", "flush timed out");
     }
   }

@@ -23,7 +23,7 @@ const allocator = std.heap.c_allocator;
 /// reader can never take a reference on a buffer whose last one is going.
 var retain_guard: std.Thread.Mutex = .{};
 
-fn alloc(size_lo: u32, size_hi: u32, flags: u32, out: ?*anyopaque) Error!void {
+pub fn alloc(size_lo: u32, size_hi: u32, flags: u32, out: ?[*]u64) Error!void {
     const words = try args.wordsOut(out, out_words);
     if (flags & ~flag_prefer_huge != 0) return error.InvalidArgument;
     const size = @as(u64, size_hi) << 32 | size_lo;
@@ -37,12 +37,7 @@ fn alloc(size_lo: u32, size_hi: u32, flags: u32, out: ?*anyopaque) Error!void {
     words[3] = @intFromBool(buffer.huge);
 }
 
-/// `out` = 4 u64 words: [address, handle, actual size, huge (0/1)].
-pub export fn spead_buffer_alloc(size_lo: u32, size_hi: u32, flags: u32, out: ?*anyopaque) i32 {
-    return status.code(alloc(size_lo, size_hi, flags, out));
-}
-
-fn free(handle: u32) Error!void {
+pub fn free(handle: u32) Error!void {
     retain_guard.lock();
     const buffer = buffer_table.remove(handle) catch |err| {
         retain_guard.unlock();
@@ -61,14 +56,13 @@ pub fn retain(handle: u32) Error!*Buffer {
     return buffer;
 }
 
-pub export fn spead_buffer_free(handle: u32) i32 {
-    return status.code(free(handle));
-}
-
 // ---------------------------------------------------------------------------
 // Tests (through the exports)
 
 const testing = std.testing;
+const abi = @import("table.zig");
+const spead_buffer_alloc = abi.c("spead_buffer_alloc");
+const spead_buffer_free = abi.c("spead_buffer_free");
 
 fn expectStatus(expected: status.Status, actual: i32) !void {
     try testing.expectEqual(@intFromEnum(expected), actual);

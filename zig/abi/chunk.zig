@@ -18,6 +18,7 @@ const Chunk = chunk_mod.Chunk;
 const Ring = chunk_mod.Ring;
 const recv_stream = @import("../recv/stream.zig");
 const exports_recv = @import("recv.zig");
+const RecvStreamConfig = @import("records.zig").RecvStreamConfig;
 
 pub const chunks_capacity = 65536;
 pub const rings_capacity = 1024;
@@ -45,7 +46,7 @@ fn disposeChunk(chunk: *Chunk) void {
     chunk.destroy(allocator);
 }
 
-fn createChunk(sizes: ?[*]const u64, out_handle: ?*u32) Error!void {
+pub fn createChunk(sizes: ?[*]const u64, out_handle: ?*u32) Error!void {
     const out = out_handle orelse return error.InvalidArgument;
     const s = sizes orelse return error.InvalidArgument;
     const chunk = try Chunk.create(allocator, @intCast(@min(s[0], 1 << 41)), @intCast(@min(s[1], 1 << 41)), @intCast(@min(s[2], 1 << 41)));
@@ -57,19 +58,13 @@ fn createChunk(sizes: ?[*]const u64, out_handle: ?*u32) Error!void {
     out.* = chunk.handle;
 }
 
-/// `sizes`: [data bytes, present bytes, extra bytes]. The memory is mapped and
-/// populated now.
-pub export fn spead_chunk_create(sizes: ?[*]const u64, out_handle: ?*u32) i32 {
-    return status.code(createChunk(sizes, out_handle));
-}
-
 fn jsChunk(handle: u32) Error!*Chunk {
     const chunk = try chunk_table.get(handle);
     if (!chunk.held_by_js) return error.InvalidState;
     return chunk;
 }
 
-fn chunkInfo(handle: u32, out: ?[*]u64) Error!void {
+pub fn chunkInfo(handle: u32, out: ?[*]u64) Error!void {
     const o = out orelse return error.InvalidArgument;
     chunks_guard.lock();
     defer chunks_guard.unlock();
@@ -84,14 +79,7 @@ fn chunkInfo(handle: u32, out: ?[*]u64) Error!void {
     o[7] = c.stream_id;
 }
 
-/// Writes [data address, data bytes, present address, present bytes, extra
-/// address, extra bytes, chunk id (i64), stream id]. `invalid_state` while
-/// the library holds the chunk.
-pub export fn spead_chunk_info(handle: u32, out: ?[*]u64) i32 {
-    return status.code(chunkInfo(handle, out));
-}
-
-fn destroyChunk(handle: u32) Error!void {
+pub fn destroyChunk(handle: u32) Error!void {
     chunks_guard.lock();
     const c = jsChunk(handle) catch |err| {
         chunks_guard.unlock();
@@ -102,15 +90,10 @@ fn destroyChunk(handle: u32) Error!void {
     c.destroy(allocator);
 }
 
-/// Frees a chunk JS holds (`invalid_state` while the library holds it).
-pub export fn spead_chunk_destroy(handle: u32) i32 {
-    return status.code(destroyChunk(handle));
-}
-
 // ---------------------------------------------------------------------------
 // Rings
 
-fn createRing(capacity: u32, out_handle: ?*u32) Error!void {
+pub fn createRing(capacity: u32, out_handle: ?*u32) Error!void {
     const out = out_handle orelse return error.InvalidArgument;
     const ring = try Ring.create(allocator, capacity);
     errdefer ring.release();
@@ -118,10 +101,6 @@ fn createRing(capacity: u32, out_handle: ?*u32) Error!void {
     defer rings_guard.unlock();
     ring.handle = try ring_table.insert(ring);
     out.* = ring.handle;
-}
-
-pub export fn spead_chunk_ring_create(capacity: u32, out_handle: ?*u32) i32 {
-    return status.code(createRing(capacity, out_handle));
 }
 
 /// A ring held for one call (JS's reference cannot go away meanwhile).
@@ -133,7 +112,7 @@ fn acquireRing(handle: u32) Error!*Ring {
     return ring;
 }
 
-fn destroyRing(handle: u32) Error!void {
+pub fn destroyRing(handle: u32) Error!void {
     rings_guard.lock();
     const ring = ring_table.remove(handle) catch |err| {
         rings_guard.unlock();
@@ -146,13 +125,7 @@ fn destroyRing(handle: u32) Error!void {
     ring.release();
 }
 
-/// Stops the ring and drops JS's reference; chunks still inside are freed
-/// with the last reference (streams using the ring hold one each).
-pub export fn spead_chunk_ring_destroy(handle: u32) i32 {
-    return status.code(destroyRing(handle));
-}
-
-fn ringPut(handle: u32, chunk_handle: u32) Error!void {
+pub fn ringPut(handle: u32, chunk_handle: u32) Error!void {
     const ring = try acquireRing(handle);
     defer ring.release();
     chunks_guard.lock();
@@ -165,13 +138,7 @@ fn ringPut(handle: u32, chunk_handle: u32) Error!void {
     };
 }
 
-/// Gives a chunk JS holds to the ring without waiting: `queue_full` or
-/// `stopped` leave it with JS.
-pub export fn spead_chunk_ring_put(handle: u32, chunk_handle: u32) i32 {
-    return status.code(ringPut(handle, chunk_handle));
-}
-
-fn ringPop(handle: u32, timeout_ms: u32, out_chunk: ?*u32) Error!void {
+pub fn ringPop(handle: u32, timeout_ms: u32, out_chunk: ?*u32) Error!void {
     const out = out_chunk orelse return error.InvalidArgument;
     const ring = try acquireRing(handle);
     defer ring.release();
@@ -183,65 +150,37 @@ fn ringPop(handle: u32, timeout_ms: u32, out_chunk: ?*u32) Error!void {
     out.* = c.handle;
 }
 
-/// Takes the oldest chunk, waiting up to `timeout_ms`: `empty` on timeout,
-/// `stopped` once the ring is stopped and drained. JS then holds the chunk.
-pub export fn spead_chunk_ring_pop(handle: u32, timeout_ms: u32, out_chunk: ?*u32) i32 {
-    return status.code(ringPop(handle, timeout_ms, out_chunk));
-}
-
-fn ringWait(handle: u32, timeout_ms: u32) Error!void {
+pub fn ringWait(handle: u32, timeout_ms: u32) Error!void {
     const ring = try acquireRing(handle);
     defer ring.release();
     try ring.wait(@as(u64, timeout_ms) * std.time.ns_per_ms);
 }
 
-/// Waits until a chunk is ready or the ring stopped (`empty` on timeout).
-pub export fn spead_chunk_ring_wait(handle: u32, timeout_ms: u32) i32 {
-    return status.code(ringWait(handle, timeout_ms));
-}
-
-fn ringSetNotify(handle: u32, callback: ?recv_stream.NotifyFn) Error!void {
+pub fn ringSetNotify(handle: u32, callback: ?recv_stream.NotifyFn) Error!void {
     const ring = try acquireRing(handle);
     defer ring.release();
     ring.setNotify(callback);
 }
 
-pub export fn spead_chunk_ring_set_notify(handle: u32, callback: ?recv_stream.NotifyFn) i32 {
-    return status.code(ringSetNotify(handle, callback));
-}
-
-fn ringArm(handle: u32) Error!void {
+pub fn ringArm(handle: u32) Error!void {
     const ring = try acquireRing(handle);
     defer ring.release();
     ring.arm();
 }
 
-pub export fn spead_chunk_ring_arm(handle: u32) i32 {
-    return status.code(ringArm(handle));
-}
-
-fn ringStop(handle: u32) Error!void {
+pub fn ringStop(handle: u32) Error!void {
     const ring = try acquireRing(handle);
     defer ring.release();
     ring.stop();
 }
 
-pub export fn spead_chunk_ring_stop(handle: u32) i32 {
-    return status.code(ringStop(handle));
-}
-
-fn ringSize(handle: u32, out: ?[*]u32) Error!void {
+pub fn ringSize(handle: u32, out: ?[*]u32) Error!void {
     const o = out orelse return error.InvalidArgument;
     const ring = try acquireRing(handle);
     defer ring.release();
     o[0] = @intCast(ring.size());
     o[1] = @intCast(ring.capacity());
     o[2] = @intFromBool(ring.isStopped());
-}
-
-/// Writes [chunks inside, capacity, stopped].
-pub export fn spead_chunk_ring_size(handle: u32, out: ?[*]u32) i32 {
-    return status.code(ringSize(handle, out));
 }
 
 // ---------------------------------------------------------------------------
@@ -293,20 +232,19 @@ const StreamArgs = struct {
     user: []const u8,
 
     fn read(
-        stream_words: ?[*]const u32,
-        n_stream_words: u32,
+        stream_config: ?*const RecvStreamConfig,
         chunk_words: ?[*]const u64,
         n_chunk_words: u32,
         user_data: ?[*]const u8,
         user_len: u32,
     ) Error!StreamArgs {
-        const words = try exports_recv.readConfigWords(stream_words, n_stream_words);
+        const config = stream_config orelse return error.InvalidArgument;
         // Payloads go into chunks: a memory pool or allocator flags mean nothing here.
-        if (words[8] != 0 or words[10] != 0) return error.InvalidArgument;
+        if (config.memory_pool != 0 or config.allocator_flags != 0) return error.InvalidArgument;
         if (user_data == null and user_len > 0) return error.InvalidArgument;
         if (user_len > 1 << 20) return error.InvalidArgument;
         return .{
-            .stream_config = try exports_recv.parseConfig(&words),
+            .stream_config = try exports_recv.parseConfig(config),
             .parsed = try parseChunkConfig(chunk_words, n_chunk_words),
             .user = if (user_len == 0) &.{} else user_data.?[0..user_len],
         };
@@ -323,9 +261,8 @@ fn registerChunkStream(cs: *chunk_mod.ChunkStream) Error!u32 {
     return exports_recv.registerStream(cs.stream);
 }
 
-fn createChunkStream(
-    stream_words: ?[*]const u32,
-    n_stream_words: u32,
+pub fn createChunkStream(
+    stream_config: ?*const RecvStreamConfig,
     chunk_words: ?[*]const u64,
     n_chunk_words: u32,
     user_data: ?[*]const u8,
@@ -335,7 +272,7 @@ fn createChunkStream(
     out_handle: ?*u32,
 ) Error!void {
     const out = out_handle orelse return error.InvalidArgument;
-    var args = try StreamArgs.read(stream_words, n_stream_words, chunk_words, n_chunk_words, user_data, user_len);
+    var args = try StreamArgs.read(stream_config, chunk_words, n_chunk_words, user_data, user_len);
     args.parsed.config.items = args.parsed.items[0..args.parsed.config.items.len];
     const data_ring = try acquireRing(data_ring_handle);
     defer data_ring.release();
@@ -345,21 +282,6 @@ fn createChunkStream(
     const cs = try chunk_mod.createRingStream(allocator, reassembly.c_payload_allocator.payloadAllocator(), args.stream_config, args.parsed.config, args.user, data_ring, free_ring);
     errdefer cs.stream.destroy();
     out.* = try registerChunkStream(cs);
-}
-
-/// Creates a chunk ring stream; the handle is a receive-stream handle.
-pub export fn spead_chunk_stream_create(
-    stream_words: ?[*]const u32,
-    n_stream_words: u32,
-    chunk_words: ?[*]const u64,
-    n_chunk_words: u32,
-    user_data: ?[*]const u8,
-    user_len: u32,
-    data_ring: u32,
-    free_ring: u32,
-    out_handle: ?*u32,
-) i32 {
-    return status.code(createChunkStream(stream_words, n_stream_words, chunk_words, n_chunk_words, user_data, user_len, data_ring, free_ring, out_handle));
 }
 
 // ---------------------------------------------------------------------------
@@ -377,7 +299,7 @@ fn acquireGroup(handle: u32) Error!*chunk_group.Group {
     return group;
 }
 
-fn createGroup(max_chunks: u32, eviction_mode: u32, data_ring_handle: u32, free_ring_handle: u32, out_handle: ?*u32) Error!void {
+pub fn createGroup(max_chunks: u32, eviction_mode: u32, data_ring_handle: u32, free_ring_handle: u32, out_handle: ?*u32) Error!void {
     const out = out_handle orelse return error.InvalidArgument;
     if (eviction_mode > 1) return error.InvalidArgument;
     const data_ring = try acquireRing(data_ring_handle);
@@ -394,16 +316,9 @@ fn createGroup(max_chunks: u32, eviction_mode: u32, data_ring_handle: u32, free_
     out.* = try group_table.insert(group);
 }
 
-/// Creates a chunk stream group (spead2's chunk_stream_ring_group);
-/// `eviction_mode` 0 = LOSSY, 1 = LOSSLESS.
-pub export fn spead_chunk_group_create(max_chunks: u32, eviction_mode: u32, data_ring: u32, free_ring: u32, out_handle: ?*u32) i32 {
-    return status.code(createGroup(max_chunks, eviction_mode, data_ring, free_ring, out_handle));
-}
-
-fn groupAddStream(
+pub fn groupAddStream(
     group_handle: u32,
-    stream_words: ?[*]const u32,
-    n_stream_words: u32,
+    stream_config: ?*const RecvStreamConfig,
     chunk_words: ?[*]const u64,
     n_chunk_words: u32,
     user_data: ?[*]const u8,
@@ -411,7 +326,7 @@ fn groupAddStream(
     out_handle: ?*u32,
 ) Error!void {
     const out = out_handle orelse return error.InvalidArgument;
-    var args = try StreamArgs.read(stream_words, n_stream_words, chunk_words, n_chunk_words, user_data, user_len);
+    var args = try StreamArgs.read(stream_config, chunk_words, n_chunk_words, user_data, user_len);
     args.parsed.config.items = args.parsed.items[0..args.parsed.config.items.len];
     const group = try acquireGroup(group_handle);
     defer group.release();
@@ -420,33 +335,13 @@ fn groupAddStream(
     out.* = try registerChunkStream(cs);
 }
 
-/// Adds a member stream (spead2's emplace_back); the handle is a receive-stream
-/// handle. `invalid_state` once the group has received data.
-pub export fn spead_chunk_group_add_stream(
-    group: u32,
-    stream_words: ?[*]const u32,
-    n_stream_words: u32,
-    chunk_words: ?[*]const u64,
-    n_chunk_words: u32,
-    user_data: ?[*]const u8,
-    user_len: u32,
-    out_handle: ?*u32,
-) i32 {
-    return status.code(groupAddStream(group, stream_words, n_stream_words, chunk_words, n_chunk_words, user_data, user_len, out_handle));
-}
-
-fn groupStop(handle: u32) Error!void {
+pub fn groupStop(handle: u32) Error!void {
     const group = try acquireGroup(handle);
     defer group.release();
     group.stop();
 }
 
-/// Stops the rings and every member.
-pub export fn spead_chunk_group_stop(handle: u32) i32 {
-    return status.code(groupStop(handle));
-}
-
-fn groupDestroy(handle: u32) Error!void {
+pub fn groupDestroy(handle: u32) Error!void {
     groups_guard.lock();
     const group = group_table.remove(handle) catch |err| {
         groups_guard.unlock();
@@ -457,12 +352,7 @@ fn groupDestroy(handle: u32) Error!void {
     group.release();
 }
 
-/// Stops the group and drops JS's reference (members hold theirs until destroyed).
-pub export fn spead_chunk_group_destroy(handle: u32) i32 {
-    return status.code(groupDestroy(handle));
-}
-
-fn chunkStreamStats(handle: u32, out: ?[*]u64, cap: u32, out_n: ?*u32) Error!void {
+pub fn chunkStreamStats(handle: u32, out: ?[*]u64, cap: u32, out_n: ?*u32) Error!void {
     const n_out = out_n orelse return error.InvalidArgument;
     const a = try exports_recv.acquire(handle);
     defer a.release();
@@ -473,12 +363,7 @@ fn chunkStreamStats(handle: u32, out: ?[*]u64, cap: u32, out_n: ?*u32) Error!voi
     for (0..chunk_mod.stat_count) |i| dest[i] = cs.stat(@enumFromInt(i));
 }
 
-/// The chunk stream's own counters (after the stream's: `too_old_heaps`, `rejected_heaps`).
-pub export fn spead_chunk_stream_stats(handle: u32, out: ?[*]u64, cap: u32, out_n: ?*u32) i32 {
-    return status.code(chunkStreamStats(handle, out, cap, out_n));
-}
-
-fn chunkStatName(index: u32, out: ?[*]u8, cap: u32, out_len: ?*u32) Error!void {
+pub fn chunkStatName(index: u32, out: ?[*]u8, cap: u32, out_len: ?*u32) Error!void {
     const len_out = out_len orelse return error.InvalidArgument;
     if (index >= chunk_mod.stat_count) return error.InvalidArgument;
     const name = chunk_mod.stat_names[index];
@@ -488,11 +373,7 @@ fn chunkStatName(index: u32, out: ?[*]u8, cap: u32, out_len: ?*u32) Error!void {
     @memcpy(dest[0..name.len], name);
 }
 
-pub export fn spead_chunk_stream_stat_name(index: u32, out: ?[*]u8, cap: u32, out_len: ?*u32) i32 {
-    return status.code(chunkStatName(index, out, cap, out_len));
-}
-
-fn ruleCheck(words: ?[*]const u64, n_words: u32, out: ?[*]u64) Error!void {
+pub fn ruleCheck(words: ?[*]const u64, n_words: u32, out: ?[*]u64) Error!void {
     const w = words orelse return error.InvalidArgument;
     const o = out orelse return error.InvalidArgument;
     if (n_words > 1024) return error.InvalidArgument;
@@ -504,12 +385,7 @@ fn ruleCheck(words: ?[*]const u64, n_words: u32, out: ?[*]u64) Error!void {
     o[2] = rule.extra_bytes;
 }
 
-/// Validates place-rule words; writes [heaps per chunk, chunk data bytes, chunk extra bytes].
-pub export fn spead_chunk_rule_check(words: ?[*]const u64, n_words: u32, out: ?[*]u64) i32 {
-    return status.code(ruleCheck(words, n_words, out));
-}
-
-fn placeLookup(path: ?[*]const u8, path_len: u32, symbol: ?[*]const u8, symbol_len: u32, out: ?[*]u64) Error!void {
+pub fn placeLookup(path: ?[*]const u8, path_len: u32, symbol: ?[*]const u8, symbol_len: u32, out: ?[*]u64) Error!void {
     const o = out orelse return error.InvalidArgument;
     const p = path orelse return error.InvalidArgument;
     const s = symbol orelse return error.InvalidArgument;
@@ -528,16 +404,29 @@ fn placeLookup(path: ?[*]const u8, path_len: u32, symbol: ?[*]const u8, symbol_l
     o[0] = @intFromPtr(address);
 }
 
-/// Loads a shared library (kept loaded) and writes the address of a place
-/// function in it (`system_error`: cannot load; `invalid_argument`: no symbol).
-pub export fn spead_chunk_place_lookup(path: ?[*]const u8, path_len: u32, symbol: ?[*]const u8, symbol_len: u32, out: ?[*]u64) i32 {
-    return status.code(placeLookup(path, path_len, symbol, symbol_len, out));
-}
-
 // ---------------------------------------------------------------------------
 // Tests (through the exports)
 
 const testing = std.testing;
+const abi = @import("table.zig");
+const spead_chunk_create = abi.c("spead_chunk_create");
+const spead_chunk_destroy = abi.c("spead_chunk_destroy");
+const spead_chunk_group_add_stream = abi.c("spead_chunk_group_add_stream");
+const spead_chunk_group_create = abi.c("spead_chunk_group_create");
+const spead_chunk_group_destroy = abi.c("spead_chunk_group_destroy");
+const spead_chunk_group_stop = abi.c("spead_chunk_group_stop");
+const spead_chunk_info = abi.c("spead_chunk_info");
+const spead_chunk_place_lookup = abi.c("spead_chunk_place_lookup");
+const spead_chunk_ring_create = abi.c("spead_chunk_ring_create");
+const spead_chunk_ring_destroy = abi.c("spead_chunk_ring_destroy");
+const spead_chunk_ring_pop = abi.c("spead_chunk_ring_pop");
+const spead_chunk_ring_put = abi.c("spead_chunk_ring_put");
+const spead_chunk_ring_size = abi.c("spead_chunk_ring_size");
+const spead_chunk_ring_stop = abi.c("spead_chunk_ring_stop");
+const spead_chunk_rule_check = abi.c("spead_chunk_rule_check");
+const spead_chunk_stream_create = abi.c("spead_chunk_stream_create");
+const spead_chunk_stream_stats = abi.c("spead_chunk_stream_stats");
+const spead_recv_stream_destroy = abi.c("spead_recv_stream_destroy");
 
 fn expectStatus(expected: status.Status, actual: i32) !void {
     try testing.expectEqual(@intFromEnum(expected), actual);
@@ -600,17 +489,17 @@ test "exports: rule check and chunk stream config" {
     words[1] = 0;
     words[2] = placer_rule;
     @memcpy(words[3..], &rule);
-    const stream_words = [_]u32{ 2, 1, 0, 0, 0, 1, 4, 1, 0, 0 };
+    const stream_words = [_]u32{ 2, 1, 0, 0, 0, 1, 4, 1, 0, 0, 0, 0xFFFF_FFFF };
     var h: u32 = 0;
-    try expectStatus(.ok, spead_chunk_stream_create(&stream_words, stream_words.len, &words, words.len, null, 0, data_ring, free_ring, &h));
+    try expectStatus(.ok, spead_chunk_stream_create(@ptrCast(&stream_words), &words, words.len, null, 0, data_ring, free_ring, &h));
     var stats: [chunk_mod.stat_count]u64 = undefined;
     var n: u32 = 0;
     try expectStatus(.ok, spead_chunk_stream_stats(h, &stats, stats.len, &n));
     try testing.expectEqual(@as(u32, 2), n);
-    try expectStatus(.invalid_argument, spead_chunk_stream_create(&stream_words, stream_words.len, &words, words.len, null, 0, data_ring, data_ring, &h));
+    try expectStatus(.invalid_argument, spead_chunk_stream_create(@ptrCast(&stream_words), &words, words.len, null, 0, data_ring, data_ring, &h));
     words[0] = 0;
-    try expectStatus(.invalid_argument, spead_chunk_stream_create(&stream_words, stream_words.len, &words, words.len, null, 0, data_ring, free_ring, &h));
-    try expectStatus(.ok, exports_recv.spead_recv_stream_destroy(h));
+    try expectStatus(.invalid_argument, spead_chunk_stream_create(@ptrCast(&stream_words), &words, words.len, null, 0, data_ring, free_ring, &h));
+    try expectStatus(.ok, spead_recv_stream_destroy(h));
     try expectStatus(.ok, spead_chunk_ring_destroy(data_ring));
     try expectStatus(.ok, spead_chunk_ring_destroy(free_ring));
     var addr: [1]u64 = undefined;
@@ -632,15 +521,15 @@ test "exports: a group with two members; adding after data is refused" {
     words[1] = 0;
     words[2] = placer_rule;
     @memcpy(words[3..], &rule);
-    const stream_words = [_]u32{ 2, 1, 0, 0, 0, 1, 4, 1, 0, 0 };
+    const stream_words = [_]u32{ 2, 1, 0, 0, 0, 1, 4, 1, 0, 0, 0, 0xFFFF_FFFF };
     var members: [2]u32 = undefined;
-    for (&members) |*m| try expectStatus(.ok, spead_chunk_group_add_stream(g, &stream_words, stream_words.len, &words, words.len, null, 0, m));
+    for (&members) |*m| try expectStatus(.ok, spead_chunk_group_add_stream(g, @ptrCast(&stream_words), &words, words.len, null, 0, m));
     words[0] = 3; // more chunks than the group
     var h: u32 = 0;
-    try expectStatus(.invalid_argument, spead_chunk_group_add_stream(g, &stream_words, stream_words.len, &words, words.len, null, 0, &h));
+    try expectStatus(.invalid_argument, spead_chunk_group_add_stream(g, @ptrCast(&stream_words), &words, words.len, null, 0, &h));
     try expectStatus(.ok, spead_chunk_group_stop(g));
     try expectStatus(.stopped, spead_chunk_ring_pop(data_ring, 0, &h));
-    for (members) |m| try expectStatus(.ok, exports_recv.spead_recv_stream_destroy(m));
+    for (members) |m| try expectStatus(.ok, spead_recv_stream_destroy(m));
     try expectStatus(.ok, spead_chunk_group_destroy(g));
     try expectStatus(.invalid_handle, spead_chunk_group_stop(g));
     try expectStatus(.ok, spead_chunk_ring_destroy(data_ring));

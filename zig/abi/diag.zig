@@ -30,15 +30,18 @@ fn fill(out: *[words]u64) void {
 }
 
 /// Writes [minor faults, major faults, open fds, threads] (2^64-1 where unknown).
-export fn spead_process_stats(out: ?[*]u64, cap: u32) i32 {
-    const dst = out orelse return @intFromEnum(status.Status.invalid_argument);
-    if (cap < words) return @intFromEnum(status.Status.buffer_too_small);
-    if (@intFromPtr(dst) % @alignOf(u64) != 0) return @intFromEnum(status.Status.invalid_argument);
+pub fn processStats(out: ?[*]u64, cap: u32) status.Error!void {
+    const dst = out orelse return error.InvalidArgument;
+    if (cap < words) return error.BufferTooSmall;
     var tmp: [words]u64 = undefined;
     fill(&tmp);
     @memcpy(dst[0..words], &tmp);
-    return @intFromEnum(status.Status.ok);
 }
+
+const abi = @import("table.zig");
+const spead_process_stats = abi.c("spead_process_stats");
+const spead_last_error = abi.c("spead_last_error");
+const spead_errno_name = abi.c("spead_errno_name");
 
 test "process stats are plausible" {
     var out: [words]u64 = undefined;
@@ -62,17 +65,17 @@ fn writeText(text: []const u8, out: ?[*]u8, cap: u32, out_len: ?*u32) status.Err
 
 /// The calling thread's last failed system call: its errno into `out_errno`
 /// (0 if none) and its operation text ("bind 127.0.0.1:8888") into `out`.
-export fn spead_last_error(out_errno: ?*u32, out: ?[*]u8, cap: u32, out_len: ?*u32) i32 {
-    const errno_out = out_errno orelse return @intFromEnum(status.Status.invalid_argument);
+pub fn lastError(out_errno: ?*u32, out: ?[*]u8, cap: u32, out_len: ?*u32) status.Error!void {
+    const errno_out = out_errno orelse return error.InvalidArgument;
     const rec = sys_error.get();
     errno_out.* = rec.errno;
-    return status.code(writeText(rec.text, out, cap, out_len));
+    return writeText(rec.text, out, cap, out_len);
 }
 
 /// The symbolic name of a Linux errno ("EADDRINUSE"); `invalid_argument` for an unknown number.
-export fn spead_errno_name(errno: u32, out: ?[*]u8, cap: u32, out_len: ?*u32) i32 {
-    const name = sys_error.errnoName(errno) orelse return @intFromEnum(status.Status.invalid_argument);
-    return status.code(writeText(name, out, cap, out_len));
+pub fn errnoName(errno: u32, out: ?[*]u8, cap: u32, out_len: ?*u32) status.Error!void {
+    const name = sys_error.errnoName(errno) orelse return error.InvalidArgument;
+    return writeText(name, out, cap, out_len);
 }
 
 test "last error and errno name exports" {

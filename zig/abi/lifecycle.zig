@@ -45,15 +45,16 @@ comptime {
 /// Stops every stream and pool thread and joins them (see the file comment).
 /// Handles stay valid; closing them afterwards is still allowed. Returns ok,
 /// or `invalid_state` if the library could not pin itself in memory.
-pub export fn spead_shutdown() i32 {
+pub fn shutdown() status.Error!void {
     recv.stopAll();
     udp_send.stopAll();
     udp_recv.stopAllRefills();
     if (builtin.output_mode == .Lib and builtin.os.tag == .linux and !pinned.load(.acquire)) {
-        return @intFromEnum(status.Status.invalid_state);
+        return error.InvalidState;
     }
-    return @intFromEnum(status.Status.ok);
 }
+
+const spead_shutdown = @import("table.zig").c("spead_shutdown");
 
 test "shutdown with nothing live is ok and idempotent" {
     try std.testing.expectEqual(@as(i32, 0), spead_shutdown());

@@ -4,6 +4,7 @@
 //! of them keeps a JS pointer after returning, except the packet generator,
 //! which keeps the item bytes (not the table) until it is destroyed.
 const std = @import("std");
+const protocol = @import("../core/protocol.zig");
 const assert = std.debug.assert;
 const status = @import("../core/status.zig");
 const Error = status.Error;
@@ -76,7 +77,7 @@ fn heapFlavour(heap_address_bits: u32, bug_compat: u32) Error!Flavour {
     return Flavour.init(4, 64, heap_address_bits, bug_compat);
 }
 
-pub fn itemTable(items: ?*const anyopaque, n_items: u32) Error![]const send_heap.ItemRecord {
+pub fn itemTable(items: ?[*]const u64, n_items: u32) Error![]const send_heap.ItemRecord {
     if (n_items > items_max) return error.CapacityExceeded;
     const words = try wordsIn(items, @as(usize, n_items) * send_heap.item_words);
     return send_heap.recordsFromWords(words);
@@ -89,21 +90,20 @@ fn clampU32(value: u64) u32 {
 // ---------------------------------------------------------------------------
 // Common
 
-export fn spead_flavour_check(version: u32, item_pointer_bits: u32, heap_address_bits: u32, bug_compat: u32) i32 {
-    const result = Flavour.init(version, item_pointer_bits, heap_address_bits, bug_compat);
-    return status.code(if (result) |_| {} else |err| err);
+pub fn flavourCheck(version: u32, item_pointer_bits: u32, heap_address_bits: u32, bug_compat: u32) Error!void {
+    _ = try Flavour.init(version, item_pointer_bits, heap_address_bits, bug_compat);
 }
 
 // ---------------------------------------------------------------------------
 // Heaps
 
-fn heapEncodedSize(
-    items: ?*const anyopaque,
+pub fn heapEncodedSize(
+    items: ?[*]const u64,
     n_items: u32,
     heap_address_bits: u32,
     max_packet_size: u32,
     repeat_pointers: u32,
-    out: ?*anyopaque,
+    out: ?[*]u64,
 ) Error!void {
     const f = try heapFlavour(heap_address_bits, 0);
     const table = try itemTable(items, n_items);
@@ -115,28 +115,17 @@ fn heapEncodedSize(
     result[1] = totals.packets;
 }
 
-export fn spead_heap_encoded_size(
-    items: ?*const anyopaque,
-    n_items: u32,
-    heap_address_bits: u32,
-    max_packet_size: u32,
-    repeat_pointers: u32,
-    out: ?*anyopaque,
-) i32 {
-    return status.code(heapEncodedSize(items, n_items, heap_address_bits, max_packet_size, repeat_pointers, out));
-}
-
-fn heapEncode(
-    items: ?*const anyopaque,
+pub fn heapEncode(
+    items: ?[*]const u64,
     n_items: u32,
     heap_address_bits: u32,
     bug_compat: u32,
-    cnt_in: ?*const anyopaque,
+    cnt_in: ?*const u64,
     max_packet_size: u32,
     repeat_pointers: u32,
     out: ?[*]u8,
     cap: u32,
-    out_len: ?*anyopaque,
+    out_len: ?*u32,
 ) Error!void {
     const f = try heapFlavour(heap_address_bits, bug_compat);
     const table = try itemTable(items, n_items);
@@ -160,21 +149,6 @@ fn heapEncode(
     len.* = @intCast(at);
 }
 
-export fn spead_heap_encode(
-    items: ?*const anyopaque,
-    n_items: u32,
-    heap_address_bits: u32,
-    bug_compat: u32,
-    cnt_in: ?*const anyopaque,
-    max_packet_size: u32,
-    repeat_pointers: u32,
-    out: ?[*]u8,
-    cap: u32,
-    out_len: ?*anyopaque,
-) i32 {
-    return status.code(heapEncode(items, n_items, heap_address_bits, bug_compat, cnt_in, max_packet_size, repeat_pointers, out, cap, out_len));
-}
-
 // ---------------------------------------------------------------------------
 // Packet generator
 
@@ -186,15 +160,15 @@ const PacketGen = struct {
 
 var packet_gens: handles.Table(PacketGen, packet_gens_max) = .{};
 
-fn packetGenCreate(
-    items: ?*const anyopaque,
+pub fn packetGenCreate(
+    items: ?[*]const u64,
     n_items: u32,
     heap_address_bits: u32,
     bug_compat: u32,
-    cnt_in: ?*const anyopaque,
+    cnt_in: ?*const u64,
     max_packet_size: u32,
     repeat_pointers: u32,
-    out_handle: ?*anyopaque,
+    out_handle: ?*u32,
 ) Error!void {
     const f = try heapFlavour(heap_address_bits, bug_compat);
     const table = try itemTable(items, n_items);
@@ -215,20 +189,7 @@ fn packetGenCreate(
     handle_out.* = try packet_gens.insert(gen);
 }
 
-export fn spead_packet_gen_create(
-    items: ?*const anyopaque,
-    n_items: u32,
-    heap_address_bits: u32,
-    bug_compat: u32,
-    cnt_in: ?*const anyopaque,
-    max_packet_size: u32,
-    repeat_pointers: u32,
-    out_handle: ?*anyopaque,
-) i32 {
-    return status.code(packetGenCreate(items, n_items, heap_address_bits, bug_compat, cnt_in, max_packet_size, repeat_pointers, out_handle));
-}
-
-fn packetGenNext(handle: u32, out: ?[*]u8, cap: u32, out_len: ?*anyopaque) Error!void {
+pub fn packetGenNext(handle: u32, out: ?[*]u8, cap: u32, out_len: ?*u32) Error!void {
     const gen = try packet_gens.get(handle);
     const len = try u32Out(out_len);
     if (!gen.packetiser.hasNext()) {
@@ -244,18 +205,10 @@ fn packetGenNext(handle: u32, out: ?[*]u8, cap: u32, out_len: ?*anyopaque) Error
     len.* = @intCast(gen.packetiser.nextInto(dest) catch unreachable);
 }
 
-export fn spead_packet_gen_next(handle: u32, out: ?[*]u8, cap: u32, out_len: ?*anyopaque) i32 {
-    return status.code(packetGenNext(handle, out, cap, out_len));
-}
-
-fn packetGenDestroy(handle: u32) Error!void {
+pub fn packetGenDestroy(handle: u32) Error!void {
     const gen = try packet_gens.remove(handle);
     allocator.free(gen.items);
     allocator.destroy(gen);
-}
-
-export fn spead_packet_gen_destroy(handle: u32) i32 {
-    return status.code(packetGenDestroy(handle));
 }
 
 // ---------------------------------------------------------------------------
@@ -268,23 +221,23 @@ fn pairs(ptr: ?*const anyopaque, n: u32) Error![]const [2]u64 {
     return p[0..n];
 }
 
-fn descriptorEncode(
+pub fn descriptorEncode(
     heap_address_bits: u32,
     bug_compat: u32,
-    id_in: ?*const anyopaque,
+    id_in: ?*const u64,
     name: ?[*]const u8,
     name_len: u32,
     description: ?[*]const u8,
     description_len: u32,
-    format: ?*const anyopaque,
+    format: ?[*]const u64,
     n_format: u32,
-    shape: ?*const anyopaque,
+    shape: ?[*]const u64,
     n_shape: u32,
     dtype: ?[*]const u8,
     dtype_len: u32,
     out: ?[*]u8,
     cap: u32,
-    out_len: ?*anyopaque,
+    out_len: ?*u32,
 ) Error!void {
     const f = try heapFlavour(heap_address_bits, bug_compat);
     const fields = descriptor.Fields{
@@ -305,45 +258,7 @@ fn descriptorEncode(
     len.* = @intCast(try descriptor.encode(f, fields, try bytesOut(out, cap)));
 }
 
-export fn spead_descriptor_encode(
-    heap_address_bits: u32,
-    bug_compat: u32,
-    id_in: ?*const anyopaque,
-    name: ?[*]const u8,
-    name_len: u32,
-    description: ?[*]const u8,
-    description_len: u32,
-    format: ?*const anyopaque,
-    n_format: u32,
-    shape: ?*const anyopaque,
-    n_shape: u32,
-    dtype: ?[*]const u8,
-    dtype_len: u32,
-    out: ?[*]u8,
-    cap: u32,
-    out_len: ?*anyopaque,
-) i32 {
-    return status.code(descriptorEncode(
-        heap_address_bits,
-        bug_compat,
-        id_in,
-        name,
-        name_len,
-        description,
-        description_len,
-        format,
-        n_format,
-        shape,
-        n_shape,
-        dtype,
-        dtype_len,
-        out,
-        cap,
-        out_len,
-    ));
-}
-
-fn descriptorDecode(bug_compat: u32, bytes: ?[*]const u8, len: u32, out: ?*anyopaque, cap_words: u32, out_words: ?*anyopaque) Error!void {
+pub fn descriptorDecode(bug_compat: u32, bytes: ?[*]const u8, len: u32, out: ?[*]u64, cap_words: u32, out_words: ?*u32) Error!void {
     const input = try bytesIn(bytes, len);
     const words = try u32Out(out_words);
     const dest = try wordsOut(out, cap_words);
@@ -355,14 +270,19 @@ fn descriptorDecode(bug_compat: u32, bytes: ?[*]const u8, len: u32, out: ?*anyop
     words.* = @intCast(used);
 }
 
-export fn spead_descriptor_decode(bug_compat: u32, bytes: ?[*]const u8, len: u32, out: ?*anyopaque, cap_words: u32, out_words: ?*anyopaque) i32 {
-    return status.code(descriptorDecode(bug_compat, bytes, len, out, cap_words, out_words));
-}
-
 // ---------------------------------------------------------------------------
 // Tests: the exports as JS sees them, with bad arguments.
 
 const testing = std.testing;
+const abi = @import("table.zig");
+const spead_descriptor_decode = abi.c("spead_descriptor_decode");
+const spead_descriptor_encode = abi.c("spead_descriptor_encode");
+const spead_flavour_check = abi.c("spead_flavour_check");
+const spead_heap_encode = abi.c("spead_heap_encode");
+const spead_heap_encoded_size = abi.c("spead_heap_encoded_size");
+const spead_packet_gen_create = abi.c("spead_packet_gen_create");
+const spead_packet_gen_destroy = abi.c("spead_packet_gen_destroy");
+const spead_packet_gen_next = abi.c("spead_packet_gen_next");
 const Status = status.Status;
 
 fn expectStatus(expected: Status, actual: i32) !void {
@@ -400,7 +320,7 @@ test "heap encode: V1 through the exports, sizes and bad arguments" {
     // Null or misaligned pointers, bad numbers.
     try expectStatus(.invalid_argument, spead_heap_encoded_size(null, 1, 48, 1500, 0, &sizes));
     try expectStatus(.invalid_argument, spead_heap_encoded_size(&table, 1, 48, 1500, 0, null));
-    const misaligned: *const anyopaque = @ptrFromInt(@intFromPtr(&table) + 4);
+    const misaligned: [*]align(1) const u64 = @ptrFromInt(@intFromPtr(&table) + 4);
     try expectStatus(.invalid_argument, spead_heap_encoded_size(misaligned, 1, 48, 1500, 0, &sizes));
     try expectStatus(.invalid_argument, spead_heap_encoded_size(&table, 1, 48, 1500, 2, &sizes));
     try expectStatus(.invalid_argument, spead_heap_encode(&table, 1, 48, 0, null, 1500, 0, &out, out.len, &len));

@@ -10,11 +10,9 @@ const memory_pool = @import("../core/memory_pool.zig");
 const MemoryPool = memory_pool.MemoryPool;
 const udp_recv = @import("../recv/udp.zig");
 const exports_recv = @import("recv.zig");
+const MemoryPoolConfig = @import("records.zig").MemoryPoolConfig;
 
 pub const pools_capacity = 256;
-/// Accepted config lengths: 5 (no flags) or 6 (word 5 = flags).
-pub const pool_config_words_min = 5;
-pub const pool_config_words = 6;
 pub const udp_info_words = 3;
 /// Longest address / interface string accepted (an IPv6 literal with scope fits).
 const address_len_max = 64;
@@ -43,28 +41,23 @@ pub fn releasePool(payload_allocator: reassembly.PayloadAllocator) void {
     MemoryPool.fromPayloadAllocator(payload_allocator).release();
 }
 
-fn createPool(config_ptr: ?[*]const u64, n_config: u32, out_handle: ?*u32) Error!void {
+pub fn createPool(config_in: ?*const MemoryPoolConfig, out_handle: ?*u32) Error!void {
     const out = out_handle orelse return error.InvalidArgument;
-    const words = config_ptr orelse return error.InvalidArgument;
-    if (n_config != pool_config_words_min and n_config != pool_config_words) return error.InvalidArgument;
+    const c = config_in orelse return error.InvalidArgument;
     const config: memory_pool.Config = .{
-        .lower = words[0],
-        .upper = words[1],
-        .max_free = words[2],
-        .initial = words[3],
-        .low_water = words[4],
-        .flags = if (n_config == pool_config_words) words[5] else 0,
+        .lower = c.lower,
+        .upper = c.upper,
+        .max_free = c.free_max,
+        .initial = c.initial,
+        .low_water = c.low_water,
+        .flags = c.flags,
     };
     const pool = try MemoryPool.create(bookkeeping_allocator, pool_backing, config);
     errdefer pool.destroy();
     out.* = try pool_table.insert(pool);
 }
 
-pub export fn spead_memory_pool_create(config: ?[*]const u64, n_config: u32, out_handle: ?*u32) i32 {
-    return status.code(createPool(config, n_config, out_handle));
-}
-
-fn destroyPool(handle: u32) Error!void {
+pub fn destroyPool(handle: u32) Error!void {
     pools_guard.lock();
     const pool = pool_table.remove(handle) catch |err| {
         pools_guard.unlock();
@@ -86,11 +79,7 @@ pub fn stopAllRefills() void {
     }
 }
 
-pub export fn spead_memory_pool_destroy(handle: u32) i32 {
-    return status.code(destroyPool(handle));
-}
-
-fn poolStats(handle: u32, out: ?[*]u64, cap: u32, out_n: ?*u32) Error!void {
+pub fn poolStats(handle: u32, out: ?[*]u64, cap: u32, out_n: ?*u32) Error!void {
     const n_out = out_n orelse return error.InvalidArgument;
     pools_guard.lock();
     defer pools_guard.unlock();
@@ -103,11 +92,7 @@ fn poolStats(handle: u32, out: ?[*]u64, cap: u32, out_n: ?*u32) Error!void {
     @memcpy(dest[0..memory_pool.stat_count], &values);
 }
 
-pub export fn spead_memory_pool_stats(handle: u32, out: ?[*]u64, cap: u32, out_n: ?*u32) i32 {
-    return status.code(poolStats(handle, out, cap, out_n));
-}
-
-fn poolStatName(index: u32, out: ?[*]u8, cap: u32, out_len: ?*u32) Error!void {
+pub fn poolStatName(index: u32, out: ?[*]u8, cap: u32, out_len: ?*u32) Error!void {
     const len_out = out_len orelse return error.InvalidArgument;
     if (index >= memory_pool.stat_count) return error.InvalidArgument;
     const name = @tagName(@as(memory_pool.Stat, @enumFromInt(index)));
@@ -115,10 +100,6 @@ fn poolStatName(index: u32, out: ?[*]u8, cap: u32, out_len: ?*u32) Error!void {
     if (cap < name.len) return error.BufferTooSmall;
     const dest = out orelse return error.InvalidArgument;
     @memcpy(dest[0..name.len], name);
-}
-
-pub export fn spead_memory_pool_stat_name(index: u32, out: ?[*]u8, cap: u32, out_len: ?*u32) i32 {
-    return status.code(poolStatName(index, out, cap, out_len));
 }
 
 fn stringArg(ptr: ?[*]const u8, len: u32) Error![]const u8 {
@@ -167,7 +148,7 @@ fn udpOptions(address_text: []const u8, port: u32, max_size: u32, buffer_size: u
     return options;
 }
 
-fn addUdpReader(
+pub fn addUdpReader(
     handle: u32,
     address: ?[*]const u8,
     address_len: u32,
@@ -195,24 +176,21 @@ fn addUdpReader(
     }
 }
 
-pub export fn spead_recv_stream_add_udp_reader(
-    handle: u32,
-    address: ?[*]const u8,
-    address_len: u32,
-    port: u32,
-    max_size: u32,
-    buffer_size: u32,
-    interface: ?[*]const u8,
-    interface_len: u32,
-    out_info: ?[*]u32,
-) i32 {
-    return status.code(addUdpReader(handle, address, address_len, port, max_size, buffer_size, interface, interface_len, out_info));
-}
-
 // ---------------------------------------------------------------------------
 // Tests (through the exports)
 
 const testing = std.testing;
+const abi = @import("table.zig");
+const spead_memory_pool_create = abi.c("spead_memory_pool_create");
+const spead_memory_pool_destroy = abi.c("spead_memory_pool_destroy");
+const spead_memory_pool_stat_name = abi.c("spead_memory_pool_stat_name");
+const spead_memory_pool_stats = abi.c("spead_memory_pool_stats");
+const spead_recv_heap_describe = abi.c("spead_recv_heap_describe");
+const spead_recv_heap_release = abi.c("spead_recv_heap_release");
+const spead_recv_stream_add_udp_reader = abi.c("spead_recv_stream_add_udp_reader");
+const spead_recv_stream_create = abi.c("spead_recv_stream_create");
+const spead_recv_stream_destroy = abi.c("spead_recv_stream_destroy");
+const spead_recv_stream_pop = abi.c("spead_recv_stream_pop");
 const packet_mod = @import("../recv/packet.zig");
 const imm = packet_mod.imm;
 const addr = packet_mod.addr;
@@ -221,21 +199,24 @@ fn expectStatus(expected: status.Status, actual: i32) !void {
     try testing.expectEqual(@intFromEnum(expected), actual);
 }
 
-fn streamConfig(pool: u32) [exports_recv.config_words_min]u32 {
-    return .{ 4, 1, 0, 0, 1, 1, 8, 1, pool, 0 };
+fn streamConfig(pool: u32) [12]u32 {
+    return .{ 4, 1, 0, 0, 1, 1, 8, 1, pool, 0, 0, 0xFFFF_FFFF };
+}
+
+fn createPool6(config: *const [6]u64, out: ?*u32) i32 {
+    return spead_memory_pool_create(@ptrCast(config), out);
 }
 
 test "exports: pool create validates, stats, stale handles" {
     var h: u32 = 0;
-    var bad = [_]u64{ 10, 5, 1, 1, 0 };
-    try expectStatus(.invalid_argument, spead_memory_pool_create(&bad, 5, &h));
-    var config = [_]u64{ 0, 65536, 4, 2, 0 };
-    try expectStatus(.invalid_argument, spead_memory_pool_create(&config, 4, &h));
-    try expectStatus(.invalid_argument, spead_memory_pool_create(&config, 7, &h));
-    try expectStatus(.invalid_argument, spead_memory_pool_create(null, 5, &h));
+    var bad = [_]u64{ 10, 5, 1, 1, 0, 0 };
+    try expectStatus(.invalid_argument, createPool6(&bad, &h));
+    var config = [_]u64{ 0, 65536, 4, 2, 0, 0 };
+    try expectStatus(.invalid_argument, spead_memory_pool_create(null, &h));
+    try expectStatus(.invalid_argument, createPool6(&config, null));
     var bad_flags = [_]u64{ 0, 65536, 4, 2, 0, 4 };
-    try expectStatus(.invalid_argument, spead_memory_pool_create(&bad_flags, 6, &h));
-    try expectStatus(.ok, spead_memory_pool_create(&config, 5, &h));
+    try expectStatus(.invalid_argument, createPool6(&bad_flags, &h));
+    try expectStatus(.ok, createPool6(&config, &h));
     var values: [memory_pool.stat_count]u64 = undefined;
     var n: u32 = 0;
     try expectStatus(.buffer_too_small, spead_memory_pool_stats(h, &values, 1, &n));
@@ -252,16 +233,16 @@ test "exports: pool create validates, stats, stale handles" {
     try expectStatus(.invalid_handle, spead_memory_pool_stats(h, &values, values.len, &n));
     var stream_config = streamConfig(h);
     var s: u32 = 0;
-    try expectStatus(.invalid_handle, exports_recv.spead_recv_stream_create(&stream_config, 10, &s));
+    try expectStatus(.invalid_handle, spead_recv_stream_create(@ptrCast(&stream_config), &s));
 }
 
 test "exports: UDP reader on a pooled stream; pool outlives stream and handle" {
     var pool: u32 = 0;
-    var pool_config = [_]u64{ 0, 65536, 8, 4, 0 };
-    try expectStatus(.ok, spead_memory_pool_create(&pool_config, 5, &pool));
+    var pool_config = [_]u64{ 0, 65536, 8, 4, 0, 0 };
+    try expectStatus(.ok, createPool6(&pool_config, &pool));
     var config = streamConfig(pool);
     var s: u32 = 0;
-    try expectStatus(.ok, exports_recv.spead_recv_stream_create(&config, 10, &s));
+    try expectStatus(.ok, spead_recv_stream_create(@ptrCast(&config), &s));
 
     var info: [udp_info_words]u32 = undefined;
     const address = "127.0.0.1";
@@ -279,18 +260,18 @@ test "exports: UDP reader on a pooled stream; pool outlives stream and handle" {
     const bytes = packet_mod.buildTestPacket(&buf, 40, &.{ imm(1, 3), imm(2, 5), imm(3, 0), imm(4, 5), addr(0x1000, 0) }, "hello");
     _ = try std.posix.sendto(fd, bytes, 0, &to.any, to.getOsSockLen());
     var heap: u32 = 0;
-    try expectStatus(.ok, exports_recv.spead_recv_stream_pop(s, 5000, &heap));
+    try expectStatus(.ok, spead_recv_stream_pop(s, 5000, &heap));
 
-    try expectStatus(.ok, exports_recv.spead_recv_stream_destroy(s));
+    try expectStatus(.ok, spead_recv_stream_destroy(s));
     try expectStatus(.ok, spead_memory_pool_destroy(pool));
     // The heap's pool buffer is still readable after both are gone.
     var words: [16]u64 = undefined;
     var n: u32 = 0;
-    try expectStatus(.ok, exports_recv.spead_recv_heap_describe(heap, &words, words.len, &n));
+    try expectStatus(.ok, spead_recv_heap_describe(heap, &words, words.len, &n));
     try testing.expectEqual(@as(u64, 5), words[7]);
     const payload: [*]const u8 = @ptrFromInt(@as(usize, @intCast(words[6])));
     try testing.expectEqualStrings("hello", payload[0..5]);
-    try expectStatus(.ok, exports_recv.spead_recv_heap_release(heap));
+    try expectStatus(.ok, spead_recv_heap_release(heap));
 }
 
 test "udp options follow spead2's overloads" {
@@ -311,7 +292,7 @@ test "udp options follow spead2's overloads" {
 test "exports: pool flags word (prefer_huge with fallback, warn_on_empty), huge_pages stat" {
     var h: u32 = 0;
     var config = [_]u64{ 0, 65536, 4, 2, 0, memory_pool.flag_prefer_huge | memory_pool.flag_warn_on_empty };
-    try expectStatus(.ok, spead_memory_pool_create(&config, 6, &h));
+    try expectStatus(.ok, createPool6(&config, &h));
     var values: [memory_pool.stat_count]u64 = undefined;
     var n: u32 = 0;
     try expectStatus(.ok, spead_memory_pool_stats(h, &values, values.len, &n));

@@ -14,6 +14,7 @@
 //! the data ring when it is full; stop() stops both rings first so that a
 //! blocked reader lets go.
 const std = @import("std");
+const protocol = @import("../core/protocol.zig");
 const assert = std.debug.assert;
 const status = @import("../core/status.zig");
 const Error = status.Error;
@@ -741,12 +742,12 @@ pub const ChunkStream = struct {
         const hab = packet.heap_address_bits;
         for (self.items, values) |id, *v| {
             switch (id) {
-                packet_mod.id_heap_cnt => v.* = @intCast(packet.heap_cnt),
-                packet_mod.id_heap_length => if (packet.heap_length) |l| {
+                protocol.id_heap_cnt => v.* = @intCast(packet.heap_cnt),
+                protocol.id_heap_length => if (packet.heap_length) |l| {
                     v.* = @intCast(l);
                 },
-                packet_mod.id_payload_offset => v.* = @intCast(packet.payload_offset),
-                packet_mod.id_payload_length => v.* = @intCast(packet.payload_length),
+                protocol.id_payload_offset => v.* = @intCast(packet.payload_offset),
+                protocol.id_payload_length => v.* = @intCast(packet.payload_length),
                 else => {},
             }
         }
@@ -971,7 +972,7 @@ var test_payload_allocator: reassembly.DefaultPayloadAllocator = .{ .backing = t
 fn tut12Rule(heap_size: u64, chunk_heaps: u64) !PlaceRule {
     var rule: PlaceRule = .{ .heap_bytes = heap_size, .heap_length = heap_size, .time_item = 1, .time_step = heap_size, .time_heaps = chunk_heaps, .time_stride = 1 };
     rule.n_items = 2;
-    rule.items[0] = packet_mod.id_heap_length;
+    rule.items[0] = protocol.id_heap_length;
     rule.items[1] = 0x1600;
     try rule.validate(0);
     return rule;

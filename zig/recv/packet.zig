@@ -5,23 +5,9 @@
 //! problem is reported as a `Reject` reason for the caller to count, never an
 //! assertion.
 const std = @import("std");
+const protocol = @import("../core/protocol.zig");
 const assert = std.debug.assert;
 const flavour = @import("../core/flavour.zig");
-
-pub const magic_version: u16 = 0x5304;
-pub const header_size: usize = 8;
-pub const pointer_size: usize = 8;
-
-pub const id_null: u64 = 0x00;
-pub const id_heap_cnt: u64 = 0x01;
-pub const id_heap_length: u64 = 0x02;
-pub const id_payload_offset: u64 = 0x03;
-pub const id_payload_length: u64 = 0x04;
-pub const id_descriptor: u64 = 0x05;
-pub const id_stream_ctrl: u64 = 0x06;
-
-pub const ctrl_stream_start: u64 = 0;
-pub const ctrl_stream_stop: u64 = 2;
 
 /// Why a packet could not be decoded. Each reason has its own counter.
 pub const Reject = enum(u8) {
@@ -58,13 +44,13 @@ pub const Packet = struct {
     size: usize,
 
     pub fn pointerCount(self: Packet) usize {
-        assert(self.pointers.len % pointer_size == 0);
-        return self.pointers.len / pointer_size;
+        assert(self.pointers.len % protocol.pointer_size == 0);
+        return self.pointers.len / protocol.pointer_size;
     }
 
     pub fn pointer(self: Packet, index: usize) u64 {
         assert(index < self.pointerCount());
-        return std.mem.readInt(u64, self.pointers[index * pointer_size ..][0..8], .big);
+        return std.mem.readInt(u64, self.pointers[index * protocol.pointer_size ..][0..8], .big);
     }
 };
 
@@ -75,9 +61,9 @@ pub const Decoded = union(enum) {
 
 /// Parses the 8-byte header; `bytes` must hold at least 8 bytes.
 pub fn decodeHeader(bytes: []const u8) union(enum) { ok: Header, rejected: Reject } {
-    assert(bytes.len >= header_size);
+    assert(bytes.len >= protocol.header_size);
     const word = std.mem.readInt(u64, bytes[0..8], .big);
-    if (@as(u16, @truncate(word >> 48)) != magic_version) return .{ .rejected = .bad_magic };
+    if (@as(u16, @truncate(word >> 48)) != protocol.magic_version) return .{ .rejected = .bad_magic };
     const id_bits: u32 = @as(u32, @as(u8, @truncate(word >> 40))) * 8;
     const address_bits: u32 = @as(u32, @as(u8, @truncate(word >> 32))) * 8;
     if (id_bits == 0 or address_bits == 0) return .{ .rejected = .bad_flavour };
@@ -109,12 +95,12 @@ pub fn pointerIsImmediate(word: u64) bool {
 
 /// Decodes the packet at the start of `bytes` (which may hold more after it).
 pub fn decode(bytes: []const u8) Decoded {
-    if (bytes.len < header_size) return .{ .rejected = .truncated };
+    if (bytes.len < protocol.header_size) return .{ .rejected = .truncated };
     const header = switch (decodeHeader(bytes)) {
         .ok => |h| h,
         .rejected => |r| return .{ .rejected = r },
     };
-    const pointers_end = header_size + @as(usize, header.n_items) * pointer_size;
+    const pointers_end = protocol.header_size + @as(usize, header.n_items) * protocol.pointer_size;
     if (pointers_end > bytes.len) return .{ .rejected = .truncated };
 
     const hab = header.heap_address_bits;
@@ -125,16 +111,16 @@ pub fn decode(bytes: []const u8) Decoded {
     var first_regular: usize = header.n_items;
     var i: usize = 0;
     while (i < header.n_items) : (i += 1) {
-        const word = std.mem.readInt(u64, bytes[header_size + i * pointer_size ..][0..8], .big);
+        const word = std.mem.readInt(u64, bytes[protocol.header_size + i * protocol.pointer_size ..][0..8], .big);
         var special = false;
         if (pointerIsImmediate(word)) {
             const value = pointerValue(hab, word);
             special = true;
             switch (pointerId(hab, word)) {
-                id_heap_cnt => heap_cnt = value,
-                id_heap_length => heap_length = value,
-                id_payload_offset => payload_offset = value,
-                id_payload_length => payload_length = value,
+                protocol.id_heap_cnt => heap_cnt = value,
+                protocol.id_heap_length => heap_length = value,
+                protocol.id_payload_offset => payload_offset = value,
+                protocol.id_payload_length => payload_length = value,
                 else => special = false,
             }
         }
@@ -156,7 +142,7 @@ pub fn decode(bytes: []const u8) Decoded {
         .heap_length = heap_length,
         .payload_offset = payload_offset.?,
         .payload_length = payload_length.?,
-        .pointers = bytes[header_size + first_regular * pointer_size .. pointers_end],
+        .pointers = bytes[protocol.header_size + first_regular * protocol.pointer_size .. pointers_end],
         .payload = bytes[pointers_end..size],
         .size = size,
     } };
@@ -174,19 +160,19 @@ pub const PacketSize = union(enum) {
 /// Packet length from the header and the PAYLOAD_LENGTH immediate, for framing
 /// a byte stream (TCP, memory). Needs only the header and the pointer table.
 pub fn getPacketSize(bytes: []const u8) PacketSize {
-    if (bytes.len < header_size) return .incomplete;
+    if (bytes.len < protocol.header_size) return .incomplete;
     const header = switch (decodeHeader(bytes)) {
         .ok => |h| h,
         .rejected => return .invalid,
     };
-    const pointers_end = header_size + @as(usize, header.n_items) * pointer_size;
+    const pointers_end = protocol.header_size + @as(usize, header.n_items) * protocol.pointer_size;
     if (pointers_end > bytes.len) return .incomplete;
     // The last PAYLOAD_LENGTH wins, as in `decode`, so framing and decoding agree.
     var payload_length: ?u64 = null;
     var i: usize = 0;
     while (i < header.n_items) : (i += 1) {
-        const word = std.mem.readInt(u64, bytes[header_size + i * pointer_size ..][0..8], .big);
-        if (pointerIsImmediate(word) and pointerId(header.heap_address_bits, word) == id_payload_length) {
+        const word = std.mem.readInt(u64, bytes[protocol.header_size + i * protocol.pointer_size ..][0..8], .big);
+        if (pointerIsImmediate(word) and pointerId(header.heap_address_bits, word) == protocol.id_payload_length) {
             payload_length = pointerValue(header.heap_address_bits, word);
         }
     }
@@ -205,16 +191,16 @@ pub const TestPointer = struct {
 
 /// Writes header + pointers + payload into `out` and returns the packet bytes.
 pub fn buildTestPacket(out: []u8, heap_address_bits: u8, pointers: []const TestPointer, payload: []const u8) []u8 {
-    const size = header_size + pointers.len * pointer_size + payload.len;
+    const size = protocol.header_size + pointers.len * protocol.pointer_size + payload.len;
     assert(out.len >= size);
     const id_bytes: u64 = 8 - heap_address_bits / 8;
-    const header: u64 = (@as(u64, magic_version) << 48) | (id_bytes << 40) | (@as(u64, heap_address_bits / 8) << 32) | pointers.len;
+    const header: u64 = (@as(u64, protocol.magic_version) << 48) | (id_bytes << 40) | (@as(u64, heap_address_bits / 8) << 32) | pointers.len;
     std.mem.writeInt(u64, out[0..8], header, .big);
     for (pointers, 0..) |p, i| {
         const word = (if (p.immediate) flavour.immediate_mask else 0) | (p.id << @intCast(heap_address_bits)) | p.value;
-        std.mem.writeInt(u64, out[header_size + i * pointer_size ..][0..8], word, .big);
+        std.mem.writeInt(u64, out[protocol.header_size + i * protocol.pointer_size ..][0..8], word, .big);
     }
-    @memcpy(out[header_size + pointers.len * pointer_size .. size], payload);
+    @memcpy(out[protocol.header_size + pointers.len * protocol.pointer_size .. size], payload);
     return out[0..size];
 }
 
@@ -254,7 +240,7 @@ test "decode V1 empty heap (64-48)" {
 test "specials in any order, user pointer in between" {
     var buf: [256]u8 = undefined;
     const pkt = buildTestPacket(&buf, 40, &.{
-        imm(id_payload_length, 3), addr(0x1000, 0), imm(id_heap_cnt, 7), imm(id_payload_offset, 0),
+        imm(protocol.id_payload_length, 3), addr(0x1000, 0), imm(protocol.id_heap_cnt, 7), imm(protocol.id_payload_offset, 0),
     }, "abc");
     const p = decode(pkt).ok;
     try testing.expectEqual(@as(u64, 7), p.heap_cnt);
@@ -269,7 +255,7 @@ test "decode rejects bad input" {
     var buf: [256]u8 = undefined;
     try testing.expectEqual(Reject.truncated, decode(buf[0..4]).rejected);
     const good = buildTestPacket(&buf, 40, &.{
-        imm(id_heap_cnt, 1), imm(id_heap_length, 4), imm(id_payload_offset, 0), imm(id_payload_length, 4),
+        imm(protocol.id_heap_cnt, 1), imm(protocol.id_heap_length, 4), imm(protocol.id_payload_offset, 0), imm(protocol.id_payload_length, 4),
     }, "wxyz");
     try testing.expect(decode(good) == .ok);
     // payload past the end
@@ -291,19 +277,19 @@ test "decode rejects bad input" {
     bad[3] = 0x08;
     try testing.expectEqual(Reject.bad_flavour, decode(bad[0..good.len]).rejected);
 
-    const missing = buildTestPacket(&buf, 40, &.{ imm(id_heap_cnt, 1), imm(id_payload_length, 0) }, "");
+    const missing = buildTestPacket(&buf, 40, &.{ imm(protocol.id_heap_cnt, 1), imm(protocol.id_payload_length, 0) }, "");
     try testing.expectEqual(Reject.missing_items, decode(missing).rejected);
     try testing.expect(getPacketSize(missing) == .size);
     // addressed pointers with special ids are not specials
-    const addressed = buildTestPacket(&buf, 40, &.{ imm(id_heap_cnt, 1), addr(id_payload_offset, 0), imm(id_payload_length, 0) }, "");
+    const addressed = buildTestPacket(&buf, 40, &.{ imm(protocol.id_heap_cnt, 1), addr(protocol.id_payload_offset, 0), imm(protocol.id_payload_length, 0) }, "");
     try testing.expectEqual(Reject.missing_items, decode(addressed).rejected);
     const overflow = buildTestPacket(&buf, 40, &.{
-        imm(id_heap_cnt, 1), imm(id_heap_length, 4), imm(id_payload_offset, 2), imm(id_payload_length, 4),
+        imm(protocol.id_heap_cnt, 1), imm(protocol.id_heap_length, 4), imm(protocol.id_payload_offset, 2), imm(protocol.id_payload_length, 4),
     }, "wxyz");
     try testing.expectEqual(Reject.heap_length_overflow, decode(overflow).rejected);
     // an absurd payload length does not overflow anything
     const absurd = buildTestPacket(&buf, 56, &.{
-        imm(id_heap_cnt, 1), imm(id_payload_offset, 0), imm(id_payload_length, (1 << 56) - 1),
+        imm(protocol.id_heap_cnt, 1), imm(protocol.id_payload_offset, 0), imm(protocol.id_payload_length, (1 << 56) - 1),
     }, "");
     try testing.expectEqual(Reject.truncated, decode(absurd).rejected);
     try testing.expectEqual(PacketSize{ .size = (1 << 56) - 1 + 32 }, getPacketSize(absurd));
@@ -314,7 +300,7 @@ test "every flavour decodes" {
     var hab: u8 = 8;
     while (hab <= 56) : (hab += 8) {
         const pkt = buildTestPacket(&buf, hab, &.{
-            imm(id_heap_cnt, 5), imm(id_heap_length, 2), imm(id_payload_offset, 0), imm(id_payload_length, 2),
+            imm(protocol.id_heap_cnt, 5), imm(protocol.id_heap_length, 2), imm(protocol.id_payload_offset, 0), imm(protocol.id_payload_length, 2),
         }, "hi");
         const p = decode(pkt).ok;
         try testing.expectEqual(hab, p.heap_address_bits);
@@ -326,7 +312,7 @@ test "two PAYLOAD_LENGTH pointers: framing and decoding use the same (last) one"
     // Found by zig/recv/recv_fuzz.zig: getPacketSize took the first, decode the last.
     var buf: [256]u8 = undefined;
     const pkt = buildTestPacket(&buf, 48, &.{
-        imm(id_heap_cnt, 4), imm(id_payload_length, 10), imm(id_payload_offset, 0), imm(id_payload_length, 2),
+        imm(protocol.id_heap_cnt, 4), imm(protocol.id_payload_length, 10), imm(protocol.id_payload_offset, 0), imm(protocol.id_payload_length, 2),
     }, "abcdefghij");
     const p = decode(pkt).ok;
     try testing.expectEqual(@as(u64, 2), p.payload_length);

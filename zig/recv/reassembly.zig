@@ -10,6 +10,7 @@
 //!
 //! Everything here runs under the stream's lock; nothing is thread-safe on its own.
 const std = @import("std");
+const protocol = @import("../core/protocol.zig");
 const fast_copy = @import("../core/fast_copy.zig");
 const assert = std.debug.assert;
 const packet_mod = @import("packet.zig");
@@ -398,12 +399,12 @@ pub const LiveHeap = struct {
             if (!immediate) self.min_length = @max(self.min_length, packet_mod.pointerValue(hab, word));
             const id = packet_mod.pointerId(hab, word);
             // NULL pointers stay: they delimit the previous addressed item.
-            if (id != packet_mod.id_null and id <= packet_mod.id_payload_length) continue;
+            if (id != protocol.id_null and id <= protocol.id_payload_length) continue;
             if (self.seenPointer(word)) continue;
             self.pointers.appendAssumeCapacity(word);
             if (self.seen.capacity() > 0) self.seen.putAssumeCapacity(word, {});
-            if (id == packet_mod.id_stream_ctrl and immediate and
-                packet_mod.pointerValue(hab, word) == packet_mod.ctrl_stream_stop)
+            if (id == protocol.id_stream_ctrl and immediate and
+                packet_mod.pointerValue(hab, word) == protocol.ctrl_stream_stop)
             {
                 self.end_of_stream = true;
             }
@@ -689,6 +690,32 @@ pub const Item = struct {
     length: u64,
 };
 
+/// A received heap as `spead_recv_heap_describe` reports it (published by zig/abi/records.zig).
+pub const HeapDescription = extern struct {
+    pub const doc = "A received heap, followed by n_items ItemDescription records";
+    cnt: u64,
+    /// 2^64-1 when unknown.
+    heap_length: u64,
+    received_length: u64,
+    /// bit 0 complete, bit 1 contiguous, bit 2 start of stream, bit 3 end of stream.
+    flags: u64,
+    heap_address_bits: u64,
+    bug_compat: u64,
+    /// The payload's address (0 if none); valid until the heap is released.
+    payload_address: u64,
+    payload_size: u64,
+    n_items: u64,
+};
+
+/// One item of a `HeapDescription`: an immediate value, or an offset into the payload.
+pub const ItemDescription = extern struct {
+    pub const doc = "One item of a received heap: immediate value, or offset into the payload";
+    id: u64,
+    is_immediate: u64,
+    value: u64,
+    length: u64,
+};
+
 pub const FrozenHeap = struct {
     allocator: std.mem.Allocator,
     payload_allocator: PayloadAllocator,
@@ -716,27 +743,29 @@ pub const FrozenHeap = struct {
 
     /// Words `describe` writes (ABI.md: 9 + 4 per item).
     pub fn describeWords(self: *const FrozenHeap) usize {
-        return 9 + 4 * self.items.len;
+        return (@sizeOf(HeapDescription) + @sizeOf(ItemDescription) * self.items.len) / 8;
     }
 
-    /// The ABI.md heap description.
+    /// The heap description of `spead_recv_heap_describe` (docs/ABI.md): a
+    /// `HeapDescription`, then one `ItemDescription` per item.
     pub fn describe(self: *const FrozenHeap, out: []u64) void {
         assert(out.len >= self.describeWords());
-        out[0] = self.cnt;
-        out[1] = self.heap_length orelse std.math.maxInt(u64);
-        out[2] = self.received_length;
-        out[3] = @as(u64, @intFromBool(self.complete)) | @as(u64, @intFromBool(self.contiguous)) << 1 |
-            @as(u64, @intFromBool(self.start_of_stream)) << 2 | @as(u64, @intFromBool(self.end_of_stream)) << 3;
-        out[4] = self.heap_address_bits;
-        out[5] = self.bug_compat;
-        out[6] = if (self.payload_size > 0) @intFromPtr(self.payload.ptr) else 0;
-        out[7] = self.payload_size;
-        out[8] = self.items.len;
+        const head: *HeapDescription = @ptrCast(out.ptr);
+        head.* = .{
+            .cnt = self.cnt,
+            .heap_length = self.heap_length orelse std.math.maxInt(u64),
+            .received_length = self.received_length,
+            .flags = @as(u64, @intFromBool(self.complete)) | @as(u64, @intFromBool(self.contiguous)) << 1 |
+                @as(u64, @intFromBool(self.start_of_stream)) << 2 | @as(u64, @intFromBool(self.end_of_stream)) << 3,
+            .heap_address_bits = self.heap_address_bits,
+            .bug_compat = self.bug_compat,
+            .payload_address = if (self.payload_size > 0) @intFromPtr(self.payload.ptr) else 0,
+            .payload_size = self.payload_size,
+            .n_items = self.items.len,
+        };
+        const items: [*]ItemDescription = @ptrCast(out[@sizeOf(HeapDescription) / 8 ..].ptr);
         for (self.items, 0..) |item, i| {
-            out[9 + 4 * i] = item.id;
-            out[10 + 4 * i] = @intFromBool(item.is_immediate);
-            out[11 + 4 * i] = item.value;
-            out[12 + 4 * i] = item.length;
+            items[i] = .{ .id = item.id, .is_immediate = @intFromBool(item.is_immediate), .value = item.value, .length = item.length };
         }
     }
 
@@ -775,13 +804,13 @@ pub fn freeze(allocator: std.mem.Allocator, heap: *LiveHeap, payload_allocator: 
     var end_of_stream = false;
     for (words, 0..) |word, i| {
         const id = packet_mod.pointerId(hab, word);
-        if (id == packet_mod.id_null) continue;
+        if (id == protocol.id_null) continue;
         const value = packet_mod.pointerValue(hab, word);
         if (packet_mod.pointerIsImmediate(word)) {
             items.appendAssumeCapacity(.{ .id = id, .is_immediate = true, .value = value, .length = hab / 8 });
-            if (id == packet_mod.id_stream_ctrl) {
-                start_of_stream = start_of_stream or value == packet_mod.ctrl_stream_start;
-                end_of_stream = end_of_stream or value == packet_mod.ctrl_stream_stop;
+            if (id == protocol.id_stream_ctrl) {
+                start_of_stream = start_of_stream or value == protocol.ctrl_stream_start;
+                end_of_stream = end_of_stream or value == protocol.ctrl_stream_stop;
             }
             continue;
         }
@@ -818,11 +847,11 @@ pub fn freeze(allocator: std.mem.Allocator, heap: *LiveHeap, payload_allocator: 
     };
     // Addressed STREAM_CTRL values (rare) are read from their bytes, as spead2 does.
     for (frozen.items) |item| {
-        if (item.id != packet_mod.id_stream_ctrl or item.is_immediate or item.length > 8) continue;
+        if (item.id != protocol.id_stream_ctrl or item.is_immediate or item.length > 8) continue;
         var value: u64 = 0;
         for (frozen.itemBytes(item)) |byte| value = value << 8 | byte;
-        frozen.start_of_stream = frozen.start_of_stream or value == packet_mod.ctrl_stream_start;
-        frozen.end_of_stream = frozen.end_of_stream or value == packet_mod.ctrl_stream_stop;
+        frozen.start_of_stream = frozen.start_of_stream or value == protocol.ctrl_stream_start;
+        frozen.end_of_stream = frozen.end_of_stream or value == protocol.ctrl_stream_stop;
     }
     return frozen;
 }
@@ -894,14 +923,14 @@ const Harness = struct {
 fn feedPart(h: *Harness, cnt: u64, data: []const u8, offset: usize, len: usize, sized: bool, extra: []const TestPointer) bool {
     var pointers: [32]TestPointer = undefined;
     var n: usize = 0;
-    pointers[n] = imm(packet_mod.id_heap_cnt, cnt);
+    pointers[n] = imm(protocol.id_heap_cnt, cnt);
     n += 1;
     if (sized) {
-        pointers[n] = imm(packet_mod.id_heap_length, data.len);
+        pointers[n] = imm(protocol.id_heap_length, data.len);
         n += 1;
     }
-    pointers[n] = imm(packet_mod.id_payload_offset, offset);
-    pointers[n + 1] = imm(packet_mod.id_payload_length, len);
+    pointers[n] = imm(protocol.id_payload_offset, offset);
+    pointers[n + 1] = imm(protocol.id_payload_length, len);
     n += 2;
     for (extra) |p| {
         pointers[n] = p;

@@ -11,6 +11,7 @@
 //! is accounted for, a completed heap holds exactly its declared length, item
 //! ranges lie inside the payload, and nothing leaks (a leak-checking allocator per input).
 const std = @import("std");
+const protocol = @import("../core/protocol.zig");
 const testing = std.testing;
 const fuzz = @import("../core/fuzz.zig");
 const packet_mod = @import("packet.zig");
@@ -63,9 +64,9 @@ fn seedHeaps(allocator: std.mem.Allocator) ![]const []const []const u8 {
     try heaps.append(allocator, try encodeHeap(allocator, &.{
         immediate(0x1000, 5), immediate(0x1001, 0x12345), addressed(0x1002, &data_200), addressed(0x1003, "xyz"),
     }, 40, 2, 88, false));
-    try heaps.append(allocator, try encodeHeap(allocator, &.{immediate(packetiser.id_stream_ctrl, packet_mod.ctrl_stream_stop)}, 48, 3, 1500, false));
+    try heaps.append(allocator, try encodeHeap(allocator, &.{immediate(protocol.id_stream_ctrl, protocol.ctrl_stream_stop)}, 48, 3, 1500, false));
     try heaps.append(allocator, try encodeHeap(allocator, &.{
-        immediate(packetiser.id_stream_ctrl, packet_mod.ctrl_stream_start), addressed(0x2000, data_200[0..10]),
+        immediate(protocol.id_stream_ctrl, protocol.ctrl_stream_start), addressed(0x2000, data_200[0..10]),
     }, 48, 4, 1500, false));
     try heaps.append(allocator, try encodeHeap(allocator, &.{
         immediate(0x1000, 1), addressed(0x1001, data_200[0..100]),
@@ -82,7 +83,7 @@ fn seedHeaps(allocator: std.mem.Allocator) ![]const []const []const u8 {
         .dtype = "{'descr': '>u8', 'fortran_order': False, 'shape': (3,)}",
     }, &desc_buffer);
     const desc = try allocator.dupe(u8, desc_buffer[0..desc_len]);
-    try heaps.append(allocator, try encodeHeap(allocator, &.{addressed(packetiser.id_descriptor, desc)}, 40, 8, 1500, false));
+    try heaps.append(allocator, try encodeHeap(allocator, &.{addressed(protocol.id_descriptor, desc)}, 40, 8, 1500, false));
     // An unsized heap (no HEAP_LENGTH) in three packets, the second one also
     // carrying an item pointer.
     var unsized: std.ArrayListUnmanaged([]const u8) = .{};
@@ -114,10 +115,10 @@ fn checkPacket(_: void, input: []const u8) anyerror!void {
         .ok => |p| {
             try testing.expect(p.heap_address_bits >= 8 and p.heap_address_bits <= 56 and p.heap_address_bits % 8 == 0);
             const n_items = std.mem.readInt(u16, input[6..8], .big);
-            try testing.expectEqual(packet_mod.header_size + @as(usize, n_items) * packet_mod.pointer_size + p.payload.len, p.size);
+            try testing.expectEqual(protocol.header_size + @as(usize, n_items) * protocol.pointer_size + p.payload.len, p.size);
             try testing.expect(p.size <= input.len);
             try testing.expectEqual(p.payload_length, p.payload.len);
-            try testing.expect(p.pointers.len % packet_mod.pointer_size == 0);
+            try testing.expect(p.pointers.len % protocol.pointer_size == 0);
             try testing.expect(withinInput(input, p.pointers) and withinInput(input, p.payload));
             if (p.heap_length) |length| try testing.expect(p.payload_offset + p.payload_length <= length);
             for (0..p.pointerCount()) |i| {
@@ -134,13 +135,13 @@ fn checkPacket(_: void, input: []const u8) anyerror!void {
         },
         .rejected => |reason| switch (reason) {
             .bad_magic, .bad_flavour => try testing.expectEqual(packet_mod.PacketSize.invalid, packet_mod.getPacketSize(input)),
-            .truncated => if (input.len >= packet_mod.header_size) switch (packet_mod.getPacketSize(input)) {
+            .truncated => if (input.len >= protocol.header_size) switch (packet_mod.getPacketSize(input)) {
                 .size => |size| try testing.expect(size > input.len),
                 .incomplete => {},
                 // PAYLOAD_LENGTH absent, pointer table complete: not a truncation.
                 .invalid => return error.TestUnexpectedResult,
             },
-            .missing_items, .heap_length_overflow => try testing.expect(input.len >= packet_mod.header_size),
+            .missing_items, .heap_length_overflow => try testing.expect(input.len >= protocol.header_size),
         },
     }
 }

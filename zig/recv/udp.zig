@@ -6,6 +6,7 @@
 //! kernel accepts it (one receive then carries several equal-size segments). The
 //! thread polls with a short timeout so stop() joins it promptly.
 const std = @import("std");
+const protocol = @import("../core/protocol.zig");
 const assert = std.debug.assert;
 const posix = std.posix;
 const linux = std.os.linux;
@@ -110,7 +111,7 @@ pub const UdpReader = struct {
     pub fn add(stream: *Stream, options: Options) Error!Info {
         const family = options.address.any.family;
         if (family != posix.AF.INET and family != posix.AF.INET6) return error.InvalidArgument;
-        if (options.max_size < packet_mod.header_size or options.max_size > max_size_limit) return error.InvalidArgument;
+        if (options.max_size < protocol.header_size or options.max_size > max_size_limit) return error.InvalidArgument;
         if (options.buffer_size > buffer_size_limit) return error.InvalidArgument;
         if (options.interface_v4) |i| if (i.any.family != posix.AF.INET) return error.InvalidArgument;
 
@@ -281,16 +282,16 @@ pub const UdpReader = struct {
 fn groSegmentSize(hdr: *const linux.msghdr) ?usize {
     const control: [*]const u8 = @ptrCast(hdr.control orelse return null);
     const len: usize = hdr.controllen;
-    const header_size = 16; // cmsghdr: len (usize), level (i32), type (i32)
+    const cmsg_header_size = 16; // cmsghdr: len (usize), level (i32), type (i32)
     var offset: usize = 0;
     var steps: usize = 0;
-    while (offset + header_size <= len and steps < control_size / header_size) : (steps += 1) {
+    while (offset + cmsg_header_size <= len and steps < control_size / cmsg_header_size) : (steps += 1) {
         const cmsg_len = std.mem.readInt(usize, control[offset..][0..8], native);
         const level = std.mem.readInt(i32, control[offset + 8 ..][0..4], native);
         const kind = std.mem.readInt(i32, control[offset + 12 ..][0..4], native);
-        if (cmsg_len < header_size or offset + cmsg_len > len) return null;
-        if (level == sol_udp and kind == linux.UDP.GRO and cmsg_len >= header_size + 4) {
-            const segment = std.mem.readInt(i32, control[offset + header_size ..][0..4], native);
+        if (cmsg_len < cmsg_header_size or offset + cmsg_len > len) return null;
+        if (level == sol_udp and kind == linux.UDP.GRO and cmsg_len >= cmsg_header_size + 4) {
+            const segment = std.mem.readInt(i32, control[offset + cmsg_header_size ..][0..4], native);
             return if (segment > 0) @intCast(segment) else null;
         }
         offset += std.mem.alignForward(usize, cmsg_len, 8);

@@ -4,18 +4,12 @@
 //! does with such a value (a throwaway stream, then `to_descriptor`), limited
 //! to exactly one heap.
 const std = @import("std");
+const protocol = @import("../core/protocol.zig");
 const assert = std.debug.assert;
 const Error = @import("../core/status.zig").Error;
 const flavour_mod = @import("../core/flavour.zig");
 const Flavour = flavour_mod.Flavour;
 const send_heap = @import("packetiser.zig");
-
-pub const id_descriptor_name: u64 = 0x10;
-pub const id_descriptor_description: u64 = 0x11;
-pub const id_descriptor_shape: u64 = 0x12;
-pub const id_descriptor_format: u64 = 0x13;
-pub const id_descriptor_id: u64 = 0x14;
-pub const id_descriptor_dtype: u64 = 0x15;
 
 /// Bytes of one format field: a code byte plus the bit count.
 pub fn formatFieldSize(flavour: Flavour) u64 {
@@ -59,7 +53,7 @@ fn pointerCount(d: Fields) u64 {
 
 /// Bytes of the encoded descriptor packet.
 pub fn encodedSize(flavour: Flavour, d: Fields) u64 {
-    return send_heap.header_size + pointerCount(d) * send_heap.pointer_size + payloadSize(flavour, d);
+    return protocol.header_size + pointerCount(d) * protocol.pointer_size + payloadSize(flavour, d);
 }
 
 fn fitsBytes(value: u64, n_bytes: u64) bool {
@@ -107,26 +101,26 @@ pub fn encode(flavour: Flavour, d: Fields, out: []u8) Error!usize {
     if (out.len < size) return error.BufferTooSmall;
     const payload = payloadSize(flavour, d);
     const n_pointers = pointerCount(d);
-    const header = (send_heap.magic_version << 48) |
+    const header = (protocol.magic_version << 48) |
         (@as(u64, flavour.idBytes()) << 40) |
         (@as(u64, flavour.addressBytes()) << 32) | n_pointers;
     var words: [10]u64 = undefined;
-    words[0] = flavour.encodeImmediate(send_heap.id_heap_cnt, 1);
-    words[1] = flavour.encodeImmediate(send_heap.id_heap_length, payload);
-    words[2] = flavour.encodeImmediate(send_heap.id_payload_offset, 0);
-    words[3] = flavour.encodeImmediate(send_heap.id_payload_length, payload);
-    words[4] = flavour.encodeImmediate(id_descriptor_id, d.id);
+    words[0] = flavour.encodeImmediate(protocol.id_heap_cnt, 1);
+    words[1] = flavour.encodeImmediate(protocol.id_heap_length, payload);
+    words[2] = flavour.encodeImmediate(protocol.id_payload_offset, 0);
+    words[3] = flavour.encodeImmediate(protocol.id_payload_length, payload);
+    words[4] = flavour.encodeImmediate(protocol.id_descriptor_id, d.id);
     var offset: u64 = 0;
-    words[5] = flavour.encodeAddress(id_descriptor_name, offset);
+    words[5] = flavour.encodeAddress(protocol.id_descriptor_name, offset);
     offset += d.name.len;
-    words[6] = flavour.encodeAddress(id_descriptor_description, offset);
+    words[6] = flavour.encodeAddress(protocol.id_descriptor_description, offset);
     offset += d.description.len;
-    words[7] = flavour.encodeAddress(id_descriptor_format, offset);
+    words[7] = flavour.encodeAddress(protocol.id_descriptor_format, offset);
     offset += @as(u64, d.format.len) * formatFieldSize(flavour);
-    words[8] = flavour.encodeAddress(id_descriptor_shape, offset);
+    words[8] = flavour.encodeAddress(protocol.id_descriptor_shape, offset);
     offset += @as(u64, d.shape.len) * shapeFieldSize(flavour);
     if (d.dtype.len > 0) {
-        words[9] = flavour.encodeAddress(id_descriptor_dtype, offset);
+        words[9] = flavour.encodeAddress(protocol.id_descriptor_dtype, offset);
         offset += d.dtype.len;
     }
     assert(offset == payload);
@@ -197,7 +191,7 @@ const PacketInfo = struct {
 fn decodePacket(bytes: []const u8, bug_compat: u8) Error!PacketInfo {
     if (bytes.len < 8) return error.Malformed;
     const header = std.mem.readInt(u64, bytes[0..8], .big);
-    if (header >> 48 != send_heap.magic_version) return error.Malformed;
+    if (header >> 48 != protocol.magic_version) return error.Malformed;
     const id_bytes: u32 = @intCast((header >> 40) & 0xff);
     const address_bytes: u32 = @intCast((header >> 32) & 0xff);
     if (id_bytes == 0 or address_bytes == 0 or id_bytes + address_bytes != 8) return error.Malformed;
@@ -213,10 +207,10 @@ fn decodePacket(bytes: []const u8, bug_compat: u8) Error!PacketInfo {
         if (!Flavour.pointerIsImmediate(word)) continue;
         const value = flavour.pointerValue(word);
         switch (flavour.pointerId(word)) {
-            send_heap.id_heap_cnt => cnt = value,
-            send_heap.id_heap_length => heap_length = value,
-            send_heap.id_payload_offset => offset = value,
-            send_heap.id_payload_length => length = value,
+            protocol.id_heap_cnt => cnt = value,
+            protocol.id_heap_length => heap_length = value,
+            protocol.id_payload_offset => offset = value,
+            protocol.id_payload_length => length = value,
             else => {},
         }
     }
@@ -273,7 +267,7 @@ fn scan(bytes: []const u8, bug_compat: u8, result: *Scan) Error!void {
             const word = std.mem.readInt(u64, p.pointers[i..][0..8], .big);
             if (!Flavour.pointerIsImmediate(word)) address_max = @max(address_max, f.pointerValue(word));
             const id = f.pointerId(word);
-            if (id != send_heap.id_null and id <= send_heap.id_payload_length) continue;
+            if (id != protocol.id_null and id <= protocol.id_payload_length) continue;
             if (std.mem.indexOfScalar(u64, result.pointers[0..result.n_pointers], word) != null) continue;
             if (result.n_pointers == pointers_max) return error.Malformed;
             result.pointers[result.n_pointers] = word;
@@ -352,14 +346,14 @@ fn interpret(s: *Scan, payload: []const u8, immediates: *[pointers_max][8]u8) De
             value = payload[@intCast(start)..@intCast(end)];
         }
         switch (id) {
-            id_descriptor_id => {
+            protocol.id_descriptor_id => {
                 if (Flavour.pointerIsImmediate(word)) d.id = loadBe(value);
             },
-            id_descriptor_name => d.name = value,
-            id_descriptor_description => d.description = value,
-            id_descriptor_format => d.format = value,
-            id_descriptor_shape => d.shape = value,
-            id_descriptor_dtype => d.dtype = value,
+            protocol.id_descriptor_name => d.name = value,
+            protocol.id_descriptor_description => d.description = value,
+            protocol.id_descriptor_format => d.format = value,
+            protocol.id_descriptor_shape => d.shape = value,
+            protocol.id_descriptor_dtype => d.dtype = value,
             else => {},
         }
     }
@@ -491,7 +485,7 @@ test "V5 numpy item with descriptor: all 242 bytes" {
     try testing.expectEqual(@as(u64, 174), encodedSize(f, fields));
     const data = [_]u8{ 0x06, 0x00, 0x07, 0x00, 0x08, 0x00, 0x0a, 0x00, 0x0b, 0x00, 0xe0, 0x2e };
     const items = [_]ItemRecord{
-        .{ .id = send_heap.id_descriptor, .value = @intFromPtr(&desc), .length = desc_len, .flags = 0 },
+        .{ .id = protocol.id_descriptor, .value = @intFromPtr(&desc), .length = desc_len, .flags = 0 },
         .{ .id = 0x2345, .value = @intFromPtr(&data), .length = data.len, .flags = 0 },
     };
     var gen = try send_heap.Packetiser.init(&items, f, 0x123456, 1500, false);
@@ -635,12 +629,12 @@ test "decode accepts a descriptor heap spread over several packets" {
     const shape = [_]u8{ 0, 0, 0, 0, 0, 7 };
     const dtype = "{'descr': '>u8', 'fortran_order': False, 'shape': (7,)}";
     const items = [_]ItemRecord{
-        .{ .id = id_descriptor_id, .value = 0x1600, .length = 0, .flags = send_heap.item_flag_immediate },
-        .{ .id = id_descriptor_name, .value = @intFromPtr(name), .length = name.len, .flags = 0 },
-        .{ .id = id_descriptor_description, .value = @intFromPtr(description), .length = description.len, .flags = 0 },
-        .{ .id = id_descriptor_format, .value = @intFromPtr(&format), .length = format.len, .flags = 0 },
-        .{ .id = id_descriptor_shape, .value = @intFromPtr(&shape), .length = shape.len, .flags = 0 },
-        .{ .id = id_descriptor_dtype, .value = @intFromPtr(dtype), .length = dtype.len, .flags = 0 },
+        .{ .id = protocol.id_descriptor_id, .value = 0x1600, .length = 0, .flags = send_heap.item_flag_immediate },
+        .{ .id = protocol.id_descriptor_name, .value = @intFromPtr(name), .length = name.len, .flags = 0 },
+        .{ .id = protocol.id_descriptor_description, .value = @intFromPtr(description), .length = description.len, .flags = 0 },
+        .{ .id = protocol.id_descriptor_format, .value = @intFromPtr(&format), .length = format.len, .flags = 0 },
+        .{ .id = protocol.id_descriptor_shape, .value = @intFromPtr(&shape), .length = shape.len, .flags = 0 },
+        .{ .id = protocol.id_descriptor_dtype, .value = @intFromPtr(dtype), .length = dtype.len, .flags = 0 },
     };
     for ([_]u64{ 56, 64, 96, 200, 1500 }) |max_packet_size| {
         var gen = try send_heap.Packetiser.init(&items, f, 1, max_packet_size, false);
@@ -673,15 +667,15 @@ test "decode accepts specials in any order and 64-48 pointers between them" {
     // no HEAP_LENGTH.
     const f = flavourOf(48, 0);
     var buf: [8 + 7 * 8 + 5]u8 = undefined;
-    std.mem.writeInt(u64, buf[0..8], (send_heap.magic_version << 48) | (2 << 40) | (6 << 32) | 7, .big);
+    std.mem.writeInt(u64, buf[0..8], (protocol.magic_version << 48) | (2 << 40) | (6 << 32) | 7, .big);
     const words = [_]u64{
-        f.encodeImmediate(send_heap.id_payload_offset, 0),
-        f.encodeAddress(id_descriptor_name, 0),
-        f.encodeImmediate(send_heap.id_heap_cnt, 77),
-        f.encodeImmediate(id_descriptor_id, 0x4321),
-        f.encodeAddress(id_descriptor_format, 3),
-        f.encodeAddress(send_heap.id_null, 5),
-        f.encodeImmediate(send_heap.id_payload_length, 5),
+        f.encodeImmediate(protocol.id_payload_offset, 0),
+        f.encodeAddress(protocol.id_descriptor_name, 0),
+        f.encodeImmediate(protocol.id_heap_cnt, 77),
+        f.encodeImmediate(protocol.id_descriptor_id, 0x4321),
+        f.encodeAddress(protocol.id_descriptor_format, 3),
+        f.encodeAddress(protocol.id_null, 5),
+        f.encodeImmediate(protocol.id_payload_length, 5),
     };
     for (words, 0..) |word, i| std.mem.writeInt(u64, buf[8 + 8 * i ..][0..8], word, .big);
     @memcpy(buf[64..69], "abcXY");

@@ -10,6 +10,7 @@
 //! and V9 vectors, descriptors encoded over every flavour and bug_compat, and
 //! a descriptor spread over several packets.
 const std = @import("std");
+const protocol = @import("../core/protocol.zig");
 const testing = std.testing;
 const fuzz = @import("../core/fuzz.zig");
 const descriptor = @import("descriptor.zig");
@@ -135,9 +136,9 @@ fn descriptorCorpus(corpus: *fuzz.Corpus) !void {
     const name = "timestamp";
     const dtype = "{'descr': '>u8', 'fortran_order': True, 'shape': (7, 2)}";
     const items = [_]packetiser.ItemRecord{
-        .{ .id = descriptor.id_descriptor_id, .value = 0x1600, .length = 0, .flags = packetiser.item_flag_immediate },
-        .{ .id = descriptor.id_descriptor_name, .value = @intFromPtr(name), .length = name.len, .flags = 0 },
-        .{ .id = descriptor.id_descriptor_dtype, .value = @intFromPtr(dtype), .length = dtype.len, .flags = 0 },
+        .{ .id = protocol.id_descriptor_id, .value = 0x1600, .length = 0, .flags = packetiser.item_flag_immediate },
+        .{ .id = protocol.id_descriptor_name, .value = @intFromPtr(name), .length = name.len, .flags = 0 },
+        .{ .id = protocol.id_descriptor_dtype, .value = @intFromPtr(dtype), .length = dtype.len, .flags = 0 },
     };
     var gen = try packetiser.Packetiser.init(&items, try Flavour.init(4, 64, 40, 0), 1, 80, false);
     var buffer: [512]u8 = undefined;

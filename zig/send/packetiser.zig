@@ -19,26 +19,16 @@
 //! path), or copied whole into a buffer; the copy is the same code with no
 //! segments to spare.
 const std = @import("std");
+const protocol = @import("../core/protocol.zig");
 const fast_copy = @import("../core/fast_copy.zig");
 const assert = std.debug.assert;
 const Error = @import("../core/status.zig").Error;
 const Flavour = @import("../core/flavour.zig").Flavour;
 
-pub const id_null: u64 = 0x00;
-pub const id_heap_cnt: u64 = 0x01;
-pub const id_heap_length: u64 = 0x02;
-pub const id_payload_offset: u64 = 0x03;
-pub const id_payload_length: u64 = 0x04;
-pub const id_descriptor: u64 = 0x05;
-pub const id_stream_ctrl: u64 = 0x06;
-
-pub const magic_version: u64 = 0x5304;
-pub const header_size: u64 = 8;
-pub const pointer_size: u64 = 8;
 /// Header plus the four special immediates that open every packet.
-pub const prefix_size: u64 = header_size + 4 * pointer_size;
+pub const prefix_size: u64 = protocol.header_size + 4 * protocol.pointer_size;
 /// spead2 refuses anything smaller: the prefix, one pointer and 8 payload bytes.
-pub const packet_size_min: u64 = prefix_size + 2 * pointer_size;
+pub const packet_size_min: u64 = prefix_size + 2 * protocol.pointer_size;
 
 /// Words per item record in a JS item table.
 pub const item_words: usize = 4;
@@ -89,7 +79,7 @@ pub fn validateItems(items: []const ItemRecord, flavour: Flavour) Error!u64 {
         if (item.id > flavour.idMask()) return error.InvalidArgument;
         if (item.isImmediate()) {
             // ID 0 is the NULL item, which only makes sense as an address.
-            if (item.id == id_null) return error.InvalidArgument;
+            if (item.id == protocol.id_null) return error.InvalidArgument;
             if (item.value > flavour.addressMask()) return error.InvalidArgument;
         } else {
             if (item.length > std.math.maxInt(usize)) return error.InvalidArgument;
@@ -160,7 +150,7 @@ pub const Packetiser = struct {
         if (cnt > flavour.addressMask()) return error.InvalidCnt;
         const packet_size_max = max_packet_size & ~@as(u64, 7);
         if (packet_size_max < packet_size_min) return error.PacketTooSmall;
-        const pointers_per_packet_max = (packet_size_max - prefix_size - pointer_size) / pointer_size;
+        const pointers_per_packet_max = (packet_size_max - prefix_size - protocol.pointer_size) / protocol.pointer_size;
         assert(pointers_per_packet_max >= 1);
 
         var payload_size = try validateItems(items, flavour);
@@ -170,7 +160,7 @@ pub const Packetiser = struct {
         if (repeat_pointers and item_packets > 1) return error.PacketTooSmall;
         // Every packet carries at least one payload byte (8 for all but the
         // last), so that packets have distinct offsets and losses show.
-        const payload_min = (item_packets - 1) * pointer_size + 1;
+        const payload_min = (item_packets - 1) * protocol.pointer_size + 1;
         var null_item = false;
         if (payload_size < payload_min) {
             payload_size = payload_min;
@@ -202,7 +192,7 @@ pub const Packetiser = struct {
         payload_length: u64,
 
         fn size(self: Plan) u64 {
-            return prefix_size + self.pointers * pointer_size + self.payload_length;
+            return prefix_size + self.pointers * protocol.pointer_size + self.payload_length;
         }
     };
 
@@ -211,7 +201,7 @@ pub const Packetiser = struct {
         const first = if (self.repeat_pointers) 0 else self.next_pointer;
         assert(first <= self.pointersTotal());
         const pointers = @min(self.pointers_per_packet_max, self.pointersTotal() - first);
-        const room = self.packet_size_max - prefix_size - pointers * pointer_size;
+        const room = self.packet_size_max - prefix_size - pointers * protocol.pointer_size;
         const payload_length = @min(self.payload_size - self.payload_offset, room);
         assert(payload_length > 0);
         return .{ .pointers = pointers, .payload_length = payload_length };
@@ -235,22 +225,22 @@ pub const Packetiser = struct {
         while (offset < self.payload_size and next_pointer < pointers_total and !self.repeat_pointers) : (step += 1) {
             assert(step <= pointers_total);
             const pointers = @min(self.pointers_per_packet_max, pointers_total - next_pointer);
-            const room = self.packet_size_max - prefix_size - pointers * pointer_size;
+            const room = self.packet_size_max - prefix_size - pointers * protocol.pointer_size;
             const length = @min(self.payload_size - offset, room);
             offset += length;
             next_pointer += pointers;
-            result.bytes += prefix_size + pointers * pointer_size + length;
+            result.bytes += prefix_size + pointers * protocol.pointer_size + length;
             result.packets += 1;
         }
         if (offset < self.payload_size) {
             // The rest have a constant number of pointers: none, or all of them.
             const pointers: u64 = if (self.repeat_pointers) pointers_total else 0;
-            const room = self.packet_size_max - prefix_size - pointers * pointer_size;
+            const room = self.packet_size_max - prefix_size - pointers * protocol.pointer_size;
             assert(room > 0);
             const remaining = self.payload_size - offset;
             const packets = (remaining + room - 1) / room;
             result.packets += packets;
-            result.bytes += remaining + packets * (prefix_size + pointers * pointer_size);
+            result.bytes += remaining + packets * (prefix_size + pointers * protocol.pointer_size);
         }
         return result;
     }
@@ -259,7 +249,7 @@ pub const Packetiser = struct {
         const f = self.flavour;
         if (self.next_pointer == self.items.len) {
             assert(self.null_item);
-            return f.encodeAddress(id_null, self.next_address);
+            return f.encodeAddress(protocol.id_null, self.next_address);
         }
         const item = self.items[@intCast(self.next_pointer)];
         if (item.isImmediate()) return f.encodeImmediate(item.id, item.value);
@@ -285,23 +275,23 @@ pub const Packetiser = struct {
             self.next_address = 0;
         }
         const f = self.flavour;
-        const header: u64 = (magic_version << 48) |
+        const header: u64 = (protocol.magic_version << 48) |
             (@as(u64, f.idBytes()) << 40) |
             (@as(u64, f.addressBytes()) << 32) |
             (p.pointers + 4);
         writeWord(scratch[0..], header);
-        writeWord(scratch[8..], f.encodeImmediate(id_heap_cnt, self.cnt));
-        writeWord(scratch[16..], f.encodeImmediate(id_heap_length, self.payload_size));
-        writeWord(scratch[24..], f.encodeImmediate(id_payload_offset, self.payload_offset));
-        writeWord(scratch[32..], f.encodeImmediate(id_payload_length, p.payload_length));
+        writeWord(scratch[8..], f.encodeImmediate(protocol.id_heap_cnt, self.cnt));
+        writeWord(scratch[16..], f.encodeImmediate(protocol.id_heap_length, self.payload_size));
+        writeWord(scratch[24..], f.encodeImmediate(protocol.id_payload_offset, self.payload_offset));
+        writeWord(scratch[32..], f.encodeImmediate(protocol.id_payload_length, p.payload_length));
         self.payload_offset += p.payload_length;
         var i: u64 = 0;
         while (i < p.pointers) : (i += 1) {
-            const offset: usize = @intCast(prefix_size + i * pointer_size);
+            const offset: usize = @intCast(prefix_size + i * protocol.pointer_size);
             writeWord(scratch[offset..], self.pointerWord());
             self.next_pointer += 1;
         }
-        const header_len: usize = @intCast(prefix_size + p.pointers * pointer_size);
+        const header_len: usize = @intCast(prefix_size + p.pointers * protocol.pointer_size);
         segments[0] = .{ .base = scratch.ptr, .len = header_len };
         const used = self.fillPayload(scratch, header_len, p.payload_length, segments);
         return .{ .size = p.size(), .segments_used = used };
@@ -320,7 +310,7 @@ pub const Packetiser = struct {
             if (self.next_item == self.items.len) {
                 // Padding after the real data; only a heap with a NULL pointer has any.
                 assert(self.null_item);
-                assert(remaining <= pointer_size);
+                assert(remaining <= protocol.pointer_size);
                 const n: usize = @intCast(remaining);
                 @memset(scratch[header_len + tail ..][0..n], 0);
                 tail += n;
@@ -462,7 +452,7 @@ test "V2 end and start of stream heaps" {
     );
     for ([_]u64{ 2, 0 }) |ctrl| {
         expected[47] = @intCast(ctrl);
-        const items = [_]ItemRecord{immediate(id_stream_ctrl, ctrl)};
+        const items = [_]ItemRecord{immediate(protocol.id_stream_ctrl, ctrl)};
         const bytes = try encodeAll(testing.allocator, &items, 48, 0x123456, 1500, false);
         defer testing.allocator.free(bytes);
         try testing.expectEqual(@as(usize, 57), bytes.len);
@@ -550,7 +540,7 @@ test "tutorial packet counts (tut 2 and tut 11)" {
     const g = try Packetiser.init(&heap, testFlavour(40), 1, 1472, false);
     const t = g.totals();
     try testing.expectEqual(@as(u64, 733), t.packets);
-    const end = [_]ItemRecord{immediate(id_stream_ctrl, 2)};
+    const end = [_]ItemRecord{immediate(protocol.id_stream_ctrl, 2)};
     const e = (try Packetiser.init(&end, testFlavour(40), 11, 1472, false)).totals();
     try testing.expectEqual(@as(u64, 1), e.packets);
     try testing.expectEqual(@as(u64, 7331), 10 * t.packets + e.packets);
@@ -641,7 +631,7 @@ fn checkHeap(items: []const ItemRecord, hab: u32, bytes: []const u8, heap_payloa
     while (at < bytes.len) : (steps += 1) {
         try testing.expect(steps < bytes.len);
         const header = std.mem.readInt(u64, bytes[at..][0..8], .big);
-        try testing.expectEqual(magic_version, header >> 48);
+        try testing.expectEqual(protocol.magic_version, header >> 48);
         const n: usize = @intCast(header & 0xffff);
         var offset: ?u64 = null;
         var length: ?u64 = null;
@@ -650,9 +640,9 @@ fn checkHeap(items: []const ItemRecord, hab: u32, bytes: []const u8, heap_payloa
             const word = std.mem.readInt(u64, bytes[at + 8 + 8 * i ..][0..8], .big);
             if (!Flavour.pointerIsImmediate(word)) continue;
             switch (f.pointerId(word)) {
-                id_payload_offset => offset = f.pointerValue(word),
-                id_payload_length => length = f.pointerValue(word),
-                id_heap_length => heap_length = f.pointerValue(word),
+                protocol.id_payload_offset => offset = f.pointerValue(word),
+                protocol.id_payload_length => length = f.pointerValue(word),
+                protocol.id_heap_length => heap_length = f.pointerValue(word),
                 else => {},
             }
         }

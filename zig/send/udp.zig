@@ -18,6 +18,7 @@
 //!   The only call into foreign code from the thread is the optional doorbell
 //!   (`notify`), at most once per `arm`.
 const std = @import("std");
+const protocol = @import("../core/protocol.zig");
 const builtin = @import("builtin");
 const assert = std.debug.assert;
 const posix = std.posix;
@@ -128,6 +129,9 @@ pub const SliceHeaps = struct {
 
 /// One completion record, as JS reads it (4 u64 words).
 pub const Completion = extern struct {
+    pub const doc = "A finished send group: its token, bytes sent, status and errno";
+    /// Its name at the C ABI (zig/abi/records.zig).
+    pub const abi_name = "SendCompletion";
     token: u64,
     bytes_sent: u64,
     /// An i32 status (0 ok) sign-extended to 64 bits.
@@ -1031,7 +1035,7 @@ test "loopback: datagrams are the packetiser's packets, completions carry tokens
     defer testing.allocator.free(big);
     for (big, 0..) |*b, i| b.* = @truncate(i *% 7);
     const heap_a = [_]ItemRecord{ immediateItem(0x1600, 12345), addressedItem(0x1601, big) };
-    const heap_b = [_]ItemRecord{immediateItem(send_heap.id_stream_ctrl, 0)};
+    const heap_b = [_]ItemRecord{immediateItem(protocol.id_stream_ctrl, 0)};
     const heap_c = [_]ItemRecord{ addressedItem(0x1000, big[0..1000]), immediateItem(0x1001, 5), addressedItem(0x1002, big[1000..5000]) };
     const f = flavour48();
     var cnts: [1]u64 = undefined;
@@ -1101,9 +1105,9 @@ fn packetKey(packet: []const u8) [3]u64 {
         const word = std.mem.readInt(u64, packet[8 + 8 * i ..][0..8], .big);
         if (!Flavour.pointerIsImmediate(word)) continue;
         switch (f.pointerId(word)) {
-            send_heap.id_heap_cnt => key[0] = f.pointerValue(word),
-            send_heap.id_payload_offset => key[1] = f.pointerValue(word),
-            send_heap.id_payload_length => key[2] = f.pointerValue(word),
+            protocol.id_heap_cnt => key[0] = f.pointerValue(word),
+            protocol.id_payload_offset => key[1] = f.pointerValue(word),
+            protocol.id_payload_length => key[2] = f.pointerValue(word),
             else => {},
         }
     }
@@ -1151,7 +1155,7 @@ test "V7 cnt sequence: explicit cnts do not advance it, auto cnts wrap at HAB bi
     const stream = try Stream.create(testing.allocator, &.{receiver.address}, .{ .heaps_max = 8 });
     defer stream.destroy();
     const f = flavour48();
-    const start = [_]ItemRecord{immediateItem(send_heap.id_stream_ctrl, 0)};
+    const start = [_]ItemRecord{immediateItem(protocol.id_stream_ctrl, 0)};
     const heap = HeapSpec{ .items = &start, .flavour = f };
     var explicit = heap;
     explicit.cnt = 0x9876543210AB;
@@ -1188,7 +1192,7 @@ test "queue_full, undrained completions count, stop reports pending groups" {
     defer testing.allocator.free(data);
     @memset(data, 0);
     const large = [_]ItemRecord{addressedItem(0x1000, data)};
-    const small = [_]ItemRecord{immediateItem(send_heap.id_stream_ctrl, 0)};
+    const small = [_]ItemRecord{immediateItem(protocol.id_stream_ctrl, 0)};
     {
         // 1 MB/s: a 256 KiB heap takes about 0.2 s after the first burst.
         const stream = try Stream.create(testing.allocator, &.{receiver.address}, .{ .rate = 1e6, .heaps_max = 2 });
@@ -1279,7 +1283,7 @@ test "doorbell rings once per arm" {
     doorbell_calls.store(0, .release);
     stream.arm();
     try testing.expectEqual(@as(u32, 0), doorbell_calls.load(.acquire));
-    const heap = [_]ItemRecord{immediateItem(send_heap.id_stream_ctrl, 0)};
+    const heap = [_]ItemRecord{immediateItem(protocol.id_stream_ctrl, 0)};
     const spec = HeapSpec{ .items = &heap, .flavour = flavour48() };
     try stream.send(SliceHeaps{ .heaps = &.{spec} }, .serial, 1, &.{});
     try stream.flush(2000);
@@ -1319,7 +1323,7 @@ test "bad configurations and arguments are errors" {
 
     const stream = try Stream.create(alloc, &.{v4}, .{ .heaps_max = 2 });
     defer stream.destroy();
-    const heap = [_]ItemRecord{immediateItem(send_heap.id_stream_ctrl, 0)};
+    const heap = [_]ItemRecord{immediateItem(protocol.id_stream_ctrl, 0)};
     var spec = HeapSpec{ .items = &heap, .flavour = flavour48() };
     try testing.expectError(error.InvalidArgument, stream.send(SliceHeaps{ .heaps = &.{} }, .serial, 1, &.{}));
     spec.substream = 1;
@@ -1359,7 +1363,7 @@ test "packets too big for UDP fail the group with EMSGSIZE, like spead2's test_s
     try testing.expectEqual(@as(i64, @intFromEnum(status.Status.system_error)), @as(i64, @bitCast(record[0].status)));
     try testing.expectEqual(@as(u64, @intFromEnum(linux.E.MSGSIZE)), record[0].errno);
     // The stream goes on working.
-    const small = [_]ItemRecord{immediateItem(send_heap.id_stream_ctrl, 0)};
+    const small = [_]ItemRecord{immediateItem(protocol.id_stream_ctrl, 0)};
     try stream.send(SliceHeaps{ .heaps = &.{.{ .items = &small, .flavour = flavour48() }} }, .serial, 10, &.{});
     try waitRecords(stream, &record);
     try testing.expectEqual(@as(u64, 0), record[0].status);
@@ -1373,7 +1377,7 @@ test "the I/O thread pins itself to the configured core" {
     defer receiver.close();
     const stream = try Stream.create(testing.allocator, &.{receiver.address}, .{ .cpu = 0 });
     defer stream.destroy();
-    const heap = [_]ItemRecord{immediateItem(send_heap.id_stream_ctrl, 0)};
+    const heap = [_]ItemRecord{immediateItem(protocol.id_stream_ctrl, 0)};
     try stream.send(SliceHeaps{ .heaps = &.{.{ .items = &heap, .flavour = flavour48() }} }, .serial, 7, &.{});
     var record: [1]Completion = undefined;
     try waitRecords(stream, &record);

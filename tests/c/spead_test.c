@@ -1,0 +1,157 @@
+/*
+ * The C contract (include/spead.h) exercised from C, built with `zig cc` by
+ * scripts/test.sh: encode a heap and decode it back through a buffer reader,
+ * then send it over UDP on 127.0.0.1 and receive it. Exits 0 when every check
+ * holds; prints the failing check otherwise.
+ */
+#include <spead.h>
+
+#include <stdio.h>
+#include <string.h>
+
+static int failures = 0;
+
+#define CHECK(cond)                                                        \
+    do {                                                                   \
+        if (!(cond)) {                                                     \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+            failures++;                                                    \
+        }                                                                  \
+    } while (0)
+
+#define CHECK_OK(call) CHECK((call) == SPEAD_OK)
+
+static const char payload[] = "SPEAD from C";
+enum { item_id = 0x1234, heap_cnt = 7, heap_address_bits = 48, packet_size_max = 1472 };
+
+/* One heap: a STREAM_CTRL immediate is not needed; one addressed item. */
+static void item_table(uint64_t items[4]) {
+    items[0] = item_id;
+    items[1] = (uint64_t)(uintptr_t)payload; /* address of the bytes */
+    items[2] = sizeof payload;               /* length */
+    items[3] = 0;                            /* flags: addressed */
+}
+
+static struct spead_recv_stream_config recv_config(void) {
+    struct spead_recv_stream_config c;
+    memset(&c, 0, sizeof c);
+    c.heaps_max = 4;
+    c.substreams = 1;
+    c.allow_unsized_heaps = 1;
+    c.stop_on_stop_item = 1;
+    c.ring_heaps = 4;
+    c.contiguous_only = 1;
+    c.reader_core = 0xFFFFFFFFu;
+    return c;
+}
+
+/* Pops one heap and checks its item: the payload bytes and the cnt. */
+static void expect_heap(uint32_t stream) {
+    uint32_t heap = 0;
+    CHECK_OK(spead_recv_stream_pop(stream, 5000, &heap));
+    uint64_t words[64];
+    uint32_t used = 0;
+    CHECK_OK(spead_recv_heap_describe(heap, words, 64, &used));
+    const struct spead_heap_description *d = (const struct spead_heap_description *)words;
+    const struct spead_item_description *items = (const struct spead_item_description *)(d + 1);
+    CHECK(d->cnt == heap_cnt);
+    CHECK(d->flags & 1); /* complete */
+    CHECK(d->n_items == 1);
+    if (d->n_items == 1) {
+        CHECK(items[0].id == item_id);
+        CHECK(!items[0].is_immediate);
+        const uint8_t *bytes = (const uint8_t *)(uintptr_t)d->payload_address + items[0].value;
+        CHECK(d->payload_size >= sizeof payload);
+        CHECK(memcmp(bytes, payload, sizeof payload) == 0);
+    }
+    CHECK_OK(spead_recv_heap_release(heap));
+    CHECK(spead_recv_heap_release(heap) == SPEAD_INVALID_HANDLE);
+}
+
+static void encode_decode(void) {
+    uint64_t items[4];
+    item_table(items);
+    uint64_t cnt = heap_cnt;
+    uint8_t bytes[4096];
+    uint32_t len = 0;
+    CHECK_OK(spead_heap_encode(items, 1, heap_address_bits, 0, &cnt, packet_size_max, 0, bytes, sizeof bytes, &len));
+    CHECK(len > SPEAD_HEADER_SIZE);
+    CHECK(bytes[0] == (SPEAD_MAGIC_VERSION >> 8) && bytes[1] == (SPEAD_MAGIC_VERSION & 0xff));
+    CHECK(spead_heap_encode(items, 1, heap_address_bits, 0, &cnt, packet_size_max, 0, bytes, 8, &len) == SPEAD_BUFFER_TOO_SMALL);
+
+    struct spead_recv_stream_config config = recv_config();
+    uint32_t stream = 0;
+    CHECK_OK(spead_recv_stream_create(&config, &stream));
+    CHECK_OK(spead_recv_stream_add_buffer(stream, bytes, len));
+    expect_heap(stream);
+    CHECK(spead_recv_stream_pop(stream, 5000, &(uint32_t){0}) == SPEAD_STOPPED);
+    CHECK_OK(spead_recv_stream_destroy(stream));
+}
+
+static void udp_loopback(void) {
+    struct spead_recv_stream_config config = recv_config();
+    uint32_t stream = 0;
+    CHECK_OK(spead_recv_stream_create(&config, &stream));
+    const char address[] = "127.0.0.1";
+    uint32_t info[3] = {0, 0, 0};
+    CHECK_OK(spead_recv_stream_add_udp_reader(stream, (const uint8_t *)address, sizeof address - 1, 0, 0, 0, NULL, 0, info));
+    CHECK(info[0] != 0);
+
+    char endpoint[64];
+    int n = snprintf(endpoint, sizeof endpoint, "127.0.0.1 %u", info[0]);
+    struct spead_send_stream_config send_config = {
+        .packet_size_max = packet_size_max,
+        .rate = 0,
+        .burst_size = 65536,
+        .heaps_max = 4,
+        .burst_rate_ratio = 1.05,
+        .buffer_size = 0,
+        .ttl = -1,
+        .interface_index = 0,
+        .flags = 0,
+        .io_core = -1,
+    };
+    uint32_t sender = 0;
+    CHECK_OK(spead_udp_send_stream_create((const uint8_t *)endpoint, (uint32_t)n, NULL, 0, &send_config, &sender));
+
+    uint64_t items[4];
+    item_table(items);
+    struct spead_heap_record heap = {
+        .first_item = 0,
+        .n_items = 1,
+        .cnt = heap_cnt,
+        .substream_index = 0,
+        .heap_address_bits = heap_address_bits,
+        .rate = -1,
+        .repeat_pointers = 0,
+        .reserved = 0,
+    };
+    uint64_t token = 42;
+    CHECK_OK(spead_udp_send_stream_send(sender, &heap, 1, items, 1, 1, &token, NULL));
+    CHECK_OK(spead_udp_send_stream_flush(sender, 5000));
+    struct spead_send_completion done[4];
+    uint32_t n_done = 0;
+    CHECK_OK(spead_udp_send_stream_poll(sender, done, 4, &n_done));
+    CHECK(n_done == 1);
+    if (n_done == 1) {
+        CHECK(done[0].token == token);
+        CHECK(done[0].status == 0);
+        CHECK(done[0].bytes_sent > sizeof payload);
+    }
+    expect_heap(stream);
+    CHECK_OK(spead_udp_send_stream_destroy(sender));
+    CHECK_OK(spead_recv_stream_destroy(stream));
+}
+
+int main(void) {
+    CHECK(spead_library_version() >= 1);
+    CHECK(spead_flavour_check(4, 64, 44, 0) == SPEAD_INVALID_FLAVOUR);
+    encode_decode();
+    udp_loopback();
+    if (failures) {
+        fprintf(stderr, "C test: %d check(s) failed\n", failures);
+        return 1;
+    }
+    printf("C test: ok (encode/decode, UDP loopback)\n");
+    return 0;
+}
