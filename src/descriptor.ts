@@ -247,7 +247,7 @@ export class Descriptor {
 
   /**
    * Encodes the descriptor as spead2 does: one complete SPEAD packet, the value
-   * of an item with ID 0x05 (SPEAD-NOTES §1.8). Needs the native library.
+   * of an item with ID 0x05 (docs/PROTOCOL.md §8). Needs the native library.
    */
   toRaw(flavour: Flavour = new Flavour()): Uint8Array {
     const a = packDescriptorArgs(this.toRawFields(flavour));

@@ -60,7 +60,7 @@ describe("Descriptor.toRaw matches spead2 byte for byte", () => {
     });
   }
 
-  test("V5 is the 174-byte embedded packet of SPEAD-NOTES §4", () => {
+  test("V5 is the 174-byte embedded packet of docs/PROTOCOL.md §11", () => {
     expect(new Descriptor(vectors[0].options).toRaw(vectors[0].flavour).length).toBe(174);
   });
 

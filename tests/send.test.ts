@@ -1,4 +1,4 @@
-/** Send side against the byte vectors of SPEAD-NOTES §4 and the tutorial packet counts. */
+/** Send side against the byte vectors of docs/PROTOCOL.md §11 and the tutorial packet counts. */
 import { describe, expect, test } from "bun:test";
 import { Flavour, send, SpeadError } from "../mod.ts";
 import { hex, toHex } from "./helpers.ts";

@@ -1,4 +1,4 @@
-//! spead2's MemoryPool (SPEAD-NOTES §2 "Memory pool behaviour") as a heap
+//! spead2's MemoryPool (docs/PROTOCOL.md §12) as a heap
 //! payload allocator:
 //! * requests in [lower, upper] get an `upper`-byte buffer from the pool; other
 //!   sizes bypass it and go straight to the system;

@@ -1,4 +1,4 @@
-//! Decoding of one SPEAD packet (SPEAD-NOTES §1.1, §1.5). A packet is an 8-byte
+//! Decoding of one SPEAD packet (docs/PROTOCOL.md §1, §5). A packet is an 8-byte
 //! header, n_items big-endian item pointers and a payload. The four special
 //! immediates (HEAP_CNT, HEAP_LENGTH, PAYLOAD_OFFSET, PAYLOAD_LENGTH) may appear
 //! anywhere in the pointer list. Bad bytes come from the network, so every

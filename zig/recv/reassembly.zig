@@ -1,4 +1,4 @@
-//! Heap reassembly (SPEAD-NOTES §1.7): live heaps and the heap table.
+//! Heap reassembly (docs/PROTOCOL.md §7): live heaps and the heap table.
 //!
 //! The table keeps `max_heaps` live-heap slots per substream (`cnt % substreams`),
 //! found through Fibonacci-hashed buckets. A new heap cnt takes the next slot of its

@@ -2,7 +2,7 @@
 //!
 //! Locks, always taken in this order:
 //! * `mutex` guards the heap table. A reader holds it for one batch of packets
-//!   (SPEAD-NOTES §1.7 "Batching"), so statistics are folded in once per batch.
+//!   (docs/PROTOCOL.md §7), so statistics are folded in once per batch.
 //! * `ring_mutex` guards the bounded ring of frozen heaps. Pops take only this
 //!   lock, so JS never waits for a batch. A full ring blocks the worker (inside
 //!   its batch) until JS pops or the ring is stopped; `worker_blocked` counts it.

@@ -1,4 +1,4 @@
-//! UDP reader (spead2's udp_reader, SPEAD-NOTES §1.5, §1.10, §5): one thread per
+//! UDP reader (spead2's udp_reader, docs/PROTOCOL.md §5, §10): one thread per
 //! socket receives up to 64 datagrams per recvmmsg call and feeds them to the
 //! stream as one batch under one lock. Each datagram must hold exactly one packet
 //! (decoded size == datagram length); datagrams longer than max_size are

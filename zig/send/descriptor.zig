@@ -1,4 +1,4 @@
-//! Item descriptors (SPEAD-NOTES §1.8): the value of an item with ID 0x05 is a
+//! Item descriptors (docs/PROTOCOL.md §8): the value of an item with ID 0x05 is a
 //! complete SPEAD packet describing another item. Encoding follows spead2's
 //! `encode_descriptor` byte for byte; decoding follows what spead2's receiver
 //! does with such a value (a throwaway stream, then `to_descriptor`), limited
@@ -187,7 +187,7 @@ const PacketInfo = struct {
     size: usize,
 };
 
-/// Decodes one packet at the start of `bytes` (SPEAD-NOTES §1.5).
+/// Decodes one packet at the start of `bytes` (docs/PROTOCOL.md §5).
 fn decodePacket(bytes: []const u8, bug_compat: u8) Error!PacketInfo {
     if (bytes.len < 8) return error.Malformed;
     const header = std.mem.readInt(u64, bytes[0..8], .big);

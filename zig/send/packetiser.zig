@@ -1,4 +1,4 @@
-//! Send side: item tables and the packetiser (SPEAD-NOTES §1.6).
+//! Send side: item tables and the packetiser (docs/PROTOCOL.md §6).
 //!
 //! A heap is an item table handed over by JS (docs/ABI.md): records of four u64
 //! words (id, value-or-address, length, flags). The table is validated once;

@@ -1,5 +1,5 @@
 //! UDP send stream: spead2's `send::udp_stream` semantics on a dedicated I/O
-//! thread (SPEAD-NOTES §2 send rows, §5).
+//! thread (docs/PROTOCOL.md §13).
 //!
 //! - JS submits *groups* of heaps (item tables as in docs/ABI.md). A group is
 //!   queued whole or not at all; heaps beyond `heaps_max` are refused with
