@@ -1,5 +1,6 @@
 /** UDP receive on loopback (127.0.0.1 only) with spead2 as the sender, and MemoryPool. */
 import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
 import { Flavour, ItemGroup, MemoryPool, processStats, recv, send } from "../mod.ts";
 import { concat, loadCases, plainValue, runInterop, startInterop, valuesMatch } from "./helpers.ts";
 
@@ -63,6 +64,20 @@ describe("recv.Stream.addUdpReader on 127.0.0.1", () => {
     expect(() => s.addUdpReader(70000)).toThrow("invalid_argument");
     s.stop();
     expect(() => s.addUdpReader(0, { bindHostname: "127.0.0.1" })).toThrow(/stopped|closed/);
+  });
+
+  test("a socket buffer capped by rmem_max is forced where allowed, and says so", () => {
+    using s = new recv.Stream();
+    const asked = 8 << 20;
+    const rmemMax = Number(readFileSync("/proc/sys/net/core/rmem_max", "utf8").trim());
+    const info = s.addUdpReader(0, { bindHostname: "127.0.0.1", bufferSize: asked });
+    if (asked <= rmemMax) {
+      expect(info.bufferForced).toBe(false);
+    } else if (info.bufferForced) {
+      expect(info.bufferSize).toBeGreaterThanOrEqual(asked); // Linux reports double what it granted
+    } else {
+      expect(info.bufferSize).toBeLessThanOrEqual(2 * rmemMax);
+    }
   });
 
   test("spead2 UdpStream -> our UDP reader with a memory pool, values intact", async () => {

@@ -25,6 +25,12 @@ export interface UdpReaderInfo {
   readonly bufferSize: number;
   /** Whether UDP GRO is enabled on the socket. */
   readonly gro: boolean;
+  /**
+   * Whether the buffer went past `net.core.rmem_max` (SO_RCVBUFFORCE, allowed
+   * with CAP_NET_ADMIN). Without that right the kernel caps it silently;
+   * compare `bufferSize` (which Linux reports doubled) with what was asked.
+   */
+  readonly bufferForced: boolean;
 }
 
 /**
@@ -86,5 +92,5 @@ export function addUdpReaderTo(
     ),
     "addUdpReader",
   );
-  return { port: info[0], bufferSize: info[1], gro: (info[2] & 1) !== 0 };
+  return { port: info[0], bufferSize: info[1], gro: (info[2] & 1) !== 0, bufferForced: (info[2] & 2) !== 0 };
 }

@@ -172,7 +172,7 @@ pub fn addUdpReader(
     if (out_info) |out| {
         out[0] = info.port;
         out[1] = info.rcvbuf;
-        out[2] = @intFromBool(info.gro);
+        out[2] = @as(u32, @intFromBool(info.gro)) | @as(u32, @intFromBool(info.rcvbuf_forced)) << 1;
     }
 }
 

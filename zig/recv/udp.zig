@@ -50,6 +50,9 @@ pub const Info = struct {
     /// at net.core.rmem_max).
     rcvbuf: u32,
     gro: bool,
+    /// The buffer went past net.core.rmem_max through SO_RCVBUFFORCE (the
+    /// process has CAP_NET_ADMIN); spead2 only warns that it got less.
+    rcvbuf_forced: bool = false,
 };
 
 pub fn isMulticast(address: std.net.Address) bool {
@@ -72,6 +75,14 @@ const Ipv6Mreq = extern struct {
 
 fn setInt(fd: posix.socket_t, level: i32, name: u32, value: c_int, what: []const u8) Error!void {
     try sys_error.setsockopt(fd, level, name, std.mem.asBytes(&value), what);
+}
+
+fn readRcvbuf(fd: posix.socket_t) Error!c_int {
+    // (std.posix.getsockopt passes an uninitialised length in Zig 0.14.)
+    var rcvbuf: c_int = 0;
+    var rcvbuf_len: posix.socklen_t = @sizeOf(c_int);
+    try sys_error.check(linux.getsockopt(fd, posix.SOL.SOCKET, posix.SO.RCVBUF, std.mem.asBytes(&rcvbuf), &rcvbuf_len), "getsockopt SO_RCVBUF", null);
+    return rcvbuf;
 }
 
 fn joinGroup(fd: posix.socket_t, options: Options) Error!void {
@@ -125,10 +136,17 @@ pub const UdpReader = struct {
         var bound: std.net.Address = undefined;
         var bound_len: posix.socklen_t = @sizeOf(std.net.Address);
         try sys_error.check(linux.getsockname(fd, &bound.any, &bound_len), "getsockname", null);
-        // (std.posix.getsockopt passes an uninitialised length in Zig 0.14.)
-        var rcvbuf: c_int = 0;
-        var rcvbuf_len: posix.socklen_t = @sizeOf(c_int);
-        try sys_error.check(linux.getsockopt(fd, posix.SOL.SOCKET, posix.SO.RCVBUF, std.mem.asBytes(&rcvbuf), &rcvbuf_len), "getsockopt SO_RCVBUF", null);
+        var rcvbuf = try readRcvbuf(fd);
+        // Linux grants min(request, rmem_max) and reports double that. When capped, a
+        // process that may (CAP_NET_ADMIN) takes the size asked for: at full rate the
+        // socket buffer is what absorbs the reader's scheduling gaps.
+        var rcvbuf_forced = false;
+        if (@divTrunc(rcvbuf, 2) < options.buffer_size) {
+            if (setInt(fd, posix.SOL.SOCKET, posix.SO.RCVBUFFORCE, @intCast(options.buffer_size), "setsockopt SO_RCVBUFFORCE")) |_| {
+                rcvbuf = try readRcvbuf(fd);
+                rcvbuf_forced = true;
+            } else |_| {}
+        }
 
         const allocator = stream.allocator;
         const self = allocator.create(UdpReader) catch return error.OutOfMemory;
@@ -160,7 +178,7 @@ pub const UdpReader = struct {
             };
         }
         try stream.addReader(.{ .ctx = self, .vtable = &vtable });
-        return .{ .port = bound.getPort(), .rcvbuf = @intCast(@max(rcvbuf, 0)), .gro = use_gro };
+        return .{ .port = bound.getPort(), .rcvbuf = @intCast(@max(rcvbuf, 0)), .gro = use_gro, .rcvbuf_forced = rcvbuf_forced };
     }
 
     const vtable: recv_stream.Reader.VTable = .{ .start = start, .request_stop = requestStop, .join = join };
