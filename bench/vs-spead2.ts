@@ -17,6 +17,7 @@
  *   --runs N            runs per figure (default 3, quick 1)
  *   --svg PATH          where the chart goes (default bench/vs-spead2.svg)
  *   --no-deno / --no-bun  leave one of our runtimes out
+ *   --replot FIGURES.json [OUT.svg]  redraw the chart from the figures a run wrote beside it
  *
  * Measures (spead2 side in brackets; ours always uses the same sender):
  *   cpu        receiver CPU seconds per GB received, paced by spead2_send --rate
@@ -39,7 +40,7 @@
  *              spead2_recv: the difference of two runs of different lengths)
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import {
   bunBin,
   cliArgs,
@@ -647,6 +648,8 @@ function report(o: Opts, rows: Row[], sides: Who[], elapsed: number, haveSpead2:
   }
   console.log(lines.join("\n"));
   writeFileSync(o.svg, svg(rows, sides));
+  // The figures beside the chart, so it can be redrawn (--replot) without measuring again.
+  writeFileSync(o.svg.replace(/\.svg$/, "") + ".json", JSON.stringify({ sides, rows }, null, 1) + "\n");
   console.error(`chart: ${o.svg}`);
 }
 
@@ -654,8 +657,22 @@ function report(o: Opts, rows: Row[], sides: Who[], elapsed: number, haveSpead2:
 function svg(rows: Row[], sides: Who[]): string {
   const colour: Record<Who, string> = { bun: "#e07b39", deno: "#3a7bd5", spead2: "#6b6b6b" };
   const W = 900, labelW = 330, barH = 14, gap = 4, panelPad = 14, top = 50;
-  const panelH = sides.length * (barH + gap) + panelPad;
-  const H = top + rows.length * panelH + 20;
+  const wrap = (text: string, width = 50): string[] => {
+    const lines: string[] = [];
+    let line = "";
+    for (const word of text.split(" ")) {
+      if (line && line.length + 1 + word.length > width) {
+        lines.push(line);
+        line = word;
+      } else line = line ? `${line} ${word}` : word;
+    }
+    if (line) lines.push(line);
+    return lines;
+  };
+  const labels = rows.map((r) => wrap(`${r.measure} (${r.unit}, ${r.better} is better)`));
+  const panelHs = labels.map((l) => Math.max(sides.length * (barH + gap), l.length * 13) + panelPad);
+  const panelTops = panelHs.map((_, k) => top + panelHs.slice(0, k).reduce((a, b) => a + b, 0));
+  const H = top + panelHs.reduce((a, b) => a + b, 0) + 20;
   const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
   const out: string[] = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`);
@@ -667,18 +684,14 @@ function svg(rows: Row[], sides: Who[]): string {
   out.push(`<text x="${10 + sides.length * 120}" y="38">| dashed: target</text>`);
   const plotW = W - labelW - 90;
   rows.forEach((r, k) => {
-    const y0 = top + k * panelH;
+    const y0 = panelTops[k];
+    const panelH = panelHs[k];
     const vals = sides.map((w) => r.values[w]).filter((v): v is number => v !== undefined && Number.isFinite(v));
     let tgt: number | undefined = r.target.absolute;
     const s = r.values.spead2;
     if (tgt === undefined && s !== undefined && Number.isFinite(s) && r.target.ratio !== undefined) tgt = s * r.target.ratio;
     const max = Math.max(...vals, tgt ?? 0, 1e-9) * 1.05;
-    const words = `${r.measure} (${r.unit}, ${r.better} is better)`;
-    const split = words.length > 52 ? words.lastIndexOf(" ", 52) : -1;
-    const l1 = split > 0 ? words.slice(0, split) : words;
-    const l2 = split > 0 ? words.slice(split + 1) : "";
-    out.push(`<text x="10" y="${y0 + 12}">${esc(l1)}</text>`);
-    if (l2) out.push(`<text x="10" y="${y0 + 25}" fill="#444">${esc(l2)}</text>`);
+    labels[k].forEach((l, i) => out.push(`<text x="10" y="${y0 + 12 + 13 * i}"${i ? ' fill="#444"' : ""}>${esc(l)}</text>`));
     sides.forEach((w, i) => {
       const v = r.values[w];
       const y = y0 + i * (barH + gap);
@@ -700,7 +713,11 @@ function svg(rows: Row[], sides: Who[]): string {
   return out.join("\n") + "\n";
 }
 
-if (cliArgs[0] === "--child-mem") {
+if (cliArgs[0] === "--replot") {
+  // --replot FIGURES.json [OUT.svg]: redraw a chart from the figures a run wrote.
+  const { sides, rows } = JSON.parse(readFileSync(cliArgs[1], "utf8")) as { sides: Who[]; rows: Row[] };
+  writeFileSync(cliArgs[2] ?? cliArgs[1].replace(/\.json$/, ".svg"), svg(rows, sides));
+} else if (cliArgs[0] === "--child-mem") {
   const [h, p, mb, passes] = cliArgs.slice(1, 5).map(Number);
   await childMem(h, p, mb, passes);
 } else {

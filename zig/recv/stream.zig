@@ -6,11 +6,11 @@
 //! * `ring_mutex` guards the bounded ring of frozen heaps. Pops take only this
 //!   lock, so JS never waits for a batch. A full ring blocks the worker (inside
 //!   its batch) until JS pops or the ring is stopped; `worker_blocked` counts it.
-//!   Consumers are not woken once per heap: a push only counts news, and a
-//!   batch end wakes waiters and rings the doorbell once half the ring is
-//!   news or the oldest news is `notify_delay_ns` old (an idle reader signals
-//!   when its poll times out, see `pendingNotifyMs`); a full ring always
-//!   signals before the worker blocks. A wake-up is the dearest part of a
+//!   Consumers are not woken once per heap: a push counts news and wakes
+//!   waiters (and rings the doorbell) once half the ring is news; a batch end
+//!   does so when the oldest news is `notify_delay_ns` old (an idle reader
+//!   signals when its poll times out, see `pendingNotifyMs`); a full ring
+//!   always signals before the worker blocks. A wake-up is the dearest part of a
 //!   heap's trip to JS (a context switch, and under Deno two), so JS is woken
 //!   once per several heaps and pops every ready heap in one call (`popBatch`).
 //! * `readers_mutex` guards the reader list; `stats_mutex` the counters;
@@ -461,8 +461,17 @@ pub const Stream = struct {
         self.ring_len += 1;
         if (self.ring_news == 0) self.ring_news_since = std.time.Instant.now() catch null;
         self.ring_news += 1;
+        // Half the ring is news: tell JS now, not at the batch end. One batch (a
+        // recvmmsg with GRO) can complete more heaps than the ring holds, and JS
+        // must be draining while the reader fills the other half.
+        const half = self.ring_news >= self.newsThreshold();
         self.ring_mutex.unlock();
+        if (half) self.signalReady();
         return true;
+    }
+
+    fn newsThreshold(self: *const Stream) usize {
+        return @max(1, self.ring.len / 2);
     }
 
     /// Wakes waiters and rings the doorbell if heaps were pushed since the
@@ -481,7 +490,7 @@ pub const Stream = struct {
     /// when there is none (ring lock held).
     fn newsDueMsLocked(self: *Stream) ?u32 {
         if (self.ring_news == 0) return null;
-        if (self.ring_news >= @max(1, self.ring.len / 2)) return 0;
+        if (self.ring_news >= self.newsThreshold()) return 0;
         const since = self.ring_news_since orelse return 0;
         const now = std.time.Instant.now() catch return 0;
         const age = now.since(since);
@@ -1076,12 +1085,17 @@ test "waiters are woken once half the ring is news, not once per heap" {
     stream.arm(); // armed throughout: a per-heap doorbell would ring during the batch
     var batch: Batch = undefined;
     try testing.expect(stream.batchBegin(&batch));
-    try feedSinglePacketHeaps(&batch, 1, 40);
+    try feedSinglePacketHeaps(&batch, 1, 31);
     try testing.expectEqual(@as(u32, 0), test_doorbell_calls.load(.acquire));
-    try testing.expectEqual(@as(usize, 40), stream.ringSize());
-    stream.batchEnd(&batch); // 40 of 64 is more than half: announced at once
+    // The 32nd heap makes half the ring news: announced at once, inside the batch,
+    // so JS drains while the reader fills the rest.
+    try feedSinglePacketHeaps(&batch, 32, 1);
     try testing.expectEqual(@as(u32, 1), test_doorbell_calls.load(.acquire));
     try testing.expectEqual(@as(?u32, null), stream.pendingNotifyMs());
+    try feedSinglePacketHeaps(&batch, 33, 8);
+    try testing.expectEqual(@as(usize, 40), stream.ringSize());
+    stream.batchEnd(&batch);
+    try testing.expectEqual(@as(u32, 1), test_doorbell_calls.load(.acquire)); // not re-armed
     stream.setNotify(null);
 }
 
