@@ -31,7 +31,13 @@ async function load(): Promise<Backend> {
     tried.push(place);
     if (!place.path) return undefined;
     try {
-      return open(place.path);
+      const lib = open(place.path);
+      // An explicit override that failed is said, not silently replaced.
+      const override = tried[0];
+      if (override !== place && override.where === "SPEAD_LIB_PATH" && override.path) {
+        console.warn(`spead: SPEAD_LIB_PATH=${override.path} not loaded (${override.note}); using ${place.path}`);
+      }
+      return lib;
     } catch (err) {
       const msg = err instanceof Error ? err.message : String(err);
       place.note = msg;

@@ -87,5 +87,6 @@ describe("loader", () => {
       env: { ...process.env, SPEAD_LIB_PATH: "/nonexistent/libspead.so" },
     });
     expect(bad.stdout).toContain("loaded deno");
+    expect(bad.stderr).toContain("spead: SPEAD_LIB_PATH=/nonexistent/libspead.so not loaded (");
   });
 });
