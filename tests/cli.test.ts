@@ -59,10 +59,14 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** Resolves once something is bound to the UDP port (a bind there fails with EADDRINUSE). */
-async function boundBySomeone(port: number, deadlineMs = 20_000): Promise<void> {
+/**
+ * Waits until `owner` has bound the UDP port (a bind there fails with
+ * EADDRINUSE); false if `owner` exits first (e.g. the port was taken meanwhile).
+ */
+async function boundBy(owner: Run, port: number, deadlineMs = 30_000): Promise<boolean> {
   const until = Date.now() + deadlineMs;
   while (Date.now() < until) {
+    if (owner.child.exitCode !== null) return false;
     const s = createSocket("udp4");
     const taken = await new Promise<boolean>((resolve) => {
       s.once("error", () => resolve(true));
@@ -75,10 +79,21 @@ async function boundBySomeone(port: number, deadlineMs = 20_000): Promise<void> 
         resolve();
       }
     });
-    if (taken) return;
+    if (taken) return true;
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`nothing bound UDP port ${port} within ${deadlineMs} ms`);
+  throw new Error(`UDP port ${port} not bound within ${deadlineMs} ms: ${owner.stderr}`);
+}
+
+/** spead2_recv.py on a free port of 127.0.0.1, once it is listening (up to 3 ports tried). */
+async function pythonReceiver(): Promise<{ rx: Run; port: number }> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = await freePort();
+    const rx = python("spead2_recv.py", [`127.0.0.1:${port}`]);
+    if (await boundBy(rx, port)) return { rx, port };
+    await rx.done;
+  }
+  throw new Error("spead2_recv.py could not bind a free port in 3 attempts");
 }
 
 /** Waits for `pattern` on a child's stderr; returns the match. */
@@ -145,10 +160,8 @@ describe("spead-send and spead-recv", () => {
   });
 
   test("spead-send -> spead2_recv.py: every heap arrives and its item is listed", async () => {
-    const port = await freePort();
-    const rx = python("spead2_recv.py", [`127.0.0.1:${port}`]);
+    const { rx, port } = await pythonReceiver();
     try {
-      await boundBySomeone(port);
       const tx = tool("send", ["--heaps", "25", "--heap-size", "16384", "--rate", "0.1", `127.0.0.1:${port}`]);
       expect(await tx.done).toBe(0);
       expect(await rx.done).toBe(0);
