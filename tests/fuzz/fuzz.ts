@@ -578,6 +578,7 @@ function child(): void {
     exceptions: {}, findings: [], hangs: 0, rssStartMiB: rssMiB(), rssMaxMiB: 0, rssMiB: 0,
   };
   if (skipped.length) emit({ type: "note", skipped });
+  emit({ type: "ready", case: first });
   const start = Date.now();
   let lastReport = start;
   let index = first;
@@ -659,12 +660,13 @@ async function parent(): Promise<number> {
     for (const line of r.lines) if (line.type === "note") console.log(`note: seed items skipped: ${JSON.stringify(line.skipped)}`);
     const last = [...r.lines].reverse().find((l) => l.type === "progress" || l.type === "done");
     if (last) addCounts(total, last.counts as Counts);
-    if (!last) {
-      // The child died before its first report: a set-up failure, not a fuzz case.
+    const ready = r.lines.find((l) => l.type === "ready");
+    if (!ready) {
+      // The child died before it could fuzz: a set-up failure, not a fuzz case.
       crashes.push(`${runtime} child failed before fuzzing (${r.signal ?? `exit code ${r.code}`}):\n${r.stderr.slice(-2000)}`);
       break;
     }
-    const reached = last.case as number;
+    const reached = (last ?? ready).case as number;
     if (r.code === 0 && last?.type === "done") break;
     // A crash (signal or non-zero exit) or a child killed at its deadline: find the case.
     const what = r.signal ? `signal ${r.signal}` : `exit code ${r.code}`;
