@@ -187,13 +187,14 @@ export class Codec {
         const store = typed as unknown as { [k: number]: number | bigint };
         if ((code === "u" || code === "b") && 8 % bits === 0) {
           // Whole bytes of 1, 2, 4 or 8 fields: unpacked a byte at a time.
-          const perByte = 8 / bits;
           const mask = (1 << bits) - 1;
           const out = typed as Uint8Array;
-          for (let k = 0; k < n; k++) {
-            const v = (bytes[Math.floor(k / perByte)] >> (8 - bits * ((k % perByte) + 1))) & mask;
-            out[k] = code === "b" ? (v !== 0 ? 1 : 0) : v;
+          let k = 0;
+          for (let i = 0; k < n; i++) {
+            const byte = bytes[i];
+            for (let shift = 8 - bits; shift >= 0 && k < n; shift -= bits) out[k++] = (byte >> shift) & mask;
           }
+          if (code === "b" && bits > 1) for (let j = 0; j < n; j++) out[j] = out[j] !== 0 ? 1 : 0;
         } else if (code === "u" && bits <= 32) {
           for (let k = 0; k < n; k++) store[k] = reader.read(bits);
         } else {
