@@ -11,7 +11,7 @@ export {
   BUG_COMPAT_SWAP_ENDIAN,
   Flavour,
 } from "./src/flavour.ts";
-export { Empty, SpeadError, type SpeadErrorCode, Stopped } from "./src/errors.ts";
+export { Empty, type NativeErrorCode, SpeadError, type SpeadErrorCode, Stopped } from "./src/errors.ts";
 export { Descriptor, type DescriptorOptions, type RawDescriptor } from "./src/descriptor.ts";
 export { Item, type ItemOptions, type NewOrder, type RawItem, type SetFromRawOptions } from "./src/item.ts";
 export { type AddItemOptions, type HeapLike, ItemGroup, type UpdateOptions } from "./src/item_group.ts";

@@ -5,8 +5,31 @@
 
 import { statusNames as nativeStatusNames, type StatusName } from "../ffi/abi.gen.ts";
 
-/** Stable string codes, one per native status (ffi/abi.gen.ts) plus JS-side conditions. */
-export type SpeadErrorCode = Exclude<StatusName, "ok"> | "released" | "closed" | "library_not_found" | "unknown_status";
+/** Stable string codes, one per native status ({@link NativeErrorCode}) plus JS-side conditions. */
+export type SpeadErrorCode = NativeErrorCode | "released" | "closed" | "library_not_found" | "unknown_status";
+
+/** The codes of the native core's error statuses (docs/ABI.md), one per status. */
+export type NativeErrorCode =
+  | "invalid_handle"
+  | "buffer_too_small"
+  | "invalid_argument"
+  | "invalid_flavour"
+  | "capacity_exceeded"
+  | "out_of_memory"
+  | "malformed"
+  | "empty"
+  | "stopped"
+  | "packet_too_small"
+  | "invalid_cnt"
+  | "queue_full"
+  | "system_error"
+  | "invalid_state";
+
+// Spelled out above so the documented API names no generated type; tsc fails here if
+// ffi/abi.gen.ts (generated from the Zig status table) gains or loses a status.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const nativeCodesMatchGenerated: Same<NativeErrorCode, Exclude<StatusName, "ok">> = true;
+void nativeCodesMatchGenerated;
 
 /** Native status numbers in ABI order: index i is status -(i+1). */
 export const statusNames: readonly SpeadErrorCode[] = nativeStatusNames;
