@@ -145,12 +145,15 @@ class OurReceiver {
 }
 
 function child(): void {
-  const exitAt = setTimeout(() => process.exit(3), 600_000); // never outlive a stuck driver
+  // Never outlive a stuck driver: exit after 10 minutes without a command.
+  let exitAt = setTimeout(() => process.exit(3), 600_000);
   const reply = (obj: unknown) => process.stdout.write(JSON.stringify(obj) + "\n");
   let rx: OurReceiver | null = null;
   let buf = "";
   let chain = Promise.resolve();
   const handle = async (line: string) => {
+    clearTimeout(exitAt);
+    exitAt = setTimeout(() => process.exit(3), 600_000);
     const cmd = JSON.parse(line);
     if (cmd.cmd === "listen") {
       rx = new OurReceiver(cmd as ListenCmd);
