@@ -19,13 +19,10 @@ pub const heaps_capacity = 65536;
 pub const allocator_flag_mmap_huge: u32 = 1 << 0;
 pub const allocator_flag_mmap: u32 = 1 << 1;
 
-var stream_table: handles.Table(Stream, streams_capacity) = .{};
+const StreamLeases = handles.LeaseTable(Stream, streams_capacity);
+var stream_table: StreamLeases = .{};
 var heap_table: handles.Table(FrozenHeap, heaps_capacity) = .{};
 
-/// Guards stream lookups against destroy, so that a call in progress (a
-/// blocking pop on Deno's thread pool) keeps its stream alive.
-var streams_guard: std.Thread.Mutex = .{};
-var stream_users: [streams_capacity]u32 = [_]u32{0} ** streams_capacity;
 /// Serialises describe and release, so a racing release cannot free a heap
 /// that describe is reading.
 var heaps_guard: std.Thread.Mutex = .{};
@@ -42,25 +39,18 @@ const affinity = @import("../core/affinity.zig");
 
 /// A stream held for the length of one call (see `acquire`).
 pub const Acquired = struct {
+    lease: StreamLeases.Lease,
     stream: *Stream,
-    slot: usize,
 
     pub fn release(self: Acquired) void {
-        streams_guard.lock();
-        defer streams_guard.unlock();
-        assert(stream_users[self.slot] > 0);
-        stream_users[self.slot] -= 1;
+        self.lease.release();
     }
 };
 
 /// Looks a stream up and keeps it alive (destroy waits) until `release`.
 pub fn acquire(handle: u32) Error!Acquired {
-    streams_guard.lock();
-    defer streams_guard.unlock();
-    const stream = try stream_table.get(handle);
-    const slot = handle & ((1 << handles.index_bits) - 1);
-    stream_users[slot] += 1;
-    return .{ .stream = stream, .slot = slot };
+    const lease = try stream_table.lease(handle);
+    return .{ .lease = lease, .stream = lease.object };
 }
 
 fn flag(value: u32) Error!bool {
@@ -227,25 +217,9 @@ pub fn stopAll() void {
 }
 
 pub fn destroy(handle: u32) Error!void {
-    streams_guard.lock();
-    const stream = stream_table.remove(handle) catch |err| {
-        streams_guard.unlock();
-        return err;
-    };
-    const slot = handle & ((1 << handles.index_bits) - 1);
-    streams_guard.unlock();
-    // Wakes every waiter; then wait for calls in progress to leave.
-    stream.stop();
-    var waited_ms: u32 = 0;
-    while (true) : (waited_ms += 1) {
-        streams_guard.lock();
-        const users = stream_users[slot];
-        streams_guard.unlock();
-        if (users == 0) break;
-        // Never free memory a caller may still use: leak it instead.
-        if (waited_ms >= destroy_wait_ms) return error.InvalidState;
-        std.time.sleep(std.time.ns_per_ms);
-    }
+    // Wakes every waiter, then waits for calls in progress to leave (bounded:
+    // past it the stream is leaked, never freed under a caller).
+    const stream = try stream_table.retire(handle, Stream.stop, destroy_wait_ms);
     const pool = stream.owner_pool;
     stream.destroy();
     if (pool) |p| pools.releasePool(p);

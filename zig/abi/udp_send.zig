@@ -2,9 +2,9 @@
 //!
 //! A stream lives behind a generational handle. Blocking calls (`wait`,
 //! `flush`) may run on another thread (Deno's nonblocking FFI) while JS calls
-//! `destroy`, so every export takes a reference under `registry_mutex`, and
-//! `destroy` unlinks the handle, stops the stream (which wakes every waiter)
-//! and frees it only when no call is inside any more.
+//! `destroy`, so every export leases the stream (zig/core/handles.zig
+//! `LeaseTable`), and `destroy` unlinks the handle, stops the stream (which
+//! wakes every waiter) and frees it only when no call is inside any more.
 const std = @import("std");
 const builtin = @import("builtin");
 const assert = std.debug.assert;
@@ -34,21 +34,9 @@ const config_flag_no_gso: u64 = 1;
 const destroy_wait_ms = 10_000;
 
 const Stream = if (supported) udp_send.Stream else void;
-var streams: handles.Table(if (supported) udp_send.Stream else u8, streams_max) = .{};
-var registry_mutex: std.Thread.Mutex = .{};
 
-fn acquire(handle: u32) Error!*Stream {
-    registry_mutex.lock();
-    defer registry_mutex.unlock();
-    const stream = try streams.get(handle);
-    _ = stream.users.fetchAdd(1, .acquire);
-    return stream;
-}
-
-fn release(stream: *Stream) void {
-    const before = stream.users.fetchSub(1, .release);
-    assert(before > 0);
-}
+const StreamLeases = handles.LeaseTable(if (supported) udp_send.Stream else u8, streams_max);
+var streams: StreamLeases = .{};
 
 // ---------------------------------------------------------------------------
 // Parsing of JS arguments
@@ -147,8 +135,6 @@ pub fn create(
     const endpoints = try parseEndpoints(try args.bytesIn(endpoints_text, endpoints_len), &endpoint_buffer);
     const stream = try udp_send.Stream.create(allocator, endpoints, config);
     errdefer stream.destroy();
-    registry_mutex.lock();
-    defer registry_mutex.unlock();
     const handle = try streams.insert(stream);
     // Not yet visible to JS, so no doorbell can use the handle before this.
     stream.handle = handle;
@@ -166,8 +152,9 @@ pub fn send(
     out_cnts: ?[*]u64,
 ) Error!void {
     if (!supported) return error.SystemError;
-    const stream = try acquire(handle);
-    defer release(stream);
+    const lease = try streams.lease(handle);
+    defer lease.release();
+    const stream = lease.object;
     if (n_heaps == 0) return error.InvalidArgument;
     if (n_heaps > group_heaps_max) return error.QueueFull;
     const group_mode = std.meta.intToEnum(udp_send.GroupMode, mode) catch return error.InvalidArgument;
@@ -182,8 +169,9 @@ pub fn send(
 
 pub fn poll(handle: u32, out: ?[*]records.SendCompletion, cap_records: u32, out_n: ?*u32) Error!void {
     if (!supported) return error.SystemError;
-    const stream = try acquire(handle);
-    defer release(stream);
+    const lease = try streams.lease(handle);
+    defer lease.release();
+    const stream = lease.object;
     const n_out = try args.u32Out(out_n);
     const completions: []records.SendCompletion = if (cap_records == 0) &.{} else (out orelse return error.InvalidArgument)[0..cap_records];
     n_out.* = @intCast(stream.poll(completions));
@@ -191,44 +179,50 @@ pub fn poll(handle: u32, out: ?[*]records.SendCompletion, cap_records: u32, out_
 
 pub fn wait(handle: u32, timeout_ms: u32) Error!void {
     if (!supported) return error.SystemError;
-    const stream = try acquire(handle);
-    defer release(stream);
+    const lease = try streams.lease(handle);
+    defer lease.release();
+    const stream = lease.object;
     try stream.wait(timeout_ms);
 }
 
 pub fn flush(handle: u32, timeout_ms: u32) Error!void {
     if (!supported) return error.SystemError;
-    const stream = try acquire(handle);
-    defer release(stream);
+    const lease = try streams.lease(handle);
+    defer lease.release();
+    const stream = lease.object;
     try stream.flush(timeout_ms);
 }
 
 pub fn setNotify(handle: u32, callback: ?*const fn (u32) callconv(.c) void) Error!void {
     if (!supported) return error.SystemError;
-    const stream = try acquire(handle);
-    defer release(stream);
+    const lease = try streams.lease(handle);
+    defer lease.release();
+    const stream = lease.object;
     stream.setNotify(callback);
 }
 
 pub fn arm(handle: u32) Error!void {
     if (!supported) return error.SystemError;
-    const stream = try acquire(handle);
-    defer release(stream);
+    const lease = try streams.lease(handle);
+    defer lease.release();
+    const stream = lease.object;
     stream.arm();
 }
 
 pub fn setCntSequence(handle: u32, in: ?[*]const u64) Error!void {
     if (!supported) return error.SystemError;
-    const stream = try acquire(handle);
-    defer release(stream);
+    const lease = try streams.lease(handle);
+    defer lease.release();
+    const stream = lease.object;
     const words = try args.wordsIn(in, 2);
     try stream.setCntSequence(words[0], words[1]);
 }
 
 pub fn stats(handle: u32, out: ?[*]u64, cap: u32, out_n: ?*u32) Error!void {
     if (!supported) return error.SystemError;
-    const stream = try acquire(handle);
-    defer release(stream);
+    const lease = try streams.lease(handle);
+    defer lease.release();
+    const stream = lease.object;
     const n_out = try args.u32Out(out_n);
     const words = try args.wordsOut(out, cap);
     n_out.* = @intCast(stream.statValues(words));
@@ -246,8 +240,9 @@ pub fn statName(index: u32, out: ?[*]u8, cap: u32, out_len: ?*u32) Error!void {
 
 pub fn stop(handle: u32) Error!void {
     if (!supported) return error.SystemError;
-    const stream = try acquire(handle);
-    defer release(stream);
+    const lease = try streams.lease(handle);
+    defer lease.release();
+    const stream = lease.object;
     stream.stop();
 }
 
@@ -262,21 +257,9 @@ pub fn stopAll() void {
 
 pub fn destroy(handle: u32) Error!void {
     if (!supported) return error.SystemError;
-    const stream = blk: {
-        registry_mutex.lock();
-        defer registry_mutex.unlock();
-        break :blk try streams.remove(handle);
-    };
-    // No new call can find the stream now; stopping wakes those inside.
-    stream.stop();
-    var waited_ms: u32 = 0;
-    while (stream.users.load(.acquire) > 0) : (waited_ms += 1) {
-        if (waited_ms >= destroy_wait_ms) {
-            // Something is stuck inside; leaking beats freeing under it.
-            return error.InvalidState;
-        }
-        std.Thread.sleep(std.time.ns_per_ms);
-    }
+    // No new call can find the stream now; stopping wakes those inside; a call
+    // stuck inside past the bound leaks the stream rather than freeing it.
+    const stream = try streams.retire(handle, udp_send.Stream.stop, destroy_wait_ms);
     stream.destroy();
 }
 

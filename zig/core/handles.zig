@@ -85,6 +85,74 @@ pub fn Table(comptime T: type, comptime capacity: u32) type {
     };
 }
 
+/// A handle table whose objects are leased for the length of a call and
+/// retired by destroy: `retire` unlinks the handle (no new lease can find the
+/// object), stops it (which must wake every blocking call inside), then waits
+/// at most `wait_ms` for the leases in flight to be released. Past the bound
+/// it returns `InvalidState` and the object is leaked rather than freed under
+/// a caller. The one lifetime mechanism of every stream kind (zig/abi/recv.zig,
+/// zig/abi/udp_send.zig).
+pub fn LeaseTable(comptime T: type, comptime capacity: u32) type {
+    return struct {
+        const Self = @This();
+        table: Table(T, capacity) = .{},
+        users: [capacity]u32 = [_]u32{0} ** capacity,
+        guard: std.Thread.Mutex = .{},
+
+        /// An object held for one call; `release` it when the call leaves.
+        pub const Lease = struct {
+            owner: *Self,
+            object: *T,
+            slot: u32,
+
+            pub fn release(self: Lease) void {
+                self.owner.guard.lock();
+                defer self.owner.guard.unlock();
+                assert(self.owner.users[self.slot] > 0);
+                self.owner.users[self.slot] -= 1;
+            }
+        };
+
+        pub fn insert(self: *Self, ptr: *T) Error!u32 {
+            return self.table.insert(ptr);
+        }
+
+        /// Looks the object up and keeps it alive (retire waits) until `Lease.release`.
+        pub fn lease(self: *Self, handle: u32) Error!Lease {
+            self.guard.lock();
+            defer self.guard.unlock();
+            const object = try self.table.get(handle);
+            const slot = handle & index_mask;
+            self.users[slot] += 1;
+            return .{ .owner = self, .object = object, .slot = slot };
+        }
+
+        /// Unlinks, stops (`stop(object)`) and waits for the leases in flight; see the type.
+        pub fn retire(self: *Self, handle: u32, comptime stop: fn (*T) void, wait_ms: u32) Error!*T {
+            const object = blk: {
+                self.guard.lock();
+                defer self.guard.unlock();
+                break :blk try self.table.remove(handle);
+            };
+            const slot = handle & index_mask;
+            stop(object);
+            var waited_ms: u32 = 0;
+            while (true) : (waited_ms += 1) {
+                self.guard.lock();
+                const users = self.users[slot];
+                self.guard.unlock();
+                if (users == 0) return object;
+                if (waited_ms >= wait_ms) return error.InvalidState;
+                std.Thread.sleep(std.time.ns_per_ms);
+            }
+        }
+
+        pub fn liveHandles(self: *Self, out: []u32) usize {
+            return self.table.liveHandles(out);
+        }
+    };
+}
+
 test "handles are generational and reject stale, zero and forged values" {
     var table: Table(u64, 8) = .{};
     var a: u64 = 1;
@@ -123,4 +191,26 @@ test "table reports exhaustion" {
     _ = try table.insert(&x);
     _ = try table.insert(&x);
     try std.testing.expectError(error.CapacityExceeded, table.insert(&x));
+}
+
+test "leases keep an object until released; retire waits for them, bounded" {
+    const Obj = struct {
+        stopped: bool = false,
+        fn stop(self: *@This()) void {
+            self.stopped = true;
+        }
+    };
+    var table: LeaseTable(Obj, 8) = .{};
+    var obj: Obj = .{};
+    const h = try table.insert(&obj);
+    const held = try table.lease(h);
+    try std.testing.expectEqual(&obj, held.object);
+    // A lease still out: retire stops the object, then gives up after the bound.
+    try std.testing.expectError(error.InvalidState, table.retire(h, Obj.stop, 2));
+    try std.testing.expect(obj.stopped);
+    try std.testing.expectError(error.InvalidHandle, table.lease(h));
+    held.release();
+    const h2 = try table.insert(&obj);
+    try std.testing.expectEqual(&obj, try table.retire(h2, Obj.stop, 1000));
+    try std.testing.expectError(error.InvalidHandle, table.retire(h2, Obj.stop, 1000));
 }

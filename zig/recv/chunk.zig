@@ -25,8 +25,8 @@ const LiveHeap = reassembly.LiveHeap;
 const recv_stream = @import("stream.zig");
 const Stream = recv_stream.Stream;
 const memory_pool = @import("../core/memory_pool.zig");
-const Doorbell = @import("doorbell.zig").Doorbell;
-const NotifyFn = @import("doorbell.zig").NotifyFn;
+const Doorbell = @import("../core/doorbell.zig").Doorbell;
+const NotifyFn = @import("../core/doorbell.zig").NotifyFn;
 
 // ---------------------------------------------------------------------------
 // Chunks
@@ -257,7 +257,7 @@ pub const Ring = struct {
         return self.stopped;
     }
 
-    /// Sets (or with null clears) the doorbell (zig/recv/doorbell.zig).
+    /// Sets (or with null clears) the doorbell (zig/core/doorbell.zig).
     pub fn setNotify(self: *Ring, callback: ?NotifyFn) void {
         self.bell.set(callback);
     }

@@ -14,7 +14,7 @@
 //!   heap's trip to JS (a context switch, and under Deno two), so JS is woken
 //!   once per several heaps and pops every ready heap in one call (`popBatch`).
 //! * `readers_mutex` guards the reader list; `stats_mutex` the counters;
-//!   `bell` (zig/recv/doorbell.zig) the Bun doorbell.
+//!   `bell` (zig/core/doorbell.zig) the Bun doorbell.
 //!
 //! Stop: a stop item or the end of a buffer stops the stream from inside a batch:
 //! live heaps are flushed into the ring (blocking if it is full), then the ring
@@ -32,7 +32,7 @@ const fast_copy = @import("../core/fast_copy.zig");
 const FrozenHeap = reassembly.FrozenHeap;
 const PayloadAllocator = reassembly.PayloadAllocator;
 const affinity = @import("../core/affinity.zig");
-const doorbell_mod = @import("doorbell.zig");
+const doorbell_mod = @import("../core/doorbell.zig");
 
 // ---------------------------------------------------------------------------
 // Statistics

@@ -140,7 +140,9 @@ pub const Completion = extern struct {
     errno: u64,
 };
 
-pub const NotifyFn = *const fn (u32) callconv(.c) void;
+const doorbell = @import("../core/doorbell.zig");
+const Doorbell = doorbell.Doorbell;
+pub const NotifyFn = doorbell.NotifyFn;
 
 /// UDP GSO fallback (spead2 doc/dev-send-gso.rst). "Active" and "inactive"
 /// of spead2 are one state here because the segment size travels with each
@@ -301,12 +303,9 @@ pub const Stream = struct {
     stopped: bool = false,
 
     stopping: std.atomic.Value(bool) = std.atomic.Value(bool).init(false),
-    armed: std.atomic.Value(bool) = std.atomic.Value(bool).init(false),
-    notify_mutex: std.Thread.Mutex = .{},
-    notify: ?NotifyFn = null,
+    /// Rung once per arm when completions are waiting (zig/core/doorbell.zig).
+    bell: Doorbell = .{},
     stop_mutex: std.Thread.Mutex = .{},
-    /// Callers inside an export right now (see abi/udp_send.zig).
-    users: std.atomic.Value(u32) = std.atomic.Value(u32).init(0),
 
     stats: [stat_names.len]std.atomic.Value(u64) = [_]std.atomic.Value(u64){std.atomic.Value(u64).init(0)} ** stat_names.len,
 
@@ -536,25 +535,19 @@ pub const Stream = struct {
     }
 
     pub fn setNotify(self: *Stream, notify: ?NotifyFn) void {
-        self.notify_mutex.lock();
-        defer self.notify_mutex.unlock();
-        self.notify = notify;
+        self.bell.set(notify);
     }
 
     /// Arms the doorbell; rings at once if records are already waiting.
     pub fn arm(self: *Stream) void {
-        self.armed.store(true, .release);
         self.mutex.lock();
         const pending = self.record_tail > self.record_head;
         self.mutex.unlock();
-        if (pending) self.ring();
+        self.bell.arm(self.handle, pending);
     }
 
     fn ring(self: *Stream) void {
-        if (!self.armed.swap(false, .acq_rel)) return;
-        self.notify_mutex.lock();
-        defer self.notify_mutex.unlock();
-        if (self.notify) |notify| notify(self.handle);
+        self.bell.ring(self.handle);
     }
 
     /// Under `mutex`.

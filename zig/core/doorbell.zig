@@ -1,5 +1,5 @@
 //! The Bun doorbell of a native queue (a receive stream's heap ring, a chunk
-//! ring): a C callback, armed by JS for one call, that a native thread rings
+//! ring, a send stream's completions): a C callback, armed by JS for one call, that a native thread rings
 //! when something is ready. Under Deno it stays unset (Deno waits with
 //! nonblocking calls instead).
 const std = @import("std");
