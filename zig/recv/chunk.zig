@@ -264,10 +264,13 @@ pub const Ring = struct {
 
     /// Arms the doorbell for one call; rings at once if something is ready.
     pub fn arm(self: *Ring) void {
+        self.bell.arm(self.handle, self, hasNews);
+    }
+
+    fn hasNews(self: *Ring) bool {
         self.mutex.lock();
-        const ready = self.len > 0 or self.stopped;
-        self.mutex.unlock();
-        self.bell.arm(self.handle, ready);
+        defer self.mutex.unlock();
+        return self.len > 0 or self.stopped;
     }
 
     fn doorbell(self: *Ring) void {

@@ -627,10 +627,13 @@ pub const Stream = struct {
     /// Arms the doorbell for one call; rings at once if a heap is ready or the
     /// stream has stopped.
     pub fn arm(self: *Stream) void {
+        self.bell.arm(self.handle, self, hasNews);
+    }
+
+    fn hasNews(self: *Stream) bool {
         self.ring_mutex.lock();
-        const ready = self.ring_len > 0 or self.ring_stopped;
-        self.ring_mutex.unlock();
-        self.bell.arm(self.handle, ready);
+        defer self.ring_mutex.unlock();
+        return self.ring_len > 0 or self.ring_stopped;
     }
 
     fn doorbell(self: *Stream) void {

@@ -540,10 +540,13 @@ pub const Stream = struct {
 
     /// Arms the doorbell; rings at once if records are already waiting.
     pub fn arm(self: *Stream) void {
+        self.bell.arm(self.handle, self, hasRecords);
+    }
+
+    fn hasRecords(self: *Stream) bool {
         self.mutex.lock();
-        const pending = self.record_tail > self.record_head;
-        self.mutex.unlock();
-        self.bell.arm(self.handle, pending);
+        defer self.mutex.unlock();
+        return self.record_tail > self.record_head;
     }
 
     fn ring(self: *Stream) void {
