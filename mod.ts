@@ -43,7 +43,7 @@ export {
   PAYLOAD_LENGTH_ID,
   PAYLOAD_OFFSET_ID,
   STREAM_CTRL_ID,
-} from "./src/send/heap.ts";
+} from "./src/protocol.ts";
 export { MemoryPool, type MemoryPoolOptions, type MemoryPoolStats } from "./src/memory_pool.ts";
 export { MmapAllocator } from "./src/mmap_allocator.ts";
 export { ThreadPool, type ThreadPoolOptions } from "./src/thread_pool.ts";

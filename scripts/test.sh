@@ -94,7 +94,7 @@ else
   failed=$((failed + 1)); echo "fuzz (deno): FAILED"
 fi
 
-echo "== static checks (tsc --noEmit, zig fmt --check, deno doc --lint)"
+echo "== static checks (tsc --noEmit, zig fmt --check, deno doc --lint, deno doc namespaces)"
 if tsc --noEmit -p . ; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "tsc: FAILED"; fi
 if scripts/zig fmt --check zig build.zig ; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "zig fmt: FAILED"; fi
 # The public surface (the package's entry points) fully documented: every symbol has TSDoc and
@@ -105,6 +105,25 @@ if NO_COLOR=1 deno doc --lint mod.ts src/recv/mod.ts src/send/mod.ts cli/recv.ts
 else
   failed=$((failed + 1)); echo "deno doc --lint: FAILED"
   NO_COLOR=1 deno doc --lint mod.ts src/recv/mod.ts src/send/mod.ts 2>&1 | grep -A2 '^error' | head -n 30
+fi
+
+# deno doc (and the JSR page) lists the classes of the recv and send namespaces: Deno's doc
+# generator only sees `export *` in a namespace's module, so src/{recv,send}/mod.ts use it and
+# keep internals in files they do not re-export.
+if NO_COLOR=1 deno doc --json mod.ts 2>/dev/null | python3 -c '
+import json, sys
+nodes = json.load(sys.stdin)["nodes"]
+ns = {s["name"]: {e["name"] for e in s["declarations"][0]["def"]["elements"]}
+      for v in nodes.values() for s in v.get("symbols", []) if s["name"] in ("recv", "send")}
+need = {"recv": {"Stream", "StreamConfig", "RingStreamConfig", "Heap", "ChunkRingStream", "UdpReaderOptions"},
+        "send": {"UdpStream", "StreamConfig", "Heap", "ItemGroup", "BytesStream", "NativeBuffer"}}
+missing = {k: sorted(v - ns.get(k, set())) for k, v in need.items() if v - ns.get(k, set())}
+internal = {"configRecord", "wrapHeap", "encodeHeap", "ownerOf", "cntWord", "addUdpReaderTo"} & (ns.get("recv", set()) | ns.get("send", set()))
+sys.exit(f"deno doc namespaces: missing {missing}, internal {sorted(internal)}" if missing or internal else 0)
+'; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "deno doc namespaces: FAILED"
 fi
 
 echo "== C test (zig cc against include/spead.h: encode/decode, UDP loopback)"

@@ -213,12 +213,3 @@ export class Heap implements Disposable {
  * `contiguousOnly: false` (spead2's `IncompleteHeap`). It carries only immediates.
  */
 export class IncompleteHeap extends Heap {}
-
-/** Wraps a popped native heap handle in the right class. */
-export function wrapHeap(handle: number): Heap {
-  const probe = new Heap(handle);
-  if (probe.isContiguous()) return probe;
-  // Re-wrapping the same handle would double-register it; build the subclass view directly.
-  Object.setPrototypeOf(probe, IncompleteHeap.prototype);
-  return probe;
-}

@@ -1,37 +1,10 @@
 /** Readers shared by every receive-stream kind (plain and chunk streams). */
 import { native } from "../../ffi/mod.ts";
 import { check, checkInteger, checkOptions } from "../errors.ts";
-import { ownerOf } from "../send/buffer.ts";
+import { ownerOf } from "../send/buffer_owners.ts";
+import type { UdpReaderInfo, UdpReaderOptions } from "./reader_options.ts";
 
-/** Options of {@link Stream.addUdpReader}; defaults are spead2's. */
-export interface UdpReaderOptions {
-  /** Local address to bind (IPv4/IPv6 literal); default all IPv4 interfaces. Multicast groups are joined. */
-  bindHostname?: string;
-  /** Largest datagram accepted (default 9200); longer ones are dropped and counted. */
-  maxSize?: number;
-  /** Socket receive buffer to ask for (default 8 MiB; the kernel may cap it at rmem_max). */
-  bufferSize?: number;
-  /** IPv4 interface address for multicast (or the bind address with 0.0.0.0). */
-  interfaceAddress?: string;
-  /** IPv6 interface index for multicast. */
-  interfaceIndex?: number;
-}
-
-/** What the UDP reader got from the kernel. */
-export interface UdpReaderInfo {
-  /** The bound port (useful with port 0). */
-  readonly port: number;
-  /** SO_RCVBUF as the kernel reports it. */
-  readonly bufferSize: number;
-  /** Whether UDP GRO is enabled on the socket. */
-  readonly gro: boolean;
-  /**
-   * Whether the buffer went past `net.core.rmem_max` (SO_RCVBUFFORCE, allowed
-   * with CAP_NET_ADMIN). Without that right the kernel caps it silently;
-   * compare `bufferSize` (which Linux reports doubled) with what was asked.
-   */
-  readonly bufferForced: boolean;
-}
+export type { UdpReaderInfo, UdpReaderOptions } from "./reader_options.ts";
 
 /**
  * Feeds `bytes` (concatenated packets) to a stream; it stops at the end. A

@@ -9,11 +9,12 @@ import { check, checkInstance, checkInteger, Empty, SpeadError, Stopped } from "
 import { statsReader } from "../native_stats.ts";
 import { type NativeParts, streamFinalizer } from "../lifetime.ts";
 import { ThreadPool } from "../thread_pool.ts";
-import { configRecord, RingStreamConfig, StreamConfig } from "./config.ts";
-import { type Heap, wrapHeap } from "./heap.ts";
+import { RingStreamConfig, StreamConfig } from "./config.ts";
+import { configRecord } from "./config_record.ts";
+import type { Heap } from "./heap.ts";
+import { wrapHeap } from "./heap_wrap.ts";
 import { addBufferReaderTo, addUdpReaderTo, type UdpReaderInfo, type UdpReaderOptions } from "./readers.ts";
 
-export type { UdpReaderInfo, UdpReaderOptions } from "./readers.ts";
 
 /** Most heaps one getBatch call takes (the native pop_batch limit). */
 const POP_BATCH_MAX = 4096;

@@ -8,6 +8,7 @@
 import { native } from "../../ffi/mod.ts";
 import { check, SpeadError } from "../errors.ts";
 import { reclaimedByGc } from "../lifetime.ts";
+import { owners } from "./buffer_owners.ts";
 
 /** Options of {@link allocateBuffer}. */
 export interface BufferOptions {
@@ -20,8 +21,6 @@ export interface BufferOptions {
   preferHuge?: boolean;
 }
 
-/** Maps a buffer's ArrayBuffer to its owner, so sends can pin it while in flight. */
-const owners = new WeakMap<ArrayBufferLike, NativeBuffer>();
 
 const finalizer = new FinalizationRegistry<number>((handle) => {
   native.symbols.spead_buffer_free(handle);
@@ -109,9 +108,4 @@ export class NativeBuffer implements Disposable {
 /** Allocates a pre-faulted native buffer of `size` bytes for sending. */
 export function allocateBuffer(size: number, options: BufferOptions = {}): NativeBuffer {
   return new NativeBuffer(size, options);
-}
-
-/** @internal The NativeBuffer a view belongs to, if any. */
-export function ownerOf(view: Uint8Array): NativeBuffer | undefined {
-  return owners.get(view.buffer);
 }

@@ -11,7 +11,7 @@ import type { Heap } from "./heap.ts";
 import type { PreparedTable } from "./item_table.ts";
 
 /** Heap records of a group, cached with its item table (`HeapRecord`s, ffi/abi.gen.ts). */
-export interface PreparedGroup {
+interface PreparedGroup {
   table: PreparedTable;
   records: BigUint64Array;
 }

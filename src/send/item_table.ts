@@ -26,7 +26,8 @@
 import { native } from "../../ffi/mod.ts";
 import { SpeadError } from "../errors.ts";
 import type { Heap } from "./heap.ts";
-import { allocateBuffer, type NativeBuffer, ownerOf } from "./buffer.ts";
+import { allocateBuffer, type NativeBuffer } from "./buffer.ts";
+import { ownerOf } from "./buffer_owners.ts";
 
 /** Synchronous tables: items at most this long are copied into the internal stage. */
 const STAGE_MAX = 4096;

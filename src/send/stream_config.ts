@@ -72,31 +72,3 @@ export class StreamConfig {
     if (!(this.burstRateRatio >= 1)) throw bad(`burstRateRatio ${this.burstRateRatio} must be >= 1`);
   }
 }
-
-/** spead2's heap cnt sequence: next/step, masked to the flavour's address bits. */
-export class CntSequence {
-  #next = 1n;
-  #step = 1n;
-
-  set(next: bigint | number, step: bigint | number): void {
-    const s = BigInt(step);
-    const n = BigInt(next);
-    if (s === 0n) throw new SpeadError("invalid_argument", "cnt sequence step must not be 0");
-    if (n < 0n || s < 0n) throw new SpeadError("invalid_argument", "cnt sequence values must be >= 0");
-    this.#next = n;
-    this.#step = s;
-  }
-
-  /** Returns the cnt to use: the explicit one (not advancing the sequence) or the next in sequence. */
-  take(explicit: bigint | number | undefined, heapAddressBits: number): bigint {
-    const mask = (1n << BigInt(heapAddressBits)) - 1n;
-    if (explicit !== undefined && BigInt(explicit) >= 0n) {
-      const cnt = BigInt(explicit);
-      if (cnt > mask) throw new SpeadError("invalid_cnt", `heap cnt ${cnt} does not fit ${heapAddressBits} bits`);
-      return cnt;
-    }
-    const cnt = this.#next & mask;
-    this.#next = (this.#next + this.#step) & mask;
-    return cnt;
-  }
-}

@@ -1,0 +1,61 @@
+/** Heap encoding in one native call (send.BytesStream), and the cnt word both encoders pass. */
+import { native } from "../../ffi/mod.ts";
+import { check, SpeadError } from "../errors.ts";
+import type { Heap } from "./heap.ts";
+import { buildItemTable, type ItemTable, unpinItemTable } from "./item_table.ts";
+
+/** The heap cnt as the one-word array the encoders take; refuses a cnt wider than the flavour. */
+export function cntWord(cnt: bigint | number, heapAddressBits: number): BigUint64Array {
+  const v = BigInt(cnt);
+  if (v < 0n || v >= 1n << BigInt(heapAddressBits)) {
+    throw new SpeadError("invalid_cnt", `heap cnt ${v} does not fit ${heapAddressBits} bits`);
+  }
+  return BigUint64Array.of(v);
+}
+
+/** Encodes one heap into its concatenated packets in a single native call. */
+export function encodeHeap(heap: Heap, cnt: bigint, maxPacketSize: number): Uint8Array {
+  const table = buildItemTable(heap, true);
+  try {
+    return encodeTable(heap, table, cnt, maxPacketSize);
+  } finally {
+    unpinItemTable(table);
+  }
+}
+
+function encodeTable(heap: Heap, table: ItemTable, cnt: bigint, maxPacketSize: number): Uint8Array {
+  const f = heap.flavour;
+  const sizeOut = new BigUint64Array(2);
+  check(
+    native.symbols.spead_heap_encoded_size(
+      table.words,
+      table.count,
+      f.heapAddressBits,
+      maxPacketSize,
+      heap.repeatPointers ? 1 : 0,
+      sizeOut,
+    ),
+    "encode heap (size)",
+  );
+  const total = Number(sizeOut[0]);
+  if (total > 0xffff_ffff) throw new SpeadError("capacity_exceeded", `encoded heap of ${total} bytes exceeds 4 GiB`);
+  const out = new Uint8Array(total);
+  const lenOut = new Uint32Array(1);
+  check(
+    native.symbols.spead_heap_encode(
+      table.words,
+      table.count,
+      f.heapAddressBits,
+      f.bugCompat,
+      cntWord(cnt, f.heapAddressBits),
+      maxPacketSize,
+      heap.repeatPointers ? 1 : 0,
+      out,
+      total,
+      lenOut,
+    ),
+    "encode heap",
+  );
+  void table.keepAlive;
+  return lenOut[0] === total ? out : out.subarray(0, lenOut[0]);
+}
