@@ -13,7 +13,7 @@
  * the stream is writing or has freed.
  */
 import { native } from "../../ffi/mod.ts";
-import { check, Empty, SpeadError, Stopped } from "../errors.ts";
+import { check, checkInteger, Empty, SpeadError, Stopped } from "../errors.ts";
 import { statsReader } from "../native_stats.ts";
 import type { ThreadPool } from "../thread_pool.ts";
 import { RingStreamConfig, StreamConfig } from "./config.ts";
@@ -28,13 +28,6 @@ const INFO_WORDS = 8;
 
 /** An item ID, as a number or a bigint. */
 export type ItemId = number | bigint;
-
-function checkInt(name: string, v: number, min: number, max: number): number {
-  if (!Number.isSafeInteger(v) || v < min || v > max) {
-    throw new SpeadError("invalid_argument", `${name} = ${v} must be an integer in [${min}, ${max}]`);
-  }
-  return v;
-}
 
 function checkBig(name: string, v: number | bigint, min: bigint, max: bigint): bigint {
   if (typeof v === "number" && !Number.isSafeInteger(v)) {
@@ -99,9 +92,9 @@ export class Chunk implements Disposable {
 
   /** A chunk of `options`' sizes, in pre-faulted native memory. */
   constructor(options: ChunkOptions) {
-    const data = checkInt("data", options.data, 1, 2 ** 40);
-    const present = checkInt("present", options.present, 1, 2 ** 40);
-    const extra = checkInt("extra", options.extra ?? 0, 0, 2 ** 40);
+    const data = checkInteger("data", options.data, 1, 2 ** 40);
+    const present = checkInteger("present", options.present, 1, 2 ** 40);
+    const extra = checkInteger("extra", options.extra ?? 0, 0, 2 ** 40);
     if (Chunk.#adopting !== 0) {
       this.#handle = Chunk.#adopting;
       chunkFinalizer.register(this, this.#handle, this.#token);
@@ -279,7 +272,7 @@ export class ChunkRingbuffer implements AsyncIterable<Chunk>, Iterable<Chunk>, D
 
   /** A ring holding at most `maxSize` chunks (1..65536). */
   constructor(maxSize: number) {
-    checkInt("maxSize", maxSize, 1, 65536);
+    checkInteger("maxSize", maxSize, 1, 65536);
     const out = new Uint32Array(1);
     check(native.symbols.spead_chunk_ring_create(maxSize, out), "ChunkRingbuffer");
     this.#handle = out[0];
@@ -492,16 +485,16 @@ export class PlaceRule {
       }
       return i;
     };
-    const heapBytes = checkInt("heapBytes", options.heapBytes, 1, 2 ** 40);
-    const heapLength = checkInt("heapLength", options.heapLength ?? heapBytes, 0, heapBytes);
+    const heapBytes = checkInteger("heapBytes", options.heapBytes, 1, 2 ** 40);
+    const heapLength = checkInteger("heapLength", options.heapLength ?? heapBytes, 0, heapBytes);
     const ts = options.timestamp;
     const timeItem = indexOf(ts.item, "timestamp.item");
     const step = checkBig("timestamp.step", ts.step, 1n, U64_MAX);
-    const timeHeaps = checkInt("timestamp.heaps", ts.heaps, 1, 2 ** 40);
+    const timeHeaps = checkInteger("timestamp.heaps", ts.heaps, 1, 2 ** 40);
     const axes = (options.axes ?? []).map((a, i) => ({
       item: indexOf(a.item, `axes[${i}].item`),
-      count: checkInt(`axes[${i}].count`, a.count, 1, 2 ** 40),
-      stride: a.stride === undefined ? undefined : checkInt(`axes[${i}].stride`, a.stride, 0, Number.MAX_SAFE_INTEGER),
+      count: checkInteger(`axes[${i}].count`, a.count, 1, 2 ** 40),
+      stride: a.stride === undefined ? undefined : checkInteger(`axes[${i}].stride`, a.stride, 0, Number.MAX_SAFE_INTEGER),
     }));
     // Row-major defaults: the last axis varies fastest, time slowest.
     let next = 1;
@@ -510,15 +503,15 @@ export class PlaceRule {
       strides[i] = axes[i].stride ?? next;
       next = strides[i] * axes[i].count;
     }
-    const timeStride = ts.stride === undefined ? next : checkInt("timestamp.stride", ts.stride, 0, Number.MAX_SAFE_INTEGER);
+    const timeStride = ts.stride === undefined ? next : checkInteger("timestamp.stride", ts.stride, 0, Number.MAX_SAFE_INTEGER);
     const extra = options.extra;
-    const heapExtra = extra ? checkInt("extra.bytesPerHeap", extra.bytesPerHeap, 0, 2 ** 20) : 0;
+    const heapExtra = extra ? checkInteger("extra.bytesPerHeap", extra.bytesPerHeap, 0, 2 ** 20) : 0;
     const fields = (extra?.fields ?? []).map((f, i) => ({
       item: indexOf(f.item, `extra.fields[${i}].item`),
-      offset: checkInt(`extra.fields[${i}].offset`, f.offset, 0, 2 ** 20),
-      width: checkInt(`extra.fields[${i}].width`, f.width, 1, 8),
+      offset: checkInteger(`extra.fields[${i}].offset`, f.offset, 0, 2 ** 20),
+      width: checkInteger(`extra.fields[${i}].width`, f.width, 1, 8),
     }));
-    const heapsDeclared = checkInt("heapsPerChunk", options.heapsPerChunk ?? 0, 0, 2 ** 40);
+    const heapsDeclared = checkInteger("heapsPerChunk", options.heapsPerChunk ?? 0, 0, 2 ** 40);
     const w: bigint[] = [BigInt(items.length), ...items];
     w.push(BigInt(heapBytes), BigInt(heapLength), BigInt(timeItem), step, BigInt(timeHeaps), BigInt(timeStride));
     w.push(BigInt(axes.length));
@@ -620,17 +613,17 @@ export class ChunkStreamConfig {
       throw new SpeadError("invalid_argument", "ChunkStreamConfig: place must be a PlaceRule or a PlaceFunction");
     }
     this.place = place;
-    this.maxChunks = checkInt("maxChunks", options.maxChunks ?? ChunkStreamConfig.DEFAULT_MAX_CHUNKS, 1, 65536);
+    this.maxChunks = checkInteger("maxChunks", options.maxChunks ?? ChunkStreamConfig.DEFAULT_MAX_CHUNKS, 1, 65536);
     if (place instanceof PlaceRule) {
       if (options.items !== undefined) {
         throw new SpeadError("invalid_argument", "ChunkStreamConfig: items come from the PlaceRule; do not pass them too");
       }
       this.items = place.items;
-      this.maxHeapExtra = checkInt("maxHeapExtra", options.maxHeapExtra ?? place.heapExtra, place.heapExtra, 2 ** 20);
+      this.maxHeapExtra = checkInteger("maxHeapExtra", options.maxHeapExtra ?? place.heapExtra, place.heapExtra, 2 ** 20);
     } else {
       this.items = (options.items ?? []).map((id, i) => checkBig(`items[${i}]`, id, 0n, (1n << 56n) - 1n));
       if (this.items.length > 64) throw new SpeadError("invalid_argument", "ChunkStreamConfig: at most 64 items");
-      this.maxHeapExtra = checkInt("maxHeapExtra", options.maxHeapExtra ?? 0, 0, 2 ** 20);
+      this.maxHeapExtra = checkInteger("maxHeapExtra", options.maxHeapExtra ?? 0, 0, 2 ** 20);
     }
   }
 
@@ -845,7 +838,7 @@ export class ChunkStreamGroupConfig {
 
   /** Checks the options; throws `invalid_argument` naming a bad field. */
   constructor(options: ChunkStreamGroupConfigOptions = {}) {
-    this.maxChunks = checkInt("maxChunks", options.maxChunks ?? ChunkStreamGroupConfig.DEFAULT_MAX_CHUNKS, 1, 65536);
+    this.maxChunks = checkInteger("maxChunks", options.maxChunks ?? ChunkStreamGroupConfig.DEFAULT_MAX_CHUNKS, 1, 65536);
     const mode = options.evictionMode ?? EvictionMode.LOSSY;
     if (mode !== EvictionMode.LOSSY && mode !== EvictionMode.LOSSLESS) {
       throw new SpeadError("invalid_argument", `evictionMode must be EvictionMode.LOSSY or LOSSLESS, not ${mode}`);
