@@ -98,5 +98,5 @@ console.log("|---|---|---|---|---|---|");
 for (const r of rows) console.log(r);
 if (!haveSpead2) {
   console.log("");
-  console.log("spead2 column skipped: build spead2 with its examples (meson setup build -Dexamples=true; ninja -C build) and pass --spead2-build DIR or set SPEAD2_BUILD.");
+  console.log("spead2 column skipped: build spead2 with its examples, which meson builds by default (meson setup build -Dbuildtype=release; ninja -C build) and pass --spead2-build DIR or set SPEAD2_BUILD.");
 }

@@ -16,7 +16,7 @@
  *   bun bench/send.ts [--runs N] [--only SUBSTRING] [--spead2-build DIR]
  *
  * spead2's C++ build is found through --spead2-build or $SPEAD2_BUILD; without
- * it only our columns are filled (shared/peer/README.md says how to build it).
+ * it only our columns are filled (the skip message says how to build it).
  * bench/vs-spead2.ts has the same senders among issue #10's other measures.
  * Not a test.
  */
@@ -109,8 +109,9 @@ if (!haveCpp) {
       : "SPEAD2_BUILD is not set (nor --spead2-build): the spead2 column is skipped.",
   );
   console.error(
-    "Build spead2's C++ programs as shared/peer/README.md says (fetch ska-sa/spead2, then " +
-      "`bash shared/peer/build-spead2.sh DIR`), then run with SPEAD2_BUILD=<build dir>.",
+    "Build spead2's C++ programs from https://github.com/ska-sa/spead2 in release mode with its " +
+      "tools and examples (meson setup build -Dbuildtype=release -Dtools=enabled; " +
+      "ninja -C build), then run with SPEAD2_BUILD=<build dir>.",
   );
 }
 

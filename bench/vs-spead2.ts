@@ -10,8 +10,8 @@
  *
  * Options:
  *   --spead2-build DIR  spead2's meson build directory (default: $SPEAD2_BUILD);
- *                       without it the spead2 column is skipped (how to build:
- *                       ../shared/peer/README.md in the project notes, or see `needSpead2` below)
+ *                       without it the spead2 column is skipped (see
+ *                       `needSpead2` below for how to build it)
  *   --only a,b,...      measures to run: cpu, unlimited, lossless, mem, pair, send, faults (default all)
  *   --quick             fewer heaps and runs (a smoke run, about 2 minutes)
  *   --runs N            runs per figure (default 3, quick 1)
