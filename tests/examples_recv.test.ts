@@ -164,7 +164,7 @@ describe("tutorial receivers as processes, spead2 stand-in sender on 127.0.0.1",
   test("tut_7_recv_power: exact power of each int8(i)-filled heap, then 'Received N heaps'", async () => {
     const n = 30;
     const { rx, tx } = await pair("tut_7_recv_power.ts", (p) => [String(p)], (p) =>
-      startSender(["-n", String(n), "-p", "8972", "--rate", "300e6", "127.0.0.1", String(p)]));
+      startSender(["-n", String(n), "-p", "8972", "--rate", "150e6", "127.0.0.1", String(p)]));
     expect(tx.code).toBe(0);
     expect(tx.stdout).toMatch(/^\d+\.\d\d MB\/s\n$/);
     expect(rx.timedOut).toBe(false);
@@ -181,7 +181,7 @@ describe("tutorial receivers as processes, spead2 stand-in sender on 127.0.0.1",
     const n = 300; // i = 128..299 wrap to negative int8 values
     const h = 65536;
     const { rx, tx } = await pair("tut_9_recv_memory_pool.ts", (p) => ["-H", String(h), String(p)], (p) =>
-      startSender(["-n", String(n), "-H", String(h), "--rate", "200e6", "127.0.0.1", String(p)]));
+      startSender(["-n", String(n), "-H", String(h), "--rate", "100e6", "127.0.0.1", String(p)]));
     expect(tx.code).toBe(0);
     expect(rx.timedOut).toBe(false);
     expect(rx.code).toBe(0);
