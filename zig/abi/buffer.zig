@@ -38,12 +38,7 @@ pub fn alloc(size_lo: u32, size_hi: u32, flags: u32, out: ?[*]u64) Error!void {
 }
 
 pub fn free(handle: u32) Error!void {
-    retain_guard.lock();
-    const buffer = buffer_table.remove(handle) catch |err| {
-        retain_guard.unlock();
-        return err;
-    };
-    retain_guard.unlock();
+    const buffer = try buffer_table.removeUnder(&retain_guard, handle);
     buffer.destroy(allocator);
 }
 

@@ -113,12 +113,7 @@ fn acquireRing(handle: u32) Error!*Ring {
 }
 
 pub fn destroyRing(handle: u32) Error!void {
-    rings_guard.lock();
-    const ring = ring_table.remove(handle) catch |err| {
-        rings_guard.unlock();
-        return err;
-    };
-    rings_guard.unlock();
+    const ring = try ring_table.removeUnder(&rings_guard, handle);
     // Nobody can serve it from JS any more: stop it, so no reader waits on it.
     ring.setNotify(null);
     ring.stop();
@@ -342,12 +337,7 @@ pub fn groupStop(handle: u32) Error!void {
 }
 
 pub fn groupDestroy(handle: u32) Error!void {
-    groups_guard.lock();
-    const group = group_table.remove(handle) catch |err| {
-        groups_guard.unlock();
-        return err;
-    };
-    groups_guard.unlock();
+    const group = try group_table.removeUnder(&groups_guard, handle);
     group.stop();
     group.release();
 }

@@ -1,5 +1,5 @@
-//! C ABI for issue #4 (docs/ABI.md "UDP receiver and memory pools"): memory
-//! pools for heap payloads and the UDP reader of a receive stream.
+//! C ABI of memory pools and UDP readers (docs/ABI.md "UDP receiver and memory
+//! pools"): memory pools for heap payloads and the UDP reader of a receive stream.
 const std = @import("std");
 const assert = std.debug.assert;
 const status = @import("../core/status.zig");
@@ -58,12 +58,7 @@ pub fn createPool(config_in: ?*const MemoryPoolConfig, out_handle: ?*u32) Error!
 }
 
 pub fn destroyPool(handle: u32) Error!void {
-    pools_guard.lock();
-    const pool = pool_table.remove(handle) catch |err| {
-        pools_guard.unlock();
-        return err;
-    };
-    pools_guard.unlock();
+    const pool = try pool_table.removeUnder(&pools_guard, handle);
     pool.destroy();
 }
 

@@ -49,6 +49,15 @@ pub fn Table(comptime T: type, comptime capacity: u32) type {
             return self.entries[index].?;
         }
 
+        /// `remove` while holding `guard` (the lock an export file pairs with
+        /// its lookups that take a reference), released before returning so
+        /// the caller can stop and free the object outside it.
+        pub fn removeUnder(self: *Self, guard: *std.Thread.Mutex, handle: u32) Error!*T {
+            guard.lock();
+            defer guard.unlock();
+            return self.remove(handle);
+        }
+
         /// Removes a live handle and returns its object; the handle becomes stale.
         pub fn remove(self: *Self, handle: u32) Error!*T {
             self.mutex.lock();
