@@ -8,7 +8,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { native } from "../ffi/mod.ts";
-import { Flavour, recv, send } from "../mod.ts";
+import { Descriptor, Flavour, recv, send } from "../mod.ts";
 import { buildItemTable } from "../src/send/item_table.ts";
 
 const S = native.symbols;
@@ -89,6 +89,15 @@ const flavour = new Flavour();
   }
   rows.push(["heap pop incl. reassembly (blocking pop)", `${median(popTimes).toFixed(1)} ns`]);
   rows.push(["heap release (spead_recv_heap_release)", `${median(times).toFixed(1)} ns`]);
+}
+
+// Exports that take or return records: descriptor encode/decode, native buffers.
+{
+  const d = new Descriptor({ id: 0x1600, name: "timestamp", description: "Index of the first sample", shape: [], format: [["u", 48]] });
+  const raw = d.toRaw(flavour);
+  rows.push(["descriptor encode (Descriptor.toRaw)", `${nsPerCall(50_000, () => d.toRaw(flavour)).toFixed(1)} ns`]);
+  rows.push(["descriptor decode (Descriptor.fromRaw)", `${nsPerCall(50_000, () => Descriptor.fromRaw(raw, flavour)).toFixed(1)} ns`]);
+  rows.push(["native buffer 4 KiB alloc + release (send.allocateBuffer)", `${nsPerCall(20_000, () => send.allocateBuffer(4096).release()).toFixed(1)} ns`]);
 }
 
 // 1 MiB heaps: encode and decode throughput in memory.
