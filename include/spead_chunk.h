@@ -29,9 +29,9 @@ typedef struct spead_chunk_place_data {
     size_t heap_index;       /* output: the heap's byte in chunk.present */
     size_t heap_offset;      /* output: byte offset of the heap's payload in chunk.data */
     uint64_t *batch_stats;   /* NULL: custom statistics are not supported */
-    uint8_t *extra;          /* scratch of max_heap_extra bytes to copy into chunk.extra (NULL if 0) */
+    uint8_t *extra;          /* scratch of heap_extra_max bytes (spead2: max_heap_extra) to copy into chunk.extra (NULL if 0) */
     size_t extra_offset;     /* output: where in chunk.extra to copy extra */
-    size_t extra_size;       /* output: how many bytes of extra to copy (<= max_heap_extra) */
+    size_t extra_size;       /* output: how many bytes of extra to copy (<= heap_extra_max) */
 } spead_chunk_place_data;
 
 /* Placements outside the chunk (heap_offset + heap length > data size,

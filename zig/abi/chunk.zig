@@ -181,7 +181,7 @@ pub fn ringSize(handle: u32, out: ?[*]u32) Error!void {
 // ---------------------------------------------------------------------------
 // Chunk streams
 
-/// The chunk config words: [max_chunks, max_heap_extra, placer, ...] then for
+/// The chunk config words: [chunks_max, heap_extra_max, placer, ...] then for
 /// placer 0 the rule words (`PlaceRule.fromWords`), for placer 1
 /// [function address, n_items, item ids...].
 pub const ParsedConfig = struct {
@@ -195,8 +195,8 @@ fn parseChunkConfig(words_ptr: ?[*]const u64, n_words: u32) Error!ParsedConfig {
     const words = p[0..n_words];
     var parsed: ParsedConfig = .{ .config = .{ .placer = undefined }, .items = undefined };
     if (words[0] == 0 or words[0] > 1 << 16 or words[1] > 1 << 20) return error.InvalidArgument;
-    parsed.config.max_chunks = @intCast(words[0]);
-    parsed.config.max_heap_extra = @intCast(words[1]);
+    parsed.config.chunks_max = @intCast(words[0]);
+    parsed.config.heap_extra_max = @intCast(words[1]);
     var n_items: usize = 0;
     switch (words[2]) {
         placer_rule => {
@@ -294,14 +294,14 @@ fn acquireGroup(handle: u32) Error!*chunk_group.Group {
     return group;
 }
 
-pub fn createGroup(max_chunks: u32, eviction_mode: u32, data_ring_handle: u32, free_ring_handle: u32, out_handle: ?*u32) Error!void {
+pub fn createGroup(chunks_max: u32, eviction_mode: u32, data_ring_handle: u32, free_ring_handle: u32, out_handle: ?*u32) Error!void {
     const out = out_handle orelse return error.InvalidArgument;
     if (eviction_mode > 1) return error.InvalidArgument;
     const data_ring = try acquireRing(data_ring_handle);
     defer data_ring.release();
     const free_ring = try acquireRing(free_ring_handle);
     defer free_ring.release();
-    const group = try chunk_group.Group.create(allocator, .{ .max_chunks = max_chunks, .eviction_mode = @enumFromInt(eviction_mode) }, data_ring, free_ring);
+    const group = try chunk_group.Group.create(allocator, .{ .chunks_max = chunks_max, .eviction_mode = @enumFromInt(eviction_mode) }, data_ring, free_ring);
     errdefer {
         group.stop();
         group.release();

@@ -66,7 +66,7 @@ pub fn parseConfig(c: *const RecvStreamConfig) Error!recv_stream.Config {
     const heap_length_max: u64 = if (c.heap_length_max_mib == 0) reassembly.heap_length_max_default else @as(u64, c.heap_length_max_mib) << 20;
     const config: recv_stream.Config = .{
         .reassembly = .{
-            .max_heaps = c.heaps_max,
+            .heaps_max = c.heaps_max,
             .substreams = c.substreams,
             .bug_compat = @intCast(c.bug_compat),
             .allow_out_of_order = try flag(c.allow_out_of_order),

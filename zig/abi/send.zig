@@ -101,7 +101,7 @@ pub fn heapEncodedSize(
     items: ?[*]const u64,
     n_items: u32,
     heap_address_bits: u32,
-    max_packet_size: u32,
+    packet_size_max: u32,
     repeat_pointers: u32,
     out: ?[*]u64,
 ) Error!void {
@@ -109,7 +109,7 @@ pub fn heapEncodedSize(
     const table = try itemTable(items, n_items);
     const repeat = try flag(repeat_pointers);
     const result = try wordsOut(out, 2);
-    const gen = try send_heap.Packetiser.init(table, f, 0, max_packet_size, repeat);
+    const gen = try send_heap.Packetiser.init(table, f, 0, packet_size_max, repeat);
     const totals = gen.totals();
     result[0] = totals.bytes;
     result[1] = totals.packets;
@@ -121,7 +121,7 @@ pub fn heapEncode(
     heap_address_bits: u32,
     bug_compat: u32,
     cnt_in: ?*const u64,
-    max_packet_size: u32,
+    packet_size_max: u32,
     repeat_pointers: u32,
     out: ?[*]u8,
     cap: u32,
@@ -132,7 +132,7 @@ pub fn heapEncode(
     const cnt = try u64In(cnt_in);
     const repeat = try flag(repeat_pointers);
     const len = try u32Out(out_len);
-    var gen = try send_heap.Packetiser.init(table, f, cnt, max_packet_size, repeat);
+    var gen = try send_heap.Packetiser.init(table, f, cnt, packet_size_max, repeat);
     const totals = gen.totals();
     if (totals.bytes > cap) {
         len.* = clampU32(totals.bytes);
@@ -166,7 +166,7 @@ pub fn packetGenCreate(
     heap_address_bits: u32,
     bug_compat: u32,
     cnt_in: ?*const u64,
-    max_packet_size: u32,
+    packet_size_max: u32,
     repeat_pointers: u32,
     out_handle: ?*u32,
 ) Error!void {
@@ -176,7 +176,7 @@ pub fn packetGenCreate(
     const repeat = try flag(repeat_pointers);
     const handle_out = try u32Out(out_handle);
     // Validate against the JS table before copying anything.
-    _ = try send_heap.Packetiser.init(table, f, cnt, max_packet_size, repeat);
+    _ = try send_heap.Packetiser.init(table, f, cnt, packet_size_max, repeat);
 
     const gen = allocator.create(PacketGen) catch return error.OutOfMemory;
     errdefer allocator.destroy(gen);
@@ -184,7 +184,7 @@ pub fn packetGenCreate(
     errdefer allocator.free(copy);
     gen.* = .{
         .items = copy,
-        .packetiser = send_heap.Packetiser.init(copy, f, cnt, max_packet_size, repeat) catch unreachable,
+        .packetiser = send_heap.Packetiser.init(copy, f, cnt, packet_size_max, repeat) catch unreachable,
     };
     handle_out.* = try packet_gens.insert(gen);
 }

@@ -47,7 +47,7 @@ pub fn createPool(config_in: ?*const MemoryPoolConfig, out_handle: ?*u32) Error!
     const config: memory_pool.Config = .{
         .lower = c.lower,
         .upper = c.upper,
-        .max_free = c.free_max,
+        .free_max = c.free_max,
         .initial = c.initial,
         .low_water = c.low_water,
         .flags = c.flags,
@@ -112,12 +112,12 @@ fn parseAddress(text: []const u8, port: u16) Error!std.net.Address {
 /// an empty address binds 0.0.0.0; the interface is an IPv4 address for IPv4
 /// (a multicast join, or the unicast address to bind when the address is
 /// unspecified) or a decimal interface index for IPv6 multicast.
-fn udpOptions(address_text: []const u8, port: u32, max_size: u32, buffer_size: u32, interface_text: []const u8) Error!udp_recv.Options {
+fn udpOptions(address_text: []const u8, port: u32, packet_size_max: u32, buffer_size: u32, interface_text: []const u8) Error!udp_recv.Options {
     if (port > std.math.maxInt(u16)) return error.InvalidArgument;
     const port16: u16 = @intCast(port);
     var options: udp_recv.Options = .{
         .address = try parseAddress(if (address_text.len == 0) "0.0.0.0" else address_text, port16),
-        .max_size = if (max_size == 0) udp_recv.max_size_default else max_size,
+        .packet_size_max = if (packet_size_max == 0) udp_recv.packet_size_max_default else packet_size_max,
         .buffer_size = if (buffer_size == 0) udp_recv.buffer_size_default else buffer_size,
     };
     if (interface_text.len == 0) return options;
@@ -148,7 +148,7 @@ pub fn addUdpReader(
     address: ?[*]const u8,
     address_len: u32,
     port: u32,
-    max_size: u32,
+    packet_size_max: u32,
     buffer_size: u32,
     interface: ?[*]const u8,
     interface_len: u32,
@@ -157,7 +157,7 @@ pub fn addUdpReader(
     const options = try udpOptions(
         try stringArg(address, address_len),
         port,
-        max_size,
+        packet_size_max,
         buffer_size,
         try stringArg(interface, interface_len),
     );
@@ -272,7 +272,7 @@ test "exports: UDP reader on a pooled stream; pool outlives stream and handle" {
 test "udp options follow spead2's overloads" {
     const any = try udpOptions("", 9000, 0, 0, "");
     try testing.expectEqual(@as(u16, 9000), any.address.getPort());
-    try testing.expectEqual(@as(u32, udp_recv.max_size_default), any.max_size);
+    try testing.expectEqual(@as(u32, udp_recv.packet_size_max_default), any.packet_size_max);
     try testing.expectEqual(@as(u32, udp_recv.buffer_size_default), any.buffer_size);
     const bound = try udpOptions("0.0.0.0", 9000, 1500, 1 << 20, "127.0.0.1");
     try testing.expect(bound.address.eql(try std.net.Address.parseIp("127.0.0.1", 9000)));

@@ -25,7 +25,7 @@ const udp_send = if (supported) @import("../send/udp.zig") else struct {};
 
 const allocator = std.heap.c_allocator;
 
-pub const streams_max: u32 = 256;
+pub const streams_capacity: u32 = 256;
 /// Heaps in one group (one `send` call).
 pub const group_heaps_max: u32 = 4096;
 pub const cnt_auto: u64 = std.math.maxInt(u64);
@@ -35,7 +35,7 @@ const destroy_wait_ms = 10_000;
 
 const Stream = if (supported) udp_send.Stream else void;
 
-const StreamLeases = handles.LeaseTable(if (supported) udp_send.Stream else u8, streams_max);
+const StreamLeases = handles.LeaseTable(if (supported) udp_send.Stream else u8, streams_capacity);
 var streams: StreamLeases = .{};
 
 // ---------------------------------------------------------------------------
@@ -250,7 +250,7 @@ pub fn stop(handle: u32) Error!void {
 /// zig/abi/lifecycle.zig); the streams stay valid until destroyed.
 pub fn stopAll() void {
     if (!supported) return;
-    var live: [streams_max]u32 = undefined;
+    var live: [streams_capacity]u32 = undefined;
     const n = streams.liveHandles(&live);
     for (live[0..n]) |h| stop(h) catch {}; // destroyed meanwhile: nothing to stop
 }

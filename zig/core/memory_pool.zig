@@ -4,7 +4,7 @@
 //!   sizes bypass it and go straight to the system;
 //! * `initial` buffers are allocated and prefaulted up front;
 //! * a freed pool buffer returns to the pool while it holds fewer than
-//!   `max_free`, else it is released;
+//!   `free_max`, else it is released;
 //! * an empty pool allocates a new buffer and counts a miss (spead2 warns);
 //! * with `low_water > 0` a background thread refills the pool up to `initial`
 //!   whenever a take leaves fewer than `low_water` buffers;
@@ -41,7 +41,7 @@ const flags_known: u64 = flag_prefer_huge | flag_warn_on_empty;
 pub const Config = struct {
     lower: u64,
     upper: u64,
-    max_free: u64,
+    free_max: u64,
     initial: u64,
     low_water: u64 = 0,
     /// `flag_prefer_huge`, `flag_warn_on_empty`.
@@ -59,8 +59,8 @@ pub const Config = struct {
         if (self.flags & ~flags_known != 0) return error.InvalidArgument;
         if (self.upper == 0 or self.upper > upper_limit) return error.InvalidArgument;
         if (self.lower > self.upper) return error.InvalidArgument;
-        if (self.max_free > free_max_limit) return error.InvalidArgument;
-        if (self.initial > self.max_free) return error.InvalidArgument;
+        if (self.free_max > free_max_limit) return error.InvalidArgument;
+        if (self.initial > self.free_max) return error.InvalidArgument;
         if (self.low_water > self.initial) return error.InvalidArgument;
     }
 };
@@ -294,7 +294,7 @@ pub const MemoryPool = struct {
         try config.validate();
         const self = allocator.create(MemoryPool) catch return error.OutOfMemory;
         errdefer allocator.destroy(self);
-        const free_list = allocator.alloc([]u8, @intCast(config.max_free)) catch return error.OutOfMemory;
+        const free_list = allocator.alloc([]u8, @intCast(config.free_max)) catch return error.OutOfMemory;
         errdefer allocator.free(free_list);
         self.* = .{ .allocator = allocator, .backing = backing, .config = config, .free_list = free_list };
         errdefer self.releaseFreeList();
@@ -545,8 +545,8 @@ pub const MemoryPool = struct {
 
 const testing = std.testing;
 
-test "pool reuse: upper-sized buffers come back; misses allocate; max_free bounds the pool" {
-    const pool = try MemoryPool.create(testing.allocator, testing.allocator, .{ .lower = 100, .upper = 1000, .max_free = 2, .initial = 2 });
+test "pool reuse: upper-sized buffers come back; misses allocate; free_max bounds the pool" {
+    const pool = try MemoryPool.create(testing.allocator, testing.allocator, .{ .lower = 100, .upper = 1000, .free_max = 2, .initial = 2 });
     defer pool.destroy();
     const pa = pool.payloadAllocator();
     const a = pa.alloc(500).?;
@@ -561,7 +561,7 @@ test "pool reuse: upper-sized buffers come back; misses allocate; max_free bound
     try testing.expectEqual(@as(u64, 3), pool.stat(.outstanding));
     pa.free(a);
     pa.free(b);
-    pa.free(c); // pool already holds max_free
+    pa.free(c); // pool already holds free_max
     try testing.expectEqual(@as(u64, 2), pool.stat(.returned));
     try testing.expectEqual(@as(u64, 1), pool.stat(.released));
     try testing.expectEqual(@as(u64, 2), pool.stat(.free));
@@ -572,7 +572,7 @@ test "pool reuse: upper-sized buffers come back; misses allocate; max_free bound
 }
 
 test "pool bypass for sizes outside [lower, upper]" {
-    const pool = try MemoryPool.create(testing.allocator, testing.allocator, .{ .lower = 100, .upper = 1000, .max_free = 4, .initial = 1 });
+    const pool = try MemoryPool.create(testing.allocator, testing.allocator, .{ .lower = 100, .upper = 1000, .free_max = 4, .initial = 1 });
     defer pool.destroy();
     const pa = pool.payloadAllocator();
     const small = pa.alloc(50).?;
@@ -589,7 +589,7 @@ test "pool bypass for sizes outside [lower, upper]" {
 }
 
 test "deferred destroy: the pool lives until its last buffer returns" {
-    const pool = try MemoryPool.create(testing.allocator, testing.allocator, .{ .lower = 0, .upper = 4096, .max_free = 4, .initial = 2 });
+    const pool = try MemoryPool.create(testing.allocator, testing.allocator, .{ .lower = 0, .upper = 4096, .free_max = 4, .initial = 2 });
     const pa = pool.payloadAllocator();
     const a = pa.alloc(10).?;
     const b = pa.alloc(9000).?; // bypass
@@ -603,7 +603,7 @@ test "deferred destroy: the pool lives until its last buffer returns" {
 }
 
 test "background refill up to initial when a take leaves fewer than low_water" {
-    const pool = try MemoryPool.create(testing.allocator, testing.allocator, .{ .lower = 0, .upper = 8192, .max_free = 8, .initial = 4, .low_water = 2 });
+    const pool = try MemoryPool.create(testing.allocator, testing.allocator, .{ .lower = 0, .upper = 8192, .free_max = 8, .initial = 4, .low_water = 2 });
     defer pool.destroy();
     const pa = pool.payloadAllocator();
     var taken: [3][]u8 = undefined;
@@ -620,7 +620,7 @@ test "background refill up to initial when a take leaves fewer than low_water" {
 }
 
 test "stopRefill joins the refill thread; the pool still serves and is destroyed after" {
-    const pool = try MemoryPool.create(testing.allocator, testing.allocator, .{ .lower = 0, .upper = 4096, .max_free = 4, .initial = 2, .low_water = 1 });
+    const pool = try MemoryPool.create(testing.allocator, testing.allocator, .{ .lower = 0, .upper = 4096, .free_max = 4, .initial = 2, .low_water = 1 });
     pool.stopRefill();
     try testing.expect(pool.refill_thread == null);
     pool.stopRefill();
@@ -631,17 +631,17 @@ test "stopRefill joins the refill thread; the pool still serves and is destroyed
 }
 
 test "config validation" {
-    try testing.expectError(error.InvalidArgument, (Config{ .lower = 10, .upper = 5, .max_free = 1, .initial = 1 }).validate());
-    try testing.expectError(error.InvalidArgument, (Config{ .lower = 0, .upper = 0, .max_free = 1, .initial = 1 }).validate());
-    try testing.expectError(error.InvalidArgument, (Config{ .lower = 0, .upper = 5, .max_free = 1, .initial = 2 }).validate());
-    try testing.expectError(error.InvalidArgument, (Config{ .lower = 0, .upper = 5, .max_free = 4, .initial = 2, .low_water = 3 }).validate());
-    try testing.expectError(error.InvalidArgument, (Config{ .lower = 0, .upper = 5, .max_free = 1 << 20, .initial = 2 }).validate());
+    try testing.expectError(error.InvalidArgument, (Config{ .lower = 10, .upper = 5, .free_max = 1, .initial = 1 }).validate());
+    try testing.expectError(error.InvalidArgument, (Config{ .lower = 0, .upper = 0, .free_max = 1, .initial = 1 }).validate());
+    try testing.expectError(error.InvalidArgument, (Config{ .lower = 0, .upper = 5, .free_max = 1, .initial = 2 }).validate());
+    try testing.expectError(error.InvalidArgument, (Config{ .lower = 0, .upper = 5, .free_max = 4, .initial = 2, .low_water = 3 }).validate());
+    try testing.expectError(error.InvalidArgument, (Config{ .lower = 0, .upper = 5, .free_max = 1 << 20, .initial = 2 }).validate());
 }
 
 test "heaps received through a stream use pool buffers and return them on release" {
     const recv_stream = @import("../recv/stream.zig");
     const packet_mod = @import("../recv/packet.zig");
-    const pool = try MemoryPool.create(testing.allocator, testing.allocator, .{ .lower = 16, .upper = 4096, .max_free = 8, .initial = 4 });
+    const pool = try MemoryPool.create(testing.allocator, testing.allocator, .{ .lower = 16, .upper = 4096, .free_max = 8, .initial = 4 });
     defer pool.destroy();
     try pool.retain();
     const stream = try recv_stream.Stream.create(testing.allocator, pool.payloadAllocator(), .{ .ring_heaps = 8 });
@@ -676,8 +676,8 @@ test "heaps received through a stream use pool buffers and return them on releas
 }
 
 test "config flags: unknown bits are refused" {
-    try (Config{ .lower = 0, .upper = 5, .max_free = 1, .initial = 1, .flags = flag_prefer_huge | flag_warn_on_empty }).validate();
-    try testing.expectError(error.InvalidArgument, (Config{ .lower = 0, .upper = 5, .max_free = 1, .initial = 1, .flags = 4 }).validate());
+    try (Config{ .lower = 0, .upper = 5, .free_max = 1, .initial = 1, .flags = flag_prefer_huge | flag_warn_on_empty }).validate();
+    try testing.expectError(error.InvalidArgument, (Config{ .lower = 0, .upper = 5, .free_max = 1, .initial = 1, .flags = 4 }).validate());
 }
 
 test "meminfo parsing" {
@@ -726,7 +726,7 @@ test "mmap payload allocators count huge and normal buffers" {
 test "prefer_huge pool: mapped buffers, huge or fallback counted, reused and unmapped" {
     if (builtin.os.tag != .linux) return error.SkipZigTest;
     const upper = 10_000; // not a page multiple: buffers are the rounded mapping
-    const pool = try MemoryPool.create(testing.allocator, testing.allocator, .{ .lower = 100, .upper = upper, .max_free = 2, .initial = 2, .flags = flag_prefer_huge });
+    const pool = try MemoryPool.create(testing.allocator, testing.allocator, .{ .lower = 100, .upper = upper, .free_max = 2, .initial = 2, .flags = flag_prefer_huge });
     defer pool.destroy();
     try testing.expectEqual(@as(u64, 2), pool.stat(.allocated));
     const huge_initial = pool.stat(.huge_pages);
@@ -746,7 +746,7 @@ test "prefer_huge pool: mapped buffers, huge or fallback counted, reused and unm
     try testing.expectEqual(@as(u64, 3), pool.stat(.allocated));
     pa.free(a);
     pa.free(b);
-    pa.free(c); // beyond max_free: unmapped
+    pa.free(c); // beyond free_max: unmapped
     pa.free(d);
     try testing.expectEqual(@as(u64, 2), pool.stat(.returned));
     try testing.expectEqual(@as(u64, 2), pool.stat(.released));
@@ -779,7 +779,7 @@ fn testWarnSink(line: []const u8) void {
 
 test "warn_on_empty: spead2's line, at most one a second, every miss counted" {
     test_warn_count = 0;
-    const pool = try MemoryPool.create(testing.allocator, testing.allocator, .{ .lower = 0, .upper = 1000, .max_free = 4, .initial = 0, .flags = flag_warn_on_empty });
+    const pool = try MemoryPool.create(testing.allocator, testing.allocator, .{ .lower = 0, .upper = 1000, .free_max = 4, .initial = 0, .flags = flag_warn_on_empty });
     defer pool.destroy();
     pool.warn_sink = testWarnSink;
     const pa = pool.payloadAllocator();
@@ -798,7 +798,7 @@ test "warn_on_empty: spead2's line, at most one a second, every miss counted" {
     try testing.expectEqual(@as(u64, 4), pool.stat(.misses));
     for (taken) |t| pa.free(t);
     // A pool without the flag never writes.
-    const quiet = try MemoryPool.create(testing.allocator, testing.allocator, .{ .lower = 0, .upper = 100, .max_free = 1, .initial = 0 });
+    const quiet = try MemoryPool.create(testing.allocator, testing.allocator, .{ .lower = 0, .upper = 100, .free_max = 1, .initial = 0 });
     defer quiet.destroy();
     quiet.warn_sink = testWarnSink;
     const q = quiet.payloadAllocator().alloc(10).?;

@@ -23,11 +23,11 @@ pub const Error = error{
     Empty,
     /// The stream has been stopped and has nothing more to give.
     Stopped,
-    /// max_packet_size is too small for the heap (or below spead2's minimum).
+    /// packet_size_max is too small for the heap (or below spead2's minimum).
     PacketTooSmall,
     /// A heap cnt that does not fit in the flavour's heap address bits.
     InvalidCnt,
-    /// The send queue already holds max_heaps heaps.
+    /// The send queue already holds heaps_max heaps.
     QueueFull,
     /// An operating-system call failed.
     SystemError,

@@ -365,13 +365,13 @@ pub const PlaceRule = struct {
         if (self.time_item >= self.n_items) return error.InvalidArgument;
         _ = std.math.mul(u64, self.time_step, self.time_heaps) catch return error.InvalidArgument;
         if (self.n_axes > rule_axes_max or self.n_extra > rule_extra_max) return error.InvalidArgument;
-        var max_index = std.math.mul(u64, self.time_heaps - 1, self.time_stride) catch return error.InvalidArgument;
+        var index_max = std.math.mul(u64, self.time_heaps - 1, self.time_stride) catch return error.InvalidArgument;
         for (self.axes[0..self.n_axes]) |axis| {
             if (axis.item >= self.n_items or axis.count == 0) return error.InvalidArgument;
             const span = std.math.mul(u64, axis.count - 1, axis.stride) catch return error.InvalidArgument;
-            max_index = std.math.add(u64, max_index, span) catch return error.InvalidArgument;
+            index_max = std.math.add(u64, index_max, span) catch return error.InvalidArgument;
         }
-        const heaps = std.math.add(u64, max_index, 1) catch return error.InvalidArgument;
+        const heaps = std.math.add(u64, index_max, 1) catch return error.InvalidArgument;
         if (heaps_declared != 0 and heaps > heaps_declared) return error.InvalidArgument;
         self.heaps = if (heaps_declared != 0) heaps_declared else heaps;
         self.chunk_bytes = std.math.mul(u64, self.heaps, self.heap_bytes) catch return error.InvalidArgument;
@@ -480,8 +480,8 @@ pub const Window = struct {
     head_pos: usize = 0,
     tail_pos: usize = 0,
 
-    pub fn init(allocator: std.mem.Allocator, max_chunks: usize) Error!Window {
-        const slots = allocator.alloc(?*Chunk, max_chunks) catch return error.OutOfMemory;
+    pub fn init(allocator: std.mem.Allocator, chunks_max: usize) Error!Window {
+        const slots = allocator.alloc(?*Chunk, chunks_max) catch return error.OutOfMemory;
         @memset(slots, null);
         return .{ .slots = slots };
     }
@@ -573,21 +573,21 @@ pub const Window = struct {
 // Chunk stream
 
 pub const Config = struct {
-    max_chunks: u32 = 2,
-    max_heap_extra: u32 = 0,
+    chunks_max: u32 = 2,
+    heap_extra_max: u32 = 0,
     /// Item ids whose immediate values the placement sees (spead2's `items`).
     items: []const u64 = &.{},
     placer: Placer,
 
     pub fn validate(self: Config) Error!void {
-        if (self.max_chunks < 1 or self.max_chunks > 1 << 16) return error.InvalidArgument;
+        if (self.chunks_max < 1 or self.chunks_max > 1 << 16) return error.InvalidArgument;
         if (self.items.len > items_max) return error.InvalidArgument;
-        if (self.max_heap_extra > 1 << 20) return error.InvalidArgument;
+        if (self.heap_extra_max > 1 << 20) return error.InvalidArgument;
         switch (self.placer) {
             .rule => |rule| {
                 if (rule.n_items != self.items.len) return error.InvalidArgument;
                 if (!std.mem.eql(u64, rule.items[0..rule.n_items], self.items)) return error.InvalidArgument;
-                if (rule.extra_per_heap > self.max_heap_extra) return error.InvalidArgument;
+                if (rule.extra_per_heap > self.heap_extra_max) return error.InvalidArgument;
                 assert(rule.heaps > 0);
             },
             .function => {},
@@ -660,12 +660,12 @@ pub const ChunkStream = struct {
         errdefer allocator.free(items);
         const values = allocator.alloc(i64, @max(config.items.len, 1)) catch return error.OutOfMemory;
         errdefer allocator.free(values);
-        const extra_scratch = allocator.alloc(u8, @max(config.max_heap_extra, 1)) catch return error.OutOfMemory;
+        const extra_scratch = allocator.alloc(u8, @max(config.heap_extra_max, 1)) catch return error.OutOfMemory;
         errdefer allocator.free(extra_scratch);
         const user_copy = allocator.alignedAlloc(u8, 16, @max(user_data.len, 1)) catch return error.OutOfMemory;
         errdefer allocator.free(user_copy);
         @memcpy(user_copy[0..user_data.len], user_data);
-        var window = try Window.init(allocator, config.max_chunks);
+        var window = try Window.init(allocator, config.chunks_max);
         errdefer window.deinit(allocator);
         const stream = try Stream.create(allocator, payload_allocator, sc);
         self.* = .{
@@ -777,7 +777,7 @@ pub const ChunkStream = struct {
             .heap_index = 0,
             .heap_offset = 0,
             .batch_stats = null,
-            .extra = if (self.config.max_heap_extra > 0) self.extra_scratch.ptr else null,
+            .extra = if (self.config.heap_extra_max > 0) self.extra_scratch.ptr else null,
             .extra_offset = 0,
             .extra_size = 0,
         };
@@ -799,7 +799,7 @@ pub const ChunkStream = struct {
         // out-of-bounds placements are refused, never written.
         const in_bounds = data.heap_index < chunk.present.len and
             data.heap_offset <= chunk.data.len and size <= chunk.data.len - data.heap_offset and
-            data.extra_size <= self.config.max_heap_extra and
+            data.extra_size <= self.config.heap_extra_max and
             data.extra_offset <= chunk.extra.len and data.extra_size <= chunk.extra.len - data.extra_offset;
         if (!in_bounds) {
             self.count(.rejected_heaps);
@@ -1057,8 +1057,8 @@ test "tutorial 12 rule: heaps land in place, missing ones stay absent, too old a
     try fillFree(rings.free, 8, heap_size * chunk_heaps, chunk_heaps, 0);
     const rule = try tut12Rule(heap_size, chunk_heaps);
     test_payload_allocator = .{ .backing = testing.allocator };
-    const cs = try createRingStream(testing.allocator, test_payload_allocator.payloadAllocator(), .{ .reassembly = .{ .max_heaps = 2 } }, .{
-        .max_chunks = 1,
+    const cs = try createRingStream(testing.allocator, test_payload_allocator.payloadAllocator(), .{ .reassembly = .{ .heaps_max = 2 } }, .{
+        .chunks_max = 1,
         .items = rule.items[0..2],
         .placer = .{ .rule = rule },
     }, &.{}, rings.data, rings.free);
@@ -1186,7 +1186,7 @@ test "correlator rule: timestamp x antenna with strides, extra copies" {
     try appendHeap(&bytes, cnt, 9000, &.{imm(0x4101, 7)}, &payload, 40); // antenna out of range
     const rings = try testRings(4);
     try fillFree(rings.free, 4, rule.chunk_bytes, rule.heaps, rule.extra_bytes);
-    const cs = try createRingStream(testing.allocator, test_payload_allocator.payloadAllocator(), .{ .reassembly = .{ .max_heaps = 4 } }, .{ .items = rule.items[0..2], .max_heap_extra = 8, .placer = .{ .rule = rule } }, &.{}, rings.data, rings.free);
+    const cs = try createRingStream(testing.allocator, test_payload_allocator.payloadAllocator(), .{ .reassembly = .{ .heaps_max = 4 } }, .{ .items = rule.items[0..2], .heap_extra_max = 8, .placer = .{ .rule = rule } }, &.{}, rings.data, rings.free);
     try recv_stream.BufferReader.add(cs.stream, bytes.items);
     var chunks = std.ArrayList(*Chunk).init(testing.allocator);
     defer disposeAll(&chunks);
@@ -1252,7 +1252,7 @@ test "stop with a reader blocked on an empty free ring" {
     const rings = try testRings(2);
     try fillFree(rings.free, 1, 64, 1, 0);
     const rule = try tut12Rule(64, 1);
-    const cs = try createRingStream(testing.allocator, test_payload_allocator.payloadAllocator(), .{}, .{ .max_chunks = 1, .items = rule.items[0..2], .placer = .{ .rule = rule } }, &.{}, rings.data, rings.free);
+    const cs = try createRingStream(testing.allocator, test_payload_allocator.payloadAllocator(), .{}, .{ .chunks_max = 1, .items = rule.items[0..2], .placer = .{ .rule = rule } }, &.{}, rings.data, rings.free);
     try recv_stream.BufferReader.add(cs.stream, bytes.items);
     // One free chunk: heap 0 lands in it, heap 1 moves it to the data ring,
     // then the reader waits for a free chunk that never comes.

@@ -33,11 +33,11 @@ pub const members_max = 64;
 const wait_slice_ns: u64 = 10 * std.time.ns_per_ms;
 
 pub const Config = struct {
-    max_chunks: u32 = 2,
+    chunks_max: u32 = 2,
     eviction_mode: EvictionMode = .lossy,
 
     pub fn validate(self: Config) Error!void {
-        if (self.max_chunks < 1 or self.max_chunks > 1 << 16) return error.InvalidArgument;
+        if (self.chunks_max < 1 or self.chunks_max > 1 << 16) return error.InvalidArgument;
     }
 };
 
@@ -65,7 +65,7 @@ pub const Group = struct {
         if (data_ring == free_ring) return error.InvalidArgument;
         const self = allocator.create(Group) catch return error.OutOfMemory;
         errdefer allocator.destroy(self);
-        const window = try Window.init(allocator, config.max_chunks);
+        const window = try Window.init(allocator, config.chunks_max);
         data_ring.retain();
         free_ring.retain();
         self.* = .{ .allocator = allocator, .config = config, .window = window, .data_ring = data_ring, .free_ring = free_ring };
@@ -93,7 +93,7 @@ pub const Group = struct {
     }
 
     /// Adds a member (spead2's emplace_back): refused once data has arrived,
-    /// or with a larger max_chunks than the group's.
+    /// or with a larger chunks_max than the group's.
     pub fn addMember(
         self: *Group,
         payload_allocator: reassembly.PayloadAllocator,
@@ -101,7 +101,7 @@ pub const Group = struct {
         config: chunk_mod.Config,
         user_data: []const u8,
     ) Error!*ChunkStream {
-        if (config.max_chunks > self.config.max_chunks) return error.InvalidArgument;
+        if (config.chunks_max > self.config.chunks_max) return error.InvalidArgument;
         self.mutex.lock();
         defer self.mutex.unlock();
         if (self.stopped.load(.acquire)) return error.Stopped;
@@ -156,7 +156,7 @@ pub const Group = struct {
     /// spead2's chunk_stream_group::get_chunk (member's table lock held).
     fn allocateChunk(ctx: *anyopaque, member: *ChunkStream, chunk_id: u64) ?*Chunk {
         const self: *Group = @ptrCast(@alignCast(ctx));
-        const max: u64 = self.config.max_chunks;
+        const max: u64 = self.config.chunks_max;
         self.mutex.lock();
         defer self.mutex.unlock();
         assert(chunk_id >= self.window.head);
@@ -308,9 +308,9 @@ test "two members fill the same chunks; the data ring stops when both have stopp
         const data_ring = try Ring.create(testing.allocator, 8);
         const free_ring = try Ring.create(testing.allocator, 8);
         for (0..8) |_| try free_ring.tryPush(try Chunk.create(std.heap.c_allocator, 4 * 64, 4, 0));
-        const group = try Group.create(testing.allocator, .{ .max_chunks = 2, .eviction_mode = mode }, data_ring, free_ring);
+        const group = try Group.create(testing.allocator, .{ .chunks_max = 2, .eviction_mode = mode }, data_ring, free_ring);
         const rule = try groupRule();
-        const config: chunk_mod.Config = .{ .max_chunks = 2, .items = rule.items[0..2], .placer = .{ .rule = rule } };
+        const config: chunk_mod.Config = .{ .chunks_max = 2, .items = rule.items[0..2], .placer = .{ .rule = rule } };
         var members: [2]*ChunkStream = undefined;
         var inputs: [2]std.ArrayList(u8) = undefined;
         for (0..2) |m| {
@@ -323,7 +323,7 @@ test "two members fill the same chunks; the data ring stops when both have stopp
                 try appendHeap(&inputs[m], t + 1, t, m, &payload);
             }
         }
-        try testing.expectError(error.InvalidArgument, group.addMember(test_payload_allocator.payloadAllocator(), .{}, .{ .max_chunks = 3, .items = rule.items[0..2], .placer = .{ .rule = rule } }, &.{}));
+        try testing.expectError(error.InvalidArgument, group.addMember(test_payload_allocator.payloadAllocator(), .{}, .{ .chunks_max = 3, .items = rule.items[0..2], .placer = .{ .rule = rule } }, &.{}));
         for (0..2) |m| try recv_stream.BufferReader.add(members[m].stream, inputs[m].items);
         var chunks = std.ArrayList(*Chunk).init(testing.allocator);
         defer {
@@ -363,9 +363,9 @@ test "LOSSY: a member far ahead flushes the other's chunks; LOSSLESS waits for i
         const data_ring = try Ring.create(testing.allocator, 16);
         const free_ring = try Ring.create(testing.allocator, 16);
         for (0..16) |_| try free_ring.tryPush(try Chunk.create(std.heap.c_allocator, 4 * 64, 4, 0));
-        const group = try Group.create(testing.allocator, .{ .max_chunks = 2, .eviction_mode = mode }, data_ring, free_ring);
+        const group = try Group.create(testing.allocator, .{ .chunks_max = 2, .eviction_mode = mode }, data_ring, free_ring);
         const rule = try groupRule();
-        const config: chunk_mod.Config = .{ .max_chunks = 2, .items = rule.items[0..2], .placer = .{ .rule = rule } };
+        const config: chunk_mod.Config = .{ .chunks_max = 2, .items = rule.items[0..2], .placer = .{ .rule = rule } };
         const fast = try group.addMember(test_payload_allocator.payloadAllocator(), .{}, config, &.{});
         const slow = try group.addMember(test_payload_allocator.payloadAllocator(), .{}, config, &.{});
         var payload: [64]u8 = undefined;

@@ -1,6 +1,6 @@
 //! Heap reassembly (docs/PROTOCOL.md §7): live heaps and the heap table.
 //!
-//! The table keeps `max_heaps` live-heap slots per substream (`cnt % substreams`),
+//! The table keeps `heaps_max` live-heap slots per substream (`cnt % substreams`),
 //! found through Fibonacci-hashed buckets. A new heap cnt takes the next slot of its
 //! substream in round-robin order, evicting whatever lived there. Packets of one
 //! heap must arrive in order unless `allow_out_of_order`, in which case received
@@ -119,11 +119,11 @@ pub const heap_length_max_default: u64 = 256 << 20;
 pub const pointers_max_default: u32 = 65536;
 /// Disjoint received ranges one out-of-order heap may hold.
 pub const ranges_max: usize = 65536;
-pub const max_heaps_limit: u32 = 65536;
+pub const heaps_max_limit: u32 = 65536;
 pub const slots_limit: u64 = 1 << 20;
 
 pub const Config = struct {
-    max_heaps: u32 = 4,
+    heaps_max: u32 = 4,
     substreams: u32 = 1,
     bug_compat: u8 = 0,
     allow_out_of_order: bool = false,
@@ -133,10 +133,10 @@ pub const Config = struct {
     pointers_max: u32 = pointers_max_default,
 
     pub fn assertValid(self: Config) void {
-        assert(self.max_heaps >= 1);
-        assert(self.max_heaps <= max_heaps_limit);
+        assert(self.heaps_max >= 1);
+        assert(self.heaps_max <= heaps_max_limit);
         assert(self.substreams >= 1);
-        assert(@as(u64, self.max_heaps) * self.substreams <= slots_limit);
+        assert(@as(u64, self.heaps_max) * self.substreams <= slots_limit);
         assert(self.bug_compat <= 7);
         assert(self.heap_length_max > 0);
         assert(self.pointers_max > 0);
@@ -216,7 +216,7 @@ pub const LiveHeap = struct {
     received_length: u64 = 0,
     /// Bytes needed to hold every item: max of heap length, item addresses and
     /// (unsized heaps) received extents.
-    min_length: u64 = 0,
+    length_min: u64 = 0,
     end_of_stream: bool = false,
     /// Payload buffer exactly as the allocator returned it (empty = none).
     payload: []u8 = &.{},
@@ -233,11 +233,11 @@ pub const LiveHeap = struct {
 
     pub fn isComplete(self: *const LiveHeap) bool {
         const length = self.heap_length orelse return false;
-        return self.received_length == length and self.received_length == self.min_length;
+        return self.received_length == length and self.received_length == self.length_min;
     }
 
     pub fn isContiguous(self: *const LiveHeap) bool {
-        return self.received_length == self.min_length;
+        return self.received_length == self.length_min;
     }
 
     /// Hands the payload buffer to the caller; the heap no longer frees it.
@@ -257,7 +257,7 @@ pub const LiveHeap = struct {
         self.bug_compat = bug_compat;
         self.heap_length = null;
         self.received_length = 0;
-        self.min_length = 0;
+        self.length_min = 0;
         self.end_of_stream = false;
         self.payload_reserved = 0;
     }
@@ -273,7 +273,7 @@ pub const LiveHeap = struct {
         self.ranges.clearRetainingCapacity();
         self.heap_length = null;
         self.received_length = 0;
-        self.min_length = 0;
+        self.length_min = 0;
         self.end_of_stream = false;
     }
 
@@ -287,7 +287,7 @@ pub const LiveHeap = struct {
     /// Nothing accepted yet (a slot that a rejected first packet created).
     fn isFresh(self: *const LiveHeap) bool {
         return self.received_length == 0 and self.pointers.items.len == 0 and
-            self.heap_length == null and self.ranges.items.len == 0 and self.min_length == 0;
+            self.heap_length == null and self.ranges.items.len == 0 and self.length_min == 0;
     }
 
     const RangePlan = struct {
@@ -396,7 +396,7 @@ pub const LiveHeap = struct {
         while (i < packet.pointerCount()) : (i += 1) {
             const word = packet.pointer(i);
             const immediate = packet_mod.pointerIsImmediate(word);
-            if (!immediate) self.min_length = @max(self.min_length, packet_mod.pointerValue(hab, word));
+            if (!immediate) self.length_min = @max(self.length_min, packet_mod.pointerValue(hab, word));
             const id = packet_mod.pointerId(hab, word);
             // NULL pointers stay: they delimit the previous addressed item.
             if (id != protocol.id_null and id <= protocol.id_payload_length) continue;
@@ -426,7 +426,7 @@ pub const LiveHeap = struct {
         if (self.heap_length != null and packet.heap_length != null and packet.heap_length.? != self.heap_length.?) {
             return batch.reject(.heap_length_inconsistent);
         }
-        if (packet.heap_length != null and packet.heap_length.? < self.min_length) {
+        if (packet.heap_length != null and packet.heap_length.? < self.length_min) {
             return batch.reject(.heap_length_too_small);
         }
         if (packet.heap_address_bits != self.heap_address_bits) return batch.reject(.flavour_inconsistent);
@@ -447,10 +447,10 @@ pub const LiveHeap = struct {
         var wanted: u64 = undefined;
         var exact: bool = undefined;
         if (packet.heap_length) |length| {
-            wanted = if (self.heap_length == null) @max(self.min_length, length) else 0;
+            wanted = if (self.heap_length == null) @max(self.length_min, length) else 0;
             exact = true;
         } else {
-            wanted = @max(self.min_length, last);
+            wanted = @max(self.length_min, last);
             exact = false;
         }
         if (wanted > config.heap_length_max) return batch.reject(.too_large);
@@ -468,10 +468,10 @@ pub const LiveHeap = struct {
         if (packet.heap_length) |length| {
             if (self.heap_length == null) {
                 self.heap_length = length;
-                self.min_length = @max(self.min_length, length);
+                self.length_min = @max(self.length_min, length);
             }
         } else {
-            self.min_length = @max(self.min_length, last);
+            self.length_min = @max(self.length_min, last);
         }
         self.addPointers(packet);
         if (packet.payload_length > 0) {
@@ -518,7 +518,7 @@ pub const Table = struct {
 
     pub fn init(allocator: std.mem.Allocator, payload_allocator: PayloadAllocator, config: Config) error{OutOfMemory}!Table {
         config.assertValid();
-        const slot_count: u32 = config.max_heaps * config.substreams;
+        const slot_count: u32 = config.heaps_max * config.substreams;
         var bucket_count: u64 = 4;
         while (bucket_count < slot_count) bucket_count *= 2;
         bucket_count *= 4; // low load factor, as spead2
@@ -530,7 +530,7 @@ pub const Table = struct {
         errdefer allocator.free(heads);
         for (slots) |*slot| slot.* = .{};
         @memset(buckets, entry_end);
-        for (heads, 0..) |*head, i| head.* = @intCast(i * config.max_heaps);
+        for (heads, 0..) |*head, i| head.* = @intCast(i * config.heaps_max);
         return .{
             .allocator = allocator,
             .payload_allocator = payload_allocator,
@@ -624,9 +624,9 @@ pub const Table = struct {
         const index = found orelse blk: {
             if (!config.allow_out_of_order and packet.payload_offset != 0) return batch.reject(.gap);
             const substream: u32 = @intCast(packet.heap_cnt % config.substreams);
-            const start = substream * config.max_heaps;
+            const start = substream * config.heaps_max;
             var head = self.heads[substream] + 1;
-            if (head == start + config.max_heaps) head = start;
+            if (head == start + config.heaps_max) head = start;
             self.heads[substream] = head;
             if (self.slots[head].occupied()) {
                 batch.incomplete_heaps_evicted += 1;
@@ -657,11 +657,11 @@ pub const Table = struct {
     pub fn flush(self: *Table, sink: Sink) u64 {
         var flushed: u64 = 0;
         for (self.heads, 0..) |*head, substream| {
-            const start: u32 = @intCast(substream * self.config.max_heaps);
+            const start: u32 = @intCast(substream * self.config.heaps_max);
             var step: u32 = 0;
-            while (step < self.config.max_heaps) : (step += 1) {
+            while (step < self.config.heaps_max) : (step += 1) {
                 head.* += 1;
-                if (head.* == start + self.config.max_heaps) head.* = start;
+                if (head.* == start + self.config.heaps_max) head.* = start;
                 if (self.slots[head.*].occupied()) {
                     flushed += 1;
                     self.release(head.*, sink, true);
@@ -788,7 +788,7 @@ fn sortKeyLess(mask: u64, a: u64, b: u64) bool {
 /// Turns a finished live heap into a frozen one, as spead2's heap_base::load:
 /// pointers stable-sorted by (mode bit, address); NULL and zero-length items
 /// skipped; addressed items only when the heap is contiguous (their lengths run
-/// to the next address or to min_length). Takes the payload when contiguous.
+/// to the next address or to length_min). Takes the payload when contiguous.
 pub fn freeze(allocator: std.mem.Allocator, heap: *LiveHeap, payload_allocator: PayloadAllocator) error{OutOfMemory}!*FrozenHeap {
     const hab = heap.heap_address_bits;
     const contiguous = heap.isContiguous();
@@ -818,16 +818,16 @@ pub fn freeze(allocator: std.mem.Allocator, heap: *LiveHeap, payload_allocator: 
         const end = if (i + 1 < words.len and !packet_mod.pointerIsImmediate(words[i + 1]))
             packet_mod.pointerValue(hab, words[i + 1])
         else
-            heap.min_length;
+            heap.length_min;
         assert(value <= end);
-        assert(end <= heap.min_length);
+        assert(end <= heap.length_min);
         if (value == end) continue;
         items.appendAssumeCapacity(.{ .id = id, .is_immediate = false, .value = value, .length = end - value });
     }
     const owned_items = try items.toOwnedSlice(allocator);
 
     const payload: []u8 = if (contiguous) heap.takePayload() else &.{};
-    const payload_size: u64 = if (contiguous) heap.min_length else 0;
+    const payload_size: u64 = if (contiguous) heap.length_min else 0;
     assert(payload_size <= payload.len);
     frozen.* = .{
         .allocator = allocator,
@@ -1046,9 +1046,9 @@ test "out-of-order: fixed-seed shuffles, duplicates and partial overlaps" {
     try testing.expectEqual(@as(usize, 1), h.collector.heaps.items.len);
 }
 
-test "eviction: max_heaps slots, round robin, incomplete heaps evicted" {
+test "eviction: heaps_max slots, round robin, incomplete heaps evicted" {
     var h: Harness = undefined;
-    try h.init(.{ .max_heaps = 2 });
+    try h.init(.{ .heaps_max = 2 });
     defer h.deinit();
     const data = "0123456789";
     try testing.expect(feedPart(&h, 1, data, 0, 5, true, &.{addr(0x1000, 0)}));
@@ -1075,7 +1075,7 @@ test "eviction: max_heaps slots, round robin, incomplete heaps evicted" {
 
 test "substreams: cnt % substreams keeps interleaved senders apart" {
     var h: Harness = undefined;
-    try h.init(.{ .max_heaps = 1, .substreams = 3 });
+    try h.init(.{ .heaps_max = 1, .substreams = 3 });
     defer h.deinit();
     const data = "0123456789";
     // three heaps interleaved; each substream has a single slot
@@ -1141,7 +1141,7 @@ test "stop item: stops without delivery, or delivered with the end flag" {
     try testing.expectEqual(@as(usize, 1), f.items.len);
 }
 
-test "heap length consistency, min_length and flavour checks" {
+test "heap length consistency, length_min and flavour checks" {
     var h: Harness = undefined;
     try h.init(.{});
     defer h.deinit();

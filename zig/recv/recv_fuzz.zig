@@ -34,11 +34,11 @@ fn encodeHeap(
     items: []const ItemRecord,
     hab: u32,
     cnt: u64,
-    max_packet_size: u64,
+    packet_size_max: u64,
     repeat: bool,
 ) ![]const []const u8 {
     const flavour = try Flavour.init(4, 64, hab, 0);
-    var gen = try packetiser.Packetiser.init(items, flavour, cnt, max_packet_size, repeat);
+    var gen = try packetiser.Packetiser.init(items, flavour, cnt, packet_size_max, repeat);
     var packets: std.ArrayListUnmanaged([]const u8) = .{};
     while (gen.hasNext()) {
         const buffer = try allocator.alloc(u8, @intCast(gen.nextSize()));
@@ -196,7 +196,7 @@ const ReassemblyInput = struct {
         const c: u8 = if (input.len > 0) input[0] else 0;
         return .{
             .config = .{
-                .max_heaps = 1 + @as(u32, c & 3),
+                .heaps_max = 1 + @as(u32, c & 3),
                 .allow_out_of_order = c & 4 != 0,
                 .allow_unsized_heaps = c & 8 == 0,
                 .stop_on_stop_item = c & 16 == 0,
@@ -232,7 +232,7 @@ const Checker = struct {
     }
 
     fn check(self: *Checker, heap: *reassembly.LiveHeap) !void {
-        try testing.expect(heap.received_length <= heap.min_length);
+        try testing.expect(heap.received_length <= heap.length_min);
         try testing.expect(heap.received_length <= heap.payload_reserved);
         if (heap.heap_length) |length| try testing.expect(heap.received_length <= length);
         // Freezing takes the payload; bookkeeping memory never fails here.
@@ -289,7 +289,7 @@ fn reassemble(backing: std.mem.Allocator, input: []const u8) anyerror!void {
             .ok => |p| accepted += @intFromBool(table.addPacket(p, &batch, checker.sink())),
             .rejected => undecodable += 1,
         }
-        try testing.expect(table.liveCount() <= parsed.config.max_heaps * parsed.config.substreams);
+        try testing.expect(table.liveCount() <= parsed.config.heaps_max * parsed.config.substreams);
         if (checker.failure) |err| return err;
     }
     const flushed = table.flush(checker.sink());

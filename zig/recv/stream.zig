@@ -130,9 +130,9 @@ pub const Config = struct {
     pub fn validate(self: Config) Error!void {
         const r = self.reassembly;
         if (self.reader_cpu) |core| try affinity.validateCore(core);
-        if (r.max_heaps < 1 or r.max_heaps > reassembly.max_heaps_limit) return error.InvalidArgument;
+        if (r.heaps_max < 1 or r.heaps_max > reassembly.heaps_max_limit) return error.InvalidArgument;
         if (r.substreams < 1) return error.InvalidArgument;
-        if (@as(u64, r.max_heaps) * r.substreams > reassembly.slots_limit) return error.InvalidArgument;
+        if (@as(u64, r.heaps_max) * r.substreams > reassembly.slots_limit) return error.InvalidArgument;
         if (r.bug_compat > 7) return error.InvalidArgument;
         if (r.heap_length_max == 0 or r.pointers_max == 0) return error.InvalidArgument;
         if (self.ring_heaps < 1 or self.ring_heaps > ring_heaps_max) return error.InvalidArgument;
@@ -890,7 +890,7 @@ test "contiguous_only drops evicted incomplete heaps; off delivers them" {
         if (cnt % 3 == 0) bytes.shrinkRetainingCapacity(bytes.items.len - 16 - 48); // lose the last packet
     }
     for ([_]bool{ true, false }) |contiguous_only| {
-        const stream = try testStream(.{ .contiguous_only = contiguous_only, .ring_heaps = 16, .reassembly = .{ .max_heaps = 1 } });
+        const stream = try testStream(.{ .contiguous_only = contiguous_only, .ring_heaps = 16, .reassembly = .{ .heaps_max = 1 } });
         defer stream.destroy();
         try BufferReader.add(stream, bytes.items);
         var heaps = std.ArrayList(*FrozenHeap).init(testing.allocator);
@@ -1135,9 +1135,9 @@ test "a few heaps are announced within notify_delay_ns, by the batch end or an i
 
 test "config validation" {
     try testing.expectError(error.InvalidArgument, (Config{ .ring_heaps = 0 }).validate());
-    try testing.expectError(error.InvalidArgument, (Config{ .reassembly = .{ .max_heaps = 0 } }).validate());
+    try testing.expectError(error.InvalidArgument, (Config{ .reassembly = .{ .heaps_max = 0 } }).validate());
     try testing.expectError(error.InvalidArgument, (Config{ .reassembly = .{ .substreams = 0 } }).validate());
-    try testing.expectError(error.InvalidArgument, (Config{ .reassembly = .{ .max_heaps = 65536, .substreams = 65536 } }).validate());
+    try testing.expectError(error.InvalidArgument, (Config{ .reassembly = .{ .heaps_max = 65536, .substreams = 65536 } }).validate());
     try (Config{}).validate();
     try (Config{ .reader_cpu = 0 }).validate();
     try testing.expectError(error.InvalidArgument, (Config{ .reader_cpu = 10000 }).validate());

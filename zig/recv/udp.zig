@@ -1,8 +1,8 @@
 //! UDP reader (spead2's udp_reader, docs/PROTOCOL.md §5, §10): one thread per
 //! socket receives up to 64 datagrams per recvmmsg call and feeds them to the
 //! stream as one batch under one lock. Each datagram must hold exactly one packet
-//! (decoded size == datagram length); datagrams longer than max_size are
-//! truncated by the max_size + 1 buffer and dropped. UDP_GRO is used when the
+//! (decoded size == datagram length); datagrams longer than packet_size_max are
+//! truncated by the packet_size_max + 1 buffer and dropped. UDP_GRO is used when the
 //! kernel accepts it (one receive then carries several equal-size segments). The
 //! thread polls with a short timeout so stop() joins it promptly.
 const std = @import("std");
@@ -16,10 +16,10 @@ const packet_mod = @import("packet.zig");
 const recv_stream = @import("stream.zig");
 const Stream = recv_stream.Stream;
 
-pub const max_size_default: u32 = 9200;
+pub const packet_size_max_default: u32 = 9200;
 pub const buffer_size_default: u32 = 8 << 20;
 /// A UDP payload is at most 65507 (IPv4) / 65527 (IPv6) bytes.
-pub const max_size_limit: u32 = 65535;
+pub const packet_size_max_limit: u32 = 65535;
 pub const buffer_size_limit: u32 = 1 << 30;
 pub const mmsg_count = 64;
 /// GRO hands over up to 64 KiB of coalesced segments in one message.
@@ -32,7 +32,7 @@ const native = @import("builtin").cpu.arch.endian();
 
 pub const Options = struct {
     address: std.net.Address,
-    max_size: u32 = max_size_default,
+    packet_size_max: u32 = packet_size_max_default,
     buffer_size: u32 = buffer_size_default,
     /// IPv4 multicast: the interface address to join on (null: INADDR_ANY).
     interface_v4: ?std.net.Address = null,
@@ -106,9 +106,9 @@ fn joinGroup(fd: posix.socket_t, options: Options) Error!void {
 pub const UdpReader = struct {
     stream: *Stream,
     fd: posix.socket_t,
-    max_size: u32,
+    packet_size_max: u32,
     use_gro: bool,
-    /// Bytes per receive buffer: max_size + 1 (to see truncation) or 64 KiB with GRO.
+    /// Bytes per receive buffer: packet_size_max + 1 (to see truncation) or 64 KiB with GRO.
     slot_size: usize,
     storage: []u8,
     iovecs: [mmsg_count]posix.iovec = undefined,
@@ -122,7 +122,7 @@ pub const UdpReader = struct {
     pub fn add(stream: *Stream, options: Options) Error!Info {
         const family = options.address.any.family;
         if (family != posix.AF.INET and family != posix.AF.INET6) return error.InvalidArgument;
-        if (options.max_size < protocol.header_size or options.max_size > max_size_limit) return error.InvalidArgument;
+        if (options.packet_size_max < protocol.header_size or options.packet_size_max > packet_size_max_limit) return error.InvalidArgument;
         if (options.buffer_size > buffer_size_limit) return error.InvalidArgument;
         if (options.interface_v4) |i| if (i.any.family != posix.AF.INET) return error.InvalidArgument;
 
@@ -151,13 +151,13 @@ pub const UdpReader = struct {
         const allocator = stream.allocator;
         const self = allocator.create(UdpReader) catch return error.OutOfMemory;
         errdefer allocator.destroy(self);
-        const slot_size: usize = if (use_gro) gro_buffer_size else @as(usize, options.max_size) + 1;
+        const slot_size: usize = if (use_gro) gro_buffer_size else @as(usize, options.packet_size_max) + 1;
         const storage = allocator.alloc(u8, slot_size * mmsg_count) catch return error.OutOfMemory;
         errdefer allocator.free(storage);
         self.* = .{
             .stream = stream,
             .fd = fd,
-            .max_size = options.max_size,
+            .packet_size_max = options.packet_size_max,
             .use_gro = use_gro,
             .slot_size = slot_size,
             .storage = storage,
@@ -278,7 +278,7 @@ pub const UdpReader = struct {
 
     /// Returns false once the stream has stopped (stop item).
     fn processDatagram(self: *UdpReader, batch: *recv_stream.Batch, bytes: []const u8, truncated: bool) bool {
-        if (truncated or bytes.len > self.max_size) {
+        if (truncated or bytes.len > self.packet_size_max) {
             batch.count(.packets_rejected_oversize);
             return true;
         }
@@ -419,13 +419,13 @@ test "datagram checks: oversize, size mismatch and garbage are counted and dropp
 fn datagramChecks(gro: bool) !void {
     const stream = try testStream(.{});
     defer stream.destroy();
-    const info = try UdpReader.add(stream, .{ .address = try std.net.Address.parseIp("127.0.0.1", 0), .max_size = 200, .try_gro = gro });
+    const info = try UdpReader.add(stream, .{ .address = try std.net.Address.parseIp("127.0.0.1", 0), .packet_size_max = 200, .try_gro = gro });
     if (!gro) try testing.expect(!info.gro);
     const sender = try Sender.open(try std.net.Address.parseIp("127.0.0.1", info.port));
     defer sender.close();
     var big: [300]u8 = undefined;
     @memset(&big, 0);
-    try sender.sendHeap(1, &big, 300); // one 348-byte datagram > max_size
+    try sender.sendHeap(1, &big, 300); // one 348-byte datagram > packet_size_max
     var buf: [256]u8 = undefined;
     const good = packet_mod.buildTestPacket(&buf, 48, &.{ imm(1, 2), imm(2, 4), imm(3, 0), imm(4, 4) }, "abcd");
     var padded: [256]u8 = undefined;
@@ -480,8 +480,8 @@ test "full ring blocks the worker; stop joins promptly" {
 test "bad options are refused; a taken port is an error" {
     const stream = try testStream(.{});
     defer stream.destroy();
-    try testing.expectError(error.InvalidArgument, UdpReader.add(stream, .{ .address = try std.net.Address.parseIp("127.0.0.1", 0), .max_size = 4 }));
-    try testing.expectError(error.InvalidArgument, UdpReader.add(stream, .{ .address = try std.net.Address.parseIp("127.0.0.1", 0), .max_size = 70000 }));
+    try testing.expectError(error.InvalidArgument, UdpReader.add(stream, .{ .address = try std.net.Address.parseIp("127.0.0.1", 0), .packet_size_max = 4 }));
+    try testing.expectError(error.InvalidArgument, UdpReader.add(stream, .{ .address = try std.net.Address.parseIp("127.0.0.1", 0), .packet_size_max = 70000 }));
     const info = try UdpReader.add(stream, .{ .address = try std.net.Address.parseIp("127.0.0.1", 0) });
     try testing.expectError(error.SystemError, UdpReader.add(stream, .{ .address = try std.net.Address.parseIp("127.0.0.1", info.port) }));
     try testing.expectEqual(@as(u16, @intFromEnum(linux.E.ADDRINUSE)), sys_error.get().errno);

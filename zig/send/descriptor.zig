@@ -636,8 +636,8 @@ test "decode accepts a descriptor heap spread over several packets" {
         .{ .id = protocol.id_descriptor_shape, .value = @intFromPtr(&shape), .length = shape.len, .flags = 0 },
         .{ .id = protocol.id_descriptor_dtype, .value = @intFromPtr(dtype), .length = dtype.len, .flags = 0 },
     };
-    for ([_]u64{ 56, 64, 96, 200, 1500 }) |max_packet_size| {
-        var gen = try send_heap.Packetiser.init(&items, f, 1, max_packet_size, false);
+    for ([_]u64{ 56, 64, 96, 200, 1500 }) |packet_size_max| {
+        var gen = try send_heap.Packetiser.init(&items, f, 1, packet_size_max, false);
         const t = gen.totals();
         const bytes = try testing.allocator.alloc(u8, @intCast(t.bytes));
         defer testing.allocator.free(bytes);
@@ -655,7 +655,7 @@ test "decode accepts a descriptor heap spread over several packets" {
         if (t.packets > 1) {
             var out: [64]u64 = undefined;
             var needed: usize = 0;
-            const g2 = try send_heap.Packetiser.init(&items, f, 1, max_packet_size, false);
+            const g2 = try send_heap.Packetiser.init(&items, f, 1, packet_size_max, false);
             const first_len: usize = @intCast(g2.nextSize());
             try testing.expectError(error.Malformed, decode(testing.allocator, 0, bytes[0..first_len], &out, &needed));
         }

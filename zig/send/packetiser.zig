@@ -6,7 +6,7 @@
 //! unless asked to. It follows spead2's `packet_generator` step by step so the
 //! bytes on the wire are identical:
 //!
-//! - max_packet_size is rounded down to a multiple of 8 and must be >= 56;
+//! - packet_size_max is rounded down to a multiple of 8 and must be >= 56;
 //! - every packet starts with HEAP_CNT, HEAP_LENGTH, PAYLOAD_OFFSET,
 //!   PAYLOAD_LENGTH, in that order;
 //! - item pointers are placed greedily, once each (or in every packet with
@@ -143,12 +143,12 @@ pub const Packetiser = struct {
         items: []const ItemRecord,
         flavour: Flavour,
         cnt: u64,
-        max_packet_size: u64,
+        packet_size_max_unrounded: u64,
         repeat_pointers: bool,
     ) Error!Packetiser {
         flavour.assertValid();
         if (cnt > flavour.addressMask()) return error.InvalidCnt;
-        const packet_size_max = max_packet_size & ~@as(u64, 7);
+        const packet_size_max = packet_size_max_unrounded & ~@as(u64, 7);
         if (packet_size_max < packet_size_min) return error.PacketTooSmall;
         const pointers_per_packet_max = (packet_size_max - prefix_size - protocol.pointer_size) / protocol.pointer_size;
         assert(pointers_per_packet_max >= 1);
@@ -384,10 +384,10 @@ fn encodeAll(
     items: []const ItemRecord,
     hab: u32,
     cnt: u64,
-    max_packet_size: u64,
+    packet_size_max: u64,
     repeat: bool,
 ) ![]u8 {
-    var gen = try Packetiser.init(items, testFlavour(hab), cnt, max_packet_size, repeat);
+    var gen = try Packetiser.init(items, testFlavour(hab), cnt, packet_size_max, repeat);
     const totals_expected = gen.totals();
     const out = try allocator.alloc(u8, @intCast(totals_expected.bytes));
     errdefer allocator.free(out);
@@ -508,8 +508,8 @@ test "V4 repeat_pointers at 72 bytes" {
     try testing.expectEqual(@as(usize, 72 + 56), plain.len);
 }
 
-fn packetSizes(items: []const ItemRecord, hab: u32, max_packet_size: u64, out: []u64) !usize {
-    var gen = try Packetiser.init(items, testFlavour(hab), 1, max_packet_size, false);
+fn packetSizes(items: []const ItemRecord, hab: u32, packet_size_max: u64, out: []u64) !usize {
+    var gen = try Packetiser.init(items, testFlavour(hab), 1, packet_size_max, false);
     var n: usize = 0;
     while (gen.hasNext()) : (n += 1) {
         var scratch: [65536]u8 = undefined;
@@ -519,7 +519,7 @@ fn packetSizes(items: []const ItemRecord, hab: u32, max_packet_size: u64, out: [
     return n;
 }
 
-test "V6 packet sizes at max_packet_size 88" {
+test "V6 packet sizes at packet_size_max 88" {
     const a = [_]u8{1} ** 8;
     const b = [_]u8{2} ** 72;
     const c = [_]u8{3} ** 136;
@@ -567,7 +567,7 @@ test "tutorial packet counts (tut 2 and tut 11)" {
     try testing.expectEqual(@as(u64, 8248), sizes[0]);
 }
 
-test "max_packet_size rounds down to a multiple of 8" {
+test "packet_size_max rounds down to a multiple of 8" {
     const data = [_]u8{7} ** 100;
     var sizes: [4]u64 = undefined;
     // 8972 -> 8968, so a 100-byte item still fits in one packet.
@@ -684,16 +684,16 @@ test "random heaps: zero-copy segments, copies and totals agree" {
                 item.* = addressed(0x1000 + random.uintLessThan(u64, 100), pool[start..][0..len]);
             }
         }
-        const max_packet_size = 56 + random.uintAtMost(u64, 1500);
+        const packet_size_max = 56 + random.uintAtMost(u64, 1500);
         const repeat = random.uintLessThan(u8, 4) == 0;
         const table = items[0..n_items];
-        var gen = Packetiser.init(table, testFlavour(hab), round, max_packet_size, repeat) catch |err| {
+        var gen = Packetiser.init(table, testFlavour(hab), round, packet_size_max, repeat) catch |err| {
             try testing.expect(repeat);
             try testing.expectEqual(error.PacketTooSmall, err);
             continue;
         };
         const totals_expected = gen.totals();
-        const copy = try encodeAll(testing.allocator, table, hab, round, max_packet_size, repeat);
+        const copy = try encodeAll(testing.allocator, table, hab, round, packet_size_max, repeat);
         defer testing.allocator.free(copy);
         try testing.expectEqual(totals_expected.bytes, copy.len);
         const heap_payload = try testing.allocator.alloc(u8, @intCast(gen.payload_size));
