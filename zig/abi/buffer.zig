@@ -44,11 +44,7 @@ pub fn free(handle: u32) Error!void {
 
 /// A live buffer with a reference taken for the caller (`Buffer.release` it).
 pub fn retain(handle: u32) Error!*Buffer {
-    retain_guard.lock();
-    defer retain_guard.unlock();
-    const buffer = try buffer_table.get(handle);
-    buffer.retain();
-    return buffer;
+    return buffer_table.retainUnder(&retain_guard, handle);
 }
 
 // ---------------------------------------------------------------------------
@@ -59,9 +55,7 @@ const abi = @import("table.zig");
 const spead_buffer_alloc = abi.c("spead_buffer_alloc");
 const spead_buffer_free = abi.c("spead_buffer_free");
 
-fn expectStatus(expected: status.Status, actual: i32) !void {
-    try testing.expectEqual(@intFromEnum(expected), actual);
-}
+const expectStatus = abi.expectStatus;
 
 test "exports: alloc, write, read, free, double free" {
     var out: [out_words]u64 = undefined;

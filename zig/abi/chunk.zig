@@ -105,11 +105,7 @@ pub fn createRing(capacity: u32, out_handle: ?*u32) Error!void {
 
 /// A ring held for one call (JS's reference cannot go away meanwhile).
 fn acquireRing(handle: u32) Error!*Ring {
-    rings_guard.lock();
-    defer rings_guard.unlock();
-    const ring = try ring_table.get(handle);
-    ring.retain();
-    return ring;
+    return ring_table.retainUnder(&rings_guard, handle);
 }
 
 pub fn destroyRing(handle: u32) Error!void {
@@ -287,11 +283,7 @@ var group_table: handles.Table(chunk_group.Group, groups_capacity) = .{};
 var groups_guard: std.Thread.Mutex = .{};
 
 fn acquireGroup(handle: u32) Error!*chunk_group.Group {
-    groups_guard.lock();
-    defer groups_guard.unlock();
-    const group = try group_table.get(handle);
-    group.retain();
-    return group;
+    return group_table.retainUnder(&groups_guard, handle);
 }
 
 pub fn createGroup(chunks_max: u32, eviction_mode: u32, data_ring_handle: u32, free_ring_handle: u32, out_handle: ?*u32) Error!void {
@@ -342,26 +334,15 @@ pub fn groupDestroy(handle: u32) Error!void {
     group.release();
 }
 
-pub fn chunkStreamStats(handle: u32, out: ?[*]u64, cap: u32, out_n: ?*u32) Error!void {
-    const n_out = out_n orelse return error.InvalidArgument;
+fn readChunkStreamStats(handle: u32, values: *[chunk_mod.stat_count]u64) Error!void {
     const a = try exports_recv.acquire(handle);
     defer a.release();
     const cs = chunk_mod.ChunkStream.fromStream(a.stream) orelse return error.InvalidHandle;
-    n_out.* = chunk_mod.stat_count;
-    if (cap < chunk_mod.stat_count) return error.BufferTooSmall;
-    const dest = out orelse return error.InvalidArgument;
-    for (0..chunk_mod.stat_count) |i| dest[i] = cs.stat(@enumFromInt(i));
+    for (values, 0..) |*value, i| value.* = cs.stat(@enumFromInt(i));
 }
 
-pub fn chunkStatName(index: u32, out: ?[*]u8, cap: u32, out_len: ?*u32) Error!void {
-    const len_out = out_len orelse return error.InvalidArgument;
-    if (index >= chunk_mod.stat_count) return error.InvalidArgument;
-    const name = chunk_mod.stat_names[index];
-    len_out.* = @intCast(name.len);
-    if (cap < name.len) return error.BufferTooSmall;
-    const dest = out orelse return error.InvalidArgument;
-    @memcpy(dest[0..name.len], name);
-}
+/// `spead_chunk_stream_stats` and `spead_chunk_stream_stat_name`.
+pub const chunk_stream_stats = @import("stats.zig").Stats(&chunk_mod.stat_names, readChunkStreamStats);
 
 pub fn ruleCheck(words: ?[*]const u64, n_words: u32, out: ?[*]u64) Error!void {
     const w = words orelse return error.InvalidArgument;
@@ -418,9 +399,7 @@ const spead_chunk_stream_create = abi.c("spead_chunk_stream_create");
 const spead_chunk_stream_stats = abi.c("spead_chunk_stream_stats");
 const spead_recv_stream_destroy = abi.c("spead_recv_stream_destroy");
 
-fn expectStatus(expected: status.Status, actual: i32) !void {
-    try testing.expectEqual(@intFromEnum(expected), actual);
-}
+const expectStatus = abi.expectStatus;
 
 test "exports: chunks and rings, ownership is checked" {
     var chunk: u32 = 0;

@@ -225,27 +225,14 @@ pub fn destroy(handle: u32) Error!void {
     if (pool) |p| pools.releasePool(p);
 }
 
-pub fn stats(handle: u32, out: ?[*]u64, cap: u32, out_n: ?*u32) Error!void {
-    const n_out = out_n orelse return error.InvalidArgument;
+fn readStats(handle: u32, values: *[recv_stream.stat_count]u64) Error!void {
     const a = try acquire(handle);
     defer a.release();
-    n_out.* = recv_stream.stat_count;
-    if (cap < recv_stream.stat_count) return error.BufferTooSmall;
-    const dest = out orelse return error.InvalidArgument;
-    var values: [recv_stream.stat_count]u64 = undefined;
-    a.stream.readStats(&values);
-    @memcpy(dest[0..recv_stream.stat_count], &values);
+    a.stream.readStats(values);
 }
 
-pub fn statName(index: u32, out: ?[*]u8, cap: u32, out_len: ?*u32) Error!void {
-    const len_out = out_len orelse return error.InvalidArgument;
-    if (index >= recv_stream.stat_count) return error.InvalidArgument;
-    const name = recv_stream.stat_names[index];
-    len_out.* = @intCast(name.len);
-    if (cap < name.len) return error.BufferTooSmall;
-    const dest = out orelse return error.InvalidArgument;
-    @memcpy(dest[0..name.len], name);
-}
+/// `spead_recv_stream_stats` and `spead_recv_stream_stat_name`.
+pub const stats = @import("stats.zig").Stats(&recv_stream.stat_names, readStats);
 
 pub fn describe(handle: u32, out: ?[*]u64, cap_words: u32, out_words: ?*u32) Error!void {
     const words_out = out_words orelse return error.InvalidArgument;
@@ -298,9 +285,7 @@ fn create(config: *const [12]u32, out: ?*u32) i32 {
     return spead_recv_stream_create(@ptrCast(config), out);
 }
 
-fn expectStatus(expected: status.Status, actual: i32) !void {
-    try testing.expectEqual(@intFromEnum(expected), actual);
-}
+const expectStatus = abi.expectStatus;
 
 test "exports: create validates the config" {
     var h: u32 = 0;

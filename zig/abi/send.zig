@@ -285,9 +285,7 @@ const spead_packet_gen_destroy = abi.c("spead_packet_gen_destroy");
 const spead_packet_gen_next = abi.c("spead_packet_gen_next");
 const Status = status.Status;
 
-fn expectStatus(expected: Status, actual: i32) !void {
-    try testing.expectEqual(@intFromEnum(expected), actual);
-}
+const expectStatus = abi.expectStatus;
 
 test "flavour check" {
     try expectStatus(.ok, spead_flavour_check(4, 64, 40, 0));

@@ -3,6 +3,7 @@
 //! `ffi/abi.gen.ts` and `include/spead.h` from this table. To add an export,
 //! see docs/ABI.md "How to add an export".
 const std = @import("std");
+const status = @import("../core/status.zig");
 const ex = @import("export.zig");
 const entry = ex.entry;
 const blocking = ex.blocking;
@@ -50,8 +51,8 @@ pub const exports = [_]ex.Export{
     entry("spead_recv_stream_arm", recv.arm, "handle", "Re-arms the doorbell; fires at once if something is ready."),
     entry("spead_recv_stream_stop", recv.stop, "handle", "Stops the readers and flushes live heaps; idempotent."),
     entry("spead_recv_stream_destroy", recv.destroy, "handle", "Stop + free everything not yet popped; popped heaps stay valid."),
-    entry("spead_recv_stream_stats", recv.stats, "handle out capacity out_n", "Stat values in the order of spead_recv_stream_stat_name."),
-    entry("spead_recv_stream_stat_name", recv.statName, "index out capacity out_len", "Name of stat `index`."),
+    entry("spead_recv_stream_stats", recv.stats.values, "handle out capacity out_n", "Stat values in the order of spead_recv_stream_stat_name."),
+    entry("spead_recv_stream_stat_name", recv.stats.name, "index out capacity out_len", "Name of stat `index`."),
     entry("spead_recv_stream_add_udp_reader", pool.addUdpReader, "handle address address_len port packet_size_max buffer_size interface_address interface_len out_info", "A UDP reader thread for the stream; out_info = [port, rcvbuf, gro]."),
 
     // UDP send streams
@@ -63,16 +64,16 @@ pub const exports = [_]ex.Export{
     entry("spead_udp_send_stream_set_notify", udp_send.setNotify, "handle callback", "Doorbell called from the I/O thread once per arm; null disables."),
     entry("spead_udp_send_stream_arm", udp_send.arm, "handle", "Re-arms the doorbell; fires at once if a completion is ready."),
     entry("spead_udp_send_stream_set_cnt_sequence", udp_send.setCntSequence, "handle sequence", "Sets the automatic cnt sequence: sequence = [next, step]."),
-    entry("spead_udp_send_stream_stats", udp_send.stats, "handle out capacity out_n", "Stat values in the order of spead_udp_send_stream_stat_name."),
-    entry("spead_udp_send_stream_stat_name", udp_send.statName, "index out capacity out_len", "Name of stat `index`."),
+    entry("spead_udp_send_stream_stats", udp_send.stats.values, "handle out capacity out_n", "Stat values in the order of spead_udp_send_stream_stat_name."),
+    entry("spead_udp_send_stream_stat_name", udp_send.stats.name, "index out capacity out_len", "Name of stat `index`."),
     entry("spead_udp_send_stream_stop", udp_send.stop, "handle", "Stops the stream; queued heaps fail."),
     entry("spead_udp_send_stream_destroy", udp_send.destroy, "handle", "Stop + free, once no call is inside."),
 
     // memory pools
     entry("spead_memory_pool_create", pool.createPool, "config out_handle", "A memory pool (MemoryPoolConfig)."),
     entry("spead_memory_pool_destroy", pool.destroyPool, "handle", "Invalidates the handle; memory still in use lives on."),
-    entry("spead_memory_pool_stats", pool.poolStats, "handle out capacity out_n", "Stat values in the order of spead_memory_pool_stat_name."),
-    entry("spead_memory_pool_stat_name", pool.poolStatName, "index out capacity out_len", "Name of stat `index`."),
+    entry("spead_memory_pool_stats", pool.pool_stats.values, "handle out capacity out_n", "Stat values in the order of spead_memory_pool_stat_name."),
+    entry("spead_memory_pool_stat_name", pool.pool_stats.name, "index out capacity out_len", "Name of stat `index`."),
 
     // stable send buffers
     entry("spead_buffer_alloc", buffer.alloc, "size_lo size_hi flags out", "Native memory for item bytes: out = [address, handle, size, huge]."),
@@ -104,8 +105,8 @@ pub const exports = [_]ex.Export{
     entry("spead_chunk_group_add_stream", chunk.groupAddStream, "group stream_config chunk_words n_chunk_words user_data user_len out_handle", "Adds a member stream (spead2's emplace_back); the handle is a receive-stream handle. `invalid_state` once the group has received data."),
     entry("spead_chunk_group_stop", chunk.groupStop, "handle", "Stops the rings and every member."),
     entry("spead_chunk_group_destroy", chunk.groupDestroy, "handle", "Stops the group and drops JS's reference (members hold theirs until destroyed)."),
-    entry("spead_chunk_stream_stats", chunk.chunkStreamStats, "handle out capacity out_n", "The chunk stream's own counters (after the stream's: `too_old_heaps`, `rejected_heaps`)."),
-    entry("spead_chunk_stream_stat_name", chunk.chunkStatName, "index out capacity out_len", "Name of chunk stream stat `index`."),
+    entry("spead_chunk_stream_stats", chunk.chunk_stream_stats.values, "handle out capacity out_n", "The chunk stream's own counters (after the stream's: `too_old_heaps`, `rejected_heaps`)."),
+    entry("spead_chunk_stream_stat_name", chunk.chunk_stream_stats.name, "index out capacity out_len", "Name of chunk stream stat `index`."),
     entry("spead_chunk_rule_check", chunk.ruleCheck, "words n_words out", "Validates place-rule words; writes [heaps per chunk, chunk data bytes, chunk extra bytes]."),
     entry("spead_chunk_place_lookup", chunk.placeLookup, "path path_len symbol symbol_len out", "Loads a shared library (kept loaded) and writes the address of a place function in it (`system_error`: cannot load; `invalid_argument`: no symbol)."),
 
@@ -117,6 +118,11 @@ pub const exports = [_]ex.Export{
 /// The C function of the export called `name` (for tests that call the ABI as C does).
 pub fn c(comptime name: []const u8) @TypeOf(find(name).c()) {
     return find(name).c();
+}
+
+/// For tests of the exports: `actual` (a C function's result) is `expected`.
+pub fn expectStatus(expected: status.Status, actual: i32) !void {
+    try std.testing.expectEqual(@intFromEnum(expected), actual);
 }
 
 fn find(comptime name: []const u8) ex.Export {

@@ -29,10 +29,7 @@ const pool_backing = std.heap.page_allocator;
 /// For stream creation (config word 8): the pool's payload allocator, with a
 /// reference taken on the pool for the stream.
 pub fn acquirePool(handle: u32) Error!reassembly.PayloadAllocator {
-    pools_guard.lock();
-    defer pools_guard.unlock();
-    const pool = try pool_table.get(handle);
-    try pool.retain();
+    const pool = try pool_table.retainUnder(&pools_guard, handle);
     return pool.payloadAllocator();
 }
 
@@ -74,28 +71,15 @@ pub fn stopAllRefills() void {
     }
 }
 
-pub fn poolStats(handle: u32, out: ?[*]u64, cap: u32, out_n: ?*u32) Error!void {
-    const n_out = out_n orelse return error.InvalidArgument;
+fn readPoolStats(handle: u32, values: *[memory_pool.stat_count]u64) Error!void {
     pools_guard.lock();
     defer pools_guard.unlock();
     const pool = try pool_table.get(handle);
-    n_out.* = memory_pool.stat_count;
-    if (cap < memory_pool.stat_count) return error.BufferTooSmall;
-    const dest = out orelse return error.InvalidArgument;
-    var values: [memory_pool.stat_count]u64 = undefined;
-    pool.readStats(&values);
-    @memcpy(dest[0..memory_pool.stat_count], &values);
+    pool.readStats(values);
 }
 
-pub fn poolStatName(index: u32, out: ?[*]u8, cap: u32, out_len: ?*u32) Error!void {
-    const len_out = out_len orelse return error.InvalidArgument;
-    if (index >= memory_pool.stat_count) return error.InvalidArgument;
-    const name = @tagName(@as(memory_pool.Stat, @enumFromInt(index)));
-    len_out.* = @intCast(name.len);
-    if (cap < name.len) return error.BufferTooSmall;
-    const dest = out orelse return error.InvalidArgument;
-    @memcpy(dest[0..name.len], name);
-}
+/// `spead_memory_pool_stats` and `spead_memory_pool_stat_name`.
+pub const pool_stats = @import("stats.zig").Stats(std.meta.fieldNames(memory_pool.Stat), readPoolStats);
 
 fn stringArg(ptr: ?[*]const u8, len: u32) Error![]const u8 {
     if (len == 0) return "";
@@ -190,9 +174,7 @@ const packet_mod = @import("../recv/packet.zig");
 const imm = packet_mod.imm;
 const addr = packet_mod.addr;
 
-fn expectStatus(expected: status.Status, actual: i32) !void {
-    try testing.expectEqual(@intFromEnum(expected), actual);
-}
+const expectStatus = abi.expectStatus;
 
 fn streamConfig(pool: u32) [12]u32 {
     return .{ 4, 1, 0, 0, 1, 1, 8, 1, pool, 0, 0, 0xFFFF_FFFF };

@@ -120,6 +120,20 @@ const HeapRecords = struct {
 // ---------------------------------------------------------------------------
 // Exports
 
+/// The stream of `handle`, leased for one call (`release` it).
+fn lease(handle: u32) Error!StreamLeases.Lease {
+    if (!supported) return error.SystemError;
+    return streams.lease(handle);
+}
+
+/// Calls `Stream.<method>` on the stream of `handle` with `method_args`,
+/// leased for the call (the method returns void or `Error!void`).
+fn call(handle: u32, comptime method: []const u8, method_args: anytype) Error!void {
+    const leased = try lease(handle);
+    defer leased.release();
+    return @call(.auto, @field(Stream, method), .{leased.object} ++ method_args);
+}
+
 pub fn create(
     endpoints_text: ?[*]const u8,
     endpoints_len: u32,
@@ -151,10 +165,8 @@ pub fn send(
     token_in: ?*const u64,
     out_cnts: ?[*]u64,
 ) Error!void {
-    if (!supported) return error.SystemError;
-    const lease = try streams.lease(handle);
-    defer lease.release();
-    const stream = lease.object;
+    const leased = try lease(handle);
+    defer leased.release();
     if (n_heaps == 0) return error.InvalidArgument;
     if (n_heaps > group_heaps_max) return error.QueueFull;
     const group_mode = std.meta.intToEnum(udp_send.GroupMode, mode) catch return error.InvalidArgument;
@@ -164,86 +176,54 @@ pub fn send(
     };
     const token = try args.u64In(token_in);
     const cnts: []u64 = if (out_cnts == null) &.{} else try args.wordsOut(out_cnts, n_heaps);
-    try stream.send(source, group_mode, token, cnts);
+    try leased.object.send(source, group_mode, token, cnts);
 }
 
 pub fn poll(handle: u32, out: ?[*]records.SendCompletion, cap_records: u32, out_n: ?*u32) Error!void {
-    if (!supported) return error.SystemError;
-    const lease = try streams.lease(handle);
-    defer lease.release();
-    const stream = lease.object;
+    const leased = try lease(handle);
+    defer leased.release();
     const n_out = try args.u32Out(out_n);
     const completions: []records.SendCompletion = if (cap_records == 0) &.{} else (out orelse return error.InvalidArgument)[0..cap_records];
-    n_out.* = @intCast(stream.poll(completions));
+    n_out.* = @intCast(leased.object.poll(completions));
 }
 
 pub fn wait(handle: u32, timeout_ms: u32) Error!void {
-    if (!supported) return error.SystemError;
-    const lease = try streams.lease(handle);
-    defer lease.release();
-    const stream = lease.object;
-    try stream.wait(timeout_ms);
+    return call(handle, "wait", .{timeout_ms});
 }
 
 pub fn flush(handle: u32, timeout_ms: u32) Error!void {
-    if (!supported) return error.SystemError;
-    const lease = try streams.lease(handle);
-    defer lease.release();
-    const stream = lease.object;
-    try stream.flush(timeout_ms);
+    return call(handle, "flush", .{timeout_ms});
 }
 
 pub fn setNotify(handle: u32, callback: ?*const fn (u32) callconv(.c) void) Error!void {
-    if (!supported) return error.SystemError;
-    const lease = try streams.lease(handle);
-    defer lease.release();
-    const stream = lease.object;
-    stream.setNotify(callback);
+    return call(handle, "setNotify", .{callback});
 }
 
 pub fn arm(handle: u32) Error!void {
-    if (!supported) return error.SystemError;
-    const lease = try streams.lease(handle);
-    defer lease.release();
-    const stream = lease.object;
-    stream.arm();
+    return call(handle, "arm", .{});
 }
 
 pub fn setCntSequence(handle: u32, in: ?[*]const u64) Error!void {
-    if (!supported) return error.SystemError;
-    const lease = try streams.lease(handle);
-    defer lease.release();
-    const stream = lease.object;
+    const leased = try lease(handle);
+    defer leased.release();
     const words = try args.wordsIn(in, 2);
-    try stream.setCntSequence(words[0], words[1]);
+    try leased.object.setCntSequence(words[0], words[1]);
 }
 
-pub fn stats(handle: u32, out: ?[*]u64, cap: u32, out_n: ?*u32) Error!void {
-    if (!supported) return error.SystemError;
-    const lease = try streams.lease(handle);
-    defer lease.release();
-    const stream = lease.object;
-    const n_out = try args.u32Out(out_n);
-    const words = try args.wordsOut(out, cap);
-    n_out.* = @intCast(stream.statValues(words));
+/// The stat names; elsewhere than Linux one placeholder (every read fails).
+const stat_names = if (supported) udp_send.stat_names else [_][]const u8{"unsupported"};
+
+fn readStats(handle: u32, values: *[stat_names.len]u64) Error!void {
+    const leased = try lease(handle);
+    defer leased.release();
+    assert(leased.object.statValues(values) == values.len);
 }
 
-pub fn statName(index: u32, out: ?[*]u8, cap: u32, out_len: ?*u32) Error!void {
-    if (!supported) return error.SystemError;
-    const len = try args.u32Out(out_len);
-    if (index >= udp_send.stat_names.len) return error.InvalidArgument;
-    const name = udp_send.stat_names[index];
-    len.* = @intCast(name.len);
-    if (cap < name.len) return error.BufferTooSmall;
-    @memcpy((try args.bytesOut(out, cap))[0..name.len], name);
-}
+/// `spead_udp_send_stream_stats` and `spead_udp_send_stream_stat_name`.
+pub const stats = @import("stats.zig").Stats(&stat_names, readStats);
 
 pub fn stop(handle: u32) Error!void {
-    if (!supported) return error.SystemError;
-    const lease = try streams.lease(handle);
-    defer lease.release();
-    const stream = lease.object;
-    stream.stop();
+    return call(handle, "stop", .{});
 }
 
 /// Stops every live stream and joins its I/O thread (process shutdown,
@@ -282,9 +262,7 @@ const spead_udp_send_stream_wait = abi.c("spead_udp_send_stream_wait");
 const Status = status.Status;
 const posix = std.posix;
 
-fn expectStatus(expected: Status, actual: i32) !void {
-    try testing.expectEqual(@intFromEnum(expected), actual);
-}
+const expectStatus = abi.expectStatus;
 
 /// A SendStreamConfig as its 10 f64 fields (tests set them by index).
 fn defaultConfig() [10]f64 {

@@ -58,6 +58,19 @@ pub fn Table(comptime T: type, comptime capacity: u32) type {
             return self.remove(handle);
         }
 
+        /// Looks a handle up under an export file's guard and takes a
+        /// reference (`T.retain`) before the guard is released, so a
+        /// concurrent `removeUnder` cannot drop the last one meanwhile.
+        /// The caller releases it.
+        pub fn retainUnder(self: *Self, guard: *std.Thread.Mutex, handle: u32) Error!*T {
+            guard.lock();
+            defer guard.unlock();
+            const ptr = try self.get(handle);
+            const Retain = @TypeOf(T.retain);
+            if (@typeInfo(@typeInfo(Retain).@"fn".return_type.?) == .error_union) try ptr.retain() else ptr.retain();
+            return ptr;
+        }
+
         /// Removes a live handle and returns its object; the handle becomes stale.
         pub fn remove(self: *Self, handle: u32) Error!*T {
             self.mutex.lock();
@@ -191,6 +204,24 @@ test "liveHandles lists exactly the live handles" {
     try std.testing.expectEqual(hb, out[0]);
     try std.testing.expectEqual(&x, try table.get(out[0]));
     try std.testing.expectEqual(@as(usize, 0), table.liveHandles(out[0..0]));
+}
+
+test "retainUnder takes a reference under the guard; removed handles are refused" {
+    const Counted = struct {
+        refs: u32 = 1,
+        fn retain(self: *@This()) void {
+            self.refs += 1;
+        }
+    };
+    var table: Table(Counted, 4) = .{};
+    var guard: std.Thread.Mutex = .{};
+    var object: Counted = .{};
+    const h = try table.insert(&object);
+    try std.testing.expectEqual(&object, try table.retainUnder(&guard, h));
+    try std.testing.expectEqual(@as(u32, 2), object.refs);
+    _ = try table.removeUnder(&guard, h);
+    try std.testing.expectError(error.InvalidHandle, table.retainUnder(&guard, h));
+    try std.testing.expectEqual(@as(u32, 2), object.refs);
 }
 
 test "table reports exhaustion" {
