@@ -8,7 +8,8 @@
  * same depth). On failure one `SpeadError("library_not_found")` names every
  * place tried, the platform and the fix. Under Deno this needs `--allow-ffi`.
  */
-import { SpeadError, setSystemErrorSource } from "../src/errors.ts";
+import { fail, SpeadError, setSystemErrorSource } from "../src/errors.ts";
+import { bindLib, type Lib } from "./abi.gen.ts";
 import { placeDownload } from "./download.ts";
 import { notFoundMessage, type Place, placeLocalBuild, placesBeforeDownload, platformKey } from "./locate.ts";
 import { releaseChecksums, releaseVersion } from "./release.ts";
@@ -16,6 +17,7 @@ import type { Backend } from "./symbols.ts";
 
 export type { Backend, NativeFunction } from "./symbols.ts";
 export { protocol, Status } from "./abi.gen.ts";
+export type { Lib, NonblockingLib } from "./abi.gen.ts";
 
 const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
 const isDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
@@ -84,9 +86,18 @@ function connectSystemErrors(lib: Backend): void {
   }, name);
 }
 
-/** The loaded native library (one per process). */
+/** The loaded native library (one per process). Outside ffi/, call it through {@link lib}. */
 export const native: Backend = await load();
 connectSystemErrors(native);
+
+/**
+ * The typed facade over the library (generated with the symbols: ffi/abi.gen.ts
+ * `bindLib`): one method per export with named parameters; a failed call
+ * throws a SpeadError naming its status, and the statuses an export reports
+ * as results (empty, stopped, ...; zig/abi/table.zig `results`) are returned.
+ * The only way src/ calls the library.
+ */
+export const lib: Lib = bindLib(native.symbols, native.asyncSymbols, fail);
 
 /**
  * At process exit every native thread of the library is stopped and joined,

@@ -168,9 +168,13 @@ export function statusName(status: number): SpeadErrorCode {
   return name ?? "unknown_status";
 }
 
-/** Throws a {@link SpeadError} (or Stopped/Empty) unless `status` is 0. */
-export function check(status: number, what: string): void {
-  if (status === 0) return;
+/**
+ * Throws the error of a failed native call: a {@link SpeadError} naming the
+ * status and `what` (Stopped / Empty for those two; a `system_error` with the
+ * errno and the call). The typed facade (ffi/mod.ts `lib`) calls this for
+ * every status that is not a result of the export.
+ */
+export function fail(status: number, what: string): never {
   const code = statusName(status);
   if (code === "stopped") throw new Stopped(`${what}: stream has stopped`);
   if (code === "empty") throw new Empty(`${what}: nothing ready`);
@@ -179,4 +183,9 @@ export function check(status: number, what: string): void {
     if (failure) throw new SpeadError(code, what, status, failure);
   }
   throw new SpeadError(code, `${what} failed (status ${status})`, status);
+}
+
+/** Throws as {@link fail} unless `status` is 0. */
+export function check(status: number, what: string): void {
+  if (status !== 0) fail(status, what);
 }

@@ -3,8 +3,8 @@
  * heaps are released. Pass it as `recv.StreamConfig({ memoryAllocator: pool })`.
  */
 import { MemoryPoolConfigView } from "../ffi/abi.gen.ts";
-import { native } from "../ffi/mod.ts";
-import { check, checkOptions, SpeadError } from "./errors.ts";
+import { lib } from "../ffi/mod.ts";
+import { checkOptions, SpeadError } from "./errors.ts";
 import { statsReader } from "./native_stats.ts";
 import { reclaimedByGc } from "./lifetime.ts";
 import type { MmapAllocator } from "./mmap_allocator.ts";
@@ -28,14 +28,14 @@ export type MemoryPoolStats = Record<string, number> & {
   readonly bypassed: number;
 };
 
-const readPoolStats = statsReader(
-  (i, out, cap, len) => native.symbols.spead_memory_pool_stat_name(i, out, cap, len),
-  (h, out, cap, n) => native.symbols.spead_memory_pool_stats(h, out, cap, n),
-  "MemoryPool.stats",
-);
+const readPoolStats = statsReader(lib.memoryPoolStatName, lib.memoryPoolStats, "MemoryPool.stats");
 
 const poolFinalizer = new FinalizationRegistry<number>((handle) => {
-  native.symbols.spead_memory_pool_destroy(handle);
+  try {
+    lib.memoryPoolDestroy(handle);
+  } catch {
+    // a finalizer has nobody to report to
+  }
   reclaimedByGc("MemoryPool");
 });
 
@@ -93,9 +93,7 @@ export class MemoryPool implements Disposable {
     record.initial = BigInt(initial);
     record.low_water = BigInt(lowWater);
     record.flags = BigInt(flags);
-    const out = new Uint32Array(1);
-    check(native.symbols.spead_memory_pool_create(new Uint8Array(record.view.buffer), out), "MemoryPool");
-    this.#handle = out[0];
+    this.#handle = lib.memoryPoolCreate(record.view, "MemoryPool");
     poolFinalizer.register(this, this.#handle, this.#token);
   }
 
@@ -116,7 +114,7 @@ export class MemoryPool implements Disposable {
     const h = this.#handle;
     this.#handle = 0;
     poolFinalizer.unregister(this.#token);
-    check(native.symbols.spead_memory_pool_destroy(h), "MemoryPool.close");
+    lib.memoryPoolDestroy(h, "MemoryPool.close");
   }
 
   /** Same as {@link MemoryPool.close} (for `using`). */

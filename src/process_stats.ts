@@ -1,6 +1,5 @@
 /** Process counters read by the native core (no /proc access needed in Deno). */
-import { native } from "../ffi/mod.ts";
-import { check } from "./errors.ts";
+import { lib } from "../ffi/mod.ts";
 
 /** Page faults, open file descriptors and threads of this process. */
 export interface ProcessStats {
@@ -19,7 +18,7 @@ const UNKNOWN = 0xffff_ffff_ffff_ffffn;
 /** Reads the counters now (getrusage, /proc/self/fd, /proc/self/task). */
 export function processStats(): ProcessStats {
   const out = new BigUint64Array(4);
-  check(native.symbols.spead_process_stats(out, out.length), "processStats");
+  lib.processStats(out, out.length, "processStats");
   const n = (v: bigint) => (v === UNKNOWN ? -1 : Number(v));
   return { minorFaults: n(out[0]), majorFaults: n(out[1]), openFds: n(out[2]), threads: n(out[3]) };
 }

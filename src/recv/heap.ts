@@ -6,8 +6,8 @@
  * so stale reads can never touch freed memory.
  */
 import { HeapDescriptionLayout, ItemDescriptionLayout } from "../../ffi/abi.gen.ts";
-import { native, protocol, Status } from "../../ffi/mod.ts";
-import { check, SpeadError } from "../errors.ts";
+import { lib, native, protocol, Status } from "../../ffi/mod.ts";
+import { fail, SpeadError } from "../errors.ts";
 import { Flavour } from "../flavour.ts";
 import { Descriptor } from "../descriptor.ts";
 import type { RawItem } from "../item.ts";
@@ -37,19 +37,22 @@ const I = {
 
 /** Frees the native heap when the JS side forgot to release it (safety net only). */
 const leakFinalizer = new FinalizationRegistry<number>((handle) => {
-  native.symbols.spead_recv_heap_release(handle);
+  try {
+    lib.recvHeapRelease(handle);
+  } catch {
+    // a finalizer has nobody to report to; the handle was stale
+  }
 });
 
 /** Reads the describe words of a heap handle (docs/ABI.md). */
 function describe(handle: number): BigUint64Array {
   let words = new BigUint64Array(HEADER_WORDS + ITEM_WORDS * 16);
   const used = new Uint32Array(1);
-  let st = native.symbols.spead_recv_heap_describe(handle, words, words.length, used);
-  if (st === Status.buffer_too_small) {
+  if (lib.recvHeapDescribe(handle, words, words.length, used, "heap describe") === Status.buffer_too_small) {
     words = new BigUint64Array(used[0]);
-    st = native.symbols.spead_recv_heap_describe(handle, words, words.length, used);
+    const st = lib.recvHeapDescribe(handle, words, words.length, used, "heap describe");
+    if (st !== Status.ok) fail(st, "heap describe");
   }
-  check(st, "heap describe");
   return words;
 }
 
@@ -199,7 +202,7 @@ export class Heap implements Disposable {
       this.#payload = null;
       if (typeof ab.transfer === "function") ab.transfer(0);
     }
-    check(native.symbols.spead_recv_heap_release(handle), "heap release");
+    lib.recvHeapRelease(handle, "heap release");
   }
 
   /** Same as `release()` (for `using`). */

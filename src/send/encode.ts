@@ -1,6 +1,6 @@
 /** Heap encoding in one native call (send.BytesStream), and the cnt word both encoders pass. */
-import { native } from "../../ffi/mod.ts";
-import { check, SpeadError } from "../errors.ts";
+import { lib } from "../../ffi/mod.ts";
+import { SpeadError } from "../errors.ts";
 import type { Heap } from "./heap.ts";
 import { buildItemTable, type ItemTable, unpinItemTable } from "./item_table.ts";
 
@@ -26,34 +26,30 @@ export function encodeHeap(heap: Heap, cnt: bigint, maxPacketSize: number): Uint
 function encodeTable(heap: Heap, table: ItemTable, cnt: bigint, maxPacketSize: number): Uint8Array {
   const f = heap.flavour;
   const sizeOut = new BigUint64Array(2);
-  check(
-    native.symbols.spead_heap_encoded_size(
-      table.words,
-      table.count,
-      f.heapAddressBits,
-      maxPacketSize,
-      heap.repeatPointers ? 1 : 0,
-      sizeOut,
-    ),
+  lib.heapEncodedSize(
+    table.words,
+    table.count,
+    f.heapAddressBits,
+    maxPacketSize,
+    heap.repeatPointers ? 1 : 0,
+    sizeOut,
     "encode heap (size)",
   );
   const total = Number(sizeOut[0]);
   if (total > 0xffff_ffff) throw new SpeadError("capacity_exceeded", `encoded heap of ${total} bytes exceeds 4 GiB`);
   const out = new Uint8Array(total);
   const lenOut = new Uint32Array(1);
-  check(
-    native.symbols.spead_heap_encode(
-      table.words,
-      table.count,
-      f.heapAddressBits,
-      f.bugCompat,
-      cntWord(cnt, f.heapAddressBits),
-      maxPacketSize,
-      heap.repeatPointers ? 1 : 0,
-      out,
-      total,
-      lenOut,
-    ),
+  lib.heapEncode(
+    table.words,
+    table.count,
+    f.heapAddressBits,
+    f.bugCompat,
+    cntWord(cnt, f.heapAddressBits),
+    maxPacketSize,
+    heap.repeatPointers ? 1 : 0,
+    out,
+    total,
+    lenOut,
     "encode heap",
   );
   void table.keepAlive;

@@ -1,12 +1,16 @@
-import { native } from "../../ffi/mod.ts";
-import { check, SpeadError } from "../errors.ts";
+import { lib } from "../../ffi/mod.ts";
+import { SpeadError } from "../errors.ts";
 import type { Heap } from "./heap.ts";
 import { cntWord } from "./encode.ts";
 import { buildItemTable, type ItemTable, unpinItemTable } from "./item_table.ts";
 import { StreamConfig } from "./stream_config.ts";
 
 const finalizer = new FinalizationRegistry<number>((handle) => {
-  native.symbols.spead_packet_gen_destroy(handle);
+  try {
+    lib.packetGenDestroy(handle);
+  } catch {
+    // a finalizer has nobody to report to
+  }
 });
 
 
@@ -34,8 +38,9 @@ export class PacketGenerator implements Iterable<Uint8Array> {
   *[Symbol.iterator](): Generator<Uint8Array, void, undefined> {
     const f = this.#heap.flavour;
     const table: ItemTable = buildItemTable(this.#heap);
-    const handleOut = new Uint32Array(1);
-    const created = native.symbols.spead_packet_gen_create(
+    let handle: number;
+    try {
+      handle = lib.packetGenCreate(
         table.words,
         table.count,
         f.heapAddressBits,
@@ -43,11 +48,12 @@ export class PacketGenerator implements Iterable<Uint8Array> {
         cntWord(this.#cnt, f.heapAddressBits),
         this.#maxPacketSize,
         this.#heap.repeatPointers ? 1 : 0,
-        handleOut,
+        "PacketGenerator",
       );
-    if (created !== 0) unpinItemTable(table);
-    check(created, "PacketGenerator");
-    const handle = handleOut[0];
+    } catch (err) {
+      unpinItemTable(table);
+      throw err;
+    }
     const token = {};
     // The table's buffers are referenced by the native generator until destroy.
     const keep = { table, token };
@@ -56,14 +62,14 @@ export class PacketGenerator implements Iterable<Uint8Array> {
     const lenOut = new Uint32Array(1);
     try {
       for (;;) {
-        check(native.symbols.spead_packet_gen_next(handle, out, out.byteLength, lenOut), "PacketGenerator.next");
+        lib.packetGenNext(handle, out, out.byteLength, lenOut, "PacketGenerator.next");
         const len = lenOut[0];
         if (len === 0) return;
         yield out.slice(0, len);
       }
     } finally {
       finalizer.unregister(token);
-      native.symbols.spead_packet_gen_destroy(handle);
+      lib.packetGenDestroy(handle);
       unpinItemTable(keep.table);
     }
   }

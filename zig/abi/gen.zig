@@ -112,7 +112,7 @@ fn wireParams(comptime e: ex.Export) []const std.builtin.Type.Fn.Param {
 pub fn writeTs(w: anytype) !void {
     @setEvalBranchQuota(100_000);
     try w.print("/**\n * {s}\n */\n", .{comptime indentDoc(banner)});
-    try w.writeAll("import type { NativeFunction } from \"./symbols.ts\";\n\n");
+    try w.writeAll("import type { AsyncSymbols, NativeFunction } from \"./symbols.ts\";\n\n");
 
     try w.writeAll("/** The neutral FFI type of every parameter and result (ffi/bun.ts, ffi/deno.ts map them). */\n");
     try w.writeAll("export const symbolDefs = {\n");
@@ -165,6 +165,164 @@ pub fn writeTs(w: anytype) !void {
     try w.writeAll("} as const;\n");
 
     inline for (records.all) |R| try writeTsRecord(w, R);
+
+    try writeTsFacade(w);
+}
+
+// ---------------------------------------------------------------------------
+// The typed facade in ffi/abi.gen.ts: one method per export
+
+/// `spead_recv_stream_pop` -> `recvStreamPop`, `timeout_ms` -> `timeoutMs`.
+fn camel(comptime s: []const u8) []const u8 {
+    return comptime blk: {
+        const body = if (std.mem.startsWith(u8, s, "spead_")) s["spead_".len..] else s;
+        var out: []const u8 = "";
+        var up = false;
+        for (body) |ch| {
+            if (ch == '_') {
+                up = true;
+                continue;
+            }
+            out = out ++ &[_]u8{if (up) std.ascii.toUpper(ch) else ch};
+            up = false;
+        }
+        break :blk out;
+    };
+}
+
+/// Whether the export returns a status (else a plain value: a getter).
+fn returnsStatus(comptime e: ex.Export) bool {
+    return comptime std.mem.eql(u8, resultKind(e), "i32");
+}
+
+/// Whether the export's last parameter is `out_handle`: the facade returns the handle instead.
+fn returnsHandle(comptime e: ex.Export) bool {
+    const names = comptime e.paramNames();
+    return comptime names.len > 0 and std.mem.eql(u8, names[names.len - 1], "out_handle");
+}
+
+/// The parameters the facade method takes (all but a trailing `out_handle`), with their TS types.
+fn facadeParams(w: anytype, comptime e: ex.Export) !void {
+    const params = wireParams(e);
+    const names = comptime e.paramNames();
+    const n = comptime if (returnsHandle(e)) names.len - 1 else names.len;
+    inline for (names[0..n], 0..) |name, i| {
+        try w.print("{s}{s}: {s}", .{ if (i == 0) "" else ", ", comptime camel(name), tsType(params[i].type.?) });
+    }
+}
+
+/// The arguments of the raw call (`out_handle` is the facade's own one-word buffer).
+fn facadeArgs(w: anytype, comptime e: ex.Export) !void {
+    const names = comptime e.paramNames();
+    inline for (names, 0..) |name, i| {
+        const arg = comptime if (returnsHandle(e) and i == names.len - 1) "handleOut" else camel(name);
+        try w.print("{s}{s}", .{ if (i == 0) "" else ", ", arg });
+    }
+}
+
+/// The TS result type of a status-returning method.
+fn facadeResult(comptime e: ex.Export) []const u8 {
+    const ok = comptime table.resultsOf(e.name);
+    if (ok.len == 0) return if (returnsHandle(e)) "number" else "void";
+    return comptime blk: {
+        var out: []const u8 = "typeof Status.ok";
+        for (ok) |st| out = out ++ " | typeof Status." ++ @tagName(st);
+        break :blk out;
+    };
+}
+
+/// The check after the raw call: statuses listed in `table.results` come back, other errors throw.
+fn facadeCheck(w: anytype, comptime e: ex.Export, comptime indent: []const u8) !void {
+    const ok = comptime table.resultsOf(e.name);
+    try w.print("{s}if (st !== 0", .{indent});
+    inline for (ok) |st| try w.print(" && st !== {d}", .{@intFromEnum(st)});
+    try w.writeAll(") fail(st, what);\n");
+    if (ok.len > 0) {
+        try w.print("{s}return st as {s};\n", .{ indent, comptime facadeResult(e) });
+    } else if (returnsHandle(e)) {
+        try w.print("{s}return handleOut[0];\n", .{indent});
+    }
+}
+
+fn writeTsFacade(w: anytype) !void {
+    try w.writeAll(
+        \\
+        \\/** How the facade reports a failed call: throws (ffi/mod.ts passes src/errors.ts's `fail`). */
+        \\export type Fail = (status: number, what: string) => never;
+        \\
+        \\/**
+        \\ * The typed facade over {@link Symbols}: one method per export, named
+        \\ * without the `spead_` prefix in TS casing, with named parameters. A
+        \\ * negative status throws through `fail` (a SpeadError naming the status
+        \\ * and `what`, which defaults to the export's name); the statuses that
+        \\ * zig/abi/table.zig `results` lists for an export (empty, stopped, ...) are
+        \\ * returned instead. A trailing `out_handle` is not a parameter: the method
+        \\ * returns the new handle.
+        \\ */
+        \\export interface Lib {
+        \\
+    );
+    inline for (table.exports) |e| {
+        try w.print("  /** {s} */\n  {s}(", .{ e.doc, comptime camel(e.name) });
+        try facadeParams(w, e);
+        if (returnsStatus(e)) {
+            try w.print("{s}what?: string): {s};\n", .{ if (comptime e.paramNames().len == @intFromBool(returnsHandle(e))) "" else ", ", comptime facadeResult(e) });
+        } else {
+            try w.writeAll("): number;\n");
+        }
+    }
+    try w.writeAll(
+        \\  /** Deno: the blocking exports bound `nonblocking` (each call runs on its own thread and returns a Promise); Bun: undefined. */
+        \\  readonly nonblocking: NonblockingLib | undefined;
+        \\}
+        \\
+        \\/** The blocking exports as Promises (Deno), checked as in {@link Lib}. */
+        \\export interface NonblockingLib {
+        \\
+    );
+    inline for (table.exports) |e| {
+        if (!e.blocking) continue;
+        try w.print("  /** {s} */\n  {s}(", .{ e.doc, comptime camel(e.name) });
+        try facadeParams(w, e);
+        try w.print(", what?: string): Promise<{s}>;\n", .{comptime facadeResult(e)});
+    }
+    try w.writeAll(
+        \\}
+        \\
+        \\/** Binds the facade to a loaded library (ffi/mod.ts does, once). */
+        \\export function bindLib(symbols: Symbols, nonblocking: AsyncSymbols | undefined, fail: Fail): Lib {
+        \\  const handleOut = new Uint32Array(1);
+        \\
+    );
+    inline for (table.exports) |e| try w.print("  const {s} = symbols.{s};\n", .{ e.name, e.name });
+    try w.writeAll("  return {\n");
+    inline for (table.exports) |e| {
+        try w.print("    {s}(", .{comptime camel(e.name)});
+        try facadeParams(w, e);
+        if (returnsStatus(e)) {
+            try w.print("{s}what = \"{s}\"): {s} {{\n      const st = {s}(", .{ if (comptime e.paramNames().len == @intFromBool(returnsHandle(e))) "" else ", ", e.name, comptime facadeResult(e), e.name });
+            try facadeArgs(w, e);
+            try w.writeAll(");\n");
+            try facadeCheck(w, e, "      ");
+        } else {
+            try w.print("): number {{\n      return {s}(", .{e.name});
+            try facadeArgs(w, e);
+            try w.writeAll(");\n");
+        }
+        try w.writeAll("    },\n");
+    }
+    try w.writeAll("    nonblocking: nonblocking === undefined ? undefined : {\n");
+    inline for (table.exports) |e| {
+        if (!e.blocking) continue;
+        try w.print("      async {s}(", .{comptime camel(e.name)});
+        try facadeParams(w, e);
+        try w.print(", what = \"{s}\"): Promise<{s}> {{\n        const st = await nonblocking.{s}(", .{ e.name, comptime facadeResult(e), e.name });
+        try facadeArgs(w, e);
+        try w.writeAll(");\n");
+        try facadeCheck(w, e, "        ");
+        try w.writeAll("      },\n");
+    }
+    try w.writeAll("    },\n  };\n}\n");
 }
 
 fn tsFieldType(comptime T: type) struct { ts: []const u8, get: []const u8, set: []const u8 } {

@@ -115,6 +115,50 @@ pub const exports = [_]ex.Export{
     entry("spead_recv_heap_release", recv.releaseHeap, "handle", "Frees a received heap; the handle becomes stale."),
 };
 
+/// Non-zero statuses that are results of an export, not failures: the TS
+/// facade (`bindLib` in ffi/abi.gen.ts) returns them to the caller instead of
+/// throwing (every other negative status throws a SpeadError). A name that is
+/// not an export fails to compile.
+pub const Results = struct { name: []const u8, statuses: []const status.Status };
+
+pub const results = [_]Results{
+    // queues: nothing ready yet (empty) and the end (stopped) are what a pop or a wait reports
+    .{ .name = "spead_recv_stream_try_pop", .statuses = &.{ .empty, .stopped } },
+    .{ .name = "spead_recv_stream_pop", .statuses = &.{ .empty, .stopped } },
+    .{ .name = "spead_recv_stream_pop_batch", .statuses = &.{ .empty, .stopped } },
+    .{ .name = "spead_recv_stream_wait", .statuses = &.{ .empty, .stopped } },
+    .{ .name = "spead_udp_send_stream_wait", .statuses = &.{ .empty, .stopped } },
+    .{ .name = "spead_udp_send_stream_flush", .statuses = &.{.empty} },
+    .{ .name = "spead_chunk_ring_pop", .statuses = &.{ .empty, .stopped } },
+    .{ .name = "spead_chunk_ring_wait", .statuses = &.{ .empty, .stopped } },
+    // grow-and-retry: the call wrote the size it needs
+    .{ .name = "spead_recv_heap_describe", .statuses = &.{.buffer_too_small} },
+    .{ .name = "spead_descriptor_encode", .statuses = &.{.buffer_too_small} },
+    .{ .name = "spead_descriptor_decode", .statuses = &.{.buffer_too_small} },
+    // stat names: an index past the last name ends the list
+    .{ .name = "spead_recv_stream_stat_name", .statuses = &.{.invalid_argument} },
+    .{ .name = "spead_udp_send_stream_stat_name", .statuses = &.{.invalid_argument} },
+    .{ .name = "spead_memory_pool_stat_name", .statuses = &.{.invalid_argument} },
+    .{ .name = "spead_chunk_stream_stat_name", .statuses = &.{.invalid_argument} },
+    // refusals the caller explains in its own words (src/recv/chunk_stream.ts)
+    .{ .name = "spead_chunk_rule_check", .statuses = &.{.invalid_argument} },
+    .{ .name = "spead_chunk_place_lookup", .statuses = &.{ .system_error, .invalid_argument } },
+};
+
+/// The statuses `results` lists for the export called `name` (none: every error throws).
+pub fn resultsOf(comptime name: []const u8) []const status.Status {
+    @setEvalBranchQuota(100_000);
+    inline for (results) |r| {
+        if (comptime std.mem.eql(u8, r.name, name)) return r.statuses;
+    }
+    return &.{};
+}
+
+comptime {
+    @setEvalBranchQuota(100_000);
+    for (results) |r| _ = find(r.name);
+}
+
 /// The C function of the export called `name` (for tests that call the ABI as C does).
 pub fn c(comptime name: []const u8) @TypeOf(find(name).c()) {
     return find(name).c();
