@@ -66,6 +66,11 @@ export const symbolDefs = {
     args: ["u32", "u32", "u32", "u32", "u32", "u32"],
     returns: "i32",
   },
+  spead_recv_stream_add_file: {
+    params: ["handle", "path", "path_len"],
+    args: ["u32", "buffer", "u32"],
+    returns: "i32",
+  },
   spead_recv_stream_try_pop: {
     params: ["handle", "out_heap"],
     args: ["u32", "buffer"],
@@ -377,6 +382,8 @@ export interface Symbols {
   spead_recv_stream_add_buffer(handle: number, bytes: Uint8Array | null, len: number): number;
   /** Reads len bytes at offset of a native buffer (spead_buffer_alloc) in place; the reader holds a reference on it. */
   spead_recv_stream_add_native_buffer(handle: number, buffer: number, offset_lo: number, offset_hi: number, len_lo: number, len_hi: number): number;
+  /** Maps a file of concatenated packets read-only; a reader thread feeds it in place and then stops the stream. */
+  spead_recv_stream_add_file(handle: number, path: Uint8Array | null, path_len: number): number;
   /** ok + heap handle, empty, or stopped. */
   spead_recv_stream_try_pop(handle: number, out_heap: Uint32Array | null): number;
   /** Blocking pop; empty on timeout. */

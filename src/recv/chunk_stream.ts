@@ -18,7 +18,7 @@ import { statsReader } from "../native_stats.ts";
 import type { ThreadPool } from "../thread_pool.ts";
 import { RingStreamConfig, StreamConfig } from "./config.ts";
 import { configRecord } from "./config_record.ts";
-import { addBufferReaderTo, addUdpReaderTo, type UdpReaderInfo, type UdpReaderOptions } from "./readers.ts";
+import { addBufferReaderTo, addFileReaderTo, addUdpReaderTo, type UdpReaderInfo, type UdpReaderOptions } from "./readers.ts";
 import type { StreamStats } from "./stream.ts";
 import { NativeWaiter } from "./waiter.ts";
 
@@ -701,6 +701,11 @@ export abstract class ChunkStreamBase implements Disposable {
   /** Feeds a buffer of concatenated packets (copied); the stream stops at its end. */
   addBufferReader(bytes: Uint8Array): void {
     addBufferReaderTo(this.nativeHandle, bytes);
+  }
+
+  /** Reads a file of concatenated packets (mapped, read in place); the stream stops at its end: see `Stream.addFileReader`. */
+  addFileReader(path: string): void {
+    addFileReaderTo(this.nativeHandle, path);
   }
 
   /** Receives UDP (unicast, or multicast with a group): see `Stream.addUdpReader`. */

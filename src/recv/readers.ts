@@ -32,6 +32,19 @@ export function addBufferReaderTo(handle: number, bytes: Uint8Array): void {
   check(native.symbols.spead_recv_stream_add_buffer(handle, bytes, bytes.byteLength), "addBufferReader");
 }
 
+/**
+ * Maps the file at `path` (concatenated packets, as `send.BytesStream` writes
+ * them) and feeds it to a stream, which stops at the end of the file. The
+ * mapping belongs to the native reader, never to JS.
+ */
+export function addFileReaderTo(handle: number, path: string): void {
+  if (typeof path !== "string" || path.length === 0) {
+    throw new TypeError(`addFileReader: path must be a non-empty string, not ${typeof path === "string" ? '""' : typeof path}`);
+  }
+  const bytes = new TextEncoder().encode(path);
+  check(native.symbols.spead_recv_stream_add_file(handle, bytes, bytes.byteLength), `addFileReader(${path})`);
+}
+
 /** `addUdpReader(port, options)` or `addUdpReader(group, port, options)` on a stream handle. */
 export function addUdpReaderTo(
   handle: number,

@@ -13,7 +13,7 @@ import { RingStreamConfig, StreamConfig } from "./config.ts";
 import { configRecord } from "./config_record.ts";
 import type { Heap } from "./heap.ts";
 import { wrapHeap } from "./heap_wrap.ts";
-import { addBufferReaderTo, addUdpReaderTo, type UdpReaderInfo, type UdpReaderOptions } from "./readers.ts";
+import { addBufferReaderTo, addFileReaderTo, addUdpReaderTo, type UdpReaderInfo, type UdpReaderOptions } from "./readers.ts";
 
 
 /** Most heaps one getBatch call takes (the native pop_batch limit). */
@@ -113,6 +113,28 @@ export class Stream implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
    */
   addBufferReader(bytes: Uint8Array): void {
     addBufferReaderTo(this.nativeHandle, bytes);
+  }
+
+  /**
+   * Reads a file of concatenated SPEAD packets (what `send.BytesStream` and
+   * spead2's `BytesStream` write; docs/PROTOCOL.md §10) and stops the stream at
+   * its end, like {@link addBufferReader} over the file's bytes. The file is
+   * mapped read-only by the native reader (JS never holds the mapping) and each
+   * byte is copied once, into its heap; the reader maps pages in a few MiB
+   * ahead of where it reads instead of faulting on each.
+   *
+   * Bad contents are counted, never fatal: the reader stops at the first packet
+   * it cannot decode (a truncated last packet counts in
+   * `stats.packets_rejected_truncated`, other bytes in `packets_rejected_bad_magic`
+   * and friends), as spead2's memory reader does. The file must not shrink while
+   * it is being read (as with any mapping, the reader would fault).
+   *
+   * @param path the file; throws `SpeadError` (`system_error`, with the errno)
+   *   when it cannot be opened or mapped, `invalid_argument` when it is not a
+   *   regular file
+   */
+  addFileReader(path: string): void {
+    addFileReaderTo(this.nativeHandle, path);
   }
 
   /**

@@ -156,6 +156,18 @@ pub fn addNativeBuffer(handle: u32, buffer_handle: u32, offset_lo: u32, offset_h
     try recv_stream.BufferReader.addBorrowed(a.stream, .{ .bytes = bytes, .ctx = buffer, .release = releaseNativeBuffer });
 }
 
+/// Maps the file at `path` (`path_len` bytes, no terminator) read-only and
+/// reads it as concatenated packets, then stops the stream
+/// (zig/recv/file_reader.zig). The mapping is the reader's own.
+pub fn addFile(handle: u32, path: ?[*]const u8, path_len: u32) Error!void {
+    const p = path orelse return error.InvalidArgument;
+    const a = try acquire(handle);
+    defer a.release();
+    try file_reader.add(a.stream, p[0..path_len]);
+}
+
+const file_reader = @import("../recv/file_reader.zig");
+
 fn claimHandle(heap: *FrozenHeap) Error!u32 {
     return heap_table.insert(heap);
 }

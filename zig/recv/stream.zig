@@ -663,7 +663,30 @@ pub const Borrowed = struct {
     bytes: []const u8,
     ctx: *anyopaque,
     release: *const fn (ctx: *anyopaque) void,
+    /// `bytes` is a page-aligned file mapping (zig/recv/file_reader.zig): the
+    /// reader thread populates it `populate_window` bytes ahead of where it reads.
+    populate: bool = false,
 };
+
+/// How far ahead a buffer reader populates a mapped file (`Borrowed.populate`).
+pub const populate_window: usize = 4 << 20;
+
+/// Maps in the pages of `bytes[from..to]` (page-aligned base) without a fault
+/// per page: MADV_POPULATE_READ (Linux 5.14), else MADV_WILLNEED, a hint only.
+fn populate(bytes: []const u8, from: usize, to: usize) void {
+    if (@import("builtin").os.tag != .linux) return;
+    const linux = std.os.linux;
+    const page = std.heap.pageSize();
+    assert(std.mem.isAligned(@intFromPtr(bytes.ptr), page));
+    assert(from < to and to <= bytes.len);
+    const start = std.mem.alignBackward(usize, from, page);
+    const addr_ptr: [*]align(std.heap.page_size_min) u8 = @ptrFromInt(@intFromPtr(bytes.ptr) + start);
+    const len = to - start;
+    const madv_populate_read = 22;
+    if (linux.E.init(linux.madvise(addr_ptr, len, madv_populate_read)) != .SUCCESS) {
+        _ = linux.madvise(addr_ptr, len, linux.MADV.WILLNEED);
+    }
+}
 
 /// Feeds a byte buffer of concatenated packets, then stops the stream.
 /// Stops early at the first undecodable packet (counted), like spead2.
@@ -729,10 +752,18 @@ pub const BufferReader = struct {
 
     fn run(self: *BufferReader) void {
         self.stream.readerThreadStarted();
+        const populating = if (self.borrowed) |b| b.populate else false;
+        var populated: usize = 0;
         var offset: usize = 0;
         var done = false;
         // Each batch consumes at least one packet or ends the loop.
         while (!done and !self.stop_requested.load(.acquire)) {
+            // Outside the table lock: populating may read the file from disk.
+            if (populating and populated < self.bytes.len and offset + populate_window / 2 >= populated) {
+                const to = @min(self.bytes.len, @max(populated, offset) + populate_window);
+                populate(self.bytes, populated, to);
+                populated = to;
+            }
             var batch: Batch = undefined;
             if (!self.stream.batchBegin(&batch)) return;
             var n: usize = 0;

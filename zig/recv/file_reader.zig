@@ -1,0 +1,235 @@
+//! A reader over a file of concatenated SPEAD packets: what `send.BytesStream`
+//! (and spead2's `BytesStream`) writes, memory framing (docs/PROTOCOL.md §10).
+//! The file is mapped read-only and fed by a buffer reader in place
+//! (zig/recv/stream.zig `BufferReader`), so its bytes are copied once, into
+//! the heaps; the reader thread populates the mapping a window ahead
+//! (`MADV_POPULATE_READ`) instead of taking a page fault per page.
+//!
+//! The mapping is owned here, never by JS: the reader unmaps it when it is
+//! joined. As with any mapping, a file that shrinks while it is being read
+//! makes the reader's next access past the new end fault (SIGBUS); bad
+//! contents are only counted (the reader stops at the first undecodable
+//! packet, as spead2's memory reader does).
+const std = @import("std");
+const builtin = @import("builtin");
+const linux = std.os.linux;
+const assert = std.debug.assert;
+const status = @import("../core/status.zig");
+const Error = status.Error;
+const sys_error = @import("../core/sys_error.zig");
+const recv_stream = @import("stream.zig");
+const Stream = recv_stream.Stream;
+
+/// Longest path accepted (Linux's PATH_MAX, terminator included).
+pub const path_len_max = 4096;
+
+/// A read-only private mapping of a whole regular file.
+const Mapping = struct {
+    allocator: std.mem.Allocator,
+    /// Empty for an empty file (nothing mapped).
+    bytes: []align(std.heap.page_size_min) const u8,
+
+    fn release(ctx: *anyopaque) void {
+        const self: *Mapping = @ptrCast(@alignCast(ctx));
+        if (self.bytes.len > 0) {
+            const rc = linux.munmap(self.bytes.ptr, self.bytes.len);
+            // Only a wrong address or length fails: a bug here.
+            assert(linux.E.init(rc) == .SUCCESS);
+        }
+        const allocator = self.allocator;
+        allocator.destroy(self);
+    }
+};
+
+/// Records a failed call on `path` ("open /data/x.spead") for spead_last_error.
+fn fail(errno: linux.E, op: []const u8, path: []const u8) Error {
+    var text: [sys_error.text_len_max]u8 = undefined;
+    const shown = std.fmt.bufPrint(&text, "{s} {s}", .{ op, path }) catch blk: {
+        // Too long for the record: keep the end of the path, which names the file.
+        const room = text.len - op.len - 4;
+        break :blk std.fmt.bufPrint(&text, "{s} ...{s}", .{ op, path[path.len - room ..] }) catch unreachable;
+    };
+    return sys_error.fail(errno, shown, null);
+}
+
+/// Maps `path` (a regular file) read-only. `InvalidArgument` for an empty or
+/// over-long path, one with a NUL byte, or something that is not a regular
+/// file; `SystemError` (errno recorded) when it cannot be opened or mapped.
+fn map(allocator: std.mem.Allocator, path: []const u8) Error!*Mapping {
+    if (builtin.os.tag != .linux) return error.SystemError;
+    if (path.len == 0 or path.len >= path_len_max) return error.InvalidArgument;
+    if (std.mem.indexOfScalar(u8, path, 0) != null) return error.InvalidArgument;
+    var z: [path_len_max]u8 = undefined;
+    @memcpy(z[0..path.len], path);
+    z[path.len] = 0;
+    const path_z: [*:0]const u8 = z[0..path.len :0];
+
+    const open_rc = linux.open(path_z, .{ .ACCMODE = .RDONLY, .CLOEXEC = true }, 0);
+    if (linux.E.init(open_rc) != .SUCCESS) return fail(linux.E.init(open_rc), "open", path);
+    const fd: i32 = @intCast(open_rc);
+    defer _ = linux.close(fd);
+
+    var st: linux.Stat = undefined;
+    const stat_rc = linux.fstat(fd, &st);
+    if (linux.E.init(stat_rc) != .SUCCESS) return fail(linux.E.init(stat_rc), "fstat", path);
+    if (!linux.S.ISREG(st.mode)) return error.InvalidArgument;
+    const size = std.math.cast(usize, st.size) orelse return error.InvalidArgument;
+
+    const self = allocator.create(Mapping) catch return error.OutOfMemory;
+    errdefer allocator.destroy(self);
+    self.* = .{ .allocator = allocator, .bytes = &.{} };
+    if (size == 0) return self;
+    const rc = linux.mmap(null, size, linux.PROT.READ, .{ .TYPE = .PRIVATE }, fd, 0);
+    if (linux.E.init(rc) != .SUCCESS) return fail(linux.E.init(rc), "mmap", path);
+    const ptr: [*]align(std.heap.page_size_min) const u8 = @ptrFromInt(rc);
+    self.bytes = ptr[0..size];
+    // Read front to back: the kernel may read ahead further and drop pages behind.
+    _ = linux.madvise(@constCast(ptr), size, linux.MADV.SEQUENTIAL);
+    return self;
+}
+
+/// Maps `path` and starts a buffer reader thread over it, which stops the
+/// stream at the end of the file. The reader owns the mapping and unmaps it
+/// when joined (stop or destroy). Errors as `map`, and as
+/// `BufferReader.addBorrowed` (`Stopped`, `CapacityExceeded`).
+pub fn add(stream: *Stream, path: []const u8) Error!void {
+    const mapping = try map(stream.allocator, path);
+    errdefer Mapping.release(mapping);
+    try recv_stream.BufferReader.addBorrowed(stream, .{
+        .bytes = mapping.bytes,
+        .ctx = mapping,
+        .release = Mapping.release,
+        .populate = true,
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+
+const testing = std.testing;
+const reassembly = @import("reassembly.zig");
+const packet_mod = @import("packet.zig");
+
+var test_payload_allocator: reassembly.DefaultPayloadAllocator = .{ .backing = testing.allocator };
+
+fn testStream() !*Stream {
+    test_payload_allocator = .{ .backing = testing.allocator };
+    return Stream.create(testing.allocator, test_payload_allocator.payloadAllocator(), .{ .ring_heaps = 4 });
+}
+
+/// Writes `bytes` to a file in `dir` and returns its absolute path.
+fn writeTemp(dir: std.testing.TmpDir, name: []const u8, bytes: []const u8, buf: []u8) ![]const u8 {
+    try dir.dir.writeFile(.{ .sub_path = name, .data = bytes });
+    return dir.dir.realpath(name, buf);
+}
+
+/// One single-packet heap `cnt` with `payload`.
+fn appendHeap(out: *std.ArrayList(u8), cnt: u64, payload: []const u8) !void {
+    var buf: [2048]u8 = undefined;
+    const imm = packet_mod.imm;
+    try out.appendSlice(packet_mod.buildTestPacket(&buf, 40, &.{ imm(1, cnt), imm(2, payload.len), imm(3, 0), imm(4, payload.len), packet_mod.addr(0x1000, 0) }, payload));
+}
+
+/// Pops until stopped; returns the heap cnts in order.
+fn drain(stream: *Stream, cnts: *std.ArrayList(u64)) !void {
+    var i: usize = 0;
+    while (i < 10_000) : (i += 1) {
+        const heap = stream.pop(5000) catch |err| switch (err) {
+            error.Stopped => return,
+            else => return err,
+        };
+        defer heap.deinit();
+        try cnts.append(heap.cnt);
+    }
+    return error.TestUnexpectedResult;
+}
+
+test "file reader: heaps of a packet file in order, then stopped" {
+    var tmp = testing.tmpDir(.{});
+    defer tmp.cleanup();
+    var bytes = std.ArrayList(u8).init(testing.allocator);
+    defer bytes.deinit();
+    for (1..11) |cnt| try appendHeap(&bytes, cnt, "0123456789abcdef");
+    var path_buf: [std.fs.max_path_bytes]u8 = undefined;
+    const path = try writeTemp(tmp, "ten.spead", bytes.items, &path_buf);
+
+    const stream = try testStream();
+    defer stream.destroy();
+    try expectRead(stream, path, &.{ 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 }, null);
+    try testing.expectEqual(@as(u64, 10), stream.stat(.packets));
+}
+
+test "file reader: truncated and garbage files are counted, empty files just stop" {
+    var tmp = testing.tmpDir(.{});
+    defer tmp.cleanup();
+    var bytes = std.ArrayList(u8).init(testing.allocator);
+    defer bytes.deinit();
+    for (1..4) |cnt| try appendHeap(&bytes, cnt, "0123456789abcdef");
+    var path_buf: [std.fs.max_path_bytes]u8 = undefined;
+
+    // Cut inside the last packet: two heaps, then one truncated packet counted.
+    const cut = try writeTemp(tmp, "cut.spead", bytes.items[0 .. bytes.items.len - 5], &path_buf);
+    try expectFile(cut, &.{ 1, 2 }, .packets_rejected_truncated);
+    // Not SPEAD at all: nothing, one bad packet counted.
+    const junk = try writeTemp(tmp, "junk.bin", "this is not a SPEAD packet, just text that is long enough", &path_buf);
+    try expectFile(junk, &.{}, .packets_rejected_bad_magic);
+    // Empty: nothing mapped, the stream stops.
+    const empty = try writeTemp(tmp, "empty.spead", "", &path_buf);
+    try expectFile(empty, &.{}, null);
+}
+
+/// Reads `path` through a new stream: the heap cnts must be `want`, and
+/// `rejected` (if any) must count one packet.
+fn expectFile(path: []const u8, want: []const u64, rejected: ?recv_stream.Stat) !void {
+    const stream = try testStream();
+    defer stream.destroy();
+    try expectRead(stream, path, want, rejected);
+}
+
+fn expectRead(stream: *Stream, path: []const u8, want: []const u64, rejected: ?recv_stream.Stat) !void {
+    try add(stream, path);
+    var cnts = std.ArrayList(u64).init(testing.allocator);
+    defer cnts.deinit();
+    try drain(stream, &cnts);
+    try testing.expectEqualSlices(u64, want, cnts.items);
+    if (rejected) |stat| try testing.expectEqual(@as(u64, 1), stream.stat(stat));
+}
+
+test "file reader: bad paths are refused with a status and leave the stream usable" {
+    var tmp = testing.tmpDir(.{});
+    defer tmp.cleanup();
+    const stream = try testStream();
+    defer stream.destroy();
+    try testing.expectError(error.InvalidArgument, add(stream, ""));
+    try testing.expectError(error.InvalidArgument, add(stream, "a\x00b"));
+    try testing.expectError(error.SystemError, add(stream, "/nonexistent/spead/file"));
+    try testing.expectEqual(@as(u16, @intFromEnum(linux.E.NOENT)), sys_error.get().errno);
+    try testing.expect(std.mem.startsWith(u8, sys_error.get().text, "open /nonexistent"));
+    var path_buf: [std.fs.max_path_bytes]u8 = undefined;
+    const dir_path = try tmp.dir.realpath(".", &path_buf);
+    try testing.expectError(error.InvalidArgument, add(stream, dir_path)); // a directory
+    const long = [_]u8{'a'} ** path_len_max;
+    try testing.expectError(error.InvalidArgument, add(stream, &long));
+    // Still usable: a good file after the refusals.
+    var bytes = std.ArrayList(u8).init(testing.allocator);
+    defer bytes.deinit();
+    try appendHeap(&bytes, 7, "payload");
+    var file_buf: [std.fs.max_path_bytes]u8 = undefined;
+    const path = try writeTemp(tmp, "one.spead", bytes.items, &file_buf);
+    try expectRead(stream, path, &.{7}, null);
+}
+
+test "file reader: the mapping is released when the stream is destroyed early" {
+    var tmp = testing.tmpDir(.{});
+    defer tmp.cleanup();
+    var bytes = std.ArrayList(u8).init(testing.allocator);
+    defer bytes.deinit();
+    for (1..200) |cnt| try appendHeap(&bytes, cnt, "0123456789abcdef");
+    var path_buf: [std.fs.max_path_bytes]u8 = undefined;
+    const path = try writeTemp(tmp, "many.spead", bytes.items, &path_buf);
+    // Nobody pops: the reader blocks on the full ring until destroy stops it
+    // (testing.allocator reports the Mapping if it is not released).
+    const stream = try testStream();
+    try add(stream, path);
+    stream.destroy();
+}
