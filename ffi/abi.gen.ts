@@ -1050,6 +1050,8 @@ export interface Lib {
   recvStreamAddBuffer(handle: number, bytes: Uint8Array | null, len: number, what?: string): void;
   /** Reads len bytes at offset of a native buffer (spead_buffer_alloc) in place; the reader holds a reference on it. */
   recvStreamAddNativeBuffer(handle: number, buffer: number, offsetLo: number, offsetHi: number, lenLo: number, lenHi: number, what?: string): void;
+  /** Maps a file of concatenated packets read-only; a reader thread feeds it in place and then stops the stream. */
+  recvStreamAddFile(handle: number, path: Uint8Array | null, pathLen: number, what?: string): void;
   /** ok + heap handle, empty, or stopped. */
   recvStreamTryPop(handle: number, outHeap: Uint32Array | null, what?: string): typeof Status.ok | typeof Status.empty | typeof Status.stopped;
   /** Blocking pop; empty on timeout. */
@@ -1199,6 +1201,7 @@ export function bindLib(symbols: Symbols, nonblocking: AsyncSymbols | undefined,
   const spead_recv_stream_create = symbols.spead_recv_stream_create;
   const spead_recv_stream_add_buffer = symbols.spead_recv_stream_add_buffer;
   const spead_recv_stream_add_native_buffer = symbols.spead_recv_stream_add_native_buffer;
+  const spead_recv_stream_add_file = symbols.spead_recv_stream_add_file;
   const spead_recv_stream_try_pop = symbols.spead_recv_stream_try_pop;
   const spead_recv_stream_pop = symbols.spead_recv_stream_pop;
   const spead_recv_stream_pop_batch = symbols.spead_recv_stream_pop_batch;
@@ -1305,6 +1308,10 @@ export function bindLib(symbols: Symbols, nonblocking: AsyncSymbols | undefined,
     },
     recvStreamAddNativeBuffer(handle: number, buffer: number, offsetLo: number, offsetHi: number, lenLo: number, lenHi: number, what = "spead_recv_stream_add_native_buffer"): void {
       const st = spead_recv_stream_add_native_buffer(handle, buffer, offsetLo, offsetHi, lenLo, lenHi);
+      if (st !== 0) fail(st, what);
+    },
+    recvStreamAddFile(handle: number, path: Uint8Array | null, pathLen: number, what = "spead_recv_stream_add_file"): void {
+      const st = spead_recv_stream_add_file(handle, path, pathLen);
       if (st !== 0) fail(st, what);
     },
     recvStreamTryPop(handle: number, outHeap: Uint32Array | null, what = "spead_recv_stream_try_pop"): typeof Status.ok | typeof Status.empty | typeof Status.stopped {
