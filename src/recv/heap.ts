@@ -69,7 +69,8 @@ function immediateBytes(value: bigint, width: number): Uint8Array {
 /** A complete heap popped from a receive stream (spead2's `recv.Heap`). */
 export class Heap implements Disposable {
   #handle: number;
-  #payload: ArrayBuffer | null;
+  /** The payload as an ArrayBuffer, made on first use (undefined until then). */
+  #payload: ArrayBuffer | null | undefined = undefined;
   readonly #words: BigUint64Array;
   /** Heap counter (ID) of this heap. */
   readonly cnt: bigint;
@@ -84,11 +85,28 @@ export class Heap implements Disposable {
     const w = this.#words;
     this.cnt = w[D.cnt];
     this.flavour = new Flavour(4, 64, Number(w[D.heapAddressBits]), Number(w[D.bugCompat]));
+    // The registry watches the heap until its payload buffer is made, then that
+    // buffer (which every item view keeps alive, see #payloadBuffer), so native
+    // memory is only freed once no view can reach it.
+    leakFinalizer.register(this, handle, this.#token);
+  }
+
+  /**
+   * The payload buffer, made on first use: a heap released unread never makes
+   * one (an external ArrayBuffer per heap is most of a JS consumer's cost per
+   * heap, and under Bun the collections it provokes).
+   */
+  #payloadBuffer(): ArrayBuffer | null {
+    if (this.#payload !== undefined) return this.#payload;
+    const w = this.#words;
     const size = Number(w[D.payloadSize]);
-    this.#payload = size > 0 ? native.arrayBufferAt(w[D.payloadAddress], size) : null;
-    // The registry watches the payload buffer (which every item view keeps alive),
-    // so native memory is only freed once no view can reach it.
-    leakFinalizer.register(this.#payload ?? this, handle, this.#token);
+    const ab = size > 0 ? native.arrayBufferAt(w[D.payloadAddress], size) : null;
+    this.#payload = ab;
+    if (ab) {
+      leakFinalizer.unregister(this.#token);
+      leakFinalizer.register(ab, this.#handle, this.#token);
+    }
+    return ab;
   }
 
   #live(): BigUint64Array {
@@ -135,7 +153,8 @@ export class Heap implements Disposable {
   /** The whole payload as a zero-copy view (spead2's `get_payload`). */
   getPayload(): Uint8Array {
     this.#live();
-    return this.#payload ? new Uint8Array(this.#payload) : new Uint8Array(0);
+    const payload = this.#payloadBuffer();
+    return payload ? new Uint8Array(payload) : new Uint8Array(0);
   }
 
   /**
@@ -157,7 +176,8 @@ export class Heap implements Disposable {
       } else {
         const off = Number(v);
         const len = Number(w[r + I.length]);
-        const value = this.#payload ? new Uint8Array(this.#payload, off, len) : new Uint8Array(0);
+        const payload = this.#payloadBuffer();
+        const value = payload ? new Uint8Array(payload, off, len) : new Uint8Array(0);
         items.push({ id, isImmediate, immediateValue: 0n, value });
       }
     }
