@@ -23,6 +23,8 @@ export class Flavour {
   readonly heapAddressBits: number;
   /** `BUG_COMPAT_*` flags (0..7). */
   readonly bugCompat: number;
+  readonly #maxId: bigint;
+  readonly #maxIdNumber: number;
 
   /** Checks the flavour as spead2 does; throws `invalid_flavour` for one spead2 would refuse. */
   constructor(version = 4, itemPointerBits = 64, heapAddressBits = 40, bugCompat = 0) {
@@ -43,6 +45,17 @@ export class Flavour {
     this.itemPointerBits = itemPointerBits;
     this.heapAddressBits = heapAddressBits;
     this.bugCompat = bugCompat;
+    this.#maxId = (1n << BigInt(63 - heapAddressBits)) - 1n;
+    this.#maxIdNumber = Number(this.#maxId);
+  }
+
+  /**
+   * @internal Whether `id` is an item ID this flavour can carry: an integer in
+   * 0..maxId (compared as a number below 2^53, without a BigInt per call).
+   */
+  fitsId(id: number): boolean {
+    if (!Number.isInteger(id) || id < 0) return false;
+    return id <= Number.MAX_SAFE_INTEGER ? id <= this.#maxIdNumber : BigInt(id) <= this.#maxId;
   }
 
   /** Bytes of the address / immediate field of an item pointer. */
@@ -52,7 +65,7 @@ export class Flavour {
 
   /** Largest item ID this flavour can carry. */
   get maxId(): bigint {
-    return (1n << BigInt(63 - this.heapAddressBits)) - 1n;
+    return this.#maxId;
   }
 
   /** Largest heap cnt / immediate value this flavour can carry. */

@@ -73,7 +73,7 @@ export class Heap {
   }
 
   #checkId(id: number): void {
-    if (!Number.isInteger(id) || id < 0 || BigInt(id) > this.flavour.maxId) {
+    if (!this.flavour.fitsId(id)) {
       throw new SpeadError("invalid_argument", `item id ${id} does not fit ${this.flavour}`);
     }
   }

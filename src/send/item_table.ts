@@ -146,6 +146,8 @@ function build(heaps: readonly Heap[], sync: boolean): PreparedTable {
     }
   }
   const words = new BigUint64Array(Math.max(1, nItems) * 4);
+  // The words are written as u32 halves (little-endian host, checked in udp_stream.ts): no BigInt per word.
+  const w32 = new Uint32Array(words.buffer);
   // A fresh ArrayBuffer always has an off-heap backing store, so its address is stable.
   const stage = sync && stageBytes > 0 ? new Uint8Array(new ArrayBuffer(stageBytes)) : undefined;
   const stageBase = stage ? native.addressOf(stage) : 0n;
@@ -153,7 +155,7 @@ function build(heaps: readonly Heap[], sync: boolean): PreparedTable {
   const pinned: NativeBuffer[] = [];
   const immediates: Array<readonly [Uint8Array, number]> = [];
   const staged: Array<readonly [Uint8Array, number, number]> = [];
-  const buffers = new Map<ArrayBufferLike, number>();
+  const buffers: Array<readonly [ArrayBufferLike, number]> = [];
   const heapCounts: number[] = [];
   let stageOff = 0;
   let payloadBytes = 0;
@@ -161,45 +163,47 @@ function build(heaps: readonly Heap[], sync: boolean): PreparedTable {
   for (const heap of heaps) {
     heapCounts.push(heap.entries.length);
     for (const e of heap.entries) {
-      if (e.bytes !== undefined && !buffers.has(e.bytes.buffer)) {
+      if (e.bytes !== undefined && !hasBuffer(buffers, e.bytes.buffer)) {
         checkLive(e.bytes.buffer, e.id); // before its address is taken
-        buffers.set(e.bytes.buffer, e.id);
+        buffers.push([e.bytes.buffer, e.id]);
       }
       const w = i * 4;
+      const h = 2 * w;
       i++;
-      words[w] = BigInt(e.id);
+      w32[h] = e.id % 2 ** 32; // exact for any integer (a power-of-two split)
+      w32[h + 1] = Math.floor(e.id / 2 ** 32);
       if (e.immediate) {
-        words[w + 1] = e.value ?? 0n; // an immediate read from bytes is written by refresh()
-        words[w + 2] = 0n;
-        words[w + 3] = 1n;
-        if (e.bytes !== undefined) immediates.push([e.bytes, 2 * (w + 1)]);
+        if (e.value !== undefined) words[w + 1] = e.value;
+        else immediates.push([e.bytes, h + 2]); // read from the bytes by refresh()
+        w32[h + 6] = 1;
         continue;
       }
       const len = e.bytes.byteLength;
       payloadBytes += len;
       if (len === 0) {
-        words[w + 1] = 0n;
+        // address 0, length 0
       } else if (isStaged(e.bytes, sync)) {
         words[w + 1] = stageBase + BigInt(stageOff); // async: rewritten by refresh() once the stage is known
-        staged.push([e.bytes, stageOff, 2 * (w + 1)]);
+        staged.push([e.bytes, stageOff, h + 2]);
         stageOff += len;
       } else {
         void e.bytes.buffer; // makes V8 move an on-heap array off the heap before we take its address
         words[w + 1] = native.addressOf(e.bytes);
         keepAlive.push(e.bytes);
         const owner = ownerOf(e.bytes);
-        if (owner) pinned.push(owner);
+        // Pinned once per send however many items it backs (tutorial 11: 64 heaps over one buffer).
+        if (owner && !pinned.includes(owner)) pinned.push(owner);
       }
-      words[w + 2] = BigInt(len);
-      words[w + 3] = 0n;
+      w32[h + 4] = len % 2 ** 32;
+      w32[h + 5] = Math.floor(len / 2 ** 32);
     }
   }
   const table = { words, count: nItems, heapCounts, keepAlive, payloadBytes, pinned, inFlight: 0 };
   const prepared: PreparedTable = {
-    heaps: [...heaps],
+    heaps: heaps.slice(),
     versions: heaps.map((h) => h.version),
     table,
-    words32: new Uint32Array(words.buffer),
+    words32: w32,
     sync,
     stage,
     nativeStageBytes: sync ? 0 : stageBytes,
@@ -207,10 +211,16 @@ function build(heaps: readonly Heap[], sync: boolean): PreparedTable {
     stageBase: -1,
     immediates,
     staged,
-    buffers: [...buffers],
+    buffers,
   };
   preparedOf.set(table, prepared);
   return prepared;
+}
+
+/** Whether `list` already holds `buffer` (a group refers to few distinct buffers). */
+function hasBuffer(list: ReadonlyArray<readonly [ArrayBufferLike, number]>, buffer: ArrayBufferLike): boolean {
+  for (let k = 0; k < list.length; k++) if (list[k][0] === buffer) return true;
+  return false;
 }
 
 function checkLive(buffer: ArrayBufferLike, id: number): void {
@@ -221,9 +231,14 @@ function checkLive(buffer: ArrayBufferLike, id: number): void {
 
 /** Writes the per-send parts: checks that no buffer was detached, immediates read from bytes, staged copies. */
 function refresh(p: PreparedTable): void {
-  for (const [buffer, id] of p.buffers) checkLive(buffer, id);
+  // Indexed loops: this runs once per send, often before the JIT has optimised it.
+  const buffers = p.buffers;
+  for (let i = 0; i < buffers.length; i++) checkLive(buffers[i][0], buffers[i][1]);
   const w32 = p.words32;
-  for (const [b, at] of p.immediates) {
+  const immediates = p.immediates;
+  for (let i = 0; i < immediates.length; i++) {
+    const b = immediates[i][0];
+    const at = immediates[i][1];
     // Big-endian bytes (at most 8) into the value word's two u32 halves, without BigInt.
     const n = b.length;
     let lo = 0;

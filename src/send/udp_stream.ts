@@ -49,8 +49,8 @@ interface Pending {
   reject(err: Error): void;
   /** Buffers the native side points into until the completion. */
   keepAlive: readonly ItemTable[];
-  /** Settles with the send (for asyncFlush); absent for sync sends. */
-  settled?: Promise<void>;
+  /** The send's Promise (for asyncFlush); absent for sync sends. */
+  promise?: Promise<number>;
 }
 
 const readSendStats = statsReader(
@@ -77,36 +77,48 @@ const REC_RATE = HeapRecordLayout.rate / 8;
 const REC_BITS = HeapRecordLayout.heap_address_bits / 4;
 const REC_REPEAT = HeapRecordLayout.repeat_pointers / 4;
 
+/** `HeapRecord`s (ffi/abi.gen.ts) with their 32-bit and f64 views (little-endian host). */
+interface RecordViews {
+  readonly words: BigUint64Array;
+  readonly w32: Uint32Array;
+  readonly f64: Float64Array;
+}
+
+function recordViews(n: number): RecordViews {
+  const words = new BigUint64Array(n * REC_U64);
+  return { words, w32: new Uint32Array(words.buffer), f64: new Float64Array(words.buffer) };
+}
+
 /**
- * `HeapRecord`s (ffi/abi.gen.ts) for `refs`, whose items follow each other in
- * the item table: written through 32-bit views (little-endian), so the per-heap
- * fields need no BigInt; the cnt and the rate take their own views.
+ * Writes record `i`: written through 32-bit views, so the per-heap fields need
+ * no BigInt; the cnt and the rate take their own views.
  */
+function writeHeapRecord(r: RecordViews, i: number, first: number, count: number, heap: Heap, cnt: bigint, sub: number, rate: number): void {
+  const w32 = i * REC_U32;
+  const w64 = i * REC_U64;
+  r.w32[w32 + REC_FIRST] = first;
+  r.w32[w32 + REC_COUNT] = count;
+  r.words[w64 + REC_CNT] = cnt >= 0n ? cnt : AUTO_CNT;
+  if (!Number.isInteger(sub) || sub < 0 || sub > 0xffff_ffff) {
+    throw new SpeadError("invalid_argument", `substream index ${sub}`);
+  }
+  r.w32[w32 + REC_SUBSTREAM] = sub;
+  r.f64[w64 + REC_RATE] = rate;
+  r.w32[w32 + REC_BITS] = heap.flavour.heapAddressBits;
+  r.w32[w32 + REC_REPEAT] = heap.repeatPointers ? 1 : 0;
+}
+
+/** `HeapRecord`s for `refs`, whose items follow each other in the item table. */
 function heapRecords(refs: readonly HeapReference[], table: { readonly heapCounts: readonly number[] }): BigUint64Array {
-  const n = refs.length;
-  const recs = new BigUint64Array(n * REC_U64);
-  const recs32 = new Uint32Array(recs.buffer);
-  const recsF = new Float64Array(recs.buffer);
+  const r = recordViews(refs.length);
   let first = 0;
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < refs.length; i++) {
     const ref = refs[i];
     const count = table.heapCounts[i];
-    const w32 = i * REC_U32;
-    const w64 = i * REC_U64;
-    recs32[w32 + REC_FIRST] = first;
-    recs32[w32 + REC_COUNT] = count;
-    recs[w64 + REC_CNT] = ref.cnt >= 0n ? ref.cnt : AUTO_CNT;
-    const sub = ref.substreamIndex;
-    if (!Number.isInteger(sub) || sub < 0 || sub > 0xffff_ffff) {
-      throw new SpeadError("invalid_argument", `substream index ${sub}`);
-    }
-    recs32[w32 + REC_SUBSTREAM] = sub;
-    recsF[w64 + REC_RATE] = ref.rate;
-    recs32[w32 + REC_BITS] = ref.heap.flavour.heapAddressBits;
-    recs32[w32 + REC_REPEAT] = ref.heap.repeatPointers ? 1 : 0;
+    writeHeapRecord(r, i, first, count, ref.heap, ref.cnt, ref.substreamIndex, ref.rate);
     first += count;
   }
-  return recs;
+  return r.words;
 }
 
 /** Rewrites what a heap may change between sends of the same records (its repeatPointers flag). */
@@ -137,7 +149,11 @@ export class UdpStream implements Disposable {
   readonly #recordsSigned = new BigInt64Array(this.#records.buffer);
   readonly #count = new Uint32Array(1);
   readonly #tokenWord = new BigUint64Array(1);
+  /** The record of a one-heap send (the native side copies it during the call). */
+  readonly #record = recordViews(1);
   #doorbell: { close(): void } | null = null;
+  /** Bun: the doorbell is armed and has not rung into JS yet (no need to arm it again). */
+  #armed = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #denoWaiting = false;
   #closing = false;
@@ -207,7 +223,10 @@ export class UdpStream implements Disposable {
     const self = new WeakRef(this);
     const bell = native.createDoorbell(() => {
       const stream = self.deref();
-      if (stream) stream.#drain();
+      if (stream) {
+        stream.#armed = false; // it rang, so the native side disarmed it
+        stream.#drain();
+      }
     });
     if (bell) {
       parts.doorbell = bell;
@@ -235,7 +254,31 @@ export class UdpStream implements Disposable {
    * the stream's rate (0 = unlimited for this heap). Resolves to the bytes sent.
    */
   asyncSendHeap(heap: Heap, cnt: bigint | number = -1, substreamIndex = 0, rate = -1): Promise<number> {
-    return this.asyncSendHeaps([new HeapReference(heap, { cnt, substreamIndex, rate })], GroupMode.SERIAL);
+    let entry: Pending | undefined;
+    const promise = new Promise<number>((resolve, reject) => {
+      entry = { resolve, reject, keepAlive: [] };
+      this.#submitOne(heap, cnt, substreamIndex, rate, entry);
+    });
+    entry!.promise = promise;
+    return promise;
+  }
+
+  /**
+   * Queues one heap: the per-heap path of tutorials 2-8 (a new heap each time),
+   * without the group's arrays: its table's words go to the native side as
+   * they are, its record through a scratch record.
+   */
+  #submitOne(heap: Heap, cnt: bigint | number, substreamIndex: number, rate: number, entry: Pending): void {
+    const h = this.#h;
+    const c = BigInt(cnt); // as HeapReference converts it
+    const table = buildItemTable(heap);
+    try {
+      writeHeapRecord(this.#record, 0, 0, table.count, heap, c, substreamIndex, rate);
+    } catch (e) {
+      unpinItemTable(table);
+      throw e;
+    }
+    this.#queue(h, this.#record.words, 1, table.words, table.count, GroupMode.SERIAL, [table], entry);
   }
 
   /**
@@ -248,7 +291,7 @@ export class UdpStream implements Disposable {
       entry = { resolve, reject, keepAlive: [] };
       this.#submit(heaps, mode, entry);
     });
-    if (entry) entry.settled = promise.then(() => undefined, () => undefined);
+    entry!.promise = promise;
     return promise;
   }
 
@@ -294,6 +337,20 @@ export class UdpStream implements Disposable {
         throw e;
       }
     }
+    this.#queue(h, recs, n, items, nItems, mode, tables, entry);
+  }
+
+  /** Hands a group to the native queue; on failure unpins its tables and throws. */
+  #queue(
+    h: number,
+    recs: BigUint64Array,
+    n: number,
+    items: BigUint64Array,
+    nItems: number,
+    mode: GroupMode,
+    tables: ItemTable[],
+    entry: Pending,
+  ): void {
     const token = this.#nextToken++;
     this.#tokenWord[0] = token;
     const st = native.symbols.spead_udp_send_stream_send(
@@ -319,11 +376,15 @@ export class UdpStream implements Disposable {
       if (!this.#denoWaiting) void this.#denoLoop();
       return;
     }
-    native.symbols.spead_udp_send_stream_arm(this.#handle);
+    if (!this.#armed) {
+      this.#armed = true;
+      native.symbols.spead_udp_send_stream_arm(this.#handle);
+    }
     // Bun's doorbell does not keep the process alive; this timer does, and bounds a lost ring.
     if (this.#timer === undefined && this.#pending.size > 0) {
       this.#timer = setTimeout(() => {
         this.#timer = undefined;
+        this.#armed = false; // re-arm even if a ring never reached JS
         this.#drain();
       }, WAIT_SLICE_MS);
     }
@@ -428,7 +489,7 @@ export class UdpStream implements Disposable {
 
   /** Resolves once every heap queued so far has been sent. */
   async asyncFlush(): Promise<void> {
-    await Promise.all([...this.#pending.values()].map((p) => p.settled));
+    await Promise.allSettled([...this.#pending.values()].map((p) => p.promise));
   }
 
 
