@@ -27,10 +27,13 @@
  *   unlimited  complete heaps received when spead2_send runs at rate 0
  *   lossless   highest sender rate (Gb/s, spead2 counts packet bytes) at which
  *              every heap of every pass arrives, bisected to 5 %
- *   mem        in-memory decode, GB/s of packet bytes (spead2_bench mem; ours:
- *              `--child-mem` below, the same heaps from a BytesStream, copied once
- *              into a send.NativeBuffer, through a buffer reader (in place where
- *              supported) and a memory pool, popped and released)
+ *   mem        in-memory decode, GB/s of packet bytes (spead2_bench mem: a callback
+ *              stream over 1 GiB of packets, pooled, each heap freed in its callback;
+ *              ours: `--child-mem` below, the same heaps from a BytesStream, copied
+ *              once into a send.NativeBuffer, read in place by addBufferReader into
+ *              a pooled stream with a ring of ~4 MiB of heaps, popped with
+ *              `batches()` and released); a second row decodes the same packets
+ *              from a file through addFileReader (mapped, in the page cache)
  *   pair       tutorial 8 -> tutorial 9 at full rate, complete heaps received,
  *              summed over the runs (examples/tut_8 + tut_9 vs spead2's C++ tutorials)
  *   send       tutorial 8 and tutorial 11 senders alone into a bound socket
@@ -40,7 +43,8 @@
  *              spead2_recv: the difference of two runs of different lengths)
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import {
   bunBin,
   cliArgs,
@@ -64,7 +68,7 @@ const KiB = 1024;
 // ------------------------------------------------------------------------------------------------
 // Child: our in-memory decode, one runtime, one case. Prints one JSON line.
 
-async function childMem(heapSize: number, packetSize: number, totalMB: number, passes: number): Promise<void> {
+async function childMem(heapSize: number, packetSize: number, totalMB: number, passes: number, via: string): Promise<void> {
   const { Flavour, MemoryPool, recv, send } = await import("../mod.ts");
   const config = new send.StreamConfig({ maxPacketSize: packetSize });
   const tx = new send.BytesStream(config);
@@ -78,34 +82,36 @@ async function childMem(heapSize: number, packetSize: number, totalMB: number, p
     tx.sendHeap(h);
   }
   // The packets go into native memory once (as spead2_bench builds its buffer once):
-  // a NativeBuffer view is read in place where addBufferReader supports it.
+  // a NativeBuffer view is read in place by addBufferReader. With `via` "file" they
+  // go into a file instead (in the page cache after the warm-up pass), read by
+  // addFileReader, which maps it.
   const encoded = tx.getValue();
   const nb = send.allocateBuffer(encoded.byteLength);
   nb.bytes.set(encoded);
   const bytes = nb.bytes;
+  const dir = via === "file" ? mkdtempSync(`${tmpdir()}/spead-mem-bench-`) : "";
+  const file = `${dir}/packets.spead`;
+  if (via === "file") writeFileSync(file, encoded);
+  // A ring of about 4 MiB of heaps (8 to 64): the reader announces heaps when half
+  // the ring is waiting, so JS has half a ring's decode time to wake up before the
+  // reader blocks on a full ring. The pool holds the ring, a batch JS holds and the
+  // heaps being assembled.
+  const ring = Math.min(64, Math.max(8, Math.floor((4 * MiB) / heapSize)));
   const times: number[] = [];
   let heaps = 0;
   for (let p = 0; p < passes + 1; p++) {
-    // Room for the ring (8), the heaps a getBatch holds (8) and the live heaps (4).
-    const pool = new MemoryPool(0, heapSize + 8192, 24, 24);
+    const pool = new MemoryPool(0, heapSize + 8192, 2 * ring + 8, 2 * ring + 8);
     const rx = new recv.Stream(
       new recv.StreamConfig({ maxHeaps: 4, memoryAllocator: pool }),
-      new recv.RingStreamConfig({ heaps: 8 }),
+      new recv.RingStreamConfig({ heaps: ring }),
     );
     const t0 = performance.now();
-    rx.addBufferReader(bytes);
+    if (via === "file") rx.addFileReader(file);
+    else rx.addBufferReader(bytes);
     let got = 0;
-    const batched = rx as unknown as { batches?: () => AsyncIterable<{ release(): void }[]> };
-    if (typeof batched.batches === "function") {
-      for await (const hs of batched.batches()) {
-        got += hs.length;
-        for (const h of hs) h.release();
-      }
-    } else {
-      for (const h of rx) {
-        got++;
-        h.release();
-      }
+    for await (const hs of rx.batches()) {
+      got += hs.length;
+      for (const h of hs) h.release();
     }
     const t = (performance.now() - t0) / 1e3;
     rx.close();
@@ -115,6 +121,7 @@ async function childMem(heapSize: number, packetSize: number, totalMB: number, p
       heaps += got;
     }
   }
+  if (dir) rmSync(dir, { recursive: true, force: true });
   const total = times.reduce((a, b) => a + b, 0);
   console.log(JSON.stringify({ gbs: (bytes.byteLength * passes) / total / 1e9, heaps, expected: (nHeaps - 1) * passes }));
 }
@@ -427,8 +434,24 @@ async function driver(): Promise<void> {
       { name: "64 KiB @ 1472", heapSize: 64 * KiB, packet: 1472 },
     ];
     const haveBench = haveSpead2 && existsSync(bin("src/spead2_bench"));
+    // Ours twice per run: from a native buffer (addBufferReader) and from a file
+    // (addFileReader); both against the same spead2_bench mem samples.
+    const ourChild = (w: "bun" | "deno", c: typeof memCases[number], via: string): number => {
+      const args = ["--child-mem", String(c.heapSize), String(c.packet), String(o.quick ? 64 : 256), String(o.quick ? 2 : 4), via];
+      // The file case writes its file (Deno: --allow-write).
+      const cmd = w === "bun" ? [bunBin, `${root}/bench/vs-spead2.ts`, ...args] : [...denoRun, "--allow-write", `${root}/bench/vs-spead2.ts`, ...args];
+      const out = spawnSync(cmd[0], cmd.slice(1), { encoding: "utf8", timeout: 300_000 });
+      try {
+        const j = JSON.parse((out.stdout ?? "").trim().split("\n").pop() ?? "");
+        return j.heaps === j.expected ? j.gbs : NaN;
+      } catch {
+        console.error(`mem child (${w}, ${via}) failed: ${(out.stderr ?? "").slice(-1000)}`);
+        return NaN;
+      }
+    };
     for (const c of memCases) {
       const s: Partial<Record<Who, number[]>> = {};
+      const f: Partial<Record<Who, number[]>> = {};
       for (let r = 0; r < R; r++) {
         for (const w of rotation(r)) {
           if (w === "spead2") {
@@ -439,20 +462,14 @@ async function driver(): Promise<void> {
             });
             (s.spead2 ??= []).push(Number((out.stdout ?? "").trim()) / 8);
           } else {
-            const args = ["--child-mem", String(c.heapSize), String(c.packet), String(o.quick ? 64 : 256), String(o.quick ? 2 : 4)];
-            const cmd = w === "bun" ? [bunBin, `${root}/bench/vs-spead2.ts`, ...args] : [...denoRun, `${root}/bench/vs-spead2.ts`, ...args];
-            const out = spawnSync(cmd[0], cmd.slice(1), { encoding: "utf8", timeout: 300_000 });
-            try {
-              const j = JSON.parse((out.stdout ?? "").trim().split("\n").pop() ?? "");
-              (s[w] ??= []).push(j.heaps === j.expected ? j.gbs : NaN);
-            } catch {
-              console.error(`mem child (${w}) failed: ${(out.stderr ?? "").slice(-1000)}`);
-              (s[w] ??= []).push(NaN);
-            }
+            (s[w] ??= []).push(ourChild(w, c, "buffer"));
+            (f[w] ??= []).push(ourChild(w, c, "file"));
           }
         }
       }
+      if (s.spead2) f.spead2 = s.spead2;
       rows.push(row(`in-memory decode, ${c.name}`, "GB/s", "higher", s, { ratio: 1, text: "≥ 1.0×" }));
+      rows.push(row(`decode from a file (addFileReader; spead2: mem), ${c.name}`, "GB/s", "higher", f, { ratio: 1, text: "≥ 1.0×" }));
     }
   });
 
@@ -719,7 +736,7 @@ if (cliArgs[0] === "--replot") {
   writeFileSync(cliArgs[2] ?? cliArgs[1].replace(/\.json$/, ".svg"), svg(rows, sides));
 } else if (cliArgs[0] === "--child-mem") {
   const [h, p, mb, passes] = cliArgs.slice(1, 5).map(Number);
-  await childMem(h, p, mb, passes);
+  await childMem(h, p, mb, passes, cliArgs[5] ?? "buffer");
 } else {
   await driver();
 }
