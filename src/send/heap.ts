@@ -34,6 +34,12 @@ export interface EncodableDescriptor {
 
 /** Big-endian integer value of up to 7 bytes (how spead2 right-aligns small immediates). */
 function bytesToImmediate(bytes: Uint8Array): bigint {
+  // Up to 6 bytes fit a number exactly: one BigInt instead of one per byte (a timestamp per heap).
+  if (bytes.length <= 6) {
+    let n = 0;
+    for (let k = 0; k < bytes.length; k++) n = n * 256 + bytes[k];
+    return BigInt(n);
+  }
   let v = 0n;
   for (const b of bytes) v = (v << 8n) | BigInt(b);
   return v;
