@@ -482,7 +482,9 @@ pub const Stream = struct {
         head_slot.status = 0;
         head_slot.errno = 0;
         self.next_cnt = next_cnt;
-        self.tail = end;
+        // Release: the slots filled above are visible to the I/O thread, which
+        // reads `tail` without the mutex (nextPacket).
+        @atomicStore(u64, &self.tail, end, .release);
         if (self.need_wakeup) {
             self.need_wakeup = false;
             self.work.signal();
@@ -605,9 +607,7 @@ pub const Stream = struct {
         const io = &self.io;
         if (io.limiter.check(clock)) |until| return .{ .sleep = until };
         if (io.active == io.cached_tail) {
-            self.mutex.lock();
-            io.cached_tail = self.tail;
-            self.mutex.unlock();
+            io.cached_tail = @atomicLoad(u64, &self.tail, .acquire);
             if (io.active == io.cached_tail) return .empty;
         }
         const cur = self.slotAt(io.active);
