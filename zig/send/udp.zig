@@ -441,6 +441,10 @@ pub const Stream = struct {
                 if (cnt > heap.flavour.addressMask()) return error.InvalidCnt;
             }
         }
+        // The I/O thread is woken after the unlock (defers run in reverse): woken
+        // under the lock, it would only block again on the mutex we hold.
+        var wake = false;
+        defer if (wake) self.work.signal();
         self.mutex.lock();
         defer self.mutex.unlock();
         if (self.stopped or self.stopping.load(.acquire)) return error.Stopped;
@@ -487,7 +491,7 @@ pub const Stream = struct {
         @atomicStore(u64, &self.tail, end, .release);
         if (self.need_wakeup) {
             self.need_wakeup = false;
-            self.work.signal();
+            wake = true;
         }
     }
 
