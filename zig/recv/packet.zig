@@ -102,7 +102,29 @@ pub fn decode(bytes: []const u8) Decoded {
     };
     const pointers_end = protocol.header_size + @as(usize, header.n_items) * protocol.pointer_size;
     if (pointers_end > bytes.len) return .{ .rejected = .truncated };
+    return decodePointers(bytes[0..pointers_end], header, bytes[pointers_end..]);
+}
 
+/// Decodes a packet received in two pieces (zig/recv/udp.zig's scatter
+/// receive): `head` must be exactly its header and item pointers, and
+/// `payload` holds its payload (and maybe more). Null when the header says the
+/// pointers do not end exactly at `head.len`: the caller then joins the
+/// pieces and uses `decode`.
+pub fn decodeSplit(head: []const u8, payload: []const u8) ?Decoded {
+    if (head.len < protocol.header_size) return null;
+    const header = switch (decodeHeader(head)) {
+        .ok => |h| h,
+        .rejected => |r| return .{ .rejected = r },
+    };
+    if (protocol.header_size + @as(usize, header.n_items) * protocol.pointer_size != head.len) return null;
+    return decodePointers(head, header, payload);
+}
+
+/// The pointer table (`head`: header and pointers) and a payload taken from
+/// the start of `rest`.
+fn decodePointers(head: []const u8, header: Header, rest: []const u8) Decoded {
+    const pointers_end = head.len;
+    const bytes = head;
     const hab = header.heap_address_bits;
     var heap_cnt: ?u64 = null;
     var heap_length: ?u64 = null;
@@ -130,12 +152,11 @@ pub fn decode(bytes: []const u8) Decoded {
         return .{ .rejected = .missing_items };
     }
     // Values are below 2^56, so the sums cannot overflow u64.
-    if (payload_length.? > bytes.len - pointers_end) return .{ .rejected = .truncated };
+    if (payload_length.? > rest.len) return .{ .rejected = .truncated };
     if (heap_length) |length| {
         if (payload_offset.? + payload_length.? > length) return .{ .rejected = .heap_length_overflow };
     }
     const size = pointers_end + @as(usize, @intCast(payload_length.?));
-    assert(size <= bytes.len);
     return .{ .ok = .{
         .heap_address_bits = hab,
         .heap_cnt = heap_cnt.?,
@@ -143,7 +164,7 @@ pub fn decode(bytes: []const u8) Decoded {
         .payload_offset = payload_offset.?,
         .payload_length = payload_length.?,
         .pointers = bytes[protocol.header_size + first_regular * protocol.pointer_size .. pointers_end],
-        .payload = bytes[pointers_end..size],
+        .payload = rest[0..@intCast(payload_length.?)],
         .size = size,
     } };
 }
@@ -317,4 +338,28 @@ test "two PAYLOAD_LENGTH pointers: framing and decoding use the same (last) one"
     const p = decode(pkt).ok;
     try testing.expectEqual(@as(u64, 2), p.payload_length);
     try testing.expectEqual(PacketSize{ .size = p.size }, getPacketSize(pkt));
+}
+
+test "decodeSplit: header and payload in separate pieces decode as the joined packet" {
+    var buf: [256]u8 = undefined;
+    const bytes = buildTestPacket(&buf, 48, &.{ imm(1, 9), imm(2, 100), imm(3, 20), imm(4, 5), addr(0x1000, 0) }, "hello");
+    const joined = decode(bytes).ok;
+    const head_len = bytes.len - 5;
+    var payload: [8]u8 = undefined;
+    @memcpy(payload[0..5], "hello");
+    const split = decodeSplit(bytes[0..head_len], &payload).?.ok;
+    try std.testing.expectEqual(joined.heap_cnt, split.heap_cnt);
+    try std.testing.expectEqual(joined.payload_offset, split.payload_offset);
+    try std.testing.expectEqual(joined.size, split.size);
+    try std.testing.expectEqualSlices(u8, joined.pointers, split.pointers);
+    try std.testing.expectEqual(@intFromPtr(&payload), @intFromPtr(split.payload.ptr));
+    try std.testing.expectEqualStrings("hello", split.payload);
+    // A head that is not exactly the pointer table: the caller must join the pieces.
+    try std.testing.expectEqual(@as(?Decoded, null), decodeSplit(bytes[0 .. head_len - 8], bytes[head_len - 8 ..]));
+    try std.testing.expectEqual(@as(?Decoded, null), decodeSplit(bytes[0..4], bytes[4..]));
+    // A payload piece shorter than PAYLOAD_LENGTH is truncated; a bad header is rejected.
+    try std.testing.expectEqual(Reject.truncated, decodeSplit(bytes[0..head_len], payload[0..4]).?.rejected);
+    var bad = buf;
+    bad[0] = 0;
+    try std.testing.expectEqual(Reject.bad_magic, decodeSplit(bad[0..head_len], &payload).?.rejected);
 }

@@ -190,6 +190,12 @@ pub const Batch = struct {
     }
 };
 
+/// See `Table.pendingPayload`.
+pub const PendingPayload = struct {
+    offset: u64,
+    dest: []u8,
+};
+
 /// Receives finished heaps. After `ready` returns, the table resets the live
 /// heap, freeing whatever the sink did not take (see `LiveHeap.takePayload`).
 pub const Sink = struct {
@@ -480,7 +486,12 @@ pub const LiveHeap = struct {
                 self.payload.len > 0 and placement.?.vtable.writable(placement.?.ctx, self)
             else
                 true;
-            if (keep) fast_copy.copy(self.payload[@intCast(first)..@intCast(last)], packet.payload);
+            if (keep) {
+                const dest = self.payload[@intCast(first)..@intCast(last)];
+                // A reader that received the payload in place (zig/recv/udp.zig)
+                // hands it over where it already is: nothing to copy.
+                if (dest.ptr != packet.payload.ptr) fast_copy.copy(dest, packet.payload);
+            }
             self.received_length += packet.payload_length;
         }
         return true;
@@ -651,6 +662,32 @@ pub const Table = struct {
         }
         if (end_of_stream) batch.stop = true;
         return true;
+    }
+
+    /// Where the next bytes of live heap `cnt` go, for a reader that receives
+    /// payloads in place (zig/recv/udp.zig): the heap's payload offset that the
+    /// next in-order packet must carry and the unreceived rest of its payload
+    /// memory. Those bytes belong to nobody else yet, so a wrong guess written
+    /// there does no harm: a later packet overwrites it. Null when there is
+    /// no such heap or no such memory (out-of-order streams, placed or unsized
+    /// heaps, a complete payload).
+    pub fn pendingPayload(self: *const Table, cnt: u64) ?PendingPayload {
+        if (self.config.allow_out_of_order or self.placement != null) return null;
+        var index = self.buckets[self.bucketOf(cnt)];
+        var steps: usize = 0;
+        while (index != entry_end) : (steps += 1) {
+            assert(steps < self.slots.len);
+            const heap = &self.slots[index].heap;
+            if (heap.cnt == cnt) {
+                if (heap.heap_length == null or heap.placed) return null;
+                const from = heap.received_length;
+                const to = heap.payload_reserved;
+                if (from >= to or heap.payload.len < to) return null;
+                return .{ .offset = from, .dest = heap.payload[@intCast(from)..@intCast(to)] };
+            }
+            index = self.slots[index].next;
+        }
+        return null;
     }
 
     /// Delivers every live heap (stop). Returns how many were flushed.
@@ -995,6 +1032,38 @@ test "in-order multi-packet heap; out-of-order packets rejected by default" {
     try testing.expectEqual(@as(usize, 1), f.items.len); // pointer de-duplicated
     try testing.expectEqualStrings(data, f.itemBytes(f.items[0]));
     try testing.expectEqual(@as(u64, 7), h.batch.search_dist);
+}
+
+test "pendingPayload: the unreceived tail of an in-order heap; a payload already there is not copied" {
+    var h: Harness = undefined;
+    try h.init(.{});
+    defer h.deinit();
+    const data = "0123456789abcdefghij";
+    const item = [_]TestPointer{addr(0x2000, 0)};
+    try testing.expectEqual(@as(?PendingPayload, null), h.table.pendingPayload(1));
+    try testing.expect(feedPart(&h, 1, data, 0, 5, true, &item));
+    const pending = h.table.pendingPayload(1).?;
+    try testing.expectEqual(@as(u64, 5), pending.offset);
+    try testing.expectEqual(@as(usize, 15), pending.dest.len);
+    // The next packet's payload received straight into place, then handed over there.
+    @memcpy(pending.dest[0..5], data[5..10]);
+    var buf: [256]u8 = undefined;
+    const bytes = packet_mod.buildTestPacket(&buf, 40, &.{ imm(1, 1), imm(2, data.len), imm(3, 5), imm(4, 5), addr(0x2000, 0) }, "XXXXX");
+    var packet = packet_mod.decode(bytes).ok;
+    packet.payload = pending.dest[0..5];
+    try testing.expect(h.table.addPacket(packet, &h.batch, h.collector.sink()));
+    try testing.expectEqual(@as(u64, 10), h.table.pendingPayload(1).?.offset);
+    try testing.expect(feedPart(&h, 1, data, 10, 10, true, &item));
+    try testing.expectEqual(@as(?PendingPayload, null), h.table.pendingPayload(1)); // complete: delivered
+    try testing.expectEqualStrings(data, h.collector.heaps.items[0].itemBytes(h.collector.heaps.items[0].items[0]));
+    // Unsized heaps and out-of-order tables give no guess.
+    try testing.expect(feedPart(&h, 2, data, 0, 5, false, &item));
+    try testing.expectEqual(@as(?PendingPayload, null), h.table.pendingPayload(2));
+    var o: Harness = undefined;
+    try o.init(.{ .allow_out_of_order = true });
+    defer o.deinit();
+    try testing.expect(feedPart(&o, 1, data, 0, 5, true, &item));
+    try testing.expectEqual(@as(?PendingPayload, null), o.table.pendingPayload(1));
 }
 
 test "out-of-order: fixed-seed shuffles, duplicates and partial overlaps" {

@@ -364,6 +364,15 @@ pub const Stream = struct {
         return true;
     }
 
+    /// Releases the table lock of a batch that fed nothing (a reader that took
+    /// the lock to receive in place and found no datagram): not a batch.
+    pub fn batchCancel(self: *Stream, batch: *Batch) void {
+        assert(batch.stream == self);
+        assert(batch.table.packets == 0 and !batch.table.stop and !batch.end_of_data);
+        for (batch.counters) |n| assert(n == 0);
+        self.mutex.unlock();
+    }
+
     /// Ends a batch: stops the stream if asked to, folds the counters in and
     /// releases the table lock.
     pub fn batchEnd(self: *Stream, batch: *Batch) void {
