@@ -2,8 +2,8 @@
  * Item descriptors (spead2's `Descriptor`): the metadata that tells a receiver
  * how to decode an item's bytes.
  */
-import { native } from "../ffi/mod.ts";
-import { check, SpeadError } from "./errors.ts";
+import { lib, Status } from "../ffi/mod.ts";
+import { fail, SpeadError } from "./errors.ts";
 import { BUG_COMPAT_SWAP_ENDIAN, Flavour } from "./flavour.ts";
 import {
   Codec,
@@ -42,9 +42,6 @@ export interface DescriptorOptions {
   /** `'C'` or `'F'` storage order; must be `'C'` with `format`. Default `'C'`. */
   order?: Order;
 }
-
-/** Native status `buffer_too_small` (docs/ABI.md). */
-const BUFFER_TOO_SMALL = -2;
 
 /** @internal How values are decoded (spead2's `_fastpath`). */
 export type Fastpath = "numpy" | "immediate" | "none";
@@ -255,7 +252,7 @@ export class Descriptor {
     const outLen = new Uint32Array(1);
     for (let attempt = 0; attempt < 2; attempt++) {
       const out = new Uint8Array(cap);
-      const status = native.symbols.spead_descriptor_encode(
+      const status = lib.descriptorEncode(
         flavour.heapAddressBits,
         flavour.bugCompat,
         a.idIn,
@@ -272,12 +269,13 @@ export class Descriptor {
         out,
         cap,
         outLen,
+        "descriptor encode",
       );
-      if (status === BUFFER_TOO_SMALL && attempt === 0 && outLen[0] > cap) {
+      if (status === Status.buffer_too_small && attempt === 0 && outLen[0] > cap) {
         cap = outLen[0];
         continue;
       }
-      check(status, "descriptor encode");
+      if (status !== Status.ok) fail(status, "descriptor encode");
       return out.subarray(0, outLen[0]);
     }
     throw new SpeadError("buffer_too_small", "descriptor encode kept asking for more space");
@@ -294,19 +292,12 @@ export class Descriptor {
     const input = bytes.length > 0 ? bytes : new Uint8Array(1);
     for (let attempt = 0; attempt < 2; attempt++) {
       const out = new BigUint64Array(cap);
-      const status = native.symbols.spead_descriptor_decode(
-        flavour.bugCompat,
-        input,
-        bytes.length,
-        out,
-        cap,
-        outWords,
-      );
-      if (status === BUFFER_TOO_SMALL && attempt === 0 && outWords[0] > cap) {
+      const status = lib.descriptorDecode(flavour.bugCompat, input, bytes.length, out, cap, outWords, "descriptor decode");
+      if (status === Status.buffer_too_small && attempt === 0 && outWords[0] > cap) {
         cap = outWords[0];
         continue;
       }
-      check(status, "descriptor decode");
+      if (status !== Status.ok) fail(status, "descriptor decode");
       return Descriptor.fromRawFields(unpackDescriptorWords(out, outWords[0]), flavour);
     }
     throw new SpeadError("buffer_too_small", "descriptor decode kept asking for more space");

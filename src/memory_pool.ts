@@ -6,7 +6,7 @@ import { MemoryPoolConfigView } from "../ffi/abi.gen.ts";
 import { lib } from "../ffi/mod.ts";
 import { checkOptions, SpeadError } from "./errors.ts";
 import { statsReader } from "./native_stats.ts";
-import { reclaimedByGc } from "./lifetime.ts";
+import { type NativeKind, NativeObject } from "./lifetime.ts";
 import type { MmapAllocator } from "./mmap_allocator.ts";
 
 /** Options of {@link MemoryPool}; defaults are spead2's. */
@@ -30,14 +30,12 @@ export type MemoryPoolStats = Record<string, number> & {
 
 const readPoolStats = statsReader(lib.memoryPoolStatName, lib.memoryPoolStats, "MemoryPool.stats");
 
-const poolFinalizer = new FinalizationRegistry<number>((handle) => {
-  try {
-    lib.memoryPoolDestroy(handle);
-  } catch {
-    // a finalizer has nobody to report to
-  }
-  reclaimedByGc("MemoryPool");
-});
+const kind: NativeKind = {
+  what: "MemoryPool",
+  destroy: lib.memoryPoolDestroy,
+  closedMessage: "memory pool has been closed",
+  reportReclaimed: true,
+};
 
 /**
  * A pool of `upper`-byte buffers serving every payload request in
@@ -50,7 +48,7 @@ const poolFinalizer = new FinalizationRegistry<number>((handle) => {
  * `close()` never frees memory still in use: buffers held by unreleased heaps
  * and streams stay valid and are freed when the last one lets go.
  */
-export class MemoryPool implements Disposable {
+export class MemoryPool extends NativeObject implements Disposable {
   /** Smallest request served from the pool, in bytes. */
   readonly lower: number;
   /** Size of each pool buffer: the largest request served from the pool. */
@@ -65,8 +63,6 @@ export class MemoryPool implements Disposable {
   readonly warnOnEmpty: boolean;
   /** Where buffers come from (default: pre-faulted anonymous mmap). */
   readonly allocator: MmapAllocator | undefined;
-  #handle: number;
-  readonly #token = {};
 
   /** spead2's `MemoryPool(lower, upper, max_free, initial)`; throws `invalid_argument` naming a bad size. */
   constructor(lower: number, upper: number, maxFree: number, initial: number, options: MemoryPoolOptions = {}) {
@@ -78,14 +74,8 @@ export class MemoryPool implements Disposable {
     ]] as const) {
       if (!Number.isSafeInteger(v) || v < 0) throw new SpeadError("invalid_argument", `${name} = ${v}`);
     }
-    this.lower = lower;
-    this.upper = upper;
-    this.maxFree = maxFree;
-    this.initial = initial;
-    this.lowWater = lowWater;
-    this.warnOnEmpty = options.warnOnEmpty ?? true;
-    this.allocator = options.allocator;
-    const flags = (options.allocator?.preferHuge ? 1 : 0) | (this.warnOnEmpty ? 2 : 0);
+    const warnOnEmpty = options.warnOnEmpty ?? true;
+    const flags = (options.allocator?.preferHuge ? 1 : 0) | (warnOnEmpty ? 2 : 0);
     const record = new MemoryPoolConfigView();
     record.lower = BigInt(lower);
     record.upper = BigInt(upper);
@@ -93,14 +83,14 @@ export class MemoryPool implements Disposable {
     record.initial = BigInt(initial);
     record.low_water = BigInt(lowWater);
     record.flags = BigInt(flags);
-    this.#handle = lib.memoryPoolCreate(record.view, "MemoryPool");
-    poolFinalizer.register(this, this.#handle, this.#token);
-  }
-
-  /** @internal Native handle, used in stream configs. */
-  get nativeHandle(): number {
-    if (this.#handle === 0) throw new SpeadError("closed", "memory pool has been closed");
-    return this.#handle;
+    super(lib.memoryPoolCreate(record.view, "MemoryPool"), kind);
+    this.lower = lower;
+    this.upper = upper;
+    this.maxFree = maxFree;
+    this.initial = initial;
+    this.lowWater = lowWater;
+    this.warnOnEmpty = warnOnEmpty;
+    this.allocator = options.allocator;
   }
 
   /** Current counters: free, outstanding, allocated, misses, bypassed, returned, released, refilled, failures. */
@@ -109,16 +99,7 @@ export class MemoryPool implements Disposable {
   }
 
   /** Releases the pool's free buffers; buffers still in use stay valid until released. Idempotent. */
-  close(): void {
-    if (this.#handle === 0) return;
-    const h = this.#handle;
-    this.#handle = 0;
-    poolFinalizer.unregister(this.#token);
-    lib.memoryPoolDestroy(h, "MemoryPool.close");
-  }
-
-  /** Same as {@link MemoryPool.close} (for `using`). */
-  [Symbol.dispose](): void {
-    this.close();
+  override close(): void {
+    super.close();
   }
 }

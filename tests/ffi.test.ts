@@ -3,14 +3,71 @@ import { describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { symbolDefs } from "../ffi/symbols.ts";
-import { native } from "../ffi/mod.ts";
+import { lib, native, Status } from "../ffi/mod.ts";
 import { SpeadError, statusName, statusNames } from "../src/errors.ts";
+import { RingStreamConfig, StreamConfig } from "../src/recv/config.ts";
+import { configRecord } from "../src/recv/config_record.ts";
 import { check } from "../src/errors.ts";
 import { root } from "./helpers.ts";
 
 const zigSources = (readdirSync(`${root}/zig`, { recursive: true }) as string[]).filter((f) => f.endsWith(".zig")).map((f) =>
   readFileSync(`${root}/zig/${f}`, "utf8")
 );
+
+describe("typed facade (ffi/mod.ts lib, generated with the symbols)", () => {
+  test("a failed call throws SpeadError naming the status and the caller's words", () => {
+    try {
+      lib.flavourCheck(4, 64, 41, 0, "flavour");
+      throw new Error("no throw");
+    } catch (err) {
+      expect(err).toBeInstanceOf(SpeadError);
+      expect((err as SpeadError).code).toBe("invalid_flavour");
+      expect((err as SpeadError).status).toBe(Status.invalid_flavour);
+      expect((err as SpeadError).message).toContain("flavour");
+    }
+    // without the caller's words the export is named
+    expect(() => lib.recvHeapRelease(12345)).toThrow("spead_recv_heap_release");
+    expect(lib.flavourCheck(4, 64, 48, 0)).toBeUndefined();
+  });
+
+  test("statuses an export reports as results come back; out_handle comes back as the result", () => {
+    const handle = lib.chunkRingCreate(2);
+    expect(handle).toBeGreaterThan(0);
+    const out = new Uint32Array(1);
+    expect(lib.chunkRingPop(handle, 0, out)).toBe(Status.empty);
+    lib.chunkRingStop(handle);
+    expect(lib.chunkRingPop(handle, 0, out)).toBe(Status.stopped);
+    lib.chunkRingDestroy(handle);
+    // an error that is not a result still throws (a stale handle)
+    expect(() => lib.chunkRingPop(handle, 0, out)).toThrow(SpeadError);
+    // the end of a stat-name list is a result
+    const name = new Uint8Array(64);
+    expect(lib.recvStreamStatName(100_000, name, name.length, out)).toBe(Status.invalid_argument);
+  });
+
+  test("a receive stream's pops report empty, then stopped, as results", () => {
+    const handle = lib.recvStreamCreate(configRecord(new StreamConfig(), new RingStreamConfig(), -1));
+    const out = new Uint32Array(1);
+    try {
+      expect(lib.recvStreamTryPop(handle, out)).toBe(Status.empty);
+      lib.recvStreamStop(handle);
+      expect(lib.recvStreamTryPop(handle, out)).toBe(Status.stopped);
+      expect(lib.recvStreamPop(handle, 0, out)).toBe(Status.stopped);
+    } finally {
+      lib.recvStreamDestroy(handle);
+    }
+    expect(() => lib.recvStreamTryPop(handle, out)).toThrow(SpeadError);
+  });
+
+  test("nothing outside ffi/ calls the raw symbols: src/ and mod.ts go through the facade", () => {
+    const files = [`${root}/mod.ts`, ...(readdirSync(`${root}/src`, { recursive: true }) as string[])
+      .filter((f) => f.endsWith(".ts"))
+      .map((f) => `${root}/src/${f}`)];
+    expect(files.length).toBeGreaterThan(30);
+    const offenders = files.filter((f) => /native\.symbols|asyncSymbols/.test(readFileSync(f, "utf8")));
+    expect(offenders).toEqual([]);
+  });
+});
 
 describe("symbol table", () => {
   test("every export of zig/abi/table.zig is in ffi/abi.gen.ts with the same parameters, and nothing else", () => {

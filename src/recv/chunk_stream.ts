@@ -12,18 +12,17 @@
  * every view taken before (length 0), so a stale view can never read memory
  * the stream is writing or has freed.
  */
-import { native } from "../../ffi/mod.ts";
-import { check, checkInteger, Empty, SpeadError, Stopped } from "../errors.ts";
+import { lib, native, Status } from "../../ffi/mod.ts";
+import { checkInteger, Empty, fail, SpeadError, Stopped } from "../errors.ts";
+import { type NativeKind, NativeObject } from "../lifetime.ts";
 import { statsReader } from "../native_stats.ts";
 import type { ThreadPool } from "../thread_pool.ts";
 import { RingStreamConfig, StreamConfig } from "./config.ts";
 import { configRecord } from "./config_record.ts";
 import { addBufferReaderTo, addFileReaderTo, addUdpReaderTo, type UdpReaderInfo, type UdpReaderOptions } from "./readers.ts";
 import type { StreamStats } from "./stream.ts";
-import { NativeWaiter } from "./waiter.ts";
+import { streamKind } from "./stream_kind.ts";
 
-const STATUS_EMPTY = -8;
-const WAIT_SLICE_MS = 50;
 const INFO_WORDS = 8;
 
 /** An item ID, as a number or a bigint. */
@@ -71,23 +70,24 @@ const chunkObjectCleaner = new FinalizationRegistry<number>((handle) => {
   if (chunkObjects.get(handle)?.deref() === undefined) chunkObjects.delete(handle);
 });
 
-const chunkFinalizer = new FinalizationRegistry<number>((handle) => {
-  // Only registered while JS holds the chunk; a chunk inside a ring is the ring's.
-  native.symbols.spead_chunk_destroy(handle);
-});
+// The finalizer watches a chunk only while JS holds it; a chunk inside a ring is the ring's.
+const chunkKind: NativeKind = {
+  what: "recv.Chunk",
+  destroy: lib.chunkDestroy,
+  closedCode: "released",
+  closedMessage: "chunk has been released",
+};
 
 /**
  * A chunk (spead2's `recv.Chunk`): native, pre-faulted memory for many heaps.
  * JS holds it after `new` and after taking it from a data ring; while it does,
  * `data`, `present` and `extra` are zero-copy views.
  */
-export class Chunk implements Disposable {
-  #handle: number;
+export class Chunk extends NativeObject implements Disposable {
   #held = true;
   #views: ChunkViews | null = null;
   #chunkId = -1n;
   #streamId = 0;
-  readonly #token = {};
   readonly #mapToken = {};
 
   /** A chunk of `options`' sizes, in pre-faulted native memory. */
@@ -95,19 +95,16 @@ export class Chunk implements Disposable {
     const data = checkInteger("data", options.data, 1, 2 ** 40);
     const present = checkInteger("present", options.present, 1, 2 ** 40);
     const extra = checkInteger("extra", options.extra ?? 0, 0, 2 ** 40);
-    if (Chunk.#adopting !== 0) {
-      this.#handle = Chunk.#adopting;
-      chunkFinalizer.register(this, this.#handle, this.#token);
-      return;
-    }
-    const out = new Uint32Array(1);
-    check(native.symbols.spead_chunk_create(BigUint64Array.of(BigInt(data), BigInt(present), BigInt(extra)), out), "Chunk");
-    this.#handle = out[0];
-    chunkFinalizer.register(this, this.#handle, this.#token);
+    super(
+      Chunk.#adopting !== 0
+        ? Chunk.#adopting
+        : lib.chunkCreate(BigUint64Array.of(BigInt(data), BigInt(present), BigInt(extra)), "Chunk"),
+      chunkKind,
+    );
   }
 
   #live(): ChunkViews {
-    if (this.#handle === 0) throw new SpeadError("released", "chunk has been released");
+    this.nativeHandle; // throws once released
     if (!this.#held) throw new SpeadError("invalid_state", "chunk belongs to a stream or ring; take it from the data ring first");
     return this.views;
   }
@@ -120,7 +117,7 @@ export class Chunk implements Disposable {
   get views(): ChunkViews {
     if (this.#views) return this.#views;
     const info = new BigUint64Array(INFO_WORDS);
-    check(native.symbols.spead_chunk_info(this.#handle, info), "chunk");
+    lib.chunkInfo(this.nativeHandle, info, "chunk");
     this.#chunkId = BigInt.asIntN(64, info[6]);
     this.#streamId = Number(info[7]);
     const base = info[0];
@@ -171,18 +168,12 @@ export class Chunk implements Disposable {
 
   /** Whether JS holds the chunk now (false while a ring or stream does). */
   get isHeld(): boolean {
-    return this.#held && this.#handle !== 0;
+    return this.#held && !this.isClosed;
   }
 
   /** True once released. */
   get isReleased(): boolean {
-    return this.#handle === 0;
-  }
-
-  /** @internal Native handle. */
-  get nativeHandle(): number {
-    if (this.#handle === 0) throw new SpeadError("released", "chunk has been released");
-    return this.#handle;
+    return this.isClosed;
   }
 
   #detach(): void {
@@ -193,14 +184,15 @@ export class Chunk implements Disposable {
   }
 
   /** @internal Hands the chunk to a ring: `put` is the native call; views detach first. */
-  giveTo(put: (handle: number) => number, what: string): void {
+  giveTo(put: (handle: number) => void): void {
     this.#live();
     this.#detach();
-    check(put(this.#handle), what);
+    const handle = this.nativeHandle;
+    put(handle);
     this.#held = false;
-    chunkFinalizer.unregister(this.#token);
-    chunkObjects.set(this.#handle, new WeakRef(this));
-    chunkObjectCleaner.register(this, this.#handle, this.#mapToken);
+    this.disown();
+    chunkObjects.set(handle, new WeakRef(this));
+    chunkObjectCleaner.register(this, handle, this.#mapToken);
   }
 
   /** @internal A ring handed the chunk (by handle) back to JS: the same object if it is still alive. */
@@ -224,25 +216,29 @@ export class Chunk implements Disposable {
 
   #adopt(handle: number): void {
     chunkObjectCleaner.unregister(this.#mapToken);
-    this.#handle = handle;
     this.#held = true;
     this.#views = null;
-    chunkFinalizer.register(this, handle, this.#token);
+    this.adopt(handle);
   }
 
   /** Frees the chunk's memory now. Idempotent; only while JS holds it. */
   release(): void {
-    if (this.#handle === 0) return;
+    if (this.isClosed) return;
     if (!this.#held) throw new SpeadError("invalid_state", "chunk belongs to a stream or ring; it is freed with it");
-    this.#detach();
-    chunkFinalizer.unregister(this.#token);
-    const handle = this.#handle;
-    this.#handle = 0;
-    check(native.symbols.spead_chunk_destroy(handle), "chunk release");
+    super.close();
   }
 
-  /** Same as `release()` (for `using`). */
-  [Symbol.dispose](): void {
+  /** Same as `release()`. */
+  override close(): void {
+    this.release();
+  }
+
+  protected override beforeClose(): void {
+    this.#detach();
+  }
+
+  /** Same as `release()` (for `using`); a chunk a ring or stream holds is left to it. */
+  override [Symbol.dispose](): void {
     if (this.isHeld) this.release();
   }
 }
@@ -255,46 +251,35 @@ function takeChunk(handle: number): Chunk {
 // ---------------------------------------------------------------------------
 // Rings
 
-const ringFinalizer = new FinalizationRegistry<number>((handle) => {
-  native.symbols.spead_chunk_ring_destroy(handle);
-});
+const ringKind: NativeKind = {
+  what: "recv.ChunkRingbuffer",
+  stop: (h) => lib.chunkRingStop(h, "ring stop"),
+  destroy: lib.chunkRingDestroy,
+  closedMessage: "ring has been closed",
+};
 
 /**
  * A ring of chunks (spead2's `recv.ChunkRingbuffer`): a stream's data ring
  * (finished chunks, for `for await (const chunk of dataRing)`) or free ring
  * (empty chunks for the stream to fill).
  */
-export class ChunkRingbuffer implements AsyncIterable<Chunk>, Iterable<Chunk>, Disposable {
-  #handle: number;
-  readonly #waiter: NativeWaiter;
-  readonly #token = {};
+export class ChunkRingbuffer extends NativeObject implements AsyncIterable<Chunk>, Iterable<Chunk>, Disposable {
   readonly #out = new Uint32Array(1);
 
   /** A ring holding at most `maxSize` chunks (1..65536). */
   constructor(maxSize: number) {
     checkInteger("maxSize", maxSize, 1, 65536);
-    const out = new Uint32Array(1);
-    check(native.symbols.spead_chunk_ring_create(maxSize, out), "ChunkRingbuffer");
-    this.#handle = out[0];
-    ringFinalizer.register(this, this.#handle, this.#token);
-    this.#waiter = new NativeWaiter({
-      waitAsync: native.asyncSymbols
-        ? (h, ms) => native.asyncSymbols!.spead_chunk_ring_wait(h, ms)
-        : undefined,
-      setNotify: (h, fn) => native.symbols.spead_chunk_ring_set_notify(h, fn),
-      arm: (h) => native.symbols.spead_chunk_ring_arm(h),
+    super(lib.chunkRingCreate(maxSize, "ChunkRingbuffer"), ringKind);
+    this.useWaiter({
+      waitAsync: lib.nonblocking?.chunkRingWait,
+      setNotify: lib.chunkRingSetNotify,
+      arm: lib.chunkRingArm,
     });
-  }
-
-  /** @internal Native handle; throws once closed. */
-  get nativeHandle(): number {
-    if (this.#handle === 0) throw new SpeadError("closed", "ring has been closed");
-    return this.#handle;
   }
 
   #size(): Uint32Array {
     const out = new Uint32Array(3);
-    check(native.symbols.spead_chunk_ring_size(this.nativeHandle, out), "ring size");
+    lib.chunkRingSize(this.nativeHandle, out, "ring size");
     return out;
   }
 
@@ -316,13 +301,14 @@ export class ChunkRingbuffer implements AsyncIterable<Chunk>, Iterable<Chunk>, D
   /** Gives a chunk to the ring without waiting (throws `queue_full` or `Stopped`; JS keeps it then). */
   putNowait(chunk: Chunk): void {
     const ring = this.nativeHandle;
-    chunk.giveTo((h) => native.symbols.spead_chunk_ring_put(ring, h), "putNowait");
+    chunk.giveTo((h) => lib.chunkRingPut(ring, h, "putNowait"));
   }
 
   /** Takes a chunk if one is ready; throws `Empty`, or `Stopped` once stopped and drained. */
   getNowait(): Chunk {
-    check(native.symbols.spead_chunk_ring_pop(this.nativeHandle, 0, this.#out), "getNowait");
-    return takeChunk(this.#out[0]);
+    const st = lib.chunkRingPop(this.nativeHandle, 0, this.#out);
+    if (st === Status.ok) return takeChunk(this.#out[0]);
+    return fail(st, "getNowait");
   }
 
   /** Blocks the thread until a chunk is ready (sync API). */
@@ -330,9 +316,9 @@ export class ChunkRingbuffer implements AsyncIterable<Chunk>, Iterable<Chunk>, D
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const slice = Math.max(0, Math.min(1000, deadline - Date.now()));
-      const st = native.symbols.spead_chunk_ring_pop(this.nativeHandle, slice, this.#out);
-      if (st === 0) return takeChunk(this.#out[0]);
-      if (st !== STATUS_EMPTY) check(st, "get");
+      const st = lib.chunkRingPop(this.nativeHandle, slice, this.#out);
+      if (st === Status.ok) return takeChunk(this.#out[0]);
+      if (st === Status.stopped) fail(st, "get");
       if (Date.now() >= deadline) throw new Empty("timed out waiting for a chunk");
     }
   }
@@ -340,10 +326,10 @@ export class ChunkRingbuffer implements AsyncIterable<Chunk>, Iterable<Chunk>, D
   /** Waits for a chunk without blocking the event loop; rejects with `Stopped` at the end. */
   async get(): Promise<Chunk> {
     for (;;) {
-      const st = native.symbols.spead_chunk_ring_pop(this.nativeHandle, 0, this.#out);
-      if (st === 0) return takeChunk(this.#out[0]);
-      if (st !== STATUS_EMPTY) check(st, "get");
-      await this.#waiter.wait(this.nativeHandle, WAIT_SLICE_MS);
+      const st = lib.chunkRingPop(this.nativeHandle, 0, this.#out);
+      if (st === Status.ok) return takeChunk(this.#out[0]);
+      if (st === Status.stopped) fail(st, "get");
+      await this.waitReady();
     }
   }
 
@@ -373,25 +359,12 @@ export class ChunkRingbuffer implements AsyncIterable<Chunk>, Iterable<Chunk>, D
 
   /** Stops the ring: what is inside can still be taken, then `Stopped`. */
   stop(): void {
-    if (this.#handle === 0) return;
-    check(native.symbols.spead_chunk_ring_stop(this.#handle), "ring stop");
+    this.stopNative();
   }
 
   /** Stops the ring and drops it; chunks inside are freed once no stream uses the ring. */
-  close(): void {
-    const handle = this.#handle;
-    if (handle === 0) return;
-    this.stop();
-    this.#waiter.close(handle, () => {
-      this.#handle = 0;
-      ringFinalizer.unregister(this.#token);
-      native.symbols.spead_chunk_ring_destroy(handle);
-    });
-  }
-
-  /** Same as `stop()` plus freeing the ring (for `using`). */
-  [Symbol.dispose](): void {
-    this.close();
+  override close(): void {
+    super.close();
   }
 }
 
@@ -521,8 +494,8 @@ export class PlaceRule {
     w.push(BigInt(heapsDeclared));
     this.words = BigUint64Array.from(w);
     const out = new BigUint64Array(3);
-    const st = native.symbols.spead_chunk_rule_check(this.words, this.words.length, out);
-    if (st !== 0) {
+    const st = lib.chunkRuleCheck(this.words, this.words.length, out);
+    if (st !== Status.ok) {
       throw new SpeadError(
         "invalid_argument",
         "PlaceRule: refused (a zero divisor, too many items/axes/fields, strides that overflow, " +
@@ -572,10 +545,11 @@ export class PlaceFunction {
     const p = enc.encode(path);
     const s = enc.encode(symbol);
     const out = new BigUint64Array(1);
-    const st = native.symbols.spead_chunk_place_lookup(p, p.byteLength, s, s.byteLength, out);
-    if (st !== 0) {
-      const why = st === -13 ? `cannot load ${path}` : `no symbol ${symbol} in ${path}`;
-      throw new SpeadError(st === -13 ? "system_error" : "invalid_argument", `PlaceFunction.load: ${why}`, st);
+    const st = lib.chunkPlaceLookup(p, p.byteLength, s, s.byteLength, out);
+    if (st !== Status.ok) {
+      const cannotLoad = st === Status.system_error;
+      const why = cannotLoad ? `cannot load ${path}` : `no symbol ${symbol} in ${path}`;
+      throw new SpeadError(cannotLoad ? "system_error" : "invalid_argument", `PlaceFunction.load: ${why}`, st);
     }
     return new PlaceFunction(out[0], userData);
   }
@@ -646,56 +620,35 @@ export type ChunkStreamStats = StreamStats & {
   readonly rejected_heaps: number;
 };
 
-const readChunkStats = statsReader(
-  (i, out, cap, len) => native.symbols.spead_chunk_stream_stat_name(i, out, cap, len),
-  (h, out, cap, n) => native.symbols.spead_chunk_stream_stats(h, out, cap, n),
-  "chunk stats",
-);
-const readStreamStats = statsReader(
-  (i, out, cap, len) => native.symbols.spead_recv_stream_stat_name(i, out, cap, len),
-  (h, out, cap, n) => native.symbols.spead_recv_stream_stats(h, out, cap, n),
-  "stats",
-);
+const readChunkStats = statsReader(lib.chunkStreamStatName, lib.chunkStreamStats, "chunk stats");
+const readStreamStats = statsReader(lib.recvStreamStatName, lib.recvStreamStats, "stats");
 
-const streamFinalizer = new FinalizationRegistry<number>((handle) => {
-  native.symbols.spead_recv_stream_destroy(handle);
-});
+const chunkStreamKind: NativeKind = { ...streamKind, what: "recv.ChunkRingStream", reportReclaimed: false };
 
 /** What every chunk stream has: readers, statistics, stop and close. */
-export abstract class ChunkStreamBase implements Disposable {
+export abstract class ChunkStreamBase extends NativeObject implements Disposable {
   /** The stream configuration it was created with. */
   readonly config: StreamConfig;
   /** The chunk configuration it was created with. */
   readonly chunkStreamConfig: ChunkStreamConfig;
-  #handle: number;
-  readonly #token = {};
 
   /** @internal `create` makes the native stream from the config words and returns its handle. */
   constructor(
     config: StreamConfig,
     chunkStreamConfig: ChunkStreamConfig,
     threadPool: ThreadPool | undefined,
-    create: (words: Uint8Array, chunkWords: BigUint64Array, user: Uint8Array, out: Uint32Array) => number,
+    create: (words: Uint8Array, chunkWords: BigUint64Array, user: Uint8Array, what: string) => number,
     what: string,
   ) {
     if (config.memoryAllocator !== undefined) {
       throw new SpeadError("invalid_argument", `${what}: heaps go into chunks; a memoryAllocator has no use here`);
     }
-    this.config = config;
-    this.chunkStreamConfig = chunkStreamConfig;
     const words = configRecord(config, new RingStreamConfig(), threadPool?.nextCore() ?? -1);
     const place = chunkStreamConfig.place;
     const user = place instanceof PlaceFunction ? place.userData : new Uint8Array(0);
-    const out = new Uint32Array(1);
-    check(create(words, chunkStreamConfig.words(), user, out), what);
-    this.#handle = out[0];
-    streamFinalizer.register(this, this.#handle, this.#token);
-  }
-
-  /** @internal Native stream handle; throws once closed. */
-  get nativeHandle(): number {
-    if (this.#handle === 0) throw new SpeadError("closed", "stream has been closed");
-    return this.#handle;
+    super(create(words, chunkStreamConfig.words(), user, what), chunkStreamKind);
+    this.config = config;
+    this.chunkStreamConfig = chunkStreamConfig;
   }
 
   /** Feeds a buffer of concatenated packets (copied); the stream stops at its end. */
@@ -724,23 +677,17 @@ export abstract class ChunkStreamBase implements Disposable {
 
   /** Stops the stream (see the subclasses for what else stops with it). */
   stop(): void {
-    if (this.#handle === 0) return;
-    check(native.symbols.spead_recv_stream_stop(this.#handle), "stop");
+    this.stopNative();
   }
 
   /** Stops the stream and frees it (the rings stay with their owners). */
-  close(): void {
-    const handle = this.#handle;
-    if (handle === 0) return;
-    this.stop();
-    this.#handle = 0;
-    streamFinalizer.unregister(this.#token);
-    check(native.symbols.spead_recv_stream_destroy(handle), "close");
+  override close(): void {
+    super.close();
   }
 
-  /** Same as `close()` (for `using`). */
-  [Symbol.dispose](): void {
-    this.close();
+  /** A member stops the whole group first, as its `stop()` does. */
+  protected override beforeClose(): void {
+    this.stop();
   }
 }
 
@@ -776,8 +723,8 @@ export class ChunkRingStream extends ChunkStreamBase {
     options: { threadPool?: ThreadPool } = {},
   ) {
     if (dataRing === freeRing) throw new SpeadError("invalid_argument", "ChunkRingStream: the data and free rings must differ");
-    super(config, chunkStreamConfig, options.threadPool, (words, chunkWords, user, out) =>
-      native.symbols.spead_chunk_stream_create(
+    super(config, chunkStreamConfig, options.threadPool, (words, chunkWords, user, what) =>
+      lib.chunkStreamCreate(
         words,
         chunkWords,
         chunkWords.length,
@@ -785,7 +732,7 @@ export class ChunkRingStream extends ChunkStreamBase {
         user.byteLength,
         dataRing.nativeHandle,
         freeRing.nativeHandle,
-        out,
+        what,
       ), "ChunkRingStream");
     this.dataRingbuffer = dataRing;
     this.freeRingbuffer = freeRing;
@@ -860,15 +807,15 @@ export class ChunkStreamGroupMember extends ChunkStreamBase {
 
   /** @internal Made by `ChunkStreamRingGroup.emplaceBack`. */
   constructor(group: ChunkStreamRingGroup, index: number, config: StreamConfig, chunkStreamConfig: ChunkStreamConfig, threadPool?: ThreadPool) {
-    super(config, chunkStreamConfig, threadPool, (words, chunkWords, user, out) =>
-      native.symbols.spead_chunk_group_add_stream(
+    super(config, chunkStreamConfig, threadPool, (words, chunkWords, user, what) =>
+      lib.chunkGroupAddStream(
         group.nativeHandle,
         words,
         chunkWords,
         chunkWords.length,
         user,
         user.byteLength,
-        out,
+        what,
       ), "emplaceBack");
     this.index = index;
     this.#group = group;
@@ -880,9 +827,12 @@ export class ChunkStreamGroupMember extends ChunkStreamBase {
   }
 }
 
-const groupFinalizer = new FinalizationRegistry<number>((handle) => {
-  native.symbols.spead_chunk_group_destroy(handle);
-});
+const groupKind: NativeKind = {
+  what: "recv.ChunkStreamRingGroup",
+  stop: (h) => lib.chunkGroupStop(h, "group stop"),
+  destroy: lib.chunkGroupDestroy,
+  closedMessage: "group has been closed",
+};
 
 /**
  * Several chunk streams filling the same chunks, aligned by chunk id (spead2's
@@ -891,7 +841,7 @@ const groupFinalizer = new FinalizationRegistry<number>((handle) => {
  * `dataRing` once every member is done with it (or, LOSSY, once one member
  * needs the room). The data ring stops when every member has stopped.
  */
-export class ChunkStreamRingGroup implements Disposable, Iterable<ChunkStreamGroupMember> {
+export class ChunkStreamRingGroup extends NativeObject implements Disposable, Iterable<ChunkStreamGroupMember> {
   /** The group configuration it was created with. */
   readonly config: ChunkStreamGroupConfig;
   /** Where completed chunks of every member arrive. */
@@ -899,28 +849,17 @@ export class ChunkStreamRingGroup implements Disposable, Iterable<ChunkStreamGro
   /** Where empty chunks come from; give chunks back to it once used. */
   readonly freeRingbuffer: ChunkRingbuffer;
   readonly #members: ChunkStreamGroupMember[] = [];
-  #handle: number;
-  readonly #token = {};
 
   /** A group of chunk streams sharing chunks (spead2's `ChunkStreamRingGroup`); add members with `emplaceBack`. */
   constructor(config: ChunkStreamGroupConfig, dataRing: ChunkRingbuffer, freeRing: ChunkRingbuffer) {
     if (dataRing === freeRing) throw new SpeadError("invalid_argument", "ChunkStreamRingGroup: the data and free rings must differ");
+    super(
+      lib.chunkGroupCreate(config.maxChunks, config.evictionMode, dataRing.nativeHandle, freeRing.nativeHandle, "ChunkStreamRingGroup"),
+      groupKind,
+    );
     this.config = config;
     this.dataRingbuffer = dataRing;
     this.freeRingbuffer = freeRing;
-    const out = new Uint32Array(1);
-    check(
-      native.symbols.spead_chunk_group_create(config.maxChunks, config.evictionMode, dataRing.nativeHandle, freeRing.nativeHandle, out),
-      "ChunkStreamRingGroup",
-    );
-    this.#handle = out[0];
-    groupFinalizer.register(this, this.#handle, this.#token);
-  }
-
-  /** @internal Native group handle; throws once closed. */
-  get nativeHandle(): number {
-    if (this.#handle === 0) throw new SpeadError("closed", "group has been closed");
-    return this.#handle;
   }
 
   /**
@@ -955,23 +894,16 @@ export class ChunkStreamRingGroup implements Disposable, Iterable<ChunkStreamGro
 
   /** Stops both rings, then every member. Chunks already on the data ring can still be taken. */
   stop(): void {
-    if (this.#handle === 0) return;
-    check(native.symbols.spead_chunk_group_stop(this.#handle), "group stop");
+    this.stopNative();
   }
 
   /** Stops the group and frees it and its members (the rings stay with their owners). */
-  close(): void {
-    const handle = this.#handle;
-    if (handle === 0) return;
-    this.stop();
-    for (const m of this.#members) m.close();
-    this.#handle = 0;
-    groupFinalizer.unregister(this.#token);
-    check(native.symbols.spead_chunk_group_destroy(handle), "group close");
+  override close(): void {
+    super.close();
   }
 
-  /** Same as `close()` (for `using`). */
-  [Symbol.dispose](): void {
-    this.close();
+  protected override beforeClose(): void {
+    this.stopNative();
+    for (const m of this.#members) m.close();
   }
 }

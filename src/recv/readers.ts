@@ -1,6 +1,6 @@
 /** Readers shared by every receive-stream kind (plain and chunk streams). */
-import { native } from "../../ffi/mod.ts";
-import { check, checkInteger, checkOptions } from "../errors.ts";
+import { lib } from "../../ffi/mod.ts";
+import { checkInteger, checkOptions } from "../errors.ts";
 import { ownerOf } from "../send/buffer_owners.ts";
 import type { UdpReaderInfo, UdpReaderOptions } from "./reader_options.ts";
 
@@ -16,20 +16,18 @@ export function addBufferReaderTo(handle: number, bytes: Uint8Array): void {
   if (owner) {
     const off = bytes.byteOffset;
     const len = bytes.byteLength;
-    check(
-      native.symbols.spead_recv_stream_add_native_buffer(
-        handle,
-        owner.nativeHandle,
-        off % 2 ** 32,
-        Math.floor(off / 2 ** 32),
-        len % 2 ** 32,
-        Math.floor(len / 2 ** 32),
-      ),
+    lib.recvStreamAddNativeBuffer(
+      handle,
+      owner.nativeHandle,
+      off % 2 ** 32,
+      Math.floor(off / 2 ** 32),
+      len % 2 ** 32,
+      Math.floor(len / 2 ** 32),
       "addBufferReader",
     );
     return;
   }
-  check(native.symbols.spead_recv_stream_add_buffer(handle, bytes, bytes.byteLength), "addBufferReader");
+  lib.recvStreamAddBuffer(handle, bytes, bytes.byteLength, "addBufferReader");
 }
 
 /**
@@ -42,7 +40,7 @@ export function addFileReaderTo(handle: number, path: string): void {
     throw new TypeError(`addFileReader: path must be a non-empty string, not ${typeof path === "string" ? '""' : typeof path}`);
   }
   const bytes = new TextEncoder().encode(path);
-  check(native.symbols.spead_recv_stream_add_file(handle, bytes, bytes.byteLength), `addFileReader(${path})`);
+  lib.recvStreamAddFile(handle, bytes, bytes.byteLength, `addFileReader(${path})`);
 }
 
 /** `addUdpReader(port, options)` or `addUdpReader(group, port, options)` on a stream handle. */
@@ -64,18 +62,16 @@ export function addUdpReaderTo(
   const addr = enc.encode(options.bindHostname ?? "");
   const iface = enc.encode(options.interfaceAddress ?? (options.interfaceIndex?.toString() ?? ""));
   const info = new Uint32Array(3);
-  check(
-    native.symbols.spead_recv_stream_add_udp_reader(
-      handle,
-      addr,
-      addr.byteLength,
-      port,
-      options.maxSize ?? 0,
-      options.bufferSize ?? 0,
-      iface,
-      iface.byteLength,
-      info,
-    ),
+  lib.recvStreamAddUdpReader(
+    handle,
+    addr,
+    addr.byteLength,
+    port,
+    options.maxSize ?? 0,
+    options.bufferSize ?? 0,
+    iface,
+    iface.byteLength,
+    info,
     "addUdpReader",
   );
   return { port: info[0], bufferSize: info[1], gro: (info[2] & 1) !== 0, bufferForced: (info[2] & 2) !== 0 };

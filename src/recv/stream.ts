@@ -4,10 +4,11 @@
  * ring. Native threads never call JS: under Bun a threadsafe doorbell wakes the
  * event loop, under Deno a nonblocking wait call resolves a Promise.
  */
-import { native, Status } from "../../ffi/mod.ts";
-import { check, checkInstance, checkInteger, Empty, SpeadError, Stopped } from "../errors.ts";
+import { lib, Status } from "../../ffi/mod.ts";
+import { checkInstance, Empty, fail, Stopped } from "../errors.ts";
 import { statsReader } from "../native_stats.ts";
-import { type NativeParts, streamFinalizer } from "../lifetime.ts";
+import { NativeObject } from "../lifetime.ts";
+import { streamKind } from "./stream_kind.ts";
 import { ThreadPool } from "../thread_pool.ts";
 import { RingStreamConfig, StreamConfig } from "./config.ts";
 import { configRecord } from "./config_record.ts";
@@ -15,11 +16,8 @@ import type { Heap } from "./heap.ts";
 import { wrapHeap } from "./heap_wrap.ts";
 import { addBufferReaderTo, addFileReaderTo, addUdpReaderTo, type UdpReaderInfo, type UdpReaderOptions } from "./readers.ts";
 
-
 /** Most heaps one getBatch call takes (the native pop_batch limit). */
 const POP_BATCH_MAX = 4096;
-/** Longest single native wait; keeps shutdown prompt and the process alive while waiting. */
-const WAIT_SLICE_MS = 50;
 
 /** spead2's stream statistics, by name (`stats.heaps`, `stats["packets"]`). */
 export type StreamStats = Record<string, number> & {
@@ -34,35 +32,21 @@ export type StreamStats = Record<string, number> & {
   readonly worker_blocked: number;
 };
 
-const readStreamStats = statsReader(
-  (i, out, cap, len) => native.symbols.spead_recv_stream_stat_name(i, out, cap, len),
-  (h, out, cap, n) => native.symbols.spead_recv_stream_stats(h, out, cap, n),
-  "stats",
-);
+const readStreamStats = statsReader(lib.recvStreamStatName, lib.recvStreamStats, "stats");
 
-const finalizer = streamFinalizer((h) => native.symbols.spead_recv_stream_destroy(h), "recv.Stream");
 
 /**
  * A stream of received heaps. Add readers, then take heaps with `get()`
  * (async), `getNowait()`, `for await (const heap of stream)` or the blocking
  * `for (const heap of stream)`. Each heap is a lease to `release()`.
  */
-export class Stream implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
+export class Stream extends NativeObject implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
   /** The stream configuration it was created with. */
   readonly config: StreamConfig;
   /** The ring configuration it was created with. */
   readonly ringConfig: RingStreamConfig;
-  #handle: number;
-  readonly #token = {};
-  #doorbell: { close(): void } | null = null;
-  readonly #parts: NativeParts;
-  #wakers: Array<() => void> = [];
-  #pendingWaits = 0;
-  #destroyWhenIdle = false;
   readonly #out = new Uint32Array(1);
   #batch = new Uint32Array(0);
-  /** Bounds a lost wake-up and keeps the process alive while waits are pending (Bun). */
-  #keepAlive: ReturnType<typeof setInterval> | null = null;
 
   /**
    * @param options.threadPool pins this stream's reader threads (spead2 passes a
@@ -82,21 +66,18 @@ export class Stream implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
     const ringConfig = (spead2Form ? c : b) ?? new RingStreamConfig();
     const options = spead2Form ? { threadPool: a } : (c as { threadPool?: ThreadPool } | undefined) ?? {};
     const form = "recv.Stream(config?, ringConfig?, { threadPool }?) or recv.Stream(threadPool, config?, ringConfig?)";
-    this.config = checkInstance("config", config, StreamConfig, `a recv.StreamConfig (${form})`);
-    this.ringConfig = checkInstance("ringConfig", ringConfig, RingStreamConfig, `a recv.RingStreamConfig (${form})`);
+    const streamConfig = checkInstance("config", config, StreamConfig, `a recv.StreamConfig (${form})`);
+    const ring = checkInstance("ringConfig", ringConfig, RingStreamConfig, `a recv.RingStreamConfig (${form})`);
     if (options.threadPool !== undefined) checkInstance("threadPool", options.threadPool, ThreadPool, "a ThreadPool");
-    const out = new Uint32Array(1);
-    const record = configRecord(this.config, this.ringConfig, options.threadPool?.nextCore() ?? -1);
-    check(native.symbols.spead_recv_stream_create(record, out), "recv.Stream");
-    this.#handle = out[0];
-    this.#parts = { handle: this.#handle, doorbell: null };
-    finalizer.register(this, this.#parts, this.#token);
-  }
-
-  /** @internal Native handle for readers defined elsewhere; throws once closed. */
-  get nativeHandle(): number {
-    if (this.#handle === 0) throw new SpeadError("closed", "stream has been closed");
-    return this.#handle;
+    const record = configRecord(streamConfig, ring, options.threadPool?.nextCore() ?? -1);
+    super(lib.recvStreamCreate(record, "recv.Stream"), streamKind);
+    this.config = streamConfig;
+    this.ringConfig = ring;
+    this.useWaiter({
+      waitAsync: lib.nonblocking?.recvStreamWait,
+      setNotify: lib.recvStreamSetNotify,
+      arm: lib.recvStreamArm,
+    });
   }
 
   /**
@@ -155,9 +136,9 @@ export class Stream implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
 
   /** Returns the next heap if one is ready; throws `Empty`, or `Stopped` once stopped and drained. */
   getNowait(): Heap {
-    const st = native.symbols.spead_recv_stream_try_pop(this.nativeHandle, this.#out);
-    check(st, "getNowait");
-    return wrapHeap(this.#out[0]);
+    const st = lib.recvStreamTryPop(this.nativeHandle, this.#out);
+    if (st === Status.ok) return wrapHeap(this.#out[0]);
+    return fail(st, "getNowait");
   }
 
   /** Blocks the thread until a heap is ready (sync API); throws `Stopped` at the end. */
@@ -165,9 +146,9 @@ export class Stream implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const slice = Math.max(0, Math.min(1000, deadline - Date.now()));
-      const st = native.symbols.spead_recv_stream_pop(this.nativeHandle, slice, this.#out);
-      if (st === 0) return wrapHeap(this.#out[0]);
-      if (st !== Status.empty) check(st, "get");
+      const st = lib.recvStreamPop(this.nativeHandle, slice, this.#out);
+      if (st === Status.ok) return wrapHeap(this.#out[0]);
+      if (st === Status.stopped) fail(st, "get");
       if (Date.now() >= deadline) throw new Empty("timed out waiting for a heap");
     }
   }
@@ -179,10 +160,10 @@ export class Stream implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
    */
   async get(): Promise<Heap> {
     for (;;) {
-      const st = native.symbols.spead_recv_stream_try_pop(this.nativeHandle, this.#out);
-      if (st === 0) return wrapHeap(this.#out[0]);
-      if (st !== Status.empty) check(st, "get");
-      await this.#waitReady();
+      const st = lib.recvStreamTryPop(this.nativeHandle, this.#out);
+      if (st === Status.ok) return wrapHeap(this.#out[0]);
+      if (st === Status.stopped) fail(st, "get");
+      await this.waitReady();
     }
   }
 
@@ -202,81 +183,16 @@ export class Stream implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
     }
     if (this.#batch.length < max) this.#batch = new Uint32Array(max);
     for (;;) {
-      const st = native.symbols.spead_recv_stream_pop_batch(this.nativeHandle, 0, this.#batch, max, this.#out);
-      if (st === 0) {
+      const st = lib.recvStreamPopBatch(this.nativeHandle, 0, this.#batch, max, this.#out);
+      if (st === Status.ok) {
         const n = this.#out[0];
         const heaps = new Array<Heap>(n);
         for (let i = 0; i < n; i++) heaps[i] = wrapHeap(this.#batch[i]);
         return heaps;
       }
-      if (st !== Status.empty) check(st, "getBatch");
-      await this.#waitReady();
+      if (st === Status.stopped) fail(st, "getBatch");
+      await this.waitReady();
     }
-  }
-
-  /** Resolves when a heap may be ready or the stream may have stopped. */
-  async #waitReady(): Promise<void> {
-    const handle = this.nativeHandle;
-    this.#pendingWaits++;
-    try {
-      if (native.asyncSymbols) {
-        await native.asyncSymbols.spead_recv_stream_wait(handle, WAIT_SLICE_MS);
-        return;
-      }
-      this.#ensureDoorbell();
-      await new Promise<void>((resolve) => {
-        this.#wakers.push(resolve);
-        this.#ensureKeepAlive();
-        native.symbols.spead_recv_stream_arm(handle);
-      });
-    } finally {
-      this.#pendingWaits--;
-      if (this.#pendingWaits === 0 && this.#destroyWhenIdle) this.#destroyNow();
-    }
-  }
-
-  /**
-   * One interval per stream while it is being waited on, not a timer per wait:
-   * it keeps the process alive (a Bun doorbell does not), wakes waiters every
-   * WAIT_SLICE_MS in case a wake-up was lost, and ends itself once nobody waits.
-   */
-  #ensureKeepAlive(): void {
-    if (this.#keepAlive !== null) return;
-    this.#keepAlive = setInterval(() => {
-      const wakers = this.#wakers;
-      if (wakers.length === 0) {
-        this.#stopKeepAlive();
-        return;
-      }
-      this.#wakers = [];
-      for (const w of wakers) w();
-    }, WAIT_SLICE_MS);
-  }
-
-  #stopKeepAlive(): void {
-    if (this.#keepAlive === null) return;
-    clearInterval(this.#keepAlive);
-    this.#keepAlive = null;
-  }
-
-  #ensureDoorbell(): void {
-    if (this.#doorbell) return;
-    const self = new WeakRef(this);
-    const bell = native.createDoorbell(() => {
-      const stream = self.deref();
-      if (stream) stream.#ring();
-    });
-    if (!bell) return;
-    this.#parts.doorbell = bell;
-    check(native.symbols.spead_recv_stream_set_notify(this.nativeHandle, bell.pointer), "set_notify");
-    this.#doorbell = bell;
-  }
-
-  /** Wakes every pending get(). */
-  #ring(): void {
-    const wakers = this.#wakers;
-    this.#wakers = [];
-    for (const w of wakers) w();
   }
 
   /** Heaps as they arrive (`for await`); ends once the stream has stopped and is drained. */
@@ -325,40 +241,11 @@ export class Stream implements AsyncIterable<Heap>, Iterable<Heap>, Disposable {
 
   /** Stops readers and flushes partial heaps; heaps already in the ring can still be taken. */
   stop(): void {
-    if (this.#handle === 0) return;
-    check(native.symbols.spead_recv_stream_stop(this.#handle), "stop");
+    this.stopNative();
   }
 
   /** Stops the stream and frees it; heaps still in the ring are freed, heaps already taken stay valid. */
-  close(): void {
-    if (this.#handle === 0) return;
-    this.stop();
-    if (this.#doorbell) native.symbols.spead_recv_stream_set_notify(this.#handle, null);
-    if (this.#pendingWaits > 0) {
-      this.#destroyWhenIdle = true; // a Deno wait is still inside the library; destroy when it returns
-      return;
-    }
-    this.#destroyNow();
-  }
-
-  #destroyNow(): void {
-    const handle = this.#handle;
-    if (handle === 0) return;
-    this.#handle = 0;
-    this.#destroyWhenIdle = false;
-    finalizer.unregister(this.#token);
-    native.symbols.spead_recv_stream_destroy(handle);
-    this.#doorbell?.close();
-    this.#doorbell = null;
-    this.#stopKeepAlive();
-    const wakers = this.#wakers;
-    this.#wakers = [];
-    for (const w of wakers) w();
-  }
-
-  /** Same as `close()` (for `using`). */
-  [Symbol.dispose](): void {
-    this.close();
+  override close(): void {
+    super.close();
   }
 }
-

@@ -5,9 +5,9 @@
  * faulted in — the right home for data that is refilled and resent
  * (spead2's tutorial 8 double buffering).
  */
-import { native } from "../../ffi/mod.ts";
-import { check, SpeadError } from "../errors.ts";
-import { reclaimedByGc } from "../lifetime.ts";
+import { lib, native } from "../../ffi/mod.ts";
+import { SpeadError } from "../errors.ts";
+import { type NativeKind, NativeObject } from "../lifetime.ts";
 import { owners } from "./buffer_owners.ts";
 
 /** Options of {@link allocateBuffer}. */
@@ -22,39 +22,35 @@ export interface BufferOptions {
 }
 
 
-const finalizer = new FinalizationRegistry<number>((handle) => {
-  native.symbols.spead_buffer_free(handle);
-  reclaimedByGc("send.NativeBuffer");
-});
+const kind: NativeKind = {
+  what: "send.NativeBuffer",
+  destroy: lib.bufferFree,
+  closedCode: "released",
+  closedMessage: "native buffer has been released",
+  reportReclaimed: true,
+};
 
 /**
  * A pre-faulted native buffer. `bytes` is a view of it; `release()` frees it.
  * A send that references it keeps it mapped until that send completes, even
  * if `release()` is called first (the view is detached at once).
  */
-export class NativeBuffer implements Disposable {
-  #handle: number;
+export class NativeBuffer extends NativeObject implements Disposable {
   #bytes: Uint8Array | null;
-  #inFlight = 0;
-  #releaseWanted = false;
   /** Whether the buffer is on huge pages (hugetlb, or transparent huge pages requested; see {@link BufferOptions}). */
   readonly huge: boolean;
-  readonly #token = {};
 
   /** @internal use {@link allocateBuffer}. */
   constructor(size: number, options: BufferOptions = {}) {
     if (!Number.isSafeInteger(size) || size <= 0) throw new SpeadError("invalid_argument", `buffer size ${size}`);
     const out = new BigUint64Array(4);
-    check(
-      native.symbols.spead_buffer_alloc(size % 2 ** 32, Math.floor(size / 2 ** 32), options.preferHuge ? 1 : 0, out),
-      "allocateBuffer",
-    );
-    this.#handle = Number(out[1]);
-    this.huge = out[3] !== 0n;
+    lib.bufferAlloc(size % 2 ** 32, Math.floor(size / 2 ** 32), options.preferHuge ? 1 : 0, out, "allocateBuffer");
     const ab = native.arrayBufferAt(out[0], size);
+    // The finalizer watches the memory, not this object: views of it keep the buffer alive.
+    super(Number(out[1]), kind, ab);
+    this.huge = out[3] !== 0n;
     this.#bytes = new Uint8Array(ab);
     owners.set(ab, this);
-    finalizer.register(ab, this.#handle, this.#token);
   }
 
   /** The buffer's memory; throws after release. */
@@ -63,45 +59,33 @@ export class NativeBuffer implements Disposable {
     return this.#bytes;
   }
 
-  /** @internal The native handle (for a receive stream's reader); throws after release. */
-  get nativeHandle(): number {
-    if (this.#handle === 0 || this.#bytes === null) throw new SpeadError("released", "native buffer has been released");
-    return this.#handle;
-  }
-
   /** @internal A send starts referencing this buffer. */
   pin(): void {
-    this.#inFlight++;
+    this.hold();
   }
 
   /** @internal A send that referenced this buffer completed. */
   unpin(): void {
-    this.#inFlight--;
-    if (this.#inFlight === 0 && this.#releaseWanted) this.#free();
+    this.unhold();
   }
 
   /** Frees the buffer (deferred while a send still reads it); detaches `bytes` now. Idempotent. */
   release(): void {
-    if (this.#bytes === null) return;
-    const ab = this.#bytes.buffer as ArrayBuffer & { transfer?: (n: number) => ArrayBuffer };
+    this.close();
+  }
+
+  /** Same as `release()`. */
+  override close(): void {
+    super.close();
+  }
+
+  protected override beforeClose(): void {
+    const ab = this.#bytes!.buffer as ArrayBuffer & { transfer?: (n: number) => ArrayBuffer };
     this.#bytes = null;
-    finalizer.unregister(this.#token);
+    // The detached memory object may be collected before a send in flight lets go: no finalizer now.
+    this.disown();
     owners.delete(ab);
     if (typeof ab.transfer === "function") ab.transfer(0);
-    this.#releaseWanted = true;
-    if (this.#inFlight === 0) this.#free();
-  }
-
-  #free(): void {
-    if (this.#handle === 0) return;
-    const h = this.#handle;
-    this.#handle = 0;
-    check(native.symbols.spead_buffer_free(h), "NativeBuffer.release");
-  }
-
-  /** Same as `release()` (for `using`). */
-  [Symbol.dispose](): void {
-    this.release();
   }
 }
 

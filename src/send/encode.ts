@@ -13,6 +13,22 @@ export function cntWord(cnt: bigint | number, heapAddressBits: number): BigUint6
   return BigUint64Array.of(v);
 }
 
+/**
+ * The arguments both encoders (spead_heap_encode, spead_packet_gen_create)
+ * start with: the item table, the flavour, the cnt word, the packet size and
+ * the repeat-pointers flag.
+ */
+export function encoderArgs(
+  heap: Heap,
+  table: ItemTable,
+  cnt: bigint,
+  maxPacketSize: number,
+): [BigUint64Array, number, number, number, BigUint64Array, number, number] {
+  const f = heap.flavour;
+  const repeat = heap.repeatPointers ? 1 : 0;
+  return [table.words, table.count, f.heapAddressBits, f.bugCompat, cntWord(cnt, f.heapAddressBits), maxPacketSize, repeat];
+}
+
 /** Encodes one heap into its concatenated packets in a single native call. */
 export function encodeHeap(heap: Heap, cnt: bigint, maxPacketSize: number): Uint8Array {
   const table = buildItemTable(heap, true);
@@ -39,19 +55,7 @@ function encodeTable(heap: Heap, table: ItemTable, cnt: bigint, maxPacketSize: n
   if (total > 0xffff_ffff) throw new SpeadError("capacity_exceeded", `encoded heap of ${total} bytes exceeds 4 GiB`);
   const out = new Uint8Array(total);
   const lenOut = new Uint32Array(1);
-  lib.heapEncode(
-    table.words,
-    table.count,
-    f.heapAddressBits,
-    f.bugCompat,
-    cntWord(cnt, f.heapAddressBits),
-    maxPacketSize,
-    heap.repeatPointers ? 1 : 0,
-    out,
-    total,
-    lenOut,
-    "encode heap",
-  );
+  lib.heapEncode(...encoderArgs(heap, table, cnt, maxPacketSize), out, total, lenOut, "encode heap");
   void table.keepAlive;
   return lenOut[0] === total ? out : out.subarray(0, lenOut[0]);
 }

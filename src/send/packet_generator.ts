@@ -1,18 +1,26 @@
 import { lib } from "../../ffi/mod.ts";
 import { SpeadError } from "../errors.ts";
+import { type NativeKind, NativeObject } from "../lifetime.ts";
 import type { Heap } from "./heap.ts";
-import { cntWord } from "./encode.ts";
+import { cntWord, encoderArgs } from "./encode.ts";
 import { buildItemTable, type ItemTable, unpinItemTable } from "./item_table.ts";
 import { StreamConfig } from "./stream_config.ts";
 
-const finalizer = new FinalizationRegistry<number>((handle) => {
-  try {
-    lib.packetGenDestroy(handle);
-  } catch {
-    // a finalizer has nobody to report to
-  }
-});
+const kind: NativeKind = { what: "send.PacketGenerator", destroy: lib.packetGenDestroy, closedMessage: "packet generator has finished" };
 
+/** One native packet generator over an item table whose buffers it references until destroyed. */
+class NativePacketGenerator extends NativeObject {
+  readonly #table: ItemTable;
+
+  constructor(heap: Heap, table: ItemTable, cnt: bigint, maxPacketSize: number) {
+    super(lib.packetGenCreate(...encoderArgs(heap, table, cnt, maxPacketSize), "PacketGenerator"), kind);
+    this.#table = table;
+  }
+
+  protected override afterDestroy(): void {
+    unpinItemTable(this.#table);
+  }
+}
 
 /**
  * Splits one heap into packets exactly as spead2 does (spead2's
@@ -36,41 +44,25 @@ export class PacketGenerator implements Iterable<Uint8Array> {
 
   /** Yields each packet in turn (a fresh buffer each time). */
   *[Symbol.iterator](): Generator<Uint8Array, void, undefined> {
-    const f = this.#heap.flavour;
     const table: ItemTable = buildItemTable(this.#heap);
-    let handle: number;
+    let generator: NativePacketGenerator;
     try {
-      handle = lib.packetGenCreate(
-        table.words,
-        table.count,
-        f.heapAddressBits,
-        f.bugCompat,
-        cntWord(this.#cnt, f.heapAddressBits),
-        this.#maxPacketSize,
-        this.#heap.repeatPointers ? 1 : 0,
-        "PacketGenerator",
-      );
+      generator = new NativePacketGenerator(this.#heap, table, this.#cnt, this.#maxPacketSize);
     } catch (err) {
       unpinItemTable(table);
       throw err;
     }
-    const token = {};
-    // The table's buffers are referenced by the native generator until destroy.
-    const keep = { table, token };
-    finalizer.register(keep, handle, token);
     const out = new Uint8Array((this.#maxPacketSize & ~7) || 8);
     const lenOut = new Uint32Array(1);
     try {
       for (;;) {
-        lib.packetGenNext(handle, out, out.byteLength, lenOut, "PacketGenerator.next");
+        lib.packetGenNext(generator.nativeHandle, out, out.byteLength, lenOut, "PacketGenerator.next");
         const len = lenOut[0];
         if (len === 0) return;
         yield out.slice(0, len);
       }
     } finally {
-      finalizer.unregister(token);
-      lib.packetGenDestroy(handle);
-      unpinItemTable(keep.table);
+      generator.close();
     }
   }
 }

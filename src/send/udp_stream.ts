@@ -7,10 +7,10 @@
  * doorbell.
  */
 import { HeapRecordLayout, SendCompletionLayout, SendStreamConfigView } from "../../ffi/abi.gen.ts";
-import { native, Status } from "../../ffi/mod.ts";
-import { check, checkInstance, checkInteger, checkOptions, errnoName, SpeadError, statusName } from "../errors.ts";
+import { lib, Status } from "../../ffi/mod.ts";
+import { checkInstance, checkInteger, checkOptions, errnoName, SpeadError, statusName } from "../errors.ts";
 import { statsReader } from "../native_stats.ts";
-import { type NativeParts, streamFinalizer } from "../lifetime.ts";
+import { type NativeKind, NativeObject } from "../lifetime.ts";
 import { ThreadPool } from "../thread_pool.ts";
 import type { Heap } from "./heap.ts";
 import { HeapReference } from "./bytes_stream.ts";
@@ -21,7 +21,7 @@ import { GroupMode, StreamConfig } from "./stream_config.ts";
 // Heap records are written through 32-bit halves in #submit, which assumes a little-endian host.
 if (new Uint8Array(Uint32Array.of(1).buffer)[0] !== 1) throw new Error("spead: big-endian hosts are not supported");
 const AUTO_CNT = 0xffff_ffff_ffff_ffffn;
-const WAIT_SLICE_MS = 50;
+import { WAIT_SLICE_MS } from "../waiter.ts";
 const POLL_RECORDS = 64;
 const COMPLETION_U64 = SendCompletionLayout.size / 8;
 
@@ -53,13 +53,15 @@ interface Pending {
   promise?: Promise<number>;
 }
 
-const readSendStats = statsReader(
-  (i, out, cap, len) => native.symbols.spead_udp_send_stream_stat_name(i, out, cap, len),
-  (h, out, cap, n) => native.symbols.spead_udp_send_stream_stats(h, out, cap, n),
-  "stats",
-);
+const readSendStats = statsReader(lib.udpSendStreamStatName, lib.udpSendStreamStats, "stats");
 
-const finalizer = streamFinalizer((h) => native.symbols.spead_udp_send_stream_destroy(h), "send.UdpStream");
+const kind: NativeKind = {
+  what: "send.UdpStream",
+  stop: (h) => lib.udpSendStreamStop(h),
+  destroy: lib.udpSendStreamDestroy,
+  closedMessage: "send stream has been closed",
+  reportReclaimed: true,
+};
 
 function endpointText(endpoints: ReadonlyArray<readonly [string, number]>): Uint8Array {
   if (endpoints.length === 0) throw new SpeadError("invalid_argument", "UdpStream needs at least one endpoint");
@@ -136,13 +138,11 @@ function refreshHeapRecords(recs: BigUint64Array, heaps: readonly Heap[]): void 
  * flight; beyond that the Promise rejects with `SpeadError("queue_full")`, as
  * spead2 drops the heap.
  */
-export class UdpStream implements Disposable {
+export class UdpStream extends NativeObject implements Disposable {
   /** The stream configuration it was created with. */
   readonly config: StreamConfig;
   /** Number of destinations (substream i sends to endpoint i). */
   readonly numSubstreams: number;
-  #handle: number;
-  readonly #token = {};
   #nextToken = 1n;
   readonly #pending = new Map<bigint, Pending>();
   readonly #records = new BigUint64Array(POLL_RECORDS * COMPLETION_U64);
@@ -151,12 +151,8 @@ export class UdpStream implements Disposable {
   readonly #tokenWord = new BigUint64Array(1);
   /** The record of a one-heap send (the native side copies it during the call). */
   readonly #record = recordViews(1);
-  #doorbell: { close(): void } | null = null;
-  /** Bun: the doorbell is armed and has not rung into JS yet (no need to arm it again). */
-  #armed = false;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #denoWaiting = false;
-  #closing = false;
+  /** Whether #pump is running (it waits while any send is pending). */
+  #pumping = false;
 
   /**
    * @param endpoints `[host, port]` pairs (IP literals); endpoint i is substream i. A single pair is accepted too.
@@ -191,16 +187,14 @@ export class UdpStream implements Disposable {
     const list = (typeof endpoints[0] === "string" ? [endpoints] : endpoints) as ReadonlyArray<
       readonly [string, number]
     >;
-    this.config = checkInstance("config", config, StreamConfig, `a send.StreamConfig (${form})`);
+    const cfg = checkInstance("config", config, StreamConfig, `a send.StreamConfig (${form})`);
     checkOptions("options", options, `UdpStreamOptions ({ bufferSize, ttl, ... }) (${form})`);
     if (options.bufferSize !== undefined) checkInteger("bufferSize", options.bufferSize, 0, 0x7fff_ffff);
     if (options.ttl !== undefined) checkInteger("ttl", options.ttl, 0, 255);
     if (options.interfaceIndex !== undefined) checkInteger("interfaceIndex", options.interfaceIndex, 0, 0xffff_ffff);
     if (options.threadPool !== undefined) checkInstance("threadPool", options.threadPool, ThreadPool, "a ThreadPool");
-    this.numSubstreams = list.length;
     const ep = endpointText(list);
     const iface = new TextEncoder().encode(options.interfaceAddress ?? "");
-    const cfg = this.config;
     const record = new SendStreamConfigView();
     record.packet_size_max = cfg.maxPacketSize;
     record.rate = cfg.rate;
@@ -212,41 +206,20 @@ export class UdpStream implements Disposable {
     record.interface_index = options.interfaceIndex ?? 0;
     record.flags = options.disableGso ? 1 : 0;
     record.io_core = options.threadPool?.nextCore() ?? -1;
-    const out = new Uint32Array(1);
-    check(
-      native.symbols.spead_udp_send_stream_create(ep, ep.byteLength, iface, iface.byteLength, new Uint8Array(record.view.buffer), out),
-      "send.UdpStream",
-    );
-    this.#handle = out[0];
-    const parts: NativeParts = { handle: this.#handle, doorbell: null };
-    finalizer.register(this, parts, this.#token);
-    const self = new WeakRef(this);
-    const bell = native.createDoorbell(() => {
-      const stream = self.deref();
-      if (stream) {
-        stream.#armed = false; // it rang, so the native side disarmed it
-        stream.#drain();
-      }
+    super(lib.udpSendStreamCreate(ep, ep.byteLength, iface, iface.byteLength, record.view, "send.UdpStream"), kind);
+    this.config = cfg;
+    this.numSubstreams = list.length;
+    this.useWaiter({
+      waitAsync: lib.nonblocking?.udpSendStreamWait,
+      setNotify: lib.udpSendStreamSetNotify,
+      arm: lib.udpSendStreamArm,
     });
-    if (bell) {
-      parts.doorbell = bell;
-      check(native.symbols.spead_udp_send_stream_set_notify(this.#handle, bell.pointer), "set_notify");
-      this.#doorbell = bell;
-    }
-  }
-
-  get #h(): number {
-    if (this.#handle === 0 || this.#closing) throw new SpeadError("closed", "send stream has been closed");
-    return this.#handle;
   }
 
   /** Sets the automatic heap cnt sequence (next, step); step must not be 0. */
   setCntSequence(next: bigint | number, step: bigint | number): void {
     if (BigInt(step) === 0n) throw new SpeadError("invalid_argument", "cnt sequence step must not be 0");
-    check(
-      native.symbols.spead_udp_send_stream_set_cnt_sequence(this.#h, BigUint64Array.of(BigInt(next), BigInt(step))),
-      "setCntSequence",
-    );
+    lib.udpSendStreamSetCntSequence(this.nativeHandle, BigUint64Array.of(BigInt(next), BigInt(step)), "setCntSequence");
   }
 
   /**
@@ -269,7 +242,7 @@ export class UdpStream implements Disposable {
    * they are, its record through a scratch record.
    */
   #submitOne(heap: Heap, cnt: bigint | number, substreamIndex: number, rate: number, entry: Pending): void {
-    const h = this.#h;
+    const h = this.nativeHandle;
     const c = BigInt(cnt); // as HeapReference converts it
     const table = buildItemTable(heap);
     try {
@@ -297,7 +270,7 @@ export class UdpStream implements Disposable {
 
   /** Queues a group; `entry` is settled when its completion record is drained. */
   #submit(heaps: ReadonlyArray<HeapReference | Heap> | HeapReferenceList, mode: GroupMode, entry: Pending): void {
-    const h = this.#h;
+    const h = this.nativeHandle;
     const n = heaps.length;
     if (n === 0) throw new SpeadError("invalid_argument", "asyncSendHeaps needs at least one heap");
     let tables: ItemTable[];
@@ -353,73 +326,40 @@ export class UdpStream implements Disposable {
   ): void {
     const token = this.#nextToken++;
     this.#tokenWord[0] = token;
-    const st = native.symbols.spead_udp_send_stream_send(
-      h,
-      recs,
-      n,
-      items,
-      nItems,
-      mode === GroupMode.SERIAL ? 1 : 0,
-      this.#tokenWord,
-      null,
-    );
-    if (st !== 0) for (const t of tables) unpinItemTable(t);
-    check(st, "asyncSendHeaps");
+    try {
+      lib.udpSendStreamSend(h, recs, n, items, nItems, mode === GroupMode.SERIAL ? 1 : 0, this.#tokenWord, null, "asyncSendHeaps");
+    } catch (err) {
+      for (const t of tables) unpinItemTable(t);
+      throw err;
+    }
     entry.keepAlive = tables;
     this.#pending.set(token, entry);
-    this.#wake();
+    if (!this.#pumping) void this.#pump();
   }
 
-  /** Makes sure completions will be noticed while any are pending. */
-  #wake(): void {
-    if (native.asyncSymbols) {
-      if (!this.#denoWaiting) void this.#denoLoop();
-      return;
-    }
-    if (!this.#armed) {
-      this.#armed = true;
-      native.symbols.spead_udp_send_stream_arm(this.#handle);
-    }
-    // Bun's doorbell does not keep the process alive; this timer does, and bounds a lost ring.
-    if (this.#timer === undefined && this.#pending.size > 0) {
-      this.#timer = setTimeout(() => {
-        this.#timer = undefined;
-        this.#armed = false; // re-arm even if a ring never reached JS
-        this.#drain();
-      }, WAIT_SLICE_MS);
-    }
-  }
-
-  async #denoLoop(): Promise<void> {
-    this.#denoWaiting = true;
+  /** Drains completions into their Promises while any send is pending, waiting between drains. */
+  async #pump(): Promise<void> {
+    this.#pumping = true;
     try {
-      while (this.#pending.size > 0 && this.#handle !== 0) {
-        const st = await native.asyncSymbols!.spead_udp_send_stream_wait(this.#handle, WAIT_SLICE_MS);
+      while (this.#pending.size > 0 && !this.isClosed) {
+        const going = await this.waitReady();
         this.#drainRecords();
-        if (st !== 0 && st !== Status.empty) break;
+        if (!going) break;
       }
+    } catch {
+      // A wait that failed (the stream went away under it) ends the pump, as a stopped one
+      // does: close() settles what is still pending.
     } finally {
-      this.#denoWaiting = false;
-    }
-    if (this.#closing) this.#destroyNow();
-  }
-
-  #drain(): void {
-    if (this.#handle === 0) return;
-    this.#drainRecords();
-    if (this.#pending.size > 0 && !this.#closing) this.#wake();
-    else if (this.#timer !== undefined) {
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
+      this.#pumping = false;
     }
   }
 
   /** Moves completion records into their Promises. */
   #drainRecords(): void {
-    if (this.#handle === 0) return;
+    const handle = this.rawHandle;
+    if (handle === 0) return;
     for (;;) {
-      const st = native.symbols.spead_udp_send_stream_poll(this.#handle, this.#records, POLL_RECORDS, this.#count);
-      if (st !== 0) return;
+      lib.udpSendStreamPoll(handle, this.#records, POLL_RECORDS, this.#count, "poll");
       const n = this.#count[0];
       for (let i = 0; i < n; i++) {
         const w = i * COMPLETION_U64;
@@ -431,7 +371,7 @@ export class UdpStream implements Disposable {
         if (!p) continue;
         this.#pending.delete(token);
         for (const t of p.keepAlive) unpinItemTable(t);
-        if (status === 0) p.resolve(bytes);
+        if (status === Status.ok) p.resolve(bytes);
         else {
           p.reject(
             new SpeadError(
@@ -468,7 +408,7 @@ export class UdpStream implements Disposable {
     for (let i = 0; outcome === undefined && i < 1_000_000; i++) {
       this.flush();
       this.#drainRecords();
-      if (outcome === undefined) native.symbols.spead_udp_send_stream_wait(this.#h, WAIT_SLICE_MS);
+      if (outcome === undefined) lib.udpSendStreamWait(this.nativeHandle, WAIT_SLICE_MS);
     }
     if (outcome === undefined) throw new SpeadError("invalid_state", "send completed without a record");
     if (!outcome.ok) throw outcome.e;
@@ -480,9 +420,7 @@ export class UdpStream implements Disposable {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const slice = Math.max(0, Math.min(1000, deadline - Date.now()));
-      const st = native.symbols.spead_udp_send_stream_flush(this.#h, slice);
-      if (st === 0) return;
-      if (st !== Status.empty) check(st, "flush");
+      if (lib.udpSendStreamFlush(this.nativeHandle, slice, "flush") === Status.ok) return;
       if (Date.now() >= deadline) throw new SpeadError("empty", "flush timed out");
     }
   }
@@ -495,7 +433,7 @@ export class UdpStream implements Disposable {
 
   /** Send counters (heaps, packets, bytes, batches, gso_messages, ...). */
   get stats(): SendStats {
-    return readSendStats(this.#h);
+    return readSendStats(this.nativeHandle);
   }
 
   /**
@@ -503,35 +441,20 @@ export class UdpStream implements Disposable {
    * abandoned and their Promises reject with `stopped`; call `flush()` first
    * to send everything. Idempotent.
    */
-  close(): void {
-    if (this.#handle === 0 || this.#closing) return;
-    this.#closing = true;
-    native.symbols.spead_udp_send_stream_stop(this.#handle);
-    this.#drainRecords();
-    if (this.#doorbell) native.symbols.spead_udp_send_stream_set_notify(this.#handle, null);
-    if (this.#denoWaiting) return; // the Deno wait loop destroys when its call returns
-    this.#destroyNow();
+  override close(): void {
+    super.close();
   }
 
-  #destroyNow(): void {
-    const h = this.#handle;
-    if (h === 0) return;
-    this.#handle = 0;
-    finalizer.unregister(this.#token);
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    native.symbols.spead_udp_send_stream_destroy(h);
-    this.#doorbell?.close();
-    this.#doorbell = null;
+  protected override beforeClose(): void {
+    this.stopNative();
+    this.#drainRecords();
+  }
+
+  protected override afterDestroy(): void {
     for (const p of this.#pending.values()) {
       for (const t of p.keepAlive) unpinItemTable(t);
       p.reject(new SpeadError("stopped", "send stream closed"));
     }
     this.#pending.clear();
-  }
-
-  /** Same as `close()` (for `using`). */
-  [Symbol.dispose](): void {
-    this.close();
   }
 }
