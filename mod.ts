@@ -44,6 +44,8 @@ export {
   PAYLOAD_OFFSET_ID,
   STREAM_CTRL_ID,
 } from "./src/protocol.ts";
+/** The base of every object that owns native memory or threads (close, `using`, finalizer). */
+export { NativeObject } from "./src/lifetime.ts";
 export { MemoryPool, type MemoryPoolOptions, type MemoryPoolStats } from "./src/memory_pool.ts";
 export { MmapAllocator } from "./src/mmap_allocator.ts";
 export { ThreadPool, type ThreadPoolOptions } from "./src/thread_pool.ts";

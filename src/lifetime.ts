@@ -30,6 +30,8 @@ export interface NativeKind {
   readonly what: string;
   /** Frees the native side: a facade destroy method (throws SpeadError on failure). */
   readonly destroy: (handle: number) => void;
+  /** The wait exports of objects JS waits on (streams, rings): see {@link NativeObject.waitReady}. */
+  readonly wait?: WaitCalls;
   /** Stops what runs, before the destroy (streams, rings, groups); `stop()` calls it too. */
   readonly stop?: (handle: number) => void;
   /** The error after close: `"closed"` (default; streams, pools) or `"released"` (leases). */
@@ -81,12 +83,15 @@ export abstract class NativeObject implements Disposable {
   #waiter: Waiter | null = null;
 
   /**
+   * Takes ownership of `handle`, a native object of `kind`.
+   *
    * @param target what the finalizer watches (default the object itself; a
    *   buffer whose views outlive it passes its ArrayBuffer)
    */
   protected constructor(handle: number, kind: NativeKind, target?: object) {
     this.#handle = handle;
     this.#held = { handle, kind, doorbell: null };
+    if (kind.wait) this.#waiter = new Waiter(kind.wait, this.#held);
     registry.register(target ?? this, this.#held, this.#held);
   }
 
@@ -133,11 +138,6 @@ export abstract class NativeObject implements Disposable {
   protected unhold(): void {
     this.#inCalls--;
     if (this.#inCalls === 0 && this.#closing) this.#destroyNow();
-  }
-
-  /** Gives the object a runtime waiter over its wait exports (see {@link waitReady}). */
-  protected useWaiter(calls: WaitCalls): void {
-    this.#waiter = new Waiter(calls, this.#held);
   }
 
   /**

@@ -233,6 +233,7 @@ export class Chunk extends NativeObject implements Disposable {
     this.release();
   }
 
+  /** Detaches every view before the memory goes. */
   protected override beforeClose(): void {
     this.#detach();
   }
@@ -255,6 +256,7 @@ const ringKind: NativeKind = {
   what: "recv.ChunkRingbuffer",
   stop: (h) => lib.chunkRingStop(h, "ring stop"),
   destroy: lib.chunkRingDestroy,
+  wait: { waitAsync: lib.nonblocking?.chunkRingWait, setNotify: lib.chunkRingSetNotify, arm: lib.chunkRingArm },
   closedMessage: "ring has been closed",
 };
 
@@ -270,11 +272,6 @@ export class ChunkRingbuffer extends NativeObject implements AsyncIterable<Chunk
   constructor(maxSize: number) {
     checkInteger("maxSize", maxSize, 1, 65536);
     super(lib.chunkRingCreate(maxSize, "ChunkRingbuffer"), ringKind);
-    this.useWaiter({
-      waitAsync: lib.nonblocking?.chunkRingWait,
-      setNotify: lib.chunkRingSetNotify,
-      arm: lib.chunkRingArm,
-    });
   }
 
   #size(): Uint32Array {
@@ -902,6 +899,7 @@ export class ChunkStreamRingGroup extends NativeObject implements Disposable, It
     super.close();
   }
 
+  /** Stops the group, then closes every member. */
   protected override beforeClose(): void {
     this.stopNative();
     for (const m of this.#members) m.close();

@@ -73,11 +73,6 @@ export class Stream extends NativeObject implements AsyncIterable<Heap>, Iterabl
     super(lib.recvStreamCreate(record, "recv.Stream"), streamKind);
     this.config = streamConfig;
     this.ringConfig = ring;
-    this.useWaiter({
-      waitAsync: lib.nonblocking?.recvStreamWait,
-      setNotify: lib.recvStreamSetNotify,
-      arm: lib.recvStreamArm,
-    });
   }
 
   /**

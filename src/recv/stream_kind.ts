@@ -7,6 +7,7 @@ export const streamKind: NativeKind = {
   what: "recv.Stream",
   stop: (h) => lib.recvStreamStop(h, "stop"),
   destroy: lib.recvStreamDestroy,
+  wait: { waitAsync: lib.nonblocking?.recvStreamWait, setNotify: lib.recvStreamSetNotify, arm: lib.recvStreamArm },
   closedMessage: "stream has been closed",
   reportReclaimed: true,
 };

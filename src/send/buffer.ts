@@ -79,6 +79,7 @@ export class NativeBuffer extends NativeObject implements Disposable {
     super.close();
   }
 
+  /** Detaches `bytes` now; the memory is freed once no send reads it. */
   protected override beforeClose(): void {
     const ab = this.#bytes!.buffer as ArrayBuffer & { transfer?: (n: number) => ArrayBuffer };
     this.#bytes = null;

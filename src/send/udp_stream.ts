@@ -59,6 +59,7 @@ const kind: NativeKind = {
   what: "send.UdpStream",
   stop: (h) => lib.udpSendStreamStop(h),
   destroy: lib.udpSendStreamDestroy,
+  wait: { waitAsync: lib.nonblocking?.udpSendStreamWait, setNotify: lib.udpSendStreamSetNotify, arm: lib.udpSendStreamArm },
   closedMessage: "send stream has been closed",
   reportReclaimed: true,
 };
@@ -209,11 +210,6 @@ export class UdpStream extends NativeObject implements Disposable {
     super(lib.udpSendStreamCreate(ep, ep.byteLength, iface, iface.byteLength, record.view, "send.UdpStream"), kind);
     this.config = cfg;
     this.numSubstreams = list.length;
-    this.useWaiter({
-      waitAsync: lib.nonblocking?.udpSendStreamWait,
-      setNotify: lib.udpSendStreamSetNotify,
-      arm: lib.udpSendStreamArm,
-    });
   }
 
   /** Sets the automatic heap cnt sequence (next, step); step must not be 0. */
@@ -445,11 +441,13 @@ export class UdpStream extends NativeObject implements Disposable {
     super.close();
   }
 
+  /** Stops the I/O thread and settles the sends it finished. */
   protected override beforeClose(): void {
     this.stopNative();
     this.#drainRecords();
   }
 
+  /** Rejects the sends that can no longer complete. */
   protected override afterDestroy(): void {
     for (const p of this.#pending.values()) {
       for (const t of p.keepAlive) unpinItemTable(t);
