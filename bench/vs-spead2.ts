@@ -17,6 +17,11 @@
  *   --runs N            runs per figure (default 3, quick 1)
  *   --svg PATH          where the chart goes (default bench/vs-spead2.svg)
  *   --no-deno / --no-bun  leave one of our runtimes out
+ *   --fifo              run the send measure's senders (ours and spead2's) under
+ *                       SCHED_FIFO priority 10 (`chrt -f 10`), so that other load on
+ *                       the machine cannot displace either side's threads: spead2's
+ *                       tutorials pin theirs to CPUs 0 and 1 and lose to any busy
+ *                       core, ours do not pin (needs root or CAP_SYS_NICE)
  *   --replot FIGURES.json [OUT.svg]  redraw the chart from the figures a run wrote beside it
  *
  * Measures (spead2 side in brackets; ours always uses the same sender):
@@ -137,6 +142,7 @@ interface Opts {
   svg: string;
   bun: boolean;
   deno: boolean;
+  fifo: boolean;
 }
 
 const ALL = ["cpu", "unlimited", "lossless", "mem", "pair", "send", "faults"];
@@ -151,6 +157,7 @@ function parseOpts(args: string[]): Opts {
     svg: `${root}/bench/vs-spead2.svg`,
     bun: true,
     deno: true,
+    fifo: false,
   };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
@@ -163,6 +170,7 @@ function parseOpts(args: string[]): Opts {
     else if (a === "--svg") o.svg = args[++i];
     else if (a === "--no-bun") o.bun = false;
     else if (a === "--no-deno") o.deno = false;
+    else if (a === "--fifo") o.fifo = true;
     else throw new Error(`unknown option ${a}`);
   }
   if (!o.runs) o.runs = o.quick ? 1 : 3;
@@ -517,16 +525,18 @@ async function driver(): Promise<void> {
         for (const w of rotation(r)) {
           if (w === "spead2" && !existsSync(cxx)) continue;
           const ex = `${root}/examples/${c.prog}.ts`;
-          const v = w === "spead2"
-            ? runSender(cxx, args)
+          const [cmd, cmdArgs] = w === "spead2"
+            ? [cxx, args]
             : w === "bun"
-            ? runSender(bunBin, [ex, ...args])
-            : runSender(denoRun[0], [...denoRun.slice(1), ex, ...args]);
+            ? [bunBin, [ex, ...args]]
+            : [denoRun[0], [...denoRun.slice(1), ex, ...args]];
+          const v = o.fifo ? runSender("chrt", ["-f", "10", cmd, ...cmdArgs]) : runSender(cmd, cmdArgs);
           (s[w] ??= []).push(v);
         }
       }
       const size = c.heapSize >= MiB ? `${c.heapSize / MiB} MiB` : `${c.heapSize / KiB} KiB`;
-      rows.push(row(`${c.prog.slice(0, 6)} sender alone, ${c.heaps} × ${size} @ ${c.packet}`, "MB/s", "higher", s, { ratio: 1.1, text: "≥ 1.1×" }));
+      const fifo = o.fifo ? ", SCHED_FIFO" : "";
+      rows.push(row(`${c.prog.slice(0, 6)} sender alone, ${c.heaps} × ${size} @ ${c.packet}${fifo}`, "MB/s", "higher", s, { ratio: 1.1, text: "≥ 1.1×" }));
     }
     sinkProc.close();
   });
