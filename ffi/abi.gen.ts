@@ -42,8 +42,8 @@ export const symbolDefs = {
     returns: "i32",
   },
   spead_descriptor_encode: {
-    params: ["heap_address_bits", "bug_compat", "id_in", "name", "name_len", "description", "description_len", "format", "n_format", "shape", "n_shape", "dtype", "dtype_len", "out", "capacity", "out_len"],
-    args: ["u32", "u32", "buffer", "buffer", "u32", "buffer", "u32", "buffer", "u32", "buffer", "u32", "buffer", "u32", "buffer", "u32", "buffer"],
+    params: ["fields", "out", "capacity", "out_len"],
+    args: ["buffer", "buffer", "u32", "buffer"],
     returns: "i32",
   },
   spead_descriptor_decode: {
@@ -122,13 +122,13 @@ export const symbolDefs = {
     returns: "i32",
   },
   spead_recv_stream_add_udp_reader: {
-    params: ["handle", "address", "address_len", "port", "packet_size_max", "buffer_size", "interface_address", "interface_len", "out_info"],
-    args: ["u32", "buffer", "u32", "u32", "u32", "u32", "buffer", "u32", "buffer"],
+    params: ["handle", "endpoint", "interface_address", "interface_index", "packet_size_max", "buffer_size", "out_info"],
+    args: ["u32", "buffer", "buffer", "u32", "u32", "u32", "buffer"],
     returns: "i32",
   },
   spead_udp_send_stream_create: {
-    params: ["endpoints", "endpoints_len", "interface_address", "interface_len", "config", "out_handle"],
-    args: ["buffer", "u32", "buffer", "u32", "buffer", "buffer"],
+    params: ["endpoints", "n_endpoints", "interface_address", "config", "out_handle"],
+    args: ["buffer", "u32", "buffer", "buffer", "buffer"],
     returns: "i32",
   },
   spead_udp_send_stream_send: {
@@ -372,9 +372,9 @@ export interface Symbols {
   spead_packet_gen_next(handle: number, out: Uint8Array | null, capacity: number, out_len: Uint32Array | null): number;
   /** Frees a packet generator. */
   spead_packet_gen_destroy(handle: number): number;
-  /** One descriptor packet, as spead2's encode_descriptor. */
-  spead_descriptor_encode(heap_address_bits: number, bug_compat: number, id_in: BigUint64Array | null, name: Uint8Array | null, name_len: number, description: Uint8Array | null, description_len: number, format: BigUint64Array | null, n_format: number, shape: BigUint64Array | null, n_shape: number, dtype: Uint8Array | null, dtype_len: number, out: Uint8Array | null, capacity: number, out_len: Uint32Array | null): number;
-  /** Parses a descriptor item value (docs/ABI.md). */
+  /** One descriptor packet (DescriptorFields), as spead2's encode_descriptor. */
+  spead_descriptor_encode(fields: ArrayBufferView | null, out: Uint8Array | null, capacity: number, out_len: Uint32Array | null): number;
+  /** Parses a descriptor item value: a DescriptorDecoded, its pairs and strings (docs/ABI.md). */
   spead_descriptor_decode(bug_compat: number, bytes: Uint8Array | null, len: number, out: BigUint64Array | null, capacity_words: number, out_words: Uint32Array | null): number;
   /** A receive stream (RecvStreamConfig). */
   spead_recv_stream_create(config: ArrayBufferView | null, out_handle: Uint32Array | null): number;
@@ -404,10 +404,10 @@ export interface Symbols {
   spead_recv_stream_stats(handle: number, out: BigUint64Array | null, capacity: number, out_n: Uint32Array | null): number;
   /** Name of stat `index`. */
   spead_recv_stream_stat_name(index: number, out: Uint8Array | null, capacity: number, out_len: Uint32Array | null): number;
-  /** A UDP reader thread for the stream; out_info = [port, rcvbuf, gro]. */
-  spead_recv_stream_add_udp_reader(handle: number, address: Uint8Array | null, address_len: number, port: number, packet_size_max: number, buffer_size: number, interface_address: Uint8Array | null, interface_len: number, out_info: Uint32Array | null): number;
-  /** A UDP send stream (SendStreamConfig); endpoints are "host port\n" lines. */
-  spead_udp_send_stream_create(endpoints: Uint8Array | null, endpoints_len: number, interface_address: Uint8Array | null, interface_len: number, config: ArrayBufferView | null, out_handle: Uint32Array | null): number;
+  /** A UDP reader thread for the stream, bound to an Endpoint (family 0: any address); interface_address (IPv4, may be null) or interface_index (IPv6 multicast); out_info is a UdpReaderInfo. */
+  spead_recv_stream_add_udp_reader(handle: number, endpoint: ArrayBufferView | null, interface_address: ArrayBufferView | null, interface_index: number, packet_size_max: number, buffer_size: number, out_info: ArrayBufferView | null): number;
+  /** A UDP send stream (SendStreamConfig) to n_endpoints Endpoint records (substream i = endpoint i); interface_address may be null. */
+  spead_udp_send_stream_create(endpoints: ArrayBufferView | null, n_endpoints: number, interface_address: ArrayBufferView | null, config: ArrayBufferView | null, out_handle: Uint32Array | null): number;
   /** Queues a group of heaps (HeapRecords over one item table), all or none. */
   spead_udp_send_stream_send(handle: number, heaps: ArrayBufferView | null, n_heaps: number, items: BigUint64Array | null, n_items: number, mode: number, token_in: BigUint64Array | null, out_cnts: BigUint64Array | null): number;
   /** Finished groups as SendCompletion records. */
@@ -438,8 +438,8 @@ export interface Symbols {
   spead_memory_pool_stats(handle: number, out: BigUint64Array | null, capacity: number, out_n: Uint32Array | null): number;
   /** Name of stat `index`. */
   spead_memory_pool_stat_name(index: number, out: Uint8Array | null, capacity: number, out_len: Uint32Array | null): number;
-  /** Native memory for item bytes: out = [address, handle, size, huge]. */
-  spead_buffer_alloc(size_lo: number, size_hi: number, flags: number, out: BigUint64Array | null): number;
+  /** Native memory for item bytes; out is a BufferInfo. */
+  spead_buffer_alloc(size_lo: number, size_hi: number, flags: number, out: ArrayBufferView | null): number;
   /** Frees a send buffer. */
   spead_buffer_free(handle: number): number;
   /** [minor faults, major faults, open fds, threads]. */
@@ -452,8 +452,8 @@ export interface Symbols {
   spead_shutdown(): number;
   /** `sizes`: [data bytes, present bytes, extra bytes]. The memory is mapped and populated now. */
   spead_chunk_create(sizes: BigUint64Array | null, out_handle: Uint32Array | null): number;
-  /** Writes [data address, data bytes, present address, present bytes, extra address, extra bytes, chunk id (i64), stream id]. `invalid_state` while the library holds the chunk. */
-  spead_chunk_info(handle: number, out: BigUint64Array | null): number;
+  /** Writes a ChunkInfo. `invalid_state` while the library holds the chunk. */
+  spead_chunk_info(handle: number, out: ArrayBufferView | null): number;
   /** Frees a chunk JS holds (`invalid_state` while the library holds it). */
   spead_chunk_destroy(handle: number): number;
   /** A chunk ring of `capacity` chunks. */
@@ -580,6 +580,10 @@ export class RecvStreamConfigView {
   constructor(buffer: ArrayBufferLike = new ArrayBuffer(48), offset = 0) {
     this.view = new DataView(buffer, offset, 48);
   }
+  /** The record's bytes (what an export takes). */
+  get bytes(): Uint8Array {
+    return new Uint8Array(this.view.buffer, this.view.byteOffset, this.view.byteLength);
+  }
   get heaps_max(): number {
     return this.view.getUint32(0, true);
   }
@@ -667,11 +671,28 @@ export const HeapDescriptionLayout = {
   payload_size: 56,
   n_items: 64,
 } as const;
+/** HeapDescription as u64 word indices (every field is 8 bytes), for records read from a BigUint64Array. */
+export const HeapDescriptionWords = {
+  size: 9,
+  cnt: 0,
+  heap_length: 1,
+  received_length: 2,
+  flags: 3,
+  heap_address_bits: 4,
+  bug_compat: 5,
+  payload_address: 6,
+  payload_size: 7,
+  n_items: 8,
+} as const;
 /** Accessors for one HeapDescription at `offset` in a buffer (records are 72 bytes apart). */
 export class HeapDescriptionView {
   readonly view: DataView;
   constructor(buffer: ArrayBufferLike = new ArrayBuffer(72), offset = 0) {
     this.view = new DataView(buffer, offset, 72);
+  }
+  /** The record's bytes (what an export takes). */
+  get bytes(): Uint8Array {
+    return new Uint8Array(this.view.buffer, this.view.byteOffset, this.view.byteLength);
   }
   get cnt(): bigint {
     return this.view.getBigUint64(0, true);
@@ -737,11 +758,23 @@ export const ItemDescriptionLayout = {
   value: 16,
   length: 24,
 } as const;
+/** ItemDescription as u64 word indices (every field is 8 bytes), for records read from a BigUint64Array. */
+export const ItemDescriptionWords = {
+  size: 4,
+  id: 0,
+  is_immediate: 1,
+  value: 2,
+  length: 3,
+} as const;
 /** Accessors for one ItemDescription at `offset` in a buffer (records are 32 bytes apart). */
 export class ItemDescriptionView {
   readonly view: DataView;
   constructor(buffer: ArrayBufferLike = new ArrayBuffer(32), offset = 0) {
     this.view = new DataView(buffer, offset, 32);
+  }
+  /** The record's bytes (what an export takes). */
+  get bytes(): Uint8Array {
+    return new Uint8Array(this.view.buffer, this.view.byteOffset, this.view.byteLength);
   }
   get id(): bigint {
     return this.view.getBigUint64(0, true);
@@ -779,11 +812,25 @@ export const MemoryPoolConfigLayout = {
   low_water: 32,
   flags: 40,
 } as const;
+/** MemoryPoolConfig as u64 word indices (every field is 8 bytes), for records read from a BigUint64Array. */
+export const MemoryPoolConfigWords = {
+  size: 6,
+  lower: 0,
+  upper: 1,
+  free_max: 2,
+  initial: 3,
+  low_water: 4,
+  flags: 5,
+} as const;
 /** Accessors for one MemoryPoolConfig at `offset` in a buffer (records are 48 bytes apart). */
 export class MemoryPoolConfigView {
   readonly view: DataView;
   constructor(buffer: ArrayBufferLike = new ArrayBuffer(48), offset = 0) {
     this.view = new DataView(buffer, offset, 48);
+  }
+  /** The record's bytes (what an export takes). */
+  get bytes(): Uint8Array {
+    return new Uint8Array(this.view.buffer, this.view.byteOffset, this.view.byteLength);
   }
   get lower(): bigint {
     return this.view.getBigUint64(0, true);
@@ -837,11 +884,29 @@ export const SendStreamConfigLayout = {
   flags: 64,
   io_core: 72,
 } as const;
+/** SendStreamConfig as u64 word indices (every field is 8 bytes), for records read from a BigUint64Array. */
+export const SendStreamConfigWords = {
+  size: 10,
+  packet_size_max: 0,
+  rate: 1,
+  burst_size: 2,
+  heaps_max: 3,
+  burst_rate_ratio: 4,
+  buffer_size: 5,
+  ttl: 6,
+  interface_index: 7,
+  flags: 8,
+  io_core: 9,
+} as const;
 /** Accessors for one SendStreamConfig at `offset` in a buffer (records are 80 bytes apart). */
 export class SendStreamConfigView {
   readonly view: DataView;
   constructor(buffer: ArrayBufferLike = new ArrayBuffer(80), offset = 0) {
     this.view = new DataView(buffer, offset, 80);
+  }
+  /** The record's bytes (what an export takes). */
+  get bytes(): Uint8Array {
+    return new Uint8Array(this.view.buffer, this.view.byteOffset, this.view.byteLength);
   }
   get packet_size_max(): number {
     return this.view.getFloat64(0, true);
@@ -923,6 +988,10 @@ export class HeapRecordView {
   constructor(buffer: ArrayBufferLike = new ArrayBuffer(40), offset = 0) {
     this.view = new DataView(buffer, offset, 40);
   }
+  /** The record's bytes (what an export takes). */
+  get bytes(): Uint8Array {
+    return new Uint8Array(this.view.buffer, this.view.byteOffset, this.view.byteLength);
+  }
   get first_item(): number {
     return this.view.getUint32(0, true);
   }
@@ -981,11 +1050,23 @@ export const SendCompletionLayout = {
   status: 16,
   errno: 24,
 } as const;
+/** SendCompletion as u64 word indices (every field is 8 bytes), for records read from a BigUint64Array. */
+export const SendCompletionWords = {
+  size: 4,
+  token: 0,
+  bytes_sent: 1,
+  status: 2,
+  errno: 3,
+} as const;
 /** Accessors for one SendCompletion at `offset` in a buffer (records are 32 bytes apart). */
 export class SendCompletionView {
   readonly view: DataView;
   constructor(buffer: ArrayBufferLike = new ArrayBuffer(32), offset = 0) {
     this.view = new DataView(buffer, offset, 32);
+  }
+  /** The record's bytes (what an export takes). */
+  get bytes(): Uint8Array {
+    return new Uint8Array(this.view.buffer, this.view.byteOffset, this.view.byteLength);
   }
   get token(): bigint {
     return this.view.getBigUint64(0, true);
@@ -1010,6 +1091,443 @@ export class SendCompletionView {
   }
   set errno(value: bigint) {
     this.view.setBigUint64(24, value, true);
+  }
+}
+
+/** An IP endpoint: family 4 or 6 (0 = none / any address), address in network byte order, port (zig/abi/records.zig `Endpoint`): 32 bytes, little-endian. */
+export const EndpointLayout = {
+  size: 32,
+  family: 0,
+  port: 4,
+  address: 8,
+  scope_id: 24,
+  reserved: 28,
+} as const;
+/** Accessors for one Endpoint at `offset` in a buffer (records are 32 bytes apart). */
+export class EndpointView {
+  readonly view: DataView;
+  constructor(buffer: ArrayBufferLike = new ArrayBuffer(32), offset = 0) {
+    this.view = new DataView(buffer, offset, 32);
+  }
+  /** The record's bytes (what an export takes). */
+  get bytes(): Uint8Array {
+    return new Uint8Array(this.view.buffer, this.view.byteOffset, this.view.byteLength);
+  }
+  get family(): number {
+    return this.view.getUint32(0, true);
+  }
+  set family(value: number) {
+    this.view.setUint32(0, value, true);
+  }
+  get port(): number {
+    return this.view.getUint32(4, true);
+  }
+  set port(value: number) {
+    this.view.setUint32(4, value, true);
+  }
+  get address(): Uint8Array {
+    return new Uint8Array(this.view.buffer, this.view.byteOffset + 8, 16);
+  }
+  set address(value: Uint8Array) {
+    this.address.set(value.subarray(0, 16));
+  }
+  get scope_id(): number {
+    return this.view.getUint32(24, true);
+  }
+  set scope_id(value: number) {
+    this.view.setUint32(24, value, true);
+  }
+  get reserved(): number {
+    return this.view.getUint32(28, true);
+  }
+  set reserved(value: number) {
+    this.view.setUint32(28, value, true);
+  }
+}
+
+/** A UDP reader as started: bound port, socket receive buffer, GRO (0/1), buffer size forced past rmem_max (0/1) (zig/abi/records.zig `UdpReaderInfo`): 16 bytes, little-endian. */
+export const UdpReaderInfoLayout = {
+  size: 16,
+  port: 0,
+  buffer_size: 4,
+  gro: 8,
+  buffer_size_forced: 12,
+} as const;
+/** Accessors for one UdpReaderInfo at `offset` in a buffer (records are 16 bytes apart). */
+export class UdpReaderInfoView {
+  readonly view: DataView;
+  constructor(buffer: ArrayBufferLike = new ArrayBuffer(16), offset = 0) {
+    this.view = new DataView(buffer, offset, 16);
+  }
+  /** The record's bytes (what an export takes). */
+  get bytes(): Uint8Array {
+    return new Uint8Array(this.view.buffer, this.view.byteOffset, this.view.byteLength);
+  }
+  get port(): number {
+    return this.view.getUint32(0, true);
+  }
+  set port(value: number) {
+    this.view.setUint32(0, value, true);
+  }
+  get buffer_size(): number {
+    return this.view.getUint32(4, true);
+  }
+  set buffer_size(value: number) {
+    this.view.setUint32(4, value, true);
+  }
+  get gro(): number {
+    return this.view.getUint32(8, true);
+  }
+  set gro(value: number) {
+    this.view.setUint32(8, value, true);
+  }
+  get buffer_size_forced(): number {
+    return this.view.getUint32(12, true);
+  }
+  set buffer_size_forced(value: number) {
+    this.view.setUint32(12, value, true);
+  }
+}
+
+/** A native buffer: its address, usable size (the size asked for, page-rounded), handle and whether it is on huge pages (0/1) (zig/abi/records.zig `BufferInfo`): 24 bytes, little-endian. */
+export const BufferInfoLayout = {
+  size: 24,
+  address: 0,
+  mapped_size: 8,
+  handle: 16,
+  huge: 20,
+} as const;
+/** Accessors for one BufferInfo at `offset` in a buffer (records are 24 bytes apart). */
+export class BufferInfoView {
+  readonly view: DataView;
+  constructor(buffer: ArrayBufferLike = new ArrayBuffer(24), offset = 0) {
+    this.view = new DataView(buffer, offset, 24);
+  }
+  /** The record's bytes (what an export takes). */
+  get bytes(): Uint8Array {
+    return new Uint8Array(this.view.buffer, this.view.byteOffset, this.view.byteLength);
+  }
+  get address(): bigint {
+    return this.view.getBigUint64(0, true);
+  }
+  set address(value: bigint) {
+    this.view.setBigUint64(0, value, true);
+  }
+  get mapped_size(): bigint {
+    return this.view.getBigUint64(8, true);
+  }
+  set mapped_size(value: bigint) {
+    this.view.setBigUint64(8, value, true);
+  }
+  get handle(): number {
+    return this.view.getUint32(16, true);
+  }
+  set handle(value: number) {
+    this.view.setUint32(16, value, true);
+  }
+  get huge(): number {
+    return this.view.getUint32(20, true);
+  }
+  set huge(value: number) {
+    this.view.setUint32(20, value, true);
+  }
+}
+
+/** A chunk's memory while JS holds it: data, present flags and extra areas (address 0 when empty), chunk id, stream id (zig/abi/records.zig `ChunkInfo`): 64 bytes, little-endian. */
+export const ChunkInfoLayout = {
+  size: 64,
+  data_address: 0,
+  data_size: 8,
+  present_address: 16,
+  present_size: 24,
+  extra_address: 32,
+  extra_size: 40,
+  chunk_id: 48,
+  stream_id: 56,
+} as const;
+/** ChunkInfo as u64 word indices (every field is 8 bytes), for records read from a BigUint64Array. */
+export const ChunkInfoWords = {
+  size: 8,
+  data_address: 0,
+  data_size: 1,
+  present_address: 2,
+  present_size: 3,
+  extra_address: 4,
+  extra_size: 5,
+  chunk_id: 6,
+  stream_id: 7,
+} as const;
+/** Accessors for one ChunkInfo at `offset` in a buffer (records are 64 bytes apart). */
+export class ChunkInfoView {
+  readonly view: DataView;
+  constructor(buffer: ArrayBufferLike = new ArrayBuffer(64), offset = 0) {
+    this.view = new DataView(buffer, offset, 64);
+  }
+  /** The record's bytes (what an export takes). */
+  get bytes(): Uint8Array {
+    return new Uint8Array(this.view.buffer, this.view.byteOffset, this.view.byteLength);
+  }
+  get data_address(): bigint {
+    return this.view.getBigUint64(0, true);
+  }
+  set data_address(value: bigint) {
+    this.view.setBigUint64(0, value, true);
+  }
+  get data_size(): bigint {
+    return this.view.getBigUint64(8, true);
+  }
+  set data_size(value: bigint) {
+    this.view.setBigUint64(8, value, true);
+  }
+  get present_address(): bigint {
+    return this.view.getBigUint64(16, true);
+  }
+  set present_address(value: bigint) {
+    this.view.setBigUint64(16, value, true);
+  }
+  get present_size(): bigint {
+    return this.view.getBigUint64(24, true);
+  }
+  set present_size(value: bigint) {
+    this.view.setBigUint64(24, value, true);
+  }
+  get extra_address(): bigint {
+    return this.view.getBigUint64(32, true);
+  }
+  set extra_address(value: bigint) {
+    this.view.setBigUint64(32, value, true);
+  }
+  get extra_size(): bigint {
+    return this.view.getBigUint64(40, true);
+  }
+  set extra_size(value: bigint) {
+    this.view.setBigUint64(40, value, true);
+  }
+  get chunk_id(): bigint {
+    return this.view.getBigInt64(48, true);
+  }
+  set chunk_id(value: bigint) {
+    this.view.setBigInt64(48, value, true);
+  }
+  get stream_id(): bigint {
+    return this.view.getBigUint64(56, true);
+  }
+  set stream_id(value: bigint) {
+    this.view.setBigUint64(56, value, true);
+  }
+}
+
+/** A descriptor to encode: id, flavour, and the addresses and lengths of its name, description, format and shape pairs, numpy header (zig/abi/records.zig `DescriptorFields`): 80 bytes, little-endian. */
+export const DescriptorFieldsLayout = {
+  size: 80,
+  id: 0,
+  name_address: 8,
+  description_address: 16,
+  format_address: 24,
+  shape_address: 32,
+  dtype_address: 40,
+  name_len: 48,
+  description_len: 52,
+  format_count: 56,
+  shape_count: 60,
+  dtype_len: 64,
+  heap_address_bits: 68,
+  bug_compat: 72,
+  reserved: 76,
+} as const;
+/** Accessors for one DescriptorFields at `offset` in a buffer (records are 80 bytes apart). */
+export class DescriptorFieldsView {
+  readonly view: DataView;
+  constructor(buffer: ArrayBufferLike = new ArrayBuffer(80), offset = 0) {
+    this.view = new DataView(buffer, offset, 80);
+  }
+  /** The record's bytes (what an export takes). */
+  get bytes(): Uint8Array {
+    return new Uint8Array(this.view.buffer, this.view.byteOffset, this.view.byteLength);
+  }
+  get id(): bigint {
+    return this.view.getBigUint64(0, true);
+  }
+  set id(value: bigint) {
+    this.view.setBigUint64(0, value, true);
+  }
+  get name_address(): bigint {
+    return this.view.getBigUint64(8, true);
+  }
+  set name_address(value: bigint) {
+    this.view.setBigUint64(8, value, true);
+  }
+  get description_address(): bigint {
+    return this.view.getBigUint64(16, true);
+  }
+  set description_address(value: bigint) {
+    this.view.setBigUint64(16, value, true);
+  }
+  get format_address(): bigint {
+    return this.view.getBigUint64(24, true);
+  }
+  set format_address(value: bigint) {
+    this.view.setBigUint64(24, value, true);
+  }
+  get shape_address(): bigint {
+    return this.view.getBigUint64(32, true);
+  }
+  set shape_address(value: bigint) {
+    this.view.setBigUint64(32, value, true);
+  }
+  get dtype_address(): bigint {
+    return this.view.getBigUint64(40, true);
+  }
+  set dtype_address(value: bigint) {
+    this.view.setBigUint64(40, value, true);
+  }
+  get name_len(): number {
+    return this.view.getUint32(48, true);
+  }
+  set name_len(value: number) {
+    this.view.setUint32(48, value, true);
+  }
+  get description_len(): number {
+    return this.view.getUint32(52, true);
+  }
+  set description_len(value: number) {
+    this.view.setUint32(52, value, true);
+  }
+  get format_count(): number {
+    return this.view.getUint32(56, true);
+  }
+  set format_count(value: number) {
+    this.view.setUint32(56, value, true);
+  }
+  get shape_count(): number {
+    return this.view.getUint32(60, true);
+  }
+  set shape_count(value: number) {
+    this.view.setUint32(60, value, true);
+  }
+  get dtype_len(): number {
+    return this.view.getUint32(64, true);
+  }
+  set dtype_len(value: number) {
+    this.view.setUint32(64, value, true);
+  }
+  get heap_address_bits(): number {
+    return this.view.getUint32(68, true);
+  }
+  set heap_address_bits(value: number) {
+    this.view.setUint32(68, value, true);
+  }
+  get bug_compat(): number {
+    return this.view.getUint32(72, true);
+  }
+  set bug_compat(value: number) {
+    this.view.setUint32(72, value, true);
+  }
+  get reserved(): number {
+    return this.view.getUint32(76, true);
+  }
+  set reserved(value: number) {
+    this.view.setUint32(76, value, true);
+  }
+}
+
+/** A decoded descriptor: then format_count (code, bits) and shape_count (flags, size) u64 pairs, then the strings at byte offsets from this record (zig/abi/records.zig `DescriptorDecoded`): 80 bytes, little-endian. */
+export const DescriptorDecodedLayout = {
+  size: 80,
+  id: 0,
+  format_count: 8,
+  shape_count: 16,
+  name_offset: 24,
+  name_len: 32,
+  description_offset: 40,
+  description_len: 48,
+  dtype_offset: 56,
+  dtype_len: 64,
+  heap_address_bits: 72,
+} as const;
+/** DescriptorDecoded as u64 word indices (every field is 8 bytes), for records read from a BigUint64Array. */
+export const DescriptorDecodedWords = {
+  size: 10,
+  id: 0,
+  format_count: 1,
+  shape_count: 2,
+  name_offset: 3,
+  name_len: 4,
+  description_offset: 5,
+  description_len: 6,
+  dtype_offset: 7,
+  dtype_len: 8,
+  heap_address_bits: 9,
+} as const;
+/** Accessors for one DescriptorDecoded at `offset` in a buffer (records are 80 bytes apart). */
+export class DescriptorDecodedView {
+  readonly view: DataView;
+  constructor(buffer: ArrayBufferLike = new ArrayBuffer(80), offset = 0) {
+    this.view = new DataView(buffer, offset, 80);
+  }
+  /** The record's bytes (what an export takes). */
+  get bytes(): Uint8Array {
+    return new Uint8Array(this.view.buffer, this.view.byteOffset, this.view.byteLength);
+  }
+  get id(): bigint {
+    return this.view.getBigUint64(0, true);
+  }
+  set id(value: bigint) {
+    this.view.setBigUint64(0, value, true);
+  }
+  get format_count(): bigint {
+    return this.view.getBigUint64(8, true);
+  }
+  set format_count(value: bigint) {
+    this.view.setBigUint64(8, value, true);
+  }
+  get shape_count(): bigint {
+    return this.view.getBigUint64(16, true);
+  }
+  set shape_count(value: bigint) {
+    this.view.setBigUint64(16, value, true);
+  }
+  get name_offset(): bigint {
+    return this.view.getBigUint64(24, true);
+  }
+  set name_offset(value: bigint) {
+    this.view.setBigUint64(24, value, true);
+  }
+  get name_len(): bigint {
+    return this.view.getBigUint64(32, true);
+  }
+  set name_len(value: bigint) {
+    this.view.setBigUint64(32, value, true);
+  }
+  get description_offset(): bigint {
+    return this.view.getBigUint64(40, true);
+  }
+  set description_offset(value: bigint) {
+    this.view.setBigUint64(40, value, true);
+  }
+  get description_len(): bigint {
+    return this.view.getBigUint64(48, true);
+  }
+  set description_len(value: bigint) {
+    this.view.setBigUint64(48, value, true);
+  }
+  get dtype_offset(): bigint {
+    return this.view.getBigUint64(56, true);
+  }
+  set dtype_offset(value: bigint) {
+    this.view.setBigUint64(56, value, true);
+  }
+  get dtype_len(): bigint {
+    return this.view.getBigUint64(64, true);
+  }
+  set dtype_len(value: bigint) {
+    this.view.setBigUint64(64, value, true);
+  }
+  get heap_address_bits(): bigint {
+    return this.view.getBigUint64(72, true);
+  }
+  set heap_address_bits(value: bigint) {
+    this.view.setBigUint64(72, value, true);
   }
 }
 
@@ -1040,9 +1558,9 @@ export interface Lib {
   packetGenNext(handle: number, out: Uint8Array | null, capacity: number, outLen: Uint32Array | null, what?: string): void;
   /** Frees a packet generator. */
   packetGenDestroy(handle: number, what?: string): void;
-  /** One descriptor packet, as spead2's encode_descriptor. */
-  descriptorEncode(heapAddressBits: number, bugCompat: number, idIn: BigUint64Array | null, name: Uint8Array | null, nameLen: number, description: Uint8Array | null, descriptionLen: number, format: BigUint64Array | null, nFormat: number, shape: BigUint64Array | null, nShape: number, dtype: Uint8Array | null, dtypeLen: number, out: Uint8Array | null, capacity: number, outLen: Uint32Array | null, what?: string): typeof Status.ok | typeof Status.buffer_too_small;
-  /** Parses a descriptor item value (docs/ABI.md). */
+  /** One descriptor packet (DescriptorFields), as spead2's encode_descriptor. */
+  descriptorEncode(fields: ArrayBufferView | null, out: Uint8Array | null, capacity: number, outLen: Uint32Array | null, what?: string): typeof Status.ok | typeof Status.buffer_too_small;
+  /** Parses a descriptor item value: a DescriptorDecoded, its pairs and strings (docs/ABI.md). */
   descriptorDecode(bugCompat: number, bytes: Uint8Array | null, len: number, out: BigUint64Array | null, capacityWords: number, outWords: Uint32Array | null, what?: string): typeof Status.ok | typeof Status.buffer_too_small;
   /** A receive stream (RecvStreamConfig). */
   recvStreamCreate(config: ArrayBufferView | null, what?: string): number;
@@ -1072,10 +1590,10 @@ export interface Lib {
   recvStreamStats(handle: number, out: BigUint64Array | null, capacity: number, outN: Uint32Array | null, what?: string): void;
   /** Name of stat `index`. */
   recvStreamStatName(index: number, out: Uint8Array | null, capacity: number, outLen: Uint32Array | null, what?: string): typeof Status.ok | typeof Status.invalid_argument;
-  /** A UDP reader thread for the stream; out_info = [port, rcvbuf, gro]. */
-  recvStreamAddUdpReader(handle: number, address: Uint8Array | null, addressLen: number, port: number, packetSizeMax: number, bufferSize: number, interfaceAddress: Uint8Array | null, interfaceLen: number, outInfo: Uint32Array | null, what?: string): void;
-  /** A UDP send stream (SendStreamConfig); endpoints are "host port\n" lines. */
-  udpSendStreamCreate(endpoints: Uint8Array | null, endpointsLen: number, interfaceAddress: Uint8Array | null, interfaceLen: number, config: ArrayBufferView | null, what?: string): number;
+  /** A UDP reader thread for the stream, bound to an Endpoint (family 0: any address); interface_address (IPv4, may be null) or interface_index (IPv6 multicast); out_info is a UdpReaderInfo. */
+  recvStreamAddUdpReader(handle: number, endpoint: ArrayBufferView | null, interfaceAddress: ArrayBufferView | null, interfaceIndex: number, packetSizeMax: number, bufferSize: number, outInfo: ArrayBufferView | null, what?: string): void;
+  /** A UDP send stream (SendStreamConfig) to n_endpoints Endpoint records (substream i = endpoint i); interface_address may be null. */
+  udpSendStreamCreate(endpoints: ArrayBufferView | null, nEndpoints: number, interfaceAddress: ArrayBufferView | null, config: ArrayBufferView | null, what?: string): number;
   /** Queues a group of heaps (HeapRecords over one item table), all or none. */
   udpSendStreamSend(handle: number, heaps: ArrayBufferView | null, nHeaps: number, items: BigUint64Array | null, nItems: number, mode: number, tokenIn: BigUint64Array | null, outCnts: BigUint64Array | null, what?: string): void;
   /** Finished groups as SendCompletion records. */
@@ -1106,8 +1624,8 @@ export interface Lib {
   memoryPoolStats(handle: number, out: BigUint64Array | null, capacity: number, outN: Uint32Array | null, what?: string): void;
   /** Name of stat `index`. */
   memoryPoolStatName(index: number, out: Uint8Array | null, capacity: number, outLen: Uint32Array | null, what?: string): typeof Status.ok | typeof Status.invalid_argument;
-  /** Native memory for item bytes: out = [address, handle, size, huge]. */
-  bufferAlloc(sizeLo: number, sizeHi: number, flags: number, out: BigUint64Array | null, what?: string): void;
+  /** Native memory for item bytes; out is a BufferInfo. */
+  bufferAlloc(sizeLo: number, sizeHi: number, flags: number, out: ArrayBufferView | null, what?: string): void;
   /** Frees a send buffer. */
   bufferFree(handle: number, what?: string): void;
   /** [minor faults, major faults, open fds, threads]. */
@@ -1120,8 +1638,8 @@ export interface Lib {
   shutdown(what?: string): void;
   /** `sizes`: [data bytes, present bytes, extra bytes]. The memory is mapped and populated now. */
   chunkCreate(sizes: BigUint64Array | null, what?: string): number;
-  /** Writes [data address, data bytes, present address, present bytes, extra address, extra bytes, chunk id (i64), stream id]. `invalid_state` while the library holds the chunk. */
-  chunkInfo(handle: number, out: BigUint64Array | null, what?: string): void;
+  /** Writes a ChunkInfo. `invalid_state` while the library holds the chunk. */
+  chunkInfo(handle: number, out: ArrayBufferView | null, what?: string): void;
   /** Frees a chunk JS holds (`invalid_state` while the library holds it). */
   chunkDestroy(handle: number, what?: string): void;
   /** A chunk ring of `capacity` chunks. */
@@ -1287,8 +1805,8 @@ export function bindLib(symbols: Symbols, nonblocking: AsyncSymbols | undefined,
       const st = spead_packet_gen_destroy(handle);
       if (st !== 0) fail(st, what);
     },
-    descriptorEncode(heapAddressBits: number, bugCompat: number, idIn: BigUint64Array | null, name: Uint8Array | null, nameLen: number, description: Uint8Array | null, descriptionLen: number, format: BigUint64Array | null, nFormat: number, shape: BigUint64Array | null, nShape: number, dtype: Uint8Array | null, dtypeLen: number, out: Uint8Array | null, capacity: number, outLen: Uint32Array | null, what = "spead_descriptor_encode"): typeof Status.ok | typeof Status.buffer_too_small {
-      const st = spead_descriptor_encode(heapAddressBits, bugCompat, idIn, name, nameLen, description, descriptionLen, format, nFormat, shape, nShape, dtype, dtypeLen, out, capacity, outLen);
+    descriptorEncode(fields: ArrayBufferView | null, out: Uint8Array | null, capacity: number, outLen: Uint32Array | null, what = "spead_descriptor_encode"): typeof Status.ok | typeof Status.buffer_too_small {
+      const st = spead_descriptor_encode(fields, out, capacity, outLen);
       if (st !== 0 && st !== -2) fail(st, what);
       return st as typeof Status.ok | typeof Status.buffer_too_small;
     },
@@ -1359,12 +1877,12 @@ export function bindLib(symbols: Symbols, nonblocking: AsyncSymbols | undefined,
       if (st !== 0 && st !== -3) fail(st, what);
       return st as typeof Status.ok | typeof Status.invalid_argument;
     },
-    recvStreamAddUdpReader(handle: number, address: Uint8Array | null, addressLen: number, port: number, packetSizeMax: number, bufferSize: number, interfaceAddress: Uint8Array | null, interfaceLen: number, outInfo: Uint32Array | null, what = "spead_recv_stream_add_udp_reader"): void {
-      const st = spead_recv_stream_add_udp_reader(handle, address, addressLen, port, packetSizeMax, bufferSize, interfaceAddress, interfaceLen, outInfo);
+    recvStreamAddUdpReader(handle: number, endpoint: ArrayBufferView | null, interfaceAddress: ArrayBufferView | null, interfaceIndex: number, packetSizeMax: number, bufferSize: number, outInfo: ArrayBufferView | null, what = "spead_recv_stream_add_udp_reader"): void {
+      const st = spead_recv_stream_add_udp_reader(handle, endpoint, interfaceAddress, interfaceIndex, packetSizeMax, bufferSize, outInfo);
       if (st !== 0) fail(st, what);
     },
-    udpSendStreamCreate(endpoints: Uint8Array | null, endpointsLen: number, interfaceAddress: Uint8Array | null, interfaceLen: number, config: ArrayBufferView | null, what = "spead_udp_send_stream_create"): number {
-      const st = spead_udp_send_stream_create(endpoints, endpointsLen, interfaceAddress, interfaceLen, config, handleOut);
+    udpSendStreamCreate(endpoints: ArrayBufferView | null, nEndpoints: number, interfaceAddress: ArrayBufferView | null, config: ArrayBufferView | null, what = "spead_udp_send_stream_create"): number {
+      const st = spead_udp_send_stream_create(endpoints, nEndpoints, interfaceAddress, config, handleOut);
       if (st !== 0) fail(st, what);
       return handleOut[0];
     },
@@ -1433,7 +1951,7 @@ export function bindLib(symbols: Symbols, nonblocking: AsyncSymbols | undefined,
       if (st !== 0 && st !== -3) fail(st, what);
       return st as typeof Status.ok | typeof Status.invalid_argument;
     },
-    bufferAlloc(sizeLo: number, sizeHi: number, flags: number, out: BigUint64Array | null, what = "spead_buffer_alloc"): void {
+    bufferAlloc(sizeLo: number, sizeHi: number, flags: number, out: ArrayBufferView | null, what = "spead_buffer_alloc"): void {
       const st = spead_buffer_alloc(sizeLo, sizeHi, flags, out);
       if (st !== 0) fail(st, what);
     },
@@ -1462,7 +1980,7 @@ export function bindLib(symbols: Symbols, nonblocking: AsyncSymbols | undefined,
       if (st !== 0) fail(st, what);
       return handleOut[0];
     },
-    chunkInfo(handle: number, out: BigUint64Array | null, what = "spead_chunk_info"): void {
+    chunkInfo(handle: number, out: ArrayBufferView | null, what = "spead_chunk_info"): void {
       const st = spead_chunk_info(handle, out);
       if (st !== 0) fail(st, what);
     },

@@ -207,6 +207,126 @@ SPEAD_ASSERT(offsetof(struct spead_send_completion, bytes_sent) == 8, "spead_sen
 SPEAD_ASSERT(offsetof(struct spead_send_completion, status) == 16, "spead_send_completion.status");
 SPEAD_ASSERT(offsetof(struct spead_send_completion, errno) == 24, "spead_send_completion.errno");
 
+/* An IP endpoint: family 4 or 6 (0 = none / any address), address in network byte order, port (32 bytes). */
+struct spead_endpoint {
+    uint32_t family;
+    uint32_t port;
+    uint8_t address[16];
+    uint32_t scope_id;
+    uint32_t reserved;
+};
+SPEAD_ASSERT(sizeof(struct spead_endpoint) == 32, "spead_endpoint size");
+SPEAD_ASSERT(offsetof(struct spead_endpoint, family) == 0, "spead_endpoint.family");
+SPEAD_ASSERT(offsetof(struct spead_endpoint, port) == 4, "spead_endpoint.port");
+SPEAD_ASSERT(offsetof(struct spead_endpoint, address) == 8, "spead_endpoint.address");
+SPEAD_ASSERT(offsetof(struct spead_endpoint, scope_id) == 24, "spead_endpoint.scope_id");
+SPEAD_ASSERT(offsetof(struct spead_endpoint, reserved) == 28, "spead_endpoint.reserved");
+
+/* A UDP reader as started: bound port, socket receive buffer, GRO (0/1), buffer size forced past rmem_max (0/1) (16 bytes). */
+struct spead_udp_reader_info {
+    uint32_t port;
+    uint32_t buffer_size;
+    uint32_t gro;
+    uint32_t buffer_size_forced;
+};
+SPEAD_ASSERT(sizeof(struct spead_udp_reader_info) == 16, "spead_udp_reader_info size");
+SPEAD_ASSERT(offsetof(struct spead_udp_reader_info, port) == 0, "spead_udp_reader_info.port");
+SPEAD_ASSERT(offsetof(struct spead_udp_reader_info, buffer_size) == 4, "spead_udp_reader_info.buffer_size");
+SPEAD_ASSERT(offsetof(struct spead_udp_reader_info, gro) == 8, "spead_udp_reader_info.gro");
+SPEAD_ASSERT(offsetof(struct spead_udp_reader_info, buffer_size_forced) == 12, "spead_udp_reader_info.buffer_size_forced");
+
+/* A native buffer: its address, usable size (the size asked for, page-rounded), handle and whether it is on huge pages (0/1) (24 bytes). */
+struct spead_buffer_info {
+    uint64_t address;
+    uint64_t mapped_size;
+    uint32_t handle;
+    uint32_t huge;
+};
+SPEAD_ASSERT(sizeof(struct spead_buffer_info) == 24, "spead_buffer_info size");
+SPEAD_ASSERT(offsetof(struct spead_buffer_info, address) == 0, "spead_buffer_info.address");
+SPEAD_ASSERT(offsetof(struct spead_buffer_info, mapped_size) == 8, "spead_buffer_info.mapped_size");
+SPEAD_ASSERT(offsetof(struct spead_buffer_info, handle) == 16, "spead_buffer_info.handle");
+SPEAD_ASSERT(offsetof(struct spead_buffer_info, huge) == 20, "spead_buffer_info.huge");
+
+/* A chunk's memory while JS holds it: data, present flags and extra areas (address 0 when empty), chunk id, stream id (64 bytes). */
+struct spead_chunk_info {
+    uint64_t data_address;
+    uint64_t data_size;
+    uint64_t present_address;
+    uint64_t present_size;
+    uint64_t extra_address;
+    uint64_t extra_size;
+    int64_t chunk_id;
+    uint64_t stream_id;
+};
+SPEAD_ASSERT(sizeof(struct spead_chunk_info) == 64, "spead_chunk_info size");
+SPEAD_ASSERT(offsetof(struct spead_chunk_info, data_address) == 0, "spead_chunk_info.data_address");
+SPEAD_ASSERT(offsetof(struct spead_chunk_info, data_size) == 8, "spead_chunk_info.data_size");
+SPEAD_ASSERT(offsetof(struct spead_chunk_info, present_address) == 16, "spead_chunk_info.present_address");
+SPEAD_ASSERT(offsetof(struct spead_chunk_info, present_size) == 24, "spead_chunk_info.present_size");
+SPEAD_ASSERT(offsetof(struct spead_chunk_info, extra_address) == 32, "spead_chunk_info.extra_address");
+SPEAD_ASSERT(offsetof(struct spead_chunk_info, extra_size) == 40, "spead_chunk_info.extra_size");
+SPEAD_ASSERT(offsetof(struct spead_chunk_info, chunk_id) == 48, "spead_chunk_info.chunk_id");
+SPEAD_ASSERT(offsetof(struct spead_chunk_info, stream_id) == 56, "spead_chunk_info.stream_id");
+
+/* A descriptor to encode: id, flavour, and the addresses and lengths of its name, description, format and shape pairs, numpy header (80 bytes). */
+struct spead_descriptor_fields {
+    uint64_t id;
+    uint64_t name_address;
+    uint64_t description_address;
+    uint64_t format_address;
+    uint64_t shape_address;
+    uint64_t dtype_address;
+    uint32_t name_len;
+    uint32_t description_len;
+    uint32_t format_count;
+    uint32_t shape_count;
+    uint32_t dtype_len;
+    uint32_t heap_address_bits;
+    uint32_t bug_compat;
+    uint32_t reserved;
+};
+SPEAD_ASSERT(sizeof(struct spead_descriptor_fields) == 80, "spead_descriptor_fields size");
+SPEAD_ASSERT(offsetof(struct spead_descriptor_fields, id) == 0, "spead_descriptor_fields.id");
+SPEAD_ASSERT(offsetof(struct spead_descriptor_fields, name_address) == 8, "spead_descriptor_fields.name_address");
+SPEAD_ASSERT(offsetof(struct spead_descriptor_fields, description_address) == 16, "spead_descriptor_fields.description_address");
+SPEAD_ASSERT(offsetof(struct spead_descriptor_fields, format_address) == 24, "spead_descriptor_fields.format_address");
+SPEAD_ASSERT(offsetof(struct spead_descriptor_fields, shape_address) == 32, "spead_descriptor_fields.shape_address");
+SPEAD_ASSERT(offsetof(struct spead_descriptor_fields, dtype_address) == 40, "spead_descriptor_fields.dtype_address");
+SPEAD_ASSERT(offsetof(struct spead_descriptor_fields, name_len) == 48, "spead_descriptor_fields.name_len");
+SPEAD_ASSERT(offsetof(struct spead_descriptor_fields, description_len) == 52, "spead_descriptor_fields.description_len");
+SPEAD_ASSERT(offsetof(struct spead_descriptor_fields, format_count) == 56, "spead_descriptor_fields.format_count");
+SPEAD_ASSERT(offsetof(struct spead_descriptor_fields, shape_count) == 60, "spead_descriptor_fields.shape_count");
+SPEAD_ASSERT(offsetof(struct spead_descriptor_fields, dtype_len) == 64, "spead_descriptor_fields.dtype_len");
+SPEAD_ASSERT(offsetof(struct spead_descriptor_fields, heap_address_bits) == 68, "spead_descriptor_fields.heap_address_bits");
+SPEAD_ASSERT(offsetof(struct spead_descriptor_fields, bug_compat) == 72, "spead_descriptor_fields.bug_compat");
+SPEAD_ASSERT(offsetof(struct spead_descriptor_fields, reserved) == 76, "spead_descriptor_fields.reserved");
+
+/* A decoded descriptor: then format_count (code, bits) and shape_count (flags, size) u64 pairs, then the strings at byte offsets from this record (80 bytes). */
+struct spead_descriptor_decoded {
+    uint64_t id;
+    uint64_t format_count;
+    uint64_t shape_count;
+    uint64_t name_offset;
+    uint64_t name_len;
+    uint64_t description_offset;
+    uint64_t description_len;
+    uint64_t dtype_offset;
+    uint64_t dtype_len;
+    uint64_t heap_address_bits;
+};
+SPEAD_ASSERT(sizeof(struct spead_descriptor_decoded) == 80, "spead_descriptor_decoded size");
+SPEAD_ASSERT(offsetof(struct spead_descriptor_decoded, id) == 0, "spead_descriptor_decoded.id");
+SPEAD_ASSERT(offsetof(struct spead_descriptor_decoded, format_count) == 8, "spead_descriptor_decoded.format_count");
+SPEAD_ASSERT(offsetof(struct spead_descriptor_decoded, shape_count) == 16, "spead_descriptor_decoded.shape_count");
+SPEAD_ASSERT(offsetof(struct spead_descriptor_decoded, name_offset) == 24, "spead_descriptor_decoded.name_offset");
+SPEAD_ASSERT(offsetof(struct spead_descriptor_decoded, name_len) == 32, "spead_descriptor_decoded.name_len");
+SPEAD_ASSERT(offsetof(struct spead_descriptor_decoded, description_offset) == 40, "spead_descriptor_decoded.description_offset");
+SPEAD_ASSERT(offsetof(struct spead_descriptor_decoded, description_len) == 48, "spead_descriptor_decoded.description_len");
+SPEAD_ASSERT(offsetof(struct spead_descriptor_decoded, dtype_offset) == 56, "spead_descriptor_decoded.dtype_offset");
+SPEAD_ASSERT(offsetof(struct spead_descriptor_decoded, dtype_len) == 64, "spead_descriptor_decoded.dtype_len");
+SPEAD_ASSERT(offsetof(struct spead_descriptor_decoded, heap_address_bits) == 72, "spead_descriptor_decoded.heap_address_bits");
+
 /* ABI version; also the trivial call of bench/ffi.ts. */
 uint32_t spead_library_version(void);
 /* invalid_flavour unless spead2 would accept the flavour. */
@@ -221,9 +341,9 @@ int32_t spead_packet_gen_create(const uint64_t *items, uint32_t n_items, uint32_
 int32_t spead_packet_gen_next(uint32_t handle, uint8_t *out, uint32_t capacity, uint32_t *out_len);
 /* Frees a packet generator. */
 int32_t spead_packet_gen_destroy(uint32_t handle);
-/* One descriptor packet, as spead2's encode_descriptor. */
-int32_t spead_descriptor_encode(uint32_t heap_address_bits, uint32_t bug_compat, const uint64_t *id_in, const uint8_t *name, uint32_t name_len, const uint8_t *description, uint32_t description_len, const uint64_t *format, uint32_t n_format, const uint64_t *shape, uint32_t n_shape, const uint8_t *dtype, uint32_t dtype_len, uint8_t *out, uint32_t capacity, uint32_t *out_len);
-/* Parses a descriptor item value (docs/ABI.md). */
+/* One descriptor packet (DescriptorFields), as spead2's encode_descriptor. */
+int32_t spead_descriptor_encode(const struct spead_descriptor_fields *fields, uint8_t *out, uint32_t capacity, uint32_t *out_len);
+/* Parses a descriptor item value: a DescriptorDecoded, its pairs and strings (docs/ABI.md). */
 int32_t spead_descriptor_decode(uint32_t bug_compat, const uint8_t *bytes, uint32_t len, uint64_t *out, uint32_t capacity_words, uint32_t *out_words);
 /* A receive stream (RecvStreamConfig). */
 int32_t spead_recv_stream_create(const struct spead_recv_stream_config *config, uint32_t *out_handle);
@@ -253,10 +373,10 @@ int32_t spead_recv_stream_destroy(uint32_t handle);
 int32_t spead_recv_stream_stats(uint32_t handle, uint64_t *out, uint32_t capacity, uint32_t *out_n);
 /* Name of stat `index`. */
 int32_t spead_recv_stream_stat_name(uint32_t index, uint8_t *out, uint32_t capacity, uint32_t *out_len);
-/* A UDP reader thread for the stream; out_info = [port, rcvbuf, gro]. */
-int32_t spead_recv_stream_add_udp_reader(uint32_t handle, const uint8_t *address, uint32_t address_len, uint32_t port, uint32_t packet_size_max, uint32_t buffer_size, const uint8_t *interface_address, uint32_t interface_len, uint32_t *out_info);
-/* A UDP send stream (SendStreamConfig); endpoints are "host port\n" lines. */
-int32_t spead_udp_send_stream_create(const uint8_t *endpoints, uint32_t endpoints_len, const uint8_t *interface_address, uint32_t interface_len, const struct spead_send_stream_config *config, uint32_t *out_handle);
+/* A UDP reader thread for the stream, bound to an Endpoint (family 0: any address); interface_address (IPv4, may be null) or interface_index (IPv6 multicast); out_info is a UdpReaderInfo. */
+int32_t spead_recv_stream_add_udp_reader(uint32_t handle, const struct spead_endpoint *endpoint, const struct spead_endpoint *interface_address, uint32_t interface_index, uint32_t packet_size_max, uint32_t buffer_size, struct spead_udp_reader_info *out_info);
+/* A UDP send stream (SendStreamConfig) to n_endpoints Endpoint records (substream i = endpoint i); interface_address may be null. */
+int32_t spead_udp_send_stream_create(const struct spead_endpoint *endpoints, uint32_t n_endpoints, const struct spead_endpoint *interface_address, const struct spead_send_stream_config *config, uint32_t *out_handle);
 /* Queues a group of heaps (HeapRecords over one item table), all or none. */
 int32_t spead_udp_send_stream_send(uint32_t handle, const struct spead_heap_record *heaps, uint32_t n_heaps, const uint64_t *items, uint32_t n_items, uint32_t mode, const uint64_t *token_in, uint64_t *out_cnts);
 /* Finished groups as SendCompletion records. */
@@ -287,8 +407,8 @@ int32_t spead_memory_pool_destroy(uint32_t handle);
 int32_t spead_memory_pool_stats(uint32_t handle, uint64_t *out, uint32_t capacity, uint32_t *out_n);
 /* Name of stat `index`. */
 int32_t spead_memory_pool_stat_name(uint32_t index, uint8_t *out, uint32_t capacity, uint32_t *out_len);
-/* Native memory for item bytes: out = [address, handle, size, huge]. */
-int32_t spead_buffer_alloc(uint32_t size_lo, uint32_t size_hi, uint32_t flags, uint64_t *out);
+/* Native memory for item bytes; out is a BufferInfo. */
+int32_t spead_buffer_alloc(uint32_t size_lo, uint32_t size_hi, uint32_t flags, struct spead_buffer_info *out);
 /* Frees a send buffer. */
 int32_t spead_buffer_free(uint32_t handle);
 /* [minor faults, major faults, open fds, threads]. */
@@ -301,8 +421,8 @@ int32_t spead_errno_name(uint32_t errno, uint8_t *out, uint32_t capacity, uint32
 int32_t spead_shutdown(void);
 /* `sizes`: [data bytes, present bytes, extra bytes]. The memory is mapped and populated now. */
 int32_t spead_chunk_create(const uint64_t *sizes, uint32_t *out_handle);
-/* Writes [data address, data bytes, present address, present bytes, extra address, extra bytes, chunk id (i64), stream id]. `invalid_state` while the library holds the chunk. */
-int32_t spead_chunk_info(uint32_t handle, uint64_t *out);
+/* Writes a ChunkInfo. `invalid_state` while the library holds the chunk. */
+int32_t spead_chunk_info(uint32_t handle, struct spead_chunk_info *out);
 /* Frees a chunk JS holds (`invalid_state` while the library holds it). */
 int32_t spead_chunk_destroy(uint32_t handle);
 /* A chunk ring of `capacity` chunks. */

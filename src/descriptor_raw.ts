@@ -4,6 +4,7 @@
  * `spead_descriptor_decode` (docs/ABI.md, "Descriptors"). No FFI here, so it is
  * testable without the native library; `descriptor.ts` makes the calls.
  */
+import { DescriptorDecodedWords } from "../ffi/abi.gen.ts";
 import { SpeadError } from "./errors.ts";
 import type { FormatField } from "./dtype/mod.ts";
 
@@ -23,7 +24,7 @@ export interface RawDescriptor {
   readonly numpyHeader: string | null;
 }
 
-/** The arguments of `spead_descriptor_encode` after the two flavour words. */
+/** The variable parts of a `DescriptorFields` record (`spead_descriptor_encode`; descriptor.ts writes their addresses). */
 export interface DescriptorEncodeArgs {
   readonly idIn: BigUint64Array;
   readonly name: Uint8Array;
@@ -38,8 +39,9 @@ export interface DescriptorEncodeArgs {
   readonly dtypeLen: number;
 }
 
-/** Words of the fixed header of the decode output. */
-export const DECODE_HEADER_WORDS = 10;
+/** Words of the fixed header of the decode output (a `DescriptorDecoded` record). */
+export const DECODE_HEADER_WORDS = DescriptorDecodedWords.size;
+const D = DescriptorDecodedWords;
 const ABSENT = 0xffff_ffff_ffff_ffffn;
 
 /** ASCII bytes of a string; spead2 raises on anything else. Never returns an empty buffer. */
@@ -121,9 +123,9 @@ export function unpackDescriptorWords(
   if (outWords < DECODE_HEADER_WORDS || outWords > out.length) {
     throw new SpeadError("malformed", `descriptor decode produced ${outWords} words`);
   }
-  const id = toSafeNumber(out[0], "descriptor id");
-  const nFormat = toSafeNumber(out[1], "format count");
-  const nShape = toSafeNumber(out[2], "shape count");
+  const id = toSafeNumber(out[D.id], "descriptor id");
+  const nFormat = toSafeNumber(out[D.format_count], "format count");
+  const nShape = toSafeNumber(out[D.shape_count], "shape count");
   if (DECODE_HEADER_WORDS + 2 * (nFormat + nShape) > outWords) {
     throw new SpeadError("malformed", "descriptor decode output is too short for its fields");
   }
@@ -146,11 +148,11 @@ export function unpackDescriptorWords(
   }
   return {
     id,
-    name: str(3, 4, "descriptor name") ?? "",
-    description: str(5, 6, "descriptor description") ?? "",
+    name: str(D.name_offset, D.name_len, "descriptor name") ?? "",
+    description: str(D.description_offset, D.description_len, "descriptor description") ?? "",
     format,
     shape,
-    numpyHeader: str(7, 8, "numpy header"),
-    heapAddressBits: Number(out[9]),
+    numpyHeader: str(D.dtype_offset, D.dtype_len, "numpy header"),
+    heapAddressBits: Number(out[D.heap_address_bits]),
   };
 }

@@ -17,6 +17,7 @@ test {
     _ = @import("core/doorbell.zig");
     _ = @import("abi/export.zig");
     _ = @import("abi/stats.zig");
+    _ = @import("abi/records.zig");
     _ = @import("abi/send.zig");
     _ = @import("abi/recv.zig");
     _ = @import("abi/udp_recv.zig");

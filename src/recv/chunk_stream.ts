@@ -12,6 +12,7 @@
  * every view taken before (length 0), so a stale view can never read memory
  * the stream is writing or has freed.
  */
+import { ChunkInfoView } from "../../ffi/abi.gen.ts";
 import { lib, native, Status } from "../../ffi/mod.ts";
 import { checkInteger, Empty, fail, SpeadError, Stopped } from "../errors.ts";
 import { type NativeKind, NativeObject } from "../lifetime.ts";
@@ -23,7 +24,9 @@ import { addBufferReaderTo, addFileReaderTo, addUdpReaderTo, type UdpReaderInfo,
 import type { StreamStats } from "./stream.ts";
 import { streamKind } from "./stream_kind.ts";
 
-const INFO_WORDS = 8;
+/** Scratch for `spead_chunk_info`, read right after each call (a record per call would cost an ArrayBuffer). */
+const chunkInfo = new ChunkInfoView();
+const chunkInfoBytes = chunkInfo.bytes;
 
 /** An item ID, as a number or a bigint. */
 export type ItemId = number | bigint;
@@ -116,20 +119,20 @@ export class Chunk extends NativeObject implements Disposable {
    */
   get views(): ChunkViews {
     if (this.#views) return this.#views;
-    const info = new BigUint64Array(INFO_WORDS);
-    lib.chunkInfo(this.nativeHandle, info, "chunk");
-    this.#chunkId = BigInt.asIntN(64, info[6]);
-    this.#streamId = Number(info[7]);
-    const base = info[0];
-    const extraLen = Number(info[5]);
-    const presentOffset = Number(info[2] - base);
-    const extraOffset = extraLen > 0 ? Number(info[4] - base) : 0;
-    const end = Math.max(presentOffset + Number(info[3]), extraOffset + extraLen);
+    const info = chunkInfo;
+    lib.chunkInfo(this.nativeHandle, chunkInfoBytes, "chunk");
+    this.#chunkId = info.chunk_id;
+    this.#streamId = Number(info.stream_id);
+    const base = info.data_address;
+    const extraLen = Number(info.extra_size);
+    const presentOffset = Number(info.present_address - base);
+    const extraOffset = extraLen > 0 ? Number(info.extra_address - base) : 0;
+    const end = Math.max(presentOffset + Number(info.present_size), extraOffset + extraLen);
     this.#views = {
       buffer: native.arrayBufferAt(base, end),
-      dataLength: Number(info[1]),
+      dataLength: Number(info.data_size),
       presentOffset,
-      presentLength: Number(info[3]),
+      presentLength: Number(info.present_size),
       extraOffset,
       extraLength: extraLen,
     };

@@ -1,5 +1,7 @@
 /** Readers shared by every receive-stream kind (plain and chunk streams). */
+import { UdpReaderInfoView } from "../../ffi/abi.gen.ts";
 import { lib } from "../../ffi/mod.ts";
+import { endpointRecord } from "../endpoint.ts";
 import { checkInteger, checkOptions } from "../errors.ts";
 import { ownerOf } from "../send/buffer_owners.ts";
 import type { UdpReaderInfo, UdpReaderOptions } from "./reader_options.ts";
@@ -58,21 +60,18 @@ export function addUdpReaderTo(
   if (options.maxSize !== undefined) checkInteger("maxSize", options.maxSize, 1, 0x7fff_ffff);
   if (options.bufferSize !== undefined) checkInteger("bufferSize", options.bufferSize, 0, 0x7fff_ffff);
   if (options.interfaceIndex !== undefined) checkInteger("interfaceIndex", options.interfaceIndex, 0, 0xffff_ffff);
-  const enc = new TextEncoder();
-  const addr = enc.encode(options.bindHostname ?? "");
-  const iface = enc.encode(options.interfaceAddress ?? (options.interfaceIndex?.toString() ?? ""));
-  const info = new Uint32Array(3);
+  const endpoint = endpointRecord(options.bindHostname, port, "addUdpReader bindHostname");
+  const iface = endpointRecord(options.interfaceAddress, 0, "addUdpReader interfaceAddress");
+  const info = new UdpReaderInfoView();
   lib.recvStreamAddUdpReader(
     handle,
-    addr,
-    addr.byteLength,
-    port,
+    endpoint,
+    iface,
+    options.interfaceAddress === undefined ? options.interfaceIndex ?? 0 : 0,
     options.maxSize ?? 0,
     options.bufferSize ?? 0,
-    iface,
-    iface.byteLength,
-    info,
+    info.bytes,
     "addUdpReader",
   );
-  return { port: info[0], bufferSize: info[1], gro: (info[2] & 1) !== 0, bufferForced: (info[2] & 2) !== 0 };
+  return { port: info.port, bufferSize: info.buffer_size, gro: info.gro !== 0, bufferForced: info.buffer_size_forced !== 0 };
 }

@@ -5,6 +5,7 @@
  * faulted in — the right home for data that is refilled and resent
  * (spead2's tutorial 8 double buffering).
  */
+import { BufferInfoView } from "../../ffi/abi.gen.ts";
 import { lib, native } from "../../ffi/mod.ts";
 import { SpeadError } from "../errors.ts";
 import { type NativeKind, NativeObject } from "../lifetime.ts";
@@ -30,6 +31,10 @@ const kind: NativeKind = {
   reportReclaimed: true,
 };
 
+/** Scratch for the result of `spead_buffer_alloc`, read right after each call (a record per call would cost an ArrayBuffer). */
+const allocInfo = new BufferInfoView();
+const allocInfoBytes = allocInfo.bytes;
+
 /**
  * A pre-faulted native buffer. `bytes` is a view of it; `release()` frees it.
  * A send that references it keeps it mapped until that send completes, even
@@ -43,12 +48,12 @@ export class NativeBuffer extends NativeObject implements Disposable {
   /** @internal use {@link allocateBuffer}. */
   constructor(size: number, options: BufferOptions = {}) {
     if (!Number.isSafeInteger(size) || size <= 0) throw new SpeadError("invalid_argument", `buffer size ${size}`);
-    const out = new BigUint64Array(4);
-    lib.bufferAlloc(size % 2 ** 32, Math.floor(size / 2 ** 32), options.preferHuge ? 1 : 0, out, "allocateBuffer");
-    const ab = native.arrayBufferAt(out[0], size);
+    lib.bufferAlloc(size % 2 ** 32, Math.floor(size / 2 ** 32), options.preferHuge ? 1 : 0, allocInfoBytes, "allocateBuffer");
+    const huge = allocInfo.huge !== 0;
+    const ab = native.arrayBufferAt(allocInfo.address, size);
     // The finalizer watches the memory, not this object: views of it keep the buffer alive.
-    super(Number(out[1]), kind, ab);
-    this.huge = out[3] !== 0n;
+    super(allocInfo.handle, kind, ab);
+    this.huge = huge;
     this.#bytes = new Uint8Array(ab);
     owners.set(ab, this);
   }

@@ -8,6 +8,7 @@
  */
 import { HeapRecordLayout, SendCompletionLayout, SendStreamConfigView } from "../../ffi/abi.gen.ts";
 import { lib, Status } from "../../ffi/mod.ts";
+import { endpointRecord, endpointRecords } from "../endpoint.ts";
 import { checkInstance, checkInteger, checkOptions, errnoName, SpeadError, statusName } from "../errors.ts";
 import { statsReader } from "../native_stats.ts";
 import { type NativeKind, NativeObject } from "../lifetime.ts";
@@ -64,9 +65,9 @@ const kind: NativeKind = {
   reportReclaimed: true,
 };
 
-function endpointText(endpoints: ReadonlyArray<readonly [string, number]>): Uint8Array {
+function endpointList(endpoints: ReadonlyArray<readonly [string, number]>): Uint8Array {
   if (endpoints.length === 0) throw new SpeadError("invalid_argument", "UdpStream needs at least one endpoint");
-  return new TextEncoder().encode(endpoints.map(([host, port]) => `${host} ${port}`).join("\n"));
+  return endpointRecords(endpoints, "send.UdpStream endpoint");
 }
 
 // HeapRecord (ffi/abi.gen.ts) field indices in 32-bit, 64-bit and f64 units.
@@ -194,8 +195,8 @@ export class UdpStream extends NativeObject implements Disposable {
     if (options.ttl !== undefined) checkInteger("ttl", options.ttl, 0, 255);
     if (options.interfaceIndex !== undefined) checkInteger("interfaceIndex", options.interfaceIndex, 0, 0xffff_ffff);
     if (options.threadPool !== undefined) checkInstance("threadPool", options.threadPool, ThreadPool, "a ThreadPool");
-    const ep = endpointText(list);
-    const iface = new TextEncoder().encode(options.interfaceAddress ?? "");
+    const ep = endpointList(list);
+    const iface = endpointRecord(options.interfaceAddress, 0, "send.UdpStream interfaceAddress");
     const record = new SendStreamConfigView();
     record.packet_size_max = cfg.maxPacketSize;
     record.rate = cfg.rate;
@@ -207,7 +208,7 @@ export class UdpStream extends NativeObject implements Disposable {
     record.interface_index = options.interfaceIndex ?? 0;
     record.flags = options.disableGso ? 1 : 0;
     record.io_core = options.threadPool?.nextCore() ?? -1;
-    super(lib.udpSendStreamCreate(ep, ep.byteLength, iface, iface.byteLength, record.view, "send.UdpStream"), kind);
+    super(lib.udpSendStreamCreate(ep, list.length, iface, record.view, "send.UdpStream"), kind);
     this.config = cfg;
     this.numSubstreams = list.length;
   }

@@ -1,8 +1,9 @@
 /*
  * The C contract (include/spead.h) exercised from C, built with `zig cc` by
  * scripts/test.sh: encode a heap and decode it back through a buffer reader,
- * then send it over UDP on 127.0.0.1 and receive it. Exits 0 when every check
- * holds; prints the failing check otherwise.
+ * then send it over UDP on 127.0.0.1 (endpoint records) and receive it; encode
+ * a descriptor from its record and decode it back; allocate a native buffer.
+ * Exits 0 when every check holds; prints the failing check otherwise.
  */
 #include <spead.h>
 
@@ -92,13 +93,18 @@ static void udp_loopback(void) {
     struct spead_recv_stream_config config = recv_config();
     uint32_t stream = 0;
     CHECK_OK(spead_recv_stream_create(&config, &stream));
-    const char address[] = "127.0.0.1";
-    uint32_t info[3] = {0, 0, 0};
-    CHECK_OK(spead_recv_stream_add_udp_reader(stream, (const uint8_t *)address, sizeof address - 1, 0, 0, 0, NULL, 0, info));
-    CHECK(info[0] != 0);
+    struct spead_endpoint endpoint;
+    memset(&endpoint, 0, sizeof endpoint);
+    endpoint.family = 4;
+    const uint8_t loopback[4] = {127, 0, 0, 1};
+    memcpy(endpoint.address, loopback, sizeof loopback);
+    struct spead_udp_reader_info info;
+    memset(&info, 0, sizeof info);
+    CHECK_OK(spead_recv_stream_add_udp_reader(stream, &endpoint, NULL, 0, 0, 0, &info));
+    CHECK(info.port != 0);
+    CHECK(info.gro <= 1);
 
-    char endpoint[64];
-    int n = snprintf(endpoint, sizeof endpoint, "127.0.0.1 %u", info[0]);
+    endpoint.port = info.port;
     struct spead_send_stream_config send_config = {
         .packet_size_max = packet_size_max,
         .rate = 0,
@@ -112,7 +118,7 @@ static void udp_loopback(void) {
         .io_core = -1,
     };
     uint32_t sender = 0;
-    CHECK_OK(spead_udp_send_stream_create((const uint8_t *)endpoint, (uint32_t)n, NULL, 0, &send_config, &sender));
+    CHECK_OK(spead_udp_send_stream_create(&endpoint, 1, NULL, &send_config, &sender));
 
     uint64_t items[4];
     item_table(items);
@@ -143,15 +149,58 @@ static void udp_loopback(void) {
     CHECK_OK(spead_recv_stream_destroy(stream));
 }
 
+static void descriptor(void) {
+    static const char name[] = "timestamp";
+    static const char description[] = "Index of the first sample";
+    const uint64_t format[2] = {'u', 40};
+    struct spead_descriptor_fields fields;
+    memset(&fields, 0, sizeof fields);
+    fields.id = 0x1600;
+    fields.name_address = (uint64_t)(uintptr_t)name;
+    fields.name_len = sizeof name - 1;
+    fields.description_address = (uint64_t)(uintptr_t)description;
+    fields.description_len = sizeof description - 1;
+    fields.format_address = (uint64_t)(uintptr_t)format;
+    fields.format_count = 1;
+    fields.heap_address_bits = 40;
+    uint8_t packet[256];
+    uint32_t len = 0;
+    CHECK_OK(spead_descriptor_encode(&fields, packet, sizeof packet, &len));
+    CHECK(len == 118); /* spead2's bytes for this descriptor (zig/abi/send.zig) */
+
+    uint64_t words[64];
+    uint32_t used = 0;
+    CHECK_OK(spead_descriptor_decode(0, packet, len, words, 64, &used));
+    const struct spead_descriptor_decoded *d = (const struct spead_descriptor_decoded *)words;
+    CHECK(d->id == 0x1600);
+    CHECK(d->format_count == 1 && d->shape_count == 0);
+    CHECK(words[sizeof *d / 8] == 'u' && words[sizeof *d / 8 + 1] == 40);
+    CHECK(d->name_len == sizeof name - 1);
+    CHECK(d->name_offset + d->name_len <= used * 8);
+    if (d->name_offset + d->name_len <= used * 8) CHECK(memcmp((const uint8_t *)words + d->name_offset, name, sizeof name - 1) == 0);
+    CHECK(d->dtype_len == UINT64_MAX); /* no numpy header */
+}
+
+static void native_buffer(void) {
+    struct spead_buffer_info info;
+    CHECK_OK(spead_buffer_alloc(5000, 0, 0, &info));
+    CHECK(info.address != 0 && info.mapped_size >= 5000 && info.huge <= 1);
+    memset((void *)(uintptr_t)info.address, 0x5a, 5000);
+    CHECK_OK(spead_buffer_free(info.handle));
+    CHECK(spead_buffer_free(info.handle) == SPEAD_INVALID_HANDLE);
+}
+
 int main(void) {
     CHECK(spead_library_version() >= 1);
     CHECK(spead_flavour_check(4, 64, 44, 0) == SPEAD_INVALID_FLAVOUR);
     encode_decode();
     udp_loopback();
+    descriptor();
+    native_buffer();
     if (failures) {
         fprintf(stderr, "C test: %d check(s) failed\n", failures);
         return 1;
     }
-    printf("C test: ok (encode/decode, UDP loopback)\n");
+    printf("C test: ok (encode/decode, UDP loopback, descriptor, native buffer)\n");
     return 0;
 }

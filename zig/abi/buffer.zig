@@ -10,11 +10,10 @@ const handles = @import("../core/handles.zig");
 const memory_pool = @import("../core/memory_pool.zig");
 const send_buffer = @import("../send/buffer.zig");
 const Buffer = send_buffer.Buffer;
-const args = @import("send.zig");
+const BufferInfo = @import("records.zig").BufferInfo;
 
 /// Table slots; slot 0 is never used, so at most `buffers_capacity - 1` live buffers.
 pub const buffers_capacity = 4096;
-pub const out_words = 4;
 pub const flag_prefer_huge: u32 = 1 << 0;
 
 var buffer_table: handles.Table(Buffer, buffers_capacity) = .{};
@@ -23,18 +22,15 @@ const allocator = std.heap.c_allocator;
 /// reader can never take a reference on a buffer whose last one is going.
 var retain_guard: std.Thread.Mutex = .{};
 
-pub fn alloc(size_lo: u32, size_hi: u32, flags: u32, out: ?[*]u64) Error!void {
-    const words = try args.wordsOut(out, out_words);
+pub fn alloc(size_lo: u32, size_hi: u32, flags: u32, out: ?*BufferInfo) Error!void {
+    const info = out orelse return error.InvalidArgument;
     if (flags & ~flag_prefer_huge != 0) return error.InvalidArgument;
     const size = @as(u64, size_hi) << 32 | size_lo;
     const huge_page_size = if (flags & flag_prefer_huge != 0) memory_pool.hugePageSize() else 0;
     const buffer = try Buffer.create(allocator, size, huge_page_size);
     errdefer buffer.destroy(allocator);
     const handle = try buffer_table.insert(buffer);
-    words[0] = buffer.address();
-    words[1] = handle;
-    words[2] = buffer.bytes.len;
-    words[3] = @intFromBool(buffer.huge);
+    info.* = .{ .address = buffer.address(), .mapped_size = buffer.bytes.len, .handle = handle, .huge = @intFromBool(buffer.huge) };
 }
 
 pub fn free(handle: u32) Error!void {
@@ -58,18 +54,18 @@ const spead_buffer_free = abi.c("spead_buffer_free");
 const expectStatus = abi.expectStatus;
 
 test "exports: alloc, write, read, free, double free" {
-    var out: [out_words]u64 = undefined;
+    var out: BufferInfo = undefined;
     try expectStatus(.ok, spead_buffer_alloc(5000, 0, 0, &out));
     const page = std.heap.pageSize();
-    try testing.expect(out[0] != 0);
-    try testing.expect(std.mem.isAligned(@intCast(out[0]), page));
-    try testing.expect(out[1] != 0 and out[1] <= std.math.maxInt(u32));
-    try testing.expectEqual(@as(u64, std.mem.alignForward(usize, 5000, page)), out[2]);
-    try testing.expectEqual(@as(u64, 0), out[3]);
-    const bytes: [*]u8 = @ptrFromInt(@as(usize, @intCast(out[0])));
-    for (bytes[0..@intCast(out[2])], 0..) |*b, i| b.* = @truncate(i * 3);
+    try testing.expect(out.address != 0);
+    try testing.expect(std.mem.isAligned(@intCast(out.address), page));
+    try testing.expect(out.handle != 0);
+    try testing.expectEqual(@as(u64, std.mem.alignForward(usize, 5000, page)), out.mapped_size);
+    try testing.expectEqual(@as(u32, 0), out.huge);
+    const bytes: [*]u8 = @ptrFromInt(@as(usize, @intCast(out.address)));
+    for (bytes[0..@intCast(out.mapped_size)], 0..) |*b, i| b.* = @truncate(i * 3);
     try testing.expectEqual(@as(u8, @truncate(4999 * 3)), bytes[4999]);
-    const handle: u32 = @intCast(out[1]);
+    const handle = out.handle;
     try expectStatus(.ok, spead_buffer_free(handle));
     try expectStatus(.invalid_handle, spead_buffer_free(handle));
     try expectStatus(.invalid_handle, spead_buffer_free(0));
@@ -77,12 +73,12 @@ test "exports: alloc, write, read, free, double free" {
 }
 
 test "exports: bad arguments" {
-    var out: [out_words]u64 = .{ 7, 7, 7, 7 };
+    var out: BufferInfo = .{ .address = 7, .mapped_size = 7, .handle = 7, .huge = 7 };
     try expectStatus(.invalid_argument, spead_buffer_alloc(0, 0, 0, &out));
     try expectStatus(.invalid_argument, spead_buffer_alloc(1, 256, 0, &out)); // 2^40 + 1
     try expectStatus(.invalid_argument, spead_buffer_alloc(4096, 0, 2, &out));
     try expectStatus(.invalid_argument, spead_buffer_alloc(4096, 0, 0, null));
-    try testing.expectEqualSlices(u64, &.{ 7, 7, 7, 7 }, &out); // untouched on error
+    try testing.expectEqual(BufferInfo{ .address = 7, .mapped_size = 7, .handle = 7, .huge = 7 }, out); // untouched on error
     const total = memory_pool.memTotal();
     if (total > 0 and total < send_buffer.size_limit) {
         const size = total + 4096;
@@ -91,16 +87,16 @@ test "exports: bad arguments" {
 }
 
 test "exports: prefer huge pages, with fallback" {
-    var out: [out_words]u64 = undefined;
+    var out: BufferInfo = undefined;
     const size: u64 = 5 << 20;
     try expectStatus(.ok, spead_buffer_alloc(@truncate(size), @intCast(size >> 32), flag_prefer_huge, &out));
-    try testing.expect(out[3] <= 1);
-    if (memory_pool.hugePageSize() == 0) try testing.expectEqual(@as(u64, 0), out[3]);
-    try testing.expectEqual(@as(u64, memory_pool.mappedLength(size, out[3] == 1)), out[2]);
-    const bytes: [*]u8 = @ptrFromInt(@as(usize, @intCast(out[0])));
+    try testing.expect(out.huge <= 1);
+    if (memory_pool.hugePageSize() == 0) try testing.expectEqual(@as(u32, 0), out.huge);
+    try testing.expectEqual(@as(u64, memory_pool.mappedLength(size, out.huge == 1)), out.mapped_size);
+    const bytes: [*]u8 = @ptrFromInt(@as(usize, @intCast(out.address)));
     @memset(bytes[0..size], 0x5a);
     try testing.expectEqual(@as(u8, 0x5a), bytes[size - 1]);
-    try expectStatus(.ok, spead_buffer_free(@intCast(out[1])));
+    try expectStatus(.ok, spead_buffer_free(out.handle));
 }
 
 test "exports: the table is bounded" {
@@ -109,12 +105,12 @@ test "exports: the table is bounded" {
     defer for (handles_held[0..n]) |h| {
         _ = spead_buffer_free(h);
     };
-    var out: [out_words]u64 = undefined;
+    var out: BufferInfo = undefined;
     var result: i32 = 0;
     while (n < buffers_capacity) : (n += 1) {
         result = spead_buffer_alloc(1, 0, 0, &out);
         if (result != 0) break;
-        handles_held[n] = @intCast(out[1]);
+        handles_held[n] = out.handle;
     }
     try expectStatus(.capacity_exceeded, result);
     try testing.expectEqual(@as(usize, buffers_capacity - 1), n);

@@ -18,11 +18,12 @@ const Chunk = chunk_mod.Chunk;
 const Ring = chunk_mod.Ring;
 const recv_stream = @import("../recv/stream.zig");
 const exports_recv = @import("recv.zig");
-const RecvStreamConfig = @import("records.zig").RecvStreamConfig;
+const records = @import("records.zig");
+const RecvStreamConfig = records.RecvStreamConfig;
+const ChunkInfo = records.ChunkInfo;
 
 pub const chunks_capacity = 65536;
 pub const rings_capacity = 1024;
-pub const chunk_info_words = 8;
 pub const rule_info_words = 3;
 pub const placer_rule: u64 = 0;
 pub const placer_function: u64 = 1;
@@ -64,19 +65,21 @@ fn jsChunk(handle: u32) Error!*Chunk {
     return chunk;
 }
 
-pub fn chunkInfo(handle: u32, out: ?[*]u64) Error!void {
-    const o = out orelse return error.InvalidArgument;
+pub fn chunkInfo(handle: u32, out: ?*ChunkInfo) Error!void {
+    const info = out orelse return error.InvalidArgument;
     chunks_guard.lock();
     defer chunks_guard.unlock();
     const c = try jsChunk(handle);
-    o[0] = @intFromPtr(c.data.ptr);
-    o[1] = c.data.len;
-    o[2] = @intFromPtr(c.present.ptr);
-    o[3] = c.present.len;
-    o[4] = if (c.extra.len > 0) @intFromPtr(c.extra.ptr) else 0;
-    o[5] = c.extra.len;
-    o[6] = @bitCast(c.chunk_id);
-    o[7] = c.stream_id;
+    info.* = .{
+        .data_address = @intFromPtr(c.data.ptr),
+        .data_size = c.data.len,
+        .present_address = @intFromPtr(c.present.ptr),
+        .present_size = c.present.len,
+        .extra_address = if (c.extra.len > 0) @intFromPtr(c.extra.ptr) else 0,
+        .extra_size = c.extra.len,
+        .chunk_id = c.chunk_id,
+        .stream_id = c.stream_id,
+    };
 }
 
 pub fn destroyChunk(handle: u32) Error!void {
@@ -405,11 +408,11 @@ test "exports: chunks and rings, ownership is checked" {
     var chunk: u32 = 0;
     try expectStatus(.invalid_argument, spead_chunk_create(&[_]u64{ 0, 1, 0 }, &chunk));
     try expectStatus(.ok, spead_chunk_create(&[_]u64{ 4096, 4, 16 }, &chunk));
-    var info: [chunk_info_words]u64 = undefined;
+    var info: ChunkInfo = undefined;
     try expectStatus(.ok, spead_chunk_info(chunk, &info));
-    try testing.expectEqual(@as(u64, 4096), info[1]);
-    try testing.expectEqual(@as(u64, 4), info[3]);
-    try testing.expectEqual(@as(u64, 16), info[5]);
+    try testing.expectEqual(@as(u64, 4096), info.data_size);
+    try testing.expectEqual(@as(u64, 4), info.present_size);
+    try testing.expectEqual(@as(u64, 16), info.extra_size);
     var ring: u32 = 0;
     try expectStatus(.invalid_argument, spead_chunk_ring_create(0, &ring));
     try expectStatus(.ok, spead_chunk_ring_create(1, &ring));

@@ -92,6 +92,7 @@ fn cName(comptime T: type) []const u8 {
         u32 => "uint32_t",
         i32 => "int32_t",
         u64 => "uint64_t",
+        i64 => "int64_t",
         f64 => "double",
         else => "struct spead_" ++ records.cName(T),
     };
@@ -337,6 +338,14 @@ fn tsFieldType(comptime T: type) struct { ts: []const u8, get: []const u8, set: 
     };
 }
 
+/// Whether every field of `R` is one 8-byte word.
+fn allWords(comptime R: type) bool {
+    for (@typeInfo(R).@"struct".fields) |f| {
+        if (@typeInfo(f.type) == .array or @sizeOf(f.type) != 8) return false;
+    }
+    return true;
+}
+
 fn writeTsRecord(w: anytype, comptime R: type) !void {
     const name = records.tsName(R);
     const fields = @typeInfo(R).@"struct".fields;
@@ -344,15 +353,35 @@ fn writeTsRecord(w: anytype, comptime R: type) !void {
     try w.print("export const {s}Layout = {{\n  size: {d},\n", .{ name, @sizeOf(R) });
     inline for (fields) |f| try w.print("  {s}: {d},\n", .{ f.name, @offsetOf(R, f.name) });
     try w.writeAll("} as const;\n");
+    if (comptime allWords(R)) {
+        try w.print("/** {s} as u64 word indices (every field is 8 bytes), for records read from a BigUint64Array. */\n", .{name});
+        try w.print("export const {s}Words = {{\n  size: {d},\n", .{ name, @sizeOf(R) / 8 });
+        inline for (fields) |f| try w.print("  {s}: {d},\n", .{ f.name, @offsetOf(R, f.name) / 8 });
+        try w.writeAll("} as const;\n");
+    }
     try w.print("/** Accessors for one {s} at `offset` in a buffer (records are {d} bytes apart). */\n", .{ name, @sizeOf(R) });
     try w.print("export class {s}View {{\n", .{name});
     try w.writeAll("  readonly view: DataView;\n");
     try w.writeAll("  constructor(buffer: ArrayBufferLike = new ArrayBuffer(" ++ std.fmt.comptimePrint("{d}", .{@sizeOf(R)}) ++ "), offset = 0) {\n");
     try w.print("    this.view = new DataView(buffer, offset, {d});\n  }}\n", .{@sizeOf(R)});
+    try w.writeAll("  /** The record's bytes (what an export takes). */\n  get bytes(): Uint8Array {\n    return new Uint8Array(this.view.buffer, this.view.byteOffset, this.view.byteLength);\n  }\n");
     inline for (fields) |f| {
+        // `size` is the layout's own entry; `bytes` and `view` are the accessor class's.
+        inline for (.{ "size", "bytes", "view" }) |taken| {
+            if (comptime std.mem.eql(u8, f.name, taken)) @compileError(name ++ "." ++ f.name ++ ": a name the generated TS uses");
+        }
+        const offset = @offsetOf(R, f.name);
+        if (@typeInfo(f.type) == .array) {
+            // Bytes: a view into the record (read), a copy into it (write).
+            if (@typeInfo(f.type).array.child != u8) @compileError("record arrays are of u8: " ++ f.name);
+            const len = @typeInfo(f.type).array.len;
+            try w.print("  get {s}(): Uint8Array {{\n    return new Uint8Array(this.view.buffer, this.view.byteOffset + {d}, {d});\n  }}\n", .{ f.name, offset, len });
+            try w.print("  set {s}(value: Uint8Array) {{\n    this.{s}.set(value.subarray(0, {d}));\n  }}\n", .{ f.name, f.name, len });
+            continue;
+        }
         const t = comptime tsFieldType(f.type);
-        try w.print("  get {s}(): {s} {{\n    return this.view.{s}({d}, true);\n  }}\n", .{ f.name, t.ts, t.get, @offsetOf(R, f.name) });
-        try w.print("  set {s}(value: {s}) {{\n    this.view.{s}({d}, value, true);\n  }}\n", .{ f.name, t.ts, t.set, @offsetOf(R, f.name) });
+        try w.print("  get {s}(): {s} {{\n    return this.view.{s}({d}, true);\n  }}\n", .{ f.name, t.ts, t.get, offset });
+        try w.print("  set {s}(value: {s}) {{\n    this.view.{s}({d}, value, true);\n  }}\n", .{ f.name, t.ts, t.set, offset });
     }
     try w.writeAll("}\n");
 }
@@ -382,7 +411,11 @@ pub fn writeHeader(w: anytype) !void {
     try w.writeAll("\n/* Doorbell: called from a native thread with the stream handle. */\ntypedef void (*spead_notify_fn)(uint32_t handle);\n");
     inline for (records.all) |R| {
         try w.print("\n/* {s} ({d} bytes). */\nstruct spead_{s} {{\n", .{ R.doc, @sizeOf(R), records.cName(R) });
-        inline for (@typeInfo(R).@"struct".fields) |f| try w.print("    {s} {s};\n", .{ cName(f.type), f.name });
+        inline for (@typeInfo(R).@"struct".fields) |f| {
+            if (@typeInfo(f.type) == .array) {
+                try w.print("    {s} {s}[{d}];\n", .{ cName(@typeInfo(f.type).array.child), f.name, @typeInfo(f.type).array.len });
+            } else try w.print("    {s} {s};\n", .{ cName(f.type), f.name });
+        }
         try w.writeAll("};\n");
         try w.print("SPEAD_ASSERT(sizeof(struct spead_{s}) == {d}, \"spead_{s} size\");\n", .{ records.cName(R), @sizeOf(R), records.cName(R) });
         inline for (@typeInfo(R).@"struct".fields) |f| {

@@ -5,6 +5,8 @@
 const std = @import("std");
 const send_udp = @import("../send/udp.zig");
 const reassembly = @import("../recv/reassembly.zig");
+const descriptor = @import("../send/descriptor.zig");
+const Error = @import("../core/status.zig").Error;
 
 /// Every record published by the generator.
 pub const all = .{
@@ -15,6 +17,12 @@ pub const all = .{
     SendStreamConfig,
     HeapRecord,
     SendCompletion,
+    Endpoint,
+    UdpReaderInfo,
+    BufferInfo,
+    ChunkInfo,
+    DescriptorFields,
+    DescriptorDecoded,
 };
 
 /// `spead_recv_stream_create` (docs/ABI.md "Stream"): spead2's StreamConfig and RingStreamConfig.
@@ -97,7 +105,168 @@ pub const HeapRecord = extern struct {
 /// A finished send group, as `spead_udp_send_stream_poll` reports it.
 pub const SendCompletion = send_udp.Completion;
 
+/// An IP endpoint (`spead_udp_send_stream_create`, `spead_recv_stream_add_udp_reader`):
+/// TS writes it from a parsed IP literal.
+pub const Endpoint = extern struct {
+    pub const doc = "An IP endpoint: family 4 or 6 (0 = none / any address), address in network byte order, port";
+    /// 0 = none (an unset interface; the unspecified IPv4 address for a reader), 4 = IPv4, 6 = IPv6.
+    family: u32,
+    port: u32,
+    /// IPv4: the first 4 bytes; IPv6: all 16.
+    address: [16]u8,
+    /// IPv6: the address's scope (sin6_scope_id: the interface of a
+    /// link-local address, as in "fe80::1%2"). IPv4: must be 0.
+    scope_id: u32,
+    /// Must be 0.
+    reserved: u32,
+
+    pub const family_none: u32 = 0;
+    pub const family_ip4: u32 = 4;
+    pub const family_ip6: u32 = 6;
+
+    /// The address (`family` 4 or 6); anything else from JS or C is `invalid_argument`.
+    pub fn toAddress(self: *const Endpoint) Error!std.net.Address {
+        if (self.port > std.math.maxInt(u16) or self.reserved != 0) return error.InvalidArgument;
+        const port: u16 = @intCast(self.port);
+        return switch (self.family) {
+            family_ip4 => if (self.scope_id != 0) error.InvalidArgument else std.net.Address.initIp4(self.address[0..4].*, port),
+            family_ip6 => std.net.Address.initIp6(self.address, port, 0, self.scope_id),
+            else => error.InvalidArgument,
+        };
+    }
+
+    /// The record of an IP literal ("" = family 0), for tests.
+    pub fn parse(text: []const u8, port: u16) Error!Endpoint {
+        if (text.len == 0) return fromAddress(std.net.Address.initIp4(.{ 0, 0, 0, 0 }, port)).withFamily(family_none);
+        return fromAddress(std.net.Address.parseIp(text, port) catch return error.InvalidArgument);
+    }
+
+    fn withFamily(self: Endpoint, family: u32) Endpoint {
+        var e = self;
+        e.family = family;
+        return e;
+    }
+
+    /// The record of an address.
+    pub fn fromAddress(address: std.net.Address) Endpoint {
+        var e: Endpoint = .{ .family = family_none, .port = address.getPort(), .address = [_]u8{0} ** 16, .scope_id = 0, .reserved = 0 };
+        switch (address.any.family) {
+            std.posix.AF.INET => {
+                e.family = family_ip4;
+                e.address[0..4].* = @bitCast(address.in.sa.addr);
+            },
+            std.posix.AF.INET6 => {
+                e.family = family_ip6;
+                e.address = address.in6.sa.addr;
+                e.scope_id = address.in6.sa.scope_id;
+            },
+            else => unreachable,
+        }
+        return e;
+    }
+};
+
+/// What `spead_recv_stream_add_udp_reader` reports about the reader it started.
+pub const UdpReaderInfo = extern struct {
+    pub const doc = "A UDP reader as started: bound port, socket receive buffer, GRO (0/1), buffer size forced past rmem_max (0/1)";
+    port: u32,
+    /// SO_RCVBUF as the kernel reports it.
+    buffer_size: u32,
+    gro: u32,
+    buffer_size_forced: u32,
+};
+
+/// What `spead_buffer_alloc` returns.
+pub const BufferInfo = extern struct {
+    pub const doc = "A native buffer: its address, usable size (the size asked for, page-rounded), handle and whether it is on huge pages (0/1)";
+    address: u64,
+    mapped_size: u64,
+    handle: u32,
+    huge: u32,
+};
+
+/// What `spead_chunk_info` returns (the chunk's memory, while JS holds it).
+pub const ChunkInfo = extern struct {
+    pub const doc = "A chunk's memory while JS holds it: data, present flags and extra areas (address 0 when empty), chunk id, stream id";
+    data_address: u64,
+    data_size: u64,
+    present_address: u64,
+    present_size: u64,
+    extra_address: u64,
+    extra_size: u64,
+    chunk_id: i64,
+    stream_id: u64,
+};
+
+/// `spead_descriptor_encode`'s input: the fields of spead2's encode_descriptor,
+/// the variable parts by address (bytes or u64 pairs valid during the call).
+pub const DescriptorFields = extern struct {
+    pub const doc = "A descriptor to encode: id, flavour, and the addresses and lengths of its name, description, format and shape pairs, numpy header";
+    id: u64,
+    name_address: u64,
+    description_address: u64,
+    /// `format_count` (ascii code, bits) u64 pairs; 8-byte aligned.
+    format_address: u64,
+    /// `shape_count` (flags, size) u64 pairs, flags bit 0 = variable; 8-byte aligned.
+    shape_address: u64,
+    dtype_address: u64,
+    name_len: u32,
+    description_len: u32,
+    format_count: u32,
+    shape_count: u32,
+    /// 0 = no numpy header (ID 0x15 absent).
+    dtype_len: u32,
+    heap_address_bits: u32,
+    bug_compat: u32,
+    /// Must be 0.
+    reserved: u32,
+};
+
+/// `spead_descriptor_decode` writes one of these, then its pairs and strings.
+pub const DescriptorDecoded = descriptor.DescriptorDecoded;
+
 comptime {
+    assertLayout(Endpoint, 32, .{ .family = 0, .port = 4, .address = 8, .scope_id = 24, .reserved = 28 });
+    assertLayout(UdpReaderInfo, 16, .{ .port = 0, .buffer_size = 4, .gro = 8, .buffer_size_forced = 12 });
+    assertLayout(BufferInfo, 24, .{ .address = 0, .mapped_size = 8, .handle = 16, .huge = 20 });
+    assertLayout(ChunkInfo, 64, .{
+        .data_address = 0,
+        .data_size = 8,
+        .present_address = 16,
+        .present_size = 24,
+        .extra_address = 32,
+        .extra_size = 40,
+        .chunk_id = 48,
+        .stream_id = 56,
+    });
+    assertLayout(DescriptorFields, 80, .{
+        .id = 0,
+        .name_address = 8,
+        .description_address = 16,
+        .format_address = 24,
+        .shape_address = 32,
+        .dtype_address = 40,
+        .name_len = 48,
+        .description_len = 52,
+        .format_count = 56,
+        .shape_count = 60,
+        .dtype_len = 64,
+        .heap_address_bits = 68,
+        .bug_compat = 72,
+        .reserved = 76,
+    });
+    assertLayout(DescriptorDecoded, 80, .{
+        .id = 0,
+        .format_count = 8,
+        .shape_count = 16,
+        .name_offset = 24,
+        .name_len = 32,
+        .description_offset = 40,
+        .description_len = 48,
+        .dtype_offset = 56,
+        .dtype_len = 64,
+        .heap_address_bits = 72,
+    });
     assertLayout(RecvStreamConfig, 48, .{
         .heaps_max = 0,
         .substreams = 4,
@@ -182,4 +351,26 @@ pub fn assertLayout(comptime R: type, comptime size: usize, comptime offsets: an
             }
         }
     }
+}
+
+test "endpoint records: both families, and what JS or C may get wrong" {
+    const v4 = try std.net.Address.parseIp("127.0.0.1", 8888);
+    const e4 = Endpoint.fromAddress(v4);
+    try std.testing.expectEqual(Endpoint.family_ip4, e4.family);
+    try std.testing.expectEqualSlices(u8, &.{ 127, 0, 0, 1 }, e4.address[0..4]);
+    try std.testing.expect((try e4.toAddress()).eql(v4));
+    const v6 = try std.net.Address.parseIp("fe80::1%2", 9000);
+    try std.testing.expect((try Endpoint.fromAddress(v6).toAddress()).eql(v6));
+    var bad = e4;
+    bad.port = 70000;
+    try std.testing.expectError(error.InvalidArgument, bad.toAddress());
+    bad = e4;
+    bad.family = 5;
+    try std.testing.expectError(error.InvalidArgument, bad.toAddress());
+    bad = e4;
+    bad.scope_id = 2;
+    try std.testing.expectError(error.InvalidArgument, bad.toAddress());
+    bad = e4;
+    bad.reserved = 1;
+    try std.testing.expectError(error.InvalidArgument, bad.toAddress());
 }

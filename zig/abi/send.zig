@@ -12,6 +12,7 @@ const handles = @import("../core/handles.zig");
 const Flavour = @import("../core/flavour.zig").Flavour;
 const send_heap = @import("../send/packetiser.zig");
 const descriptor = @import("../send/descriptor.zig");
+const DescriptorFields = @import("records.zig").DescriptorFields;
 
 const allocator = std.heap.c_allocator;
 
@@ -214,39 +215,30 @@ pub fn packetGenDestroy(handle: u32) Error!void {
 // ---------------------------------------------------------------------------
 // Descriptors
 
-fn pairs(ptr: ?*const anyopaque, n: u32) Error![]const [2]u64 {
-    if (n > descriptor_fields_max) return error.CapacityExceeded;
-    const words = try wordsIn(ptr, @as(usize, n) * 2);
-    const p: [*]const [2]u64 = @ptrCast(words.ptr);
+/// `n` items of `T` at `address` (a record's field): 0 only when empty, aligned.
+fn addressed(comptime T: type, address: u64, n: u32) Error![]const T {
+    if (n == 0) return &[_]T{};
+    if (address == 0 or address % @alignOf(T) != 0) return error.InvalidArgument;
+    const p: [*]const T = @ptrFromInt(std.math.cast(usize, address) orelse return error.InvalidArgument);
     return p[0..n];
 }
 
-pub fn descriptorEncode(
-    heap_address_bits: u32,
-    bug_compat: u32,
-    id_in: ?*const u64,
-    name: ?[*]const u8,
-    name_len: u32,
-    description: ?[*]const u8,
-    description_len: u32,
-    format: ?[*]const u64,
-    n_format: u32,
-    shape: ?[*]const u64,
-    n_shape: u32,
-    dtype: ?[*]const u8,
-    dtype_len: u32,
-    out: ?[*]u8,
-    cap: u32,
-    out_len: ?*u32,
-) Error!void {
-    const f = try heapFlavour(heap_address_bits, bug_compat);
+fn pairs(address: u64, n: u32) Error![]const [2]u64 {
+    if (n > descriptor_fields_max) return error.CapacityExceeded;
+    return addressed([2]u64, address, n);
+}
+
+pub fn descriptorEncode(fields_in: ?*const DescriptorFields, out: ?[*]u8, cap: u32, out_len: ?*u32) Error!void {
+    const d = fields_in orelse return error.InvalidArgument;
+    if (d.reserved != 0) return error.InvalidArgument;
+    const f = try heapFlavour(d.heap_address_bits, d.bug_compat);
     const fields = descriptor.Fields{
-        .id = try u64In(id_in),
-        .name = try bytesIn(name, name_len),
-        .description = try bytesIn(description, description_len),
-        .format = try pairs(format, n_format),
-        .shape = try pairs(shape, n_shape),
-        .dtype = try bytesIn(dtype, dtype_len),
+        .id = d.id,
+        .name = try addressed(u8, d.name_address, d.name_len),
+        .description = try addressed(u8, d.description_address, d.description_len),
+        .format = try pairs(d.format_address, d.format_count),
+        .shape = try pairs(d.shape_address, d.shape_count),
+        .dtype = try addressed(u8, d.dtype_address, d.dtype_len),
     };
     const len = try u32Out(out_len);
     try descriptor.validate(f, fields);
@@ -371,29 +363,57 @@ test "packet generator lifecycle" {
 }
 
 test "descriptor exports: V9 encode, decode, short buffers" {
-    const id: u64 = 0x1600;
     const name = "timestamp";
     const description = "Index of the first sample";
     const format = [_]u64{ 'u', 40 };
+    const fields: DescriptorFields = .{
+        .id = 0x1600,
+        .name_address = @intFromPtr(name),
+        .description_address = @intFromPtr(description),
+        .format_address = @intFromPtr(&format),
+        .shape_address = 0,
+        .dtype_address = 0,
+        .name_len = name.len,
+        .description_len = description.len,
+        .format_count = 1,
+        .shape_count = 0,
+        .dtype_len = 0,
+        .heap_address_bits = 40,
+        .bug_compat = 0,
+        .reserved = 0,
+    };
     var out: [200]u8 = undefined;
     var len: u32 = 0;
-    try expectStatus(.ok, spead_descriptor_encode(40, 0, &id, name, name.len, description, description.len, &format, 1, null, 0, null, 0, &out, out.len, &len));
+    try expectStatus(.ok, spead_descriptor_encode(&fields, &out, out.len, &len));
     try testing.expectEqual(@as(u32, 118), len);
-    try expectStatus(.buffer_too_small, spead_descriptor_encode(40, 0, &id, name, name.len, description, description.len, &format, 1, null, 0, null, 0, &out, 100, &len));
+    try expectStatus(.buffer_too_small, spead_descriptor_encode(&fields, &out, 100, &len));
     try testing.expectEqual(@as(u32, 118), len);
-    try expectStatus(.invalid_argument, spead_descriptor_encode(40, 0, &id, null, 3, description, description.len, &format, 1, null, 0, null, 0, &out, out.len, &len));
-    try expectStatus(.invalid_argument, spead_descriptor_encode(40, 0, &id, name, name.len, description, description.len, null, 1, null, 0, null, 0, &out, out.len, &len));
-    const zero: u64 = 0;
-    try expectStatus(.invalid_argument, spead_descriptor_encode(40, 0, &zero, name, name.len, description, description.len, &format, 1, null, 0, null, 0, &out, out.len, &len));
+    var bad = fields;
+    bad.name_address = 0;
+    try expectStatus(.invalid_argument, spead_descriptor_encode(&bad, &out, out.len, &len));
+    bad = fields;
+    bad.format_address = 0;
+    try expectStatus(.invalid_argument, spead_descriptor_encode(&bad, &out, out.len, &len));
+    bad = fields;
+    bad.id = 0;
+    try expectStatus(.invalid_argument, spead_descriptor_encode(&bad, &out, out.len, &len));
+    bad = fields;
+    bad.format_address += 4; // misaligned pairs
+    try expectStatus(.invalid_argument, spead_descriptor_encode(&bad, &out, out.len, &len));
+    bad = fields;
+    bad.heap_address_bits = 44;
+    try expectStatus(.invalid_flavour, spead_descriptor_encode(&bad, &out, out.len, &len));
+    try expectStatus(.invalid_argument, spead_descriptor_encode(null, &out, out.len, &len));
 
     var words: [32]u64 = undefined;
     var n_words: u32 = 0;
     try expectStatus(.ok, spead_descriptor_decode(0, &out, 118, &words, words.len, &n_words));
-    try testing.expectEqual(@as(u64, 0x1600), words[0]);
-    try testing.expectEqual(@as(u64, 1), words[1]);
-    try testing.expectEqual(@as(u64, 40), words[9]);
-    try testing.expectEqual(@as(u64, 'u'), words[10]);
-    try testing.expectEqual(@as(u64, 40), words[11]);
+    const decoded: *const descriptor.DescriptorDecoded = @ptrCast(&words);
+    try testing.expectEqual(@as(u64, 0x1600), decoded.id);
+    try testing.expectEqual(@as(u64, 1), decoded.format_count);
+    try testing.expectEqual(@as(u64, 40), decoded.heap_address_bits);
+    try testing.expectEqual(@as(u64, 'u'), words[descriptor.out_fixed_words]);
+    try testing.expectEqual(@as(u64, 40), words[descriptor.out_fixed_words + 1]);
     const needed = n_words;
     try expectStatus(.buffer_too_small, spead_descriptor_decode(0, &out, 118, &words, 4, &n_words));
     try testing.expectEqual(needed, n_words);

@@ -36,8 +36,8 @@ pub const exports = [_]ex.Export{
     entry("spead_packet_gen_destroy", send.packetGenDestroy, "handle", "Frees a packet generator."),
 
     // descriptors
-    entry("spead_descriptor_encode", send.descriptorEncode, "heap_address_bits bug_compat id_in name name_len description description_len format n_format shape n_shape dtype dtype_len out capacity out_len", "One descriptor packet, as spead2's encode_descriptor."),
-    entry("spead_descriptor_decode", send.descriptorDecode, "bug_compat bytes len out capacity_words out_words", "Parses a descriptor item value (docs/ABI.md)."),
+    entry("spead_descriptor_encode", send.descriptorEncode, "fields out capacity out_len", "One descriptor packet (DescriptorFields), as spead2's encode_descriptor."),
+    entry("spead_descriptor_decode", send.descriptorDecode, "bug_compat bytes len out capacity_words out_words", "Parses a descriptor item value: a DescriptorDecoded, its pairs and strings (docs/ABI.md)."),
 
     // receive streams
     entry("spead_recv_stream_create", recv.createStream, "config out_handle", "A receive stream (RecvStreamConfig)."),
@@ -54,10 +54,10 @@ pub const exports = [_]ex.Export{
     entry("spead_recv_stream_destroy", recv.destroy, "handle", "Stop + free everything not yet popped; popped heaps stay valid."),
     entry("spead_recv_stream_stats", recv.stats.values, "handle out capacity out_n", "Stat values in the order of spead_recv_stream_stat_name."),
     entry("spead_recv_stream_stat_name", recv.stats.name, "index out capacity out_len", "Name of stat `index`."),
-    entry("spead_recv_stream_add_udp_reader", pool.addUdpReader, "handle address address_len port packet_size_max buffer_size interface_address interface_len out_info", "A UDP reader thread for the stream; out_info = [port, rcvbuf, gro]."),
+    entry("spead_recv_stream_add_udp_reader", pool.addUdpReader, "handle endpoint interface_address interface_index packet_size_max buffer_size out_info", "A UDP reader thread for the stream, bound to an Endpoint (family 0: any address); interface_address (IPv4, may be null) or interface_index (IPv6 multicast); out_info is a UdpReaderInfo."),
 
     // UDP send streams
-    entry("spead_udp_send_stream_create", udp_send.create, "endpoints endpoints_len interface_address interface_len config out_handle", "A UDP send stream (SendStreamConfig); endpoints are \"host port\\n\" lines."),
+    entry("spead_udp_send_stream_create", udp_send.create, "endpoints n_endpoints interface_address config out_handle", "A UDP send stream (SendStreamConfig) to n_endpoints Endpoint records (substream i = endpoint i); interface_address may be null."),
     entry("spead_udp_send_stream_send", udp_send.send, "handle heaps n_heaps items n_items mode token_in out_cnts", "Queues a group of heaps (HeapRecords over one item table), all or none."),
     entry("spead_udp_send_stream_poll", udp_send.poll, "handle out capacity_records out_n", "Finished groups as SendCompletion records."),
     blocking("spead_udp_send_stream_wait", udp_send.wait, "handle timeout_ms", "Blocks until a completion is ready (ok), timeout (empty) or stopped."),
@@ -77,7 +77,7 @@ pub const exports = [_]ex.Export{
     entry("spead_memory_pool_stat_name", pool.pool_stats.name, "index out capacity out_len", "Name of stat `index`."),
 
     // stable send buffers
-    entry("spead_buffer_alloc", buffer.alloc, "size_lo size_hi flags out", "Native memory for item bytes: out = [address, handle, size, huge]."),
+    entry("spead_buffer_alloc", buffer.alloc, "size_lo size_hi flags out", "Native memory for item bytes; out is a BufferInfo."),
     entry("spead_buffer_free", buffer.free, "handle", "Frees a send buffer."),
 
     // diagnostics
@@ -90,7 +90,7 @@ pub const exports = [_]ex.Export{
 
     // chunk streams (docs/ABI.md "Chunk streams")
     entry("spead_chunk_create", chunk.createChunk, "sizes out_handle", "`sizes`: [data bytes, present bytes, extra bytes]. The memory is mapped and populated now."),
-    entry("spead_chunk_info", chunk.chunkInfo, "handle out", "Writes [data address, data bytes, present address, present bytes, extra address, extra bytes, chunk id (i64), stream id]. `invalid_state` while the library holds the chunk."),
+    entry("spead_chunk_info", chunk.chunkInfo, "handle out", "Writes a ChunkInfo. `invalid_state` while the library holds the chunk."),
     entry("spead_chunk_destroy", chunk.destroyChunk, "handle", "Frees a chunk JS holds (`invalid_state` while the library holds it)."),
     entry("spead_chunk_ring_create", chunk.createRing, "capacity out_handle", "A chunk ring of `capacity` chunks."),
     entry("spead_chunk_ring_destroy", chunk.destroyRing, "handle", "Stops the ring and drops JS's reference; chunks still inside are freed with the last reference (streams using the ring hold one each)."),

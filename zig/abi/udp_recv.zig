@@ -10,12 +10,12 @@ const memory_pool = @import("../core/memory_pool.zig");
 const MemoryPool = memory_pool.MemoryPool;
 const udp_recv = @import("../recv/udp.zig");
 const exports_recv = @import("recv.zig");
-const MemoryPoolConfig = @import("records.zig").MemoryPoolConfig;
+const records = @import("records.zig");
+const MemoryPoolConfig = records.MemoryPoolConfig;
+const Endpoint = records.Endpoint;
+const UdpReaderInfo = records.UdpReaderInfo;
 
 pub const pools_capacity = 256;
-pub const udp_info_words = 3;
-/// Longest address / interface string accepted (an IPv6 literal with scope fits).
-const address_len_max = 64;
 
 var pool_table: handles.Table(MemoryPool, pools_capacity) = .{};
 /// Serialises lookups with destroy so a pool is never used after its handle
@@ -81,78 +81,68 @@ fn readPoolStats(handle: u32, values: *[memory_pool.stat_count]u64) Error!void {
 /// `spead_memory_pool_stats` and `spead_memory_pool_stat_name`.
 pub const pool_stats = @import("stats.zig").Stats(std.meta.fieldNames(memory_pool.Stat), readPoolStats);
 
-fn stringArg(ptr: ?[*]const u8, len: u32) Error![]const u8 {
-    if (len == 0) return "";
-    if (len > address_len_max) return error.InvalidArgument;
-    const p = ptr orelse return error.InvalidArgument;
-    return p[0..len];
-}
-
-fn parseAddress(text: []const u8, port: u16) Error!std.net.Address {
-    return std.net.Address.parseIp(text, port) catch error.InvalidArgument;
-}
-
 /// Builds the reader options the way spead2's add_udp_reader overloads do:
-/// an empty address binds 0.0.0.0; the interface is an IPv4 address for IPv4
-/// (a multicast join, or the unicast address to bind when the address is
-/// unspecified) or a decimal interface index for IPv6 multicast.
-fn udpOptions(address_text: []const u8, port: u32, packet_size_max: u32, buffer_size: u32, interface_text: []const u8) Error!udp_recv.Options {
-    if (port > std.math.maxInt(u16)) return error.InvalidArgument;
-    const port16: u16 = @intCast(port);
+/// an endpoint of family 0 binds 0.0.0.0; `interface` (family 0: none) is an
+/// IPv4 address for IPv4 (a multicast join, or the unicast address to bind
+/// when the endpoint's address is unspecified); IPv6 multicast joins on
+/// `interface_index` (0: the default).
+fn udpOptions(endpoint: *const Endpoint, interface: *const Endpoint, interface_index: u32, packet_size_max: u32, buffer_size: u32) Error!udp_recv.Options {
+    var bind = endpoint.*;
+    if (bind.family == Endpoint.family_none) bind.family = Endpoint.family_ip4;
     var options: udp_recv.Options = .{
-        .address = try parseAddress(if (address_text.len == 0) "0.0.0.0" else address_text, port16),
+        .address = try bind.toAddress(),
         .packet_size_max = if (packet_size_max == 0) udp_recv.packet_size_max_default else packet_size_max,
         .buffer_size = if (buffer_size == 0) udp_recv.buffer_size_default else buffer_size,
     };
-    if (interface_text.len == 0) return options;
     const multicast = udp_recv.isMulticast(options.address);
     switch (options.address.any.family) {
         std.posix.AF.INET => {
-            const interface = try parseAddress(interface_text, port16);
-            if (interface.any.family != std.posix.AF.INET) return error.InvalidArgument;
+            if (interface_index != 0) return error.InvalidArgument;
+            if (interface.family == Endpoint.family_none) return options;
+            var at = interface.*;
+            at.port = bind.port;
+            const interface_address = try at.toAddress();
+            if (interface_address.any.family != std.posix.AF.INET) return error.InvalidArgument;
             if (multicast) {
-                options.interface_v4 = interface;
+                options.interface_v4 = interface_address;
             } else if (options.address.in.sa.addr == 0) {
-                options.address = interface;
-            } else if (options.address.in.sa.addr != interface.in.sa.addr) {
+                options.address = interface_address;
+            } else if (options.address.in.sa.addr != interface_address.in.sa.addr) {
                 return error.InvalidArgument;
             }
         },
         std.posix.AF.INET6 => {
+            if (interface.family != Endpoint.family_none) return error.InvalidArgument;
+            if (interface_index == 0) return options;
             if (!multicast) return error.InvalidArgument;
-            options.interface_index = std.fmt.parseInt(u32, interface_text, 10) catch return error.InvalidArgument;
+            options.interface_index = interface_index;
         },
         else => unreachable,
     }
     return options;
 }
 
+const no_interface: Endpoint = .{ .family = Endpoint.family_none, .port = 0, .address = [_]u8{0} ** 16, .scope_id = 0, .reserved = 0 };
+
 pub fn addUdpReader(
     handle: u32,
-    address: ?[*]const u8,
-    address_len: u32,
-    port: u32,
+    endpoint: ?*const Endpoint,
+    interface_address: ?*const Endpoint,
+    interface_index: u32,
     packet_size_max: u32,
     buffer_size: u32,
-    interface: ?[*]const u8,
-    interface_len: u32,
-    out_info: ?[*]u32,
+    out_info: ?*UdpReaderInfo,
 ) Error!void {
-    const options = try udpOptions(
-        try stringArg(address, address_len),
-        port,
-        packet_size_max,
-        buffer_size,
-        try stringArg(interface, interface_len),
-    );
+    const options = try udpOptions(endpoint orelse return error.InvalidArgument, interface_address orelse &no_interface, interface_index, packet_size_max, buffer_size);
     const acquired = try exports_recv.acquire(handle);
     defer acquired.release();
     const info = try udp_recv.UdpReader.add(acquired.stream, options);
-    if (out_info) |out| {
-        out[0] = info.port;
-        out[1] = info.rcvbuf;
-        out[2] = @as(u32, @intFromBool(info.gro)) | @as(u32, @intFromBool(info.rcvbuf_forced)) << 1;
-    }
+    if (out_info) |out| out.* = .{
+        .port = info.port,
+        .buffer_size = info.rcvbuf,
+        .gro = @intFromBool(info.gro),
+        .buffer_size_forced = @intFromBool(info.rcvbuf_forced),
+    };
 }
 
 // ---------------------------------------------------------------------------
@@ -221,18 +211,25 @@ test "exports: UDP reader on a pooled stream; pool outlives stream and handle" {
     var s: u32 = 0;
     try expectStatus(.ok, spead_recv_stream_create(@ptrCast(&config), &s));
 
-    var info: [udp_info_words]u32 = undefined;
-    const address = "127.0.0.1";
-    try expectStatus(.invalid_argument, spead_recv_stream_add_udp_reader(s, address.ptr, address.len, 70000, 0, 0, null, 0, &info));
-    try expectStatus(.invalid_argument, spead_recv_stream_add_udp_reader(s, "nonsense".ptr, 8, 0, 0, 0, null, 0, &info));
-    try expectStatus(.invalid_argument, spead_recv_stream_add_udp_reader(s, address.ptr, address.len, 0, 0, 0, "127.0.0.2".ptr, 9, &info));
-    try expectStatus(.invalid_handle, spead_recv_stream_add_udp_reader(0, address.ptr, address.len, 0, 0, 0, null, 0, &info));
-    try expectStatus(.ok, spead_recv_stream_add_udp_reader(s, address.ptr, address.len, 0, 0, 0, null, 0, &info));
-    try testing.expect(info[0] != 0);
+    var info: UdpReaderInfo = undefined;
+    const address = try Endpoint.parse("127.0.0.1", 0);
+    var bad = address;
+    bad.port = 70000;
+    try expectStatus(.invalid_argument, spead_recv_stream_add_udp_reader(s, &bad, null, 0, 0, 0, &info));
+    bad = address;
+    bad.family = 5;
+    try expectStatus(.invalid_argument, spead_recv_stream_add_udp_reader(s, &bad, null, 0, 0, 0, &info));
+    try expectStatus(.invalid_argument, spead_recv_stream_add_udp_reader(s, null, null, 0, 0, 0, &info));
+    const other = try Endpoint.parse("127.0.0.2", 0);
+    try expectStatus(.invalid_argument, spead_recv_stream_add_udp_reader(s, &address, &other, 0, 0, 0, &info));
+    try expectStatus(.invalid_handle, spead_recv_stream_add_udp_reader(0, &address, null, 0, 0, 0, &info));
+    try expectStatus(.ok, spead_recv_stream_add_udp_reader(s, &address, null, 0, 0, 0, &info));
+    try testing.expect(info.port != 0);
+    try testing.expect(info.gro <= 1 and info.buffer_size_forced <= 1);
 
     const fd = try std.posix.socket(std.posix.AF.INET, std.posix.SOCK.DGRAM | std.posix.SOCK.CLOEXEC, 0);
     defer std.posix.close(fd);
-    const to = try std.net.Address.parseIp("127.0.0.1", @intCast(info[0]));
+    const to = try std.net.Address.parseIp("127.0.0.1", @intCast(info.port));
     var buf: [256]u8 = undefined;
     const bytes = packet_mod.buildTestPacket(&buf, 40, &.{ imm(1, 3), imm(2, 5), imm(3, 0), imm(4, 5), addr(0x1000, 0) }, "hello");
     _ = try std.posix.sendto(fd, bytes, 0, &to.any, to.getOsSockLen());
@@ -251,19 +248,26 @@ test "exports: UDP reader on a pooled stream; pool outlives stream and handle" {
     try expectStatus(.ok, spead_recv_heap_release(heap));
 }
 
+/// `udpOptions` over IP literals ("" = none).
+fn optionsOf(address: []const u8, port: u16, packet_size_max: u32, buffer_size: u32, interface: []const u8, interface_index: u32) Error!udp_recv.Options {
+    return udpOptions(&try Endpoint.parse(address, port), &try Endpoint.parse(interface, 0), interface_index, packet_size_max, buffer_size);
+}
+
 test "udp options follow spead2's overloads" {
-    const any = try udpOptions("", 9000, 0, 0, "");
+    const any = try optionsOf("", 9000, 0, 0, "", 0);
     try testing.expectEqual(@as(u16, 9000), any.address.getPort());
     try testing.expectEqual(@as(u32, udp_recv.packet_size_max_default), any.packet_size_max);
     try testing.expectEqual(@as(u32, udp_recv.buffer_size_default), any.buffer_size);
-    const bound = try udpOptions("0.0.0.0", 9000, 1500, 1 << 20, "127.0.0.1");
+    const bound = try optionsOf("0.0.0.0", 9000, 1500, 1 << 20, "127.0.0.1", 0);
     try testing.expect(bound.address.eql(try std.net.Address.parseIp("127.0.0.1", 9000)));
-    const mc = try udpOptions("239.10.10.10", 8888, 0, 0, "10.0.0.5");
+    const mc = try optionsOf("239.10.10.10", 8888, 0, 0, "10.0.0.5", 0);
     try testing.expect(mc.interface_v4 != null);
-    const mc6 = try udpOptions("ff14::1234", 8888, 0, 0, "2");
+    const mc6 = try optionsOf("ff14::1234", 8888, 0, 0, "", 2);
     try testing.expectEqual(@as(u32, 2), mc6.interface_index);
-    try testing.expectError(error.InvalidArgument, udpOptions("::1", 8888, 0, 0, "2"));
-    try testing.expectError(error.InvalidArgument, udpOptions("239.1.1.1", 8888, 0, 0, "::1"));
+    try testing.expectError(error.InvalidArgument, optionsOf("::1", 8888, 0, 0, "", 2));
+    try testing.expectError(error.InvalidArgument, optionsOf("239.1.1.1", 8888, 0, 0, "::1", 0));
+    try testing.expectError(error.InvalidArgument, optionsOf("239.1.1.1", 8888, 0, 0, "", 2));
+    try testing.expectError(error.InvalidArgument, optionsOf("ff14::1234", 8888, 0, 0, "10.0.0.5", 0));
 }
 
 test "exports: pool flags word (prefer_huge with fallback, warn_on_empty), huge_pages stat" {

@@ -17,6 +17,7 @@ const args = @import("send.zig");
 const records = @import("records.zig");
 const SendStreamConfig = records.SendStreamConfig;
 const HeapRecord = records.HeapRecord;
+const Endpoint = records.Endpoint;
 
 /// The sender needs sendmmsg and Linux socket options; elsewhere every
 /// export answers `system_error` and the module is never compiled.
@@ -41,25 +42,15 @@ var streams: StreamLeases = .{};
 // ---------------------------------------------------------------------------
 // Parsing of JS arguments
 
-/// "address port" per line, IPv4 or IPv6 literals, port 1..65535.
-fn parseEndpoints(text: []const u8, out: []std.net.Address) Error![]std.net.Address {
-    var n: usize = 0;
-    var lines = std.mem.splitScalar(u8, text, '\n');
-    while (lines.next()) |raw| {
-        const line = std.mem.trim(u8, raw, " \t\r");
-        if (line.len == 0) continue;
-        if (n == out.len) return error.InvalidArgument;
-        var fields = std.mem.tokenizeAny(u8, line, " \t");
-        const host = fields.next() orelse return error.InvalidArgument;
-        const port_text = fields.next() orelse return error.InvalidArgument;
-        if (fields.next() != null) return error.InvalidArgument;
-        const port = std.fmt.parseInt(u16, port_text, 10) catch return error.InvalidArgument;
-        if (port == 0) return error.InvalidArgument;
-        out[n] = std.net.Address.parseIp(host, port) catch return error.InvalidArgument;
-        n += 1;
+/// The endpoints' addresses: 1 .. `out.len` records, ports 1..65535.
+fn endpointAddresses(endpoints: ?[*]const Endpoint, n_endpoints: u32, out: []std.net.Address) Error![]std.net.Address {
+    if (n_endpoints == 0 or n_endpoints > out.len) return error.InvalidArgument;
+    const records_in = (endpoints orelse return error.InvalidArgument)[0..n_endpoints];
+    for (records_in, out[0..n_endpoints]) |*endpoint, *address| {
+        if (endpoint.port == 0) return error.InvalidArgument;
+        address.* = try endpoint.toAddress();
     }
-    if (n == 0) return error.InvalidArgument;
-    return out[0..n];
+    return out[0..n_endpoints];
 }
 
 fn wholeNumber(value: f64, min: f64, max: f64) Error!u64 {
@@ -69,7 +60,7 @@ fn wholeNumber(value: f64, min: f64, max: f64) Error!u64 {
     return @intFromFloat(value);
 }
 
-fn parseConfig(c: *const SendStreamConfig, interface_text: []const u8) Error!udp_send.Config {
+fn parseConfig(c: *const SendStreamConfig, interface_address: ?*const Endpoint) Error!udp_send.Config {
     var config = udp_send.Config{};
     config.packet_size_max = @intCast(try wholeNumber(c.packet_size_max, 0, std.math.maxInt(u32)));
     config.rate = c.rate;
@@ -84,10 +75,10 @@ fn parseConfig(c: *const SendStreamConfig, interface_text: []const u8) Error!udp
     config.gso = flags & config_flag_no_gso == 0;
     // -1 = no pinning; else validated against the CPU count.
     if (c.io_core != -1) config.cpu = @intCast(try wholeNumber(c.io_core, 0, std.math.maxInt(u32)));
-    if (interface_text.len > 0) {
-        const text = std.mem.trim(u8, interface_text, " \t\r\n");
-        config.interface_address = std.net.Address.parseIp(text, 0) catch return error.InvalidArgument;
-    }
+    if (interface_address) |at| if (at.family != Endpoint.family_none) {
+        if (at.port != 0) return error.InvalidArgument;
+        config.interface_address = try at.toAddress();
+    };
     try config.validate();
     return config;
 }
@@ -135,19 +126,18 @@ fn call(handle: u32, comptime method: []const u8, method_args: anytype) Error!vo
 }
 
 pub fn create(
-    endpoints_text: ?[*]const u8,
-    endpoints_len: u32,
-    interface_text: ?[*]const u8,
-    interface_len: u32,
+    endpoints: ?[*]const Endpoint,
+    n_endpoints: u32,
+    interface_address: ?*const Endpoint,
     config_in: ?*const SendStreamConfig,
     out_handle: ?*u32,
 ) Error!void {
     if (!supported) return error.SystemError;
     const handle_out = try args.u32Out(out_handle);
-    const config = try parseConfig(config_in orelse return error.InvalidArgument, try args.bytesIn(interface_text, interface_len));
-    var endpoint_buffer: [udp_send.endpoints_max]std.net.Address = undefined;
-    const endpoints = try parseEndpoints(try args.bytesIn(endpoints_text, endpoints_len), &endpoint_buffer);
-    const stream = try udp_send.Stream.create(allocator, endpoints, config);
+    const config = try parseConfig(config_in orelse return error.InvalidArgument, interface_address);
+    var address_buffer: [udp_send.endpoints_max]std.net.Address = undefined;
+    const addresses = try endpointAddresses(endpoints, n_endpoints, &address_buffer);
+    const stream = try udp_send.Stream.create(allocator, addresses, config);
     errdefer stream.destroy();
     const handle = try streams.insert(stream);
     // Not yet visible to JS, so no doorbell can use the handle before this.
@@ -294,11 +284,10 @@ test "udp send exports: create, send, poll, stats, destroy" {
     if (!supported) return error.SkipZigTest;
     const sink = try Sink.open();
     defer posix.close(sink.fd);
-    var text_buffer: [64]u8 = undefined;
-    const text = try std.fmt.bufPrint(&text_buffer, "127.0.0.1 {d}\n", .{sink.port});
+    const endpoint = try Endpoint.parse("127.0.0.1", sink.port);
     var config = defaultConfig();
     var handle: u32 = 0;
-    try expectStatus(.ok, spead_udp_send_stream_create(text.ptr, @intCast(text.len), null, 0, @ptrCast(&config), &handle));
+    try expectStatus(.ok, spead_udp_send_stream_create(@ptrCast(&endpoint), 1, null, @ptrCast(&config), &handle));
 
     // One group of two heaps: a start heap (auto cnt) and an item at cnt 9.
     const data = [_]u8{ 1, 2, 3, 4, 5 };
@@ -371,13 +360,21 @@ test "udp send create rejects bad endpoints and configs" {
     if (!supported) return error.SkipZigTest;
     var config = defaultConfig();
     var handle: u32 = 0;
-    const bad_endpoints = [_][]const u8{ "", "127.0.0.1", "127.0.0.1 0", "127.0.0.1 70000", "localhost 9", "127.0.0.1 9 x", "127.0.0.1 9\n::1 9" };
-    for (bad_endpoints) |text| {
-        try expectStatus(.invalid_argument, spead_udp_send_stream_create(text.ptr, @intCast(text.len), null, 0, @ptrCast(&config), &handle));
+    const good = [_]Endpoint{ try Endpoint.parse("127.0.0.1", 9), try Endpoint.parse("127.0.0.1", 10) };
+    // None, port 0, port 70000, family 0 (no address), reserved set, IPv4 with a scope, two families.
+    var bad_endpoints = [_][2]Endpoint{good} ** 7;
+    bad_endpoints[1][0].port = 0;
+    bad_endpoints[2][0].port = 70000;
+    bad_endpoints[3][0].family = Endpoint.family_none;
+    bad_endpoints[4][0].reserved = 1;
+    bad_endpoints[5][0].scope_id = 2;
+    bad_endpoints[6][1] = try Endpoint.parse("::1", 9);
+    for (&bad_endpoints, 0..) |*list, i| {
+        try expectStatus(.invalid_argument, spead_udp_send_stream_create(list, if (i == 0) 0 else 2, null, @ptrCast(&config), &handle));
     }
-    const good = "127.0.0.1 9\n127.0.0.1 10\n";
-    try expectStatus(.invalid_argument, spead_udp_send_stream_create(good, good.len, null, 0, null, &handle));
-    try expectStatus(.invalid_argument, spead_udp_send_stream_create(good, good.len, null, 0, @ptrCast(&config), null));
+    try expectStatus(.invalid_argument, spead_udp_send_stream_create(null, 2, null, @ptrCast(&config), &handle));
+    try expectStatus(.invalid_argument, spead_udp_send_stream_create(&good, good.len, null, null, &handle));
+    try expectStatus(.invalid_argument, spead_udp_send_stream_create(&good, good.len, null, @ptrCast(&config), null));
     const bad_configs = [_]struct { index: usize, value: f64, expected: Status }{
         .{ .index = 0, .value = 55, .expected = .packet_too_small },
         .{ .index = 0, .value = 1472.5, .expected = .invalid_argument },
@@ -396,21 +393,23 @@ test "udp send create rejects bad endpoints and configs" {
     for (bad_configs) |case| {
         config = defaultConfig();
         config[case.index] = case.value;
-        try expectStatus(case.expected, spead_udp_send_stream_create(good, good.len, null, 0, @ptrCast(&config), &handle));
+        try expectStatus(case.expected, spead_udp_send_stream_create(&good, good.len, null, @ptrCast(&config), &handle));
     }
     config = defaultConfig();
-    const iface = "::1";
-    try expectStatus(.invalid_argument, spead_udp_send_stream_create(good, good.len, iface, iface.len, @ptrCast(&config), &handle));
+    const iface = try Endpoint.parse("::1", 0);
+    try expectStatus(.invalid_argument, spead_udp_send_stream_create(&good, good.len, &iface, @ptrCast(&config), &handle));
+    const iface_port = try Endpoint.parse("127.0.0.1", 9);
+    try expectStatus(.invalid_argument, spead_udp_send_stream_create(&good, good.len, &iface_port, @ptrCast(&config), &handle));
     // Two substreams, bound to the loopback address, no GSO: fine.
-    const local = "127.0.0.1";
+    const local = try Endpoint.parse("127.0.0.1", 0);
     config[8] = 1;
-    try expectStatus(.ok, spead_udp_send_stream_create(good, good.len, local, local.len, @ptrCast(&config), &handle));
+    try expectStatus(.ok, spead_udp_send_stream_create(&good, good.len, &local, @ptrCast(&config), &handle));
     try expectStatus(.ok, spead_udp_send_stream_destroy(handle));
     // Core 0.
     const allowed = try std.posix.sched_getaffinity(0);
     if (allowed[0] & 1 != 0) {
         config[9] = 0;
-        try expectStatus(.ok, spead_udp_send_stream_create(good, good.len, null, 0, @ptrCast(&config), &handle));
+        try expectStatus(.ok, spead_udp_send_stream_create(&good, good.len, null, @ptrCast(&config), &handle));
         var stat_values: [32]u64 = undefined;
         var n: u32 = 0;
         try expectStatus(.ok, spead_udp_send_stream_flush(handle, 1000));
@@ -432,10 +431,10 @@ const Waiter = struct {
 
 test "destroy while another thread waits: the waiter returns, nothing is freed under it" {
     if (!supported) return error.SkipZigTest;
-    const text = "127.0.0.1 9";
+    const endpoint = try Endpoint.parse("127.0.0.1", 9);
     var config = defaultConfig();
     var handle: u32 = 0;
-    try expectStatus(.ok, spead_udp_send_stream_create(text, text.len, null, 0, @ptrCast(&config), &handle));
+    try expectStatus(.ok, spead_udp_send_stream_create(@ptrCast(&endpoint), 1, null, @ptrCast(&config), &handle));
     var result: i32 = 1;
     const thread = try std.Thread.spawn(.{}, Waiter.run, .{ handle, &result });
     std.Thread.sleep(20 * std.time.ns_per_ms);

@@ -160,8 +160,26 @@ pub fn encode(flavour: Flavour, d: Fields, out: []u8) Error!usize {
 /// Distinct item pointers a descriptor heap may carry (spead2 sends 6).
 pub const pointers_max = 256;
 
-/// Output layout of `decode` (docs/ABI.md), in u64 words.
-pub const out_fixed_words = 10;
+/// The head of `decode`'s output (zig/abi/records.zig publishes it): then
+/// `format_count` (code, bits) pairs and `shape_count` (flags, size) pairs of
+/// u64 words, then the strings, at byte offsets from the start of the output.
+pub const DescriptorDecoded = extern struct {
+    pub const doc = "A decoded descriptor: then format_count (code, bits) and shape_count (flags, size) u64 pairs, then the strings at byte offsets from this record";
+    id: u64,
+    format_count: u64,
+    shape_count: u64,
+    name_offset: u64,
+    name_len: u64,
+    description_offset: u64,
+    description_len: u64,
+    dtype_offset: u64,
+    /// 2^64-1 when the numpy header (ID 0x15) is absent.
+    dtype_len: u64,
+    /// heap_address_bits of the descriptor's own packets.
+    heap_address_bits: u64,
+};
+
+pub const out_fixed_words = @sizeOf(DescriptorDecoded) / 8;
 pub const dtype_absent: u64 = std.math.maxInt(u64);
 
 const Scan = struct {
@@ -404,16 +422,19 @@ fn write(f: Flavour, d: Decoded, out: []u64, needed_words: *usize) Error!usize {
     const name_offset = fixed * 8;
     const description_offset = name_offset + d.name.len;
     const dtype_offset = description_offset + d.description.len;
-    out[0] = d.id;
-    out[1] = n_format;
-    out[2] = n_shape;
-    out[3] = name_offset;
-    out[4] = d.name.len;
-    out[5] = description_offset;
-    out[6] = d.description.len;
-    out[7] = dtype_offset;
-    out[8] = if (d.dtype == null) dtype_absent else dtype.len;
-    out[9] = f.heap_address_bits;
+    const head: *DescriptorDecoded = @ptrCast(out.ptr);
+    head.* = .{
+        .id = d.id,
+        .format_count = n_format,
+        .shape_count = n_shape,
+        .name_offset = name_offset,
+        .name_len = d.name.len,
+        .description_offset = description_offset,
+        .description_len = d.description.len,
+        .dtype_offset = dtype_offset,
+        .dtype_len = if (d.dtype == null) dtype_absent else dtype.len,
+        .heap_address_bits = f.heap_address_bits,
+    };
     var w: usize = out_fixed_words;
     for (0..n_format) |i| {
         const field = d.format[i * format_size ..][0..format_size];
