@@ -3,7 +3,6 @@
 //! address. Handles are generation-checked, so a double or stale free is
 //! `invalid_handle`, never a second munmap.
 const std = @import("std");
-const assert = std.debug.assert;
 const status = @import("../core/status.zig");
 const Error = status.Error;
 const handles = @import("../core/handles.zig");
@@ -48,14 +47,13 @@ pub fn retain(handle: u32) Error!*Buffer {
 
 const testing = std.testing;
 const abi = @import("table.zig");
-const spead_buffer_alloc = abi.c("spead_buffer_alloc");
-const spead_buffer_free = abi.c("spead_buffer_free");
+const capi = abi.fns;
 
 const expectStatus = abi.expectStatus;
 
 test "exports: alloc, write, read, free, double free" {
     var out: BufferInfo = undefined;
-    try expectStatus(.ok, spead_buffer_alloc(5000, 0, 0, &out));
+    try expectStatus(.ok, capi.spead_buffer_alloc(5000, 0, 0, &out));
     const page = std.heap.pageSize();
     try testing.expect(out.address != 0);
     try testing.expect(std.mem.isAligned(@intCast(out.address), page));
@@ -66,49 +64,49 @@ test "exports: alloc, write, read, free, double free" {
     for (bytes[0..@intCast(out.mapped_size)], 0..) |*b, i| b.* = @truncate(i * 3);
     try testing.expectEqual(@as(u8, @truncate(4999 * 3)), bytes[4999]);
     const handle = out.handle;
-    try expectStatus(.ok, spead_buffer_free(handle));
-    try expectStatus(.invalid_handle, spead_buffer_free(handle));
-    try expectStatus(.invalid_handle, spead_buffer_free(0));
-    try expectStatus(.invalid_handle, spead_buffer_free(0xffff_ffff));
+    try expectStatus(.ok, capi.spead_buffer_free(handle));
+    try expectStatus(.invalid_handle, capi.spead_buffer_free(handle));
+    try expectStatus(.invalid_handle, capi.spead_buffer_free(0));
+    try expectStatus(.invalid_handle, capi.spead_buffer_free(0xffff_ffff));
 }
 
 test "exports: bad arguments" {
     var out: BufferInfo = .{ .address = 7, .mapped_size = 7, .handle = 7, .huge = 7 };
-    try expectStatus(.invalid_argument, spead_buffer_alloc(0, 0, 0, &out));
-    try expectStatus(.invalid_argument, spead_buffer_alloc(1, 256, 0, &out)); // 2^40 + 1
-    try expectStatus(.invalid_argument, spead_buffer_alloc(4096, 0, 2, &out));
-    try expectStatus(.invalid_argument, spead_buffer_alloc(4096, 0, 0, null));
+    try expectStatus(.invalid_argument, capi.spead_buffer_alloc(0, 0, 0, &out));
+    try expectStatus(.invalid_argument, capi.spead_buffer_alloc(1, 256, 0, &out)); // 2^40 + 1
+    try expectStatus(.invalid_argument, capi.spead_buffer_alloc(4096, 0, 2, &out));
+    try expectStatus(.invalid_argument, capi.spead_buffer_alloc(4096, 0, 0, null));
     try testing.expectEqual(BufferInfo{ .address = 7, .mapped_size = 7, .handle = 7, .huge = 7 }, out); // untouched on error
     const total = memory_pool.memTotal();
     if (total > 0 and total < send_buffer.size_limit) {
         const size = total + 4096;
-        try expectStatus(.out_of_memory, spead_buffer_alloc(@truncate(size), @intCast(size >> 32), 0, &out));
+        try expectStatus(.out_of_memory, capi.spead_buffer_alloc(@truncate(size), @intCast(size >> 32), 0, &out));
     }
 }
 
 test "exports: prefer huge pages, with fallback" {
     var out: BufferInfo = undefined;
     const size: u64 = 5 << 20;
-    try expectStatus(.ok, spead_buffer_alloc(@truncate(size), @intCast(size >> 32), flag_prefer_huge, &out));
+    try expectStatus(.ok, capi.spead_buffer_alloc(@truncate(size), @intCast(size >> 32), flag_prefer_huge, &out));
     try testing.expect(out.huge <= 1);
     if (memory_pool.hugePageSize() == 0) try testing.expectEqual(@as(u32, 0), out.huge);
     try testing.expectEqual(@as(u64, memory_pool.mappedLength(size, out.huge == 1)), out.mapped_size);
     const bytes: [*]u8 = @ptrFromInt(@as(usize, @intCast(out.address)));
     @memset(bytes[0..size], 0x5a);
     try testing.expectEqual(@as(u8, 0x5a), bytes[size - 1]);
-    try expectStatus(.ok, spead_buffer_free(out.handle));
+    try expectStatus(.ok, capi.spead_buffer_free(out.handle));
 }
 
 test "exports: the table is bounded" {
     var handles_held: [buffers_capacity]u32 = undefined;
     var n: usize = 0;
     defer for (handles_held[0..n]) |h| {
-        _ = spead_buffer_free(h);
+        _ = capi.spead_buffer_free(h);
     };
     var out: BufferInfo = undefined;
     var result: i32 = 0;
     while (n < buffers_capacity) : (n += 1) {
-        result = spead_buffer_alloc(1, 0, 0, &out);
+        result = capi.spead_buffer_alloc(1, 0, 0, &out);
         if (result != 0) break;
         handles_held[n] = out.handle;
     }

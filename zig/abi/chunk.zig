@@ -243,16 +243,26 @@ const StreamArgs = struct {
             .user = if (user_len == 0) &.{} else user_data.?[0..user_len],
         };
     }
+
+    /// The chunk config, its item list pointing into these args (they were copied on return).
+    fn chunkConfig(self: *StreamArgs) chunk_mod.Config {
+        self.parsed.config.items = self.parsed.items[0..self.parsed.config.items.len];
+        return self.parsed.config;
+    }
 };
 
+/// The payload allocator chunk streams are created with (malloc, as spead_recv_stream_create without a pool).
+const payload_allocator = reassembly.c_payload_allocator.payloadAllocator();
+
 /// Points a place function at the stream's copy of the user data, then gives
-/// the stream a handle.
-fn registerChunkStream(cs: *chunk_mod.ChunkStream) Error!u32 {
+/// the stream a handle (or destroys it).
+fn registerChunkStream(cs: *chunk_mod.ChunkStream, out: *u32) Error!void {
+    errdefer cs.stream.destroy();
     switch (cs.config.placer) {
         .function => |*f| f.user_data = cs.userData(),
         .rule => {},
     }
-    return exports_recv.registerStream(cs.stream);
+    out.* = try exports_recv.registerStream(cs.stream);
 }
 
 pub fn createChunkStream(
@@ -267,15 +277,13 @@ pub fn createChunkStream(
 ) Error!void {
     const out = out_handle orelse return error.InvalidArgument;
     var args = try StreamArgs.read(stream_config, chunk_words, n_chunk_words, user_data, user_len);
-    args.parsed.config.items = args.parsed.items[0..args.parsed.config.items.len];
     const data_ring = try acquireRing(data_ring_handle);
     defer data_ring.release();
     const free_ring = try acquireRing(free_ring_handle);
     defer free_ring.release();
     if (data_ring == free_ring) return error.InvalidArgument;
-    const cs = try chunk_mod.createRingStream(allocator, reassembly.c_payload_allocator.payloadAllocator(), args.stream_config, args.parsed.config, args.user, data_ring, free_ring);
-    errdefer cs.stream.destroy();
-    out.* = try registerChunkStream(cs);
+    const cs = try chunk_mod.createRingStream(allocator, payload_allocator, args.stream_config, args.chunkConfig(), args.user, data_ring, free_ring);
+    try registerChunkStream(cs, out);
 }
 
 // ---------------------------------------------------------------------------
@@ -317,12 +325,10 @@ pub fn groupAddStream(
 ) Error!void {
     const out = out_handle orelse return error.InvalidArgument;
     var args = try StreamArgs.read(stream_config, chunk_words, n_chunk_words, user_data, user_len);
-    args.parsed.config.items = args.parsed.items[0..args.parsed.config.items.len];
     const group = try acquireGroup(group_handle);
     defer group.release();
-    const cs = try group.addMember(reassembly.c_payload_allocator.payloadAllocator(), args.stream_config, args.parsed.config, args.user);
-    errdefer cs.stream.destroy();
-    out.* = try registerChunkStream(cs);
+    const cs = try group.addMember(payload_allocator, args.stream_config, args.chunkConfig(), args.user);
+    try registerChunkStream(cs, out);
 }
 
 pub fn groupStop(handle: u32) Error!void {
@@ -383,79 +389,62 @@ pub fn placeLookup(path: ?[*]const u8, path_len: u32, symbol: ?[*]const u8, symb
 
 const testing = std.testing;
 const abi = @import("table.zig");
-const spead_chunk_create = abi.c("spead_chunk_create");
-const spead_chunk_destroy = abi.c("spead_chunk_destroy");
-const spead_chunk_group_add_stream = abi.c("spead_chunk_group_add_stream");
-const spead_chunk_group_create = abi.c("spead_chunk_group_create");
-const spead_chunk_group_destroy = abi.c("spead_chunk_group_destroy");
-const spead_chunk_group_stop = abi.c("spead_chunk_group_stop");
-const spead_chunk_info = abi.c("spead_chunk_info");
-const spead_chunk_place_lookup = abi.c("spead_chunk_place_lookup");
-const spead_chunk_ring_create = abi.c("spead_chunk_ring_create");
-const spead_chunk_ring_destroy = abi.c("spead_chunk_ring_destroy");
-const spead_chunk_ring_pop = abi.c("spead_chunk_ring_pop");
-const spead_chunk_ring_put = abi.c("spead_chunk_ring_put");
-const spead_chunk_ring_size = abi.c("spead_chunk_ring_size");
-const spead_chunk_ring_stop = abi.c("spead_chunk_ring_stop");
-const spead_chunk_rule_check = abi.c("spead_chunk_rule_check");
-const spead_chunk_stream_create = abi.c("spead_chunk_stream_create");
-const spead_chunk_stream_stats = abi.c("spead_chunk_stream_stats");
-const spead_recv_stream_destroy = abi.c("spead_recv_stream_destroy");
+const capi = abi.fns;
 
 const expectStatus = abi.expectStatus;
 
 test "exports: chunks and rings, ownership is checked" {
     var chunk: u32 = 0;
-    try expectStatus(.invalid_argument, spead_chunk_create(&[_]u64{ 0, 1, 0 }, &chunk));
-    try expectStatus(.ok, spead_chunk_create(&[_]u64{ 4096, 4, 16 }, &chunk));
+    try expectStatus(.invalid_argument, capi.spead_chunk_create(&[_]u64{ 0, 1, 0 }, &chunk));
+    try expectStatus(.ok, capi.spead_chunk_create(&[_]u64{ 4096, 4, 16 }, &chunk));
     var info: ChunkInfo = undefined;
-    try expectStatus(.ok, spead_chunk_info(chunk, &info));
+    try expectStatus(.ok, capi.spead_chunk_info(chunk, &info));
     try testing.expectEqual(@as(u64, 4096), info.data_size);
     try testing.expectEqual(@as(u64, 4), info.present_size);
     try testing.expectEqual(@as(u64, 16), info.extra_size);
     var ring: u32 = 0;
-    try expectStatus(.invalid_argument, spead_chunk_ring_create(0, &ring));
-    try expectStatus(.ok, spead_chunk_ring_create(1, &ring));
-    try expectStatus(.ok, spead_chunk_ring_put(ring, chunk));
-    try expectStatus(.invalid_state, spead_chunk_info(chunk, &info));
-    try expectStatus(.invalid_state, spead_chunk_destroy(chunk));
-    try expectStatus(.invalid_state, spead_chunk_ring_put(ring, chunk));
+    try expectStatus(.invalid_argument, capi.spead_chunk_ring_create(0, &ring));
+    try expectStatus(.ok, capi.spead_chunk_ring_create(1, &ring));
+    try expectStatus(.ok, capi.spead_chunk_ring_put(ring, chunk));
+    try expectStatus(.invalid_state, capi.spead_chunk_info(chunk, &info));
+    try expectStatus(.invalid_state, capi.spead_chunk_destroy(chunk));
+    try expectStatus(.invalid_state, capi.spead_chunk_ring_put(ring, chunk));
     var size: [3]u32 = undefined;
-    try expectStatus(.ok, spead_chunk_ring_size(ring, &size));
+    try expectStatus(.ok, capi.spead_chunk_ring_size(ring, &size));
     try testing.expectEqualSlices(u32, &.{ 1, 1, 0 }, &size);
     var popped: u32 = 0;
-    try expectStatus(.ok, spead_chunk_ring_pop(ring, 0, &popped));
+    try expectStatus(.ok, capi.spead_chunk_ring_pop(ring, 0, &popped));
     try testing.expectEqual(chunk, popped);
-    try expectStatus(.empty, spead_chunk_ring_pop(ring, 1, &popped));
-    try expectStatus(.ok, spead_chunk_ring_stop(ring));
-    try expectStatus(.stopped, spead_chunk_ring_pop(ring, 0, &popped));
-    try expectStatus(.stopped, spead_chunk_ring_put(ring, chunk));
-    try expectStatus(.ok, spead_chunk_info(chunk, &info));
+    try expectStatus(.empty, capi.spead_chunk_ring_pop(ring, 1, &popped));
+    try expectStatus(.ok, capi.spead_chunk_ring_stop(ring));
+    try expectStatus(.stopped, capi.spead_chunk_ring_pop(ring, 0, &popped));
+    try expectStatus(.stopped, capi.spead_chunk_ring_put(ring, chunk));
+    try expectStatus(.ok, capi.spead_chunk_info(chunk, &info));
     // A chunk left in a destroyed ring is freed with it; its handle goes stale.
     var ring2: u32 = 0;
-    try expectStatus(.ok, spead_chunk_ring_create(2, &ring2));
-    try expectStatus(.ok, spead_chunk_ring_put(ring2, chunk));
-    try expectStatus(.ok, spead_chunk_ring_destroy(ring2));
-    try expectStatus(.invalid_handle, spead_chunk_info(chunk, &info));
-    try expectStatus(.invalid_handle, spead_chunk_ring_put(ring2, chunk));
-    try expectStatus(.ok, spead_chunk_ring_destroy(ring));
+    try expectStatus(.ok, capi.spead_chunk_ring_create(2, &ring2));
+    try expectStatus(.ok, capi.spead_chunk_ring_put(ring2, chunk));
+    try expectStatus(.ok, capi.spead_chunk_ring_destroy(ring2));
+    try expectStatus(.invalid_handle, capi.spead_chunk_info(chunk, &info));
+    try expectStatus(.invalid_handle, capi.spead_chunk_ring_put(ring2, chunk));
+    try expectStatus(.ok, capi.spead_chunk_ring_destroy(ring));
 }
 
 test "exports: rule check and chunk stream config" {
     // tutorial 12: items [HEAP_LENGTH, 0x1600], heap 1024, 8 heaps per chunk
     const rule = [_]u64{ 2, 2, 0x1600, 1024, 1024, 1, 1024, 8, 1, 0, 0, 0, 0 };
     var out: [rule_info_words]u64 = undefined;
-    try expectStatus(.ok, spead_chunk_rule_check(&rule, rule.len, &out));
+    try expectStatus(.ok, capi.spead_chunk_rule_check(&rule, rule.len, &out));
     try testing.expectEqualSlices(u64, &.{ 8, 8192, 0 }, &out);
     var bad = rule;
     bad[6] = 0; // time_step
-    try expectStatus(.invalid_argument, spead_chunk_rule_check(&bad, bad.len, &out));
-    try expectStatus(.invalid_argument, spead_chunk_rule_check(&rule, rule.len - 1, &out));
+    try expectStatus(.invalid_argument, capi.spead_chunk_rule_check(&bad, bad.len, &out));
+    try expectStatus(.invalid_argument, capi.spead_chunk_rule_check(&rule, rule.len - 1, &out));
 
     var data_ring: u32 = 0;
     var free_ring: u32 = 0;
-    try expectStatus(.ok, spead_chunk_ring_create(2, &data_ring));
-    try expectStatus(.ok, spead_chunk_ring_create(4, &free_ring));
+    try expectStatus(.ok, capi.spead_chunk_ring_create(2, &data_ring));
+    try expectStatus(.ok, capi.spead_chunk_ring_create(4, &free_ring));
     var words: [3 + rule.len]u64 = undefined;
     words[0] = 1;
     words[1] = 0;
@@ -463,30 +452,30 @@ test "exports: rule check and chunk stream config" {
     @memcpy(words[3..], &rule);
     const stream_words = [_]u32{ 2, 1, 0, 0, 0, 1, 4, 1, 0, 0, 0, 0xFFFF_FFFF };
     var h: u32 = 0;
-    try expectStatus(.ok, spead_chunk_stream_create(@ptrCast(&stream_words), &words, words.len, null, 0, data_ring, free_ring, &h));
+    try expectStatus(.ok, capi.spead_chunk_stream_create(@ptrCast(&stream_words), &words, words.len, null, 0, data_ring, free_ring, &h));
     var stats: [chunk_mod.stat_count]u64 = undefined;
     var n: u32 = 0;
-    try expectStatus(.ok, spead_chunk_stream_stats(h, &stats, stats.len, &n));
+    try expectStatus(.ok, capi.spead_chunk_stream_stats(h, &stats, stats.len, &n));
     try testing.expectEqual(@as(u32, 2), n);
-    try expectStatus(.invalid_argument, spead_chunk_stream_create(@ptrCast(&stream_words), &words, words.len, null, 0, data_ring, data_ring, &h));
+    try expectStatus(.invalid_argument, capi.spead_chunk_stream_create(@ptrCast(&stream_words), &words, words.len, null, 0, data_ring, data_ring, &h));
     words[0] = 0;
-    try expectStatus(.invalid_argument, spead_chunk_stream_create(@ptrCast(&stream_words), &words, words.len, null, 0, data_ring, free_ring, &h));
-    try expectStatus(.ok, spead_recv_stream_destroy(h));
-    try expectStatus(.ok, spead_chunk_ring_destroy(data_ring));
-    try expectStatus(.ok, spead_chunk_ring_destroy(free_ring));
+    try expectStatus(.invalid_argument, capi.spead_chunk_stream_create(@ptrCast(&stream_words), &words, words.len, null, 0, data_ring, free_ring, &h));
+    try expectStatus(.ok, capi.spead_recv_stream_destroy(h));
+    try expectStatus(.ok, capi.spead_chunk_ring_destroy(data_ring));
+    try expectStatus(.ok, capi.spead_chunk_ring_destroy(free_ring));
     var addr: [1]u64 = undefined;
-    try expectStatus(.system_error, spead_chunk_place_lookup("/nonexistent.so", 15, "f", 1, &addr));
+    try expectStatus(.system_error, capi.spead_chunk_place_lookup("/nonexistent.so", 15, "f", 1, &addr));
 }
 
 test "exports: a group with two members; adding after data is refused" {
     var data_ring: u32 = 0;
     var free_ring: u32 = 0;
-    try expectStatus(.ok, spead_chunk_ring_create(4, &data_ring));
-    try expectStatus(.ok, spead_chunk_ring_create(4, &free_ring));
+    try expectStatus(.ok, capi.spead_chunk_ring_create(4, &data_ring));
+    try expectStatus(.ok, capi.spead_chunk_ring_create(4, &free_ring));
     var g: u32 = 0;
-    try expectStatus(.invalid_argument, spead_chunk_group_create(2, 2, data_ring, free_ring, &g));
-    try expectStatus(.invalid_argument, spead_chunk_group_create(0, 0, data_ring, free_ring, &g));
-    try expectStatus(.ok, spead_chunk_group_create(2, 1, data_ring, free_ring, &g));
+    try expectStatus(.invalid_argument, capi.spead_chunk_group_create(2, 2, data_ring, free_ring, &g));
+    try expectStatus(.invalid_argument, capi.spead_chunk_group_create(0, 0, data_ring, free_ring, &g));
+    try expectStatus(.ok, capi.spead_chunk_group_create(2, 1, data_ring, free_ring, &g));
     const rule = [_]u64{ 2, 2, 0x1600, 1024, 1024, 1, 1024, 8, 1, 0, 0, 0, 0 };
     var words: [3 + rule.len]u64 = undefined;
     words[0] = 2;
@@ -495,15 +484,15 @@ test "exports: a group with two members; adding after data is refused" {
     @memcpy(words[3..], &rule);
     const stream_words = [_]u32{ 2, 1, 0, 0, 0, 1, 4, 1, 0, 0, 0, 0xFFFF_FFFF };
     var members: [2]u32 = undefined;
-    for (&members) |*m| try expectStatus(.ok, spead_chunk_group_add_stream(g, @ptrCast(&stream_words), &words, words.len, null, 0, m));
+    for (&members) |*m| try expectStatus(.ok, capi.spead_chunk_group_add_stream(g, @ptrCast(&stream_words), &words, words.len, null, 0, m));
     words[0] = 3; // more chunks than the group
     var h: u32 = 0;
-    try expectStatus(.invalid_argument, spead_chunk_group_add_stream(g, @ptrCast(&stream_words), &words, words.len, null, 0, &h));
-    try expectStatus(.ok, spead_chunk_group_stop(g));
-    try expectStatus(.stopped, spead_chunk_ring_pop(data_ring, 0, &h));
-    for (members) |m| try expectStatus(.ok, spead_recv_stream_destroy(m));
-    try expectStatus(.ok, spead_chunk_group_destroy(g));
-    try expectStatus(.invalid_handle, spead_chunk_group_stop(g));
-    try expectStatus(.ok, spead_chunk_ring_destroy(data_ring));
-    try expectStatus(.ok, spead_chunk_ring_destroy(free_ring));
+    try expectStatus(.invalid_argument, capi.spead_chunk_group_add_stream(g, @ptrCast(&stream_words), &words, words.len, null, 0, &h));
+    try expectStatus(.ok, capi.spead_chunk_group_stop(g));
+    try expectStatus(.stopped, capi.spead_chunk_ring_pop(data_ring, 0, &h));
+    for (members) |m| try expectStatus(.ok, capi.spead_recv_stream_destroy(m));
+    try expectStatus(.ok, capi.spead_chunk_group_destroy(g));
+    try expectStatus(.invalid_handle, capi.spead_chunk_group_stop(g));
+    try expectStatus(.ok, capi.spead_chunk_ring_destroy(data_ring));
+    try expectStatus(.ok, capi.spead_chunk_ring_destroy(free_ring));
 }

@@ -2,7 +2,6 @@
 //! file descriptors and threads. Read natively so that Deno needs no access to
 //! /proc (it asks for --allow-all there).
 const std = @import("std");
-const assert = std.debug.assert;
 const status = @import("../core/status.zig");
 
 pub const words = 4;
@@ -39,17 +38,15 @@ pub fn processStats(out: ?[*]u64, cap: u32) status.Error!void {
 }
 
 const abi = @import("table.zig");
-const spead_process_stats = abi.c("spead_process_stats");
-const spead_last_error = abi.c("spead_last_error");
-const spead_errno_name = abi.c("spead_errno_name");
+const capi = abi.fns;
 
 test "process stats are plausible" {
     var out: [words]u64 = undefined;
-    try std.testing.expectEqual(@as(i32, 0), spead_process_stats(&out, words));
+    try std.testing.expectEqual(@as(i32, 0), capi.spead_process_stats(&out, words));
     try std.testing.expect(out[3] >= 1);
     try std.testing.expect(out[2] >= 3); // stdin, stdout, stderr
-    try std.testing.expectEqual(@intFromEnum(status.Status.buffer_too_small), spead_process_stats(&out, 3));
-    try std.testing.expectEqual(@intFromEnum(status.Status.invalid_argument), spead_process_stats(null, words));
+    try std.testing.expectEqual(@intFromEnum(status.Status.buffer_too_small), capi.spead_process_stats(&out, 3));
+    try std.testing.expectEqual(@intFromEnum(status.Status.invalid_argument), capi.spead_process_stats(null, words));
 }
 
 const sys_error = @import("../core/sys_error.zig");
@@ -83,11 +80,11 @@ test "last error and errno name exports" {
     var buf: [128]u8 = undefined;
     var len: u32 = 0;
     try std.testing.expectEqual(error.SystemError, sys_error.fail(.ADDRINUSE, "bind", try std.net.Address.parseIp("127.0.0.1", 8888)));
-    try std.testing.expectEqual(@as(i32, 0), spead_last_error(&errno, &buf, buf.len, &len));
+    try std.testing.expectEqual(@as(i32, 0), capi.spead_last_error(&errno, &buf, buf.len, &len));
     try std.testing.expectEqual(@as(u32, 98), errno);
     try std.testing.expectEqualStrings("bind 127.0.0.1:8888", buf[0..len]);
-    try std.testing.expectEqual(@intFromEnum(status.Status.buffer_too_small), spead_last_error(&errno, &buf, 3, &len));
-    try std.testing.expectEqual(@as(i32, 0), spead_errno_name(90, &buf, buf.len, &len));
+    try std.testing.expectEqual(@intFromEnum(status.Status.buffer_too_small), capi.spead_last_error(&errno, &buf, 3, &len));
+    try std.testing.expectEqual(@as(i32, 0), capi.spead_errno_name(90, &buf, buf.len, &len));
     try std.testing.expectEqualStrings("EMSGSIZE", buf[0..len]);
-    try std.testing.expectEqual(@intFromEnum(status.Status.invalid_argument), spead_errno_name(0, &buf, buf.len, &len));
+    try std.testing.expectEqual(@intFromEnum(status.Status.invalid_argument), capi.spead_errno_name(0, &buf, buf.len, &len));
 }

@@ -54,9 +54,9 @@ pub fn shutdown() status.Error!void {
     }
 }
 
-const spead_shutdown = @import("table.zig").c("spead_shutdown");
+const capi = @import("table.zig").fns;
 
 test "shutdown with nothing live is ok and idempotent" {
-    try std.testing.expectEqual(@as(i32, 0), spead_shutdown());
-    try std.testing.expectEqual(@as(i32, 0), spead_shutdown());
+    try std.testing.expectEqual(@as(i32, 0), capi.spead_shutdown());
+    try std.testing.expectEqual(@as(i32, 0), capi.spead_shutdown());
 }

@@ -2,7 +2,6 @@
 //! frozen heaps popped from them. Everything from JS is checked here; a bad
 //! handle, pointer or value is a status, never a crash.
 const std = @import("std");
-const assert = std.debug.assert;
 const status = @import("../core/status.zig");
 const Error = status.Error;
 const handles = @import("../core/handles.zig");
@@ -271,19 +270,7 @@ pub fn releaseHeap(handle: u32) Error!void {
 
 const testing = std.testing;
 const abi = @import("table.zig");
-const spead_memory_pool_create = abi.c("spead_memory_pool_create");
-const spead_memory_pool_destroy = abi.c("spead_memory_pool_destroy");
-const spead_recv_heap_describe = abi.c("spead_recv_heap_describe");
-const spead_recv_heap_release = abi.c("spead_recv_heap_release");
-const spead_recv_stream_add_buffer = abi.c("spead_recv_stream_add_buffer");
-const spead_recv_stream_create = abi.c("spead_recv_stream_create");
-const spead_recv_stream_destroy = abi.c("spead_recv_stream_destroy");
-const spead_recv_stream_pop = abi.c("spead_recv_stream_pop");
-const spead_recv_stream_stat_name = abi.c("spead_recv_stream_stat_name");
-const spead_recv_stream_stats = abi.c("spead_recv_stream_stats");
-const spead_recv_stream_stop = abi.c("spead_recv_stream_stop");
-const spead_recv_stream_try_pop = abi.c("spead_recv_stream_try_pop");
-const spead_recv_stream_wait = abi.c("spead_recv_stream_wait");
+const capi = abi.fns;
 const packet_mod = @import("../recv/packet.zig");
 const imm = packet_mod.imm;
 const addr = packet_mod.addr;
@@ -294,7 +281,7 @@ fn defaultConfig() [12]u32 {
 }
 
 fn create(config: *const [12]u32, out: ?*u32) i32 {
-    return spead_recv_stream_create(@ptrCast(config), out);
+    return capi.spead_recv_stream_create(@ptrCast(config), out);
 }
 
 const expectStatus = abi.expectStatus;
@@ -302,7 +289,7 @@ const expectStatus = abi.expectStatus;
 test "exports: create validates the config" {
     var h: u32 = 0;
     var config = defaultConfig();
-    try expectStatus(.invalid_argument, spead_recv_stream_create(null, &h));
+    try expectStatus(.invalid_argument, capi.spead_recv_stream_create(null, &h));
     try expectStatus(.invalid_argument, create(&config, null));
     for ([_]struct { usize, u32 }{ .{ 0, 0 }, .{ 1, 0 }, .{ 2, 8 }, .{ 3, 2 }, .{ 6, 0 }, .{ 7, 5 }, .{ 10, 3 }, .{ 10, 4 }, .{ 11, 10000 }, .{ 11, 0xFFFF_FFFE } }) |bad| {
         config = defaultConfig();
@@ -315,17 +302,17 @@ test "exports: create validates the config" {
     config = defaultConfig();
     try expectStatus(.ok, create(&config, &h));
     try testing.expect(h != 0);
-    try expectStatus(.ok, spead_recv_stream_destroy(h));
-    try expectStatus(.invalid_handle, spead_recv_stream_destroy(h));
-    try expectStatus(.invalid_handle, spead_recv_stream_stop(h));
-    try expectStatus(.invalid_handle, spead_recv_stream_try_pop(h, &h));
+    try expectStatus(.ok, capi.spead_recv_stream_destroy(h));
+    try expectStatus(.invalid_handle, capi.spead_recv_stream_destroy(h));
+    try expectStatus(.invalid_handle, capi.spead_recv_stream_stop(h));
+    try expectStatus(.invalid_handle, capi.spead_recv_stream_try_pop(h, &h));
 }
 
 test "exports: buffer in, heaps out, describe, release, stats" {
     var h: u32 = 0;
     var config = defaultConfig();
     try expectStatus(.ok, create(&config, &h));
-    defer _ = spead_recv_stream_destroy(h);
+    defer _ = capi.spead_recv_stream_destroy(h);
 
     var bytes = std.ArrayList(u8).init(testing.allocator);
     defer bytes.deinit();
@@ -333,15 +320,15 @@ test "exports: buffer in, heaps out, describe, release, stats" {
     try bytes.appendSlice(packet_mod.buildTestPacket(&buf, 48, &.{
         imm(1, 0x123456), imm(2, 6), imm(3, 0), imm(4, 6), addr(0x2345, 0), imm(0x2346, 0xdeadbeef), addr(0x2347, 4),
     }, "abcdef"));
-    try expectStatus(.ok, spead_recv_stream_add_buffer(h, bytes.items.ptr, @intCast(bytes.items.len)));
+    try expectStatus(.ok, capi.spead_recv_stream_add_buffer(h, bytes.items.ptr, @intCast(bytes.items.len)));
 
     var heap: u32 = 0;
-    try expectStatus(.ok, spead_recv_stream_pop(h, 5000, &heap));
+    try expectStatus(.ok, capi.spead_recv_stream_pop(h, 5000, &heap));
     var words: [64]u64 = undefined;
     var n: u32 = 0;
-    try expectStatus(.buffer_too_small, spead_recv_heap_describe(heap, &words, 4, &n));
+    try expectStatus(.buffer_too_small, capi.spead_recv_heap_describe(heap, &words, 4, &n));
     try testing.expectEqual(@as(u32, 9 + 12), n);
-    try expectStatus(.ok, spead_recv_heap_describe(heap, &words, words.len, &n));
+    try expectStatus(.ok, capi.spead_recv_heap_describe(heap, &words, words.len, &n));
     try testing.expectEqual(@as(u64, 0x123456), words[0]);
     try testing.expectEqual(@as(u64, 6), words[1]);
     try testing.expectEqual(@as(u64, 0b11), words[3]);
@@ -353,31 +340,31 @@ test "exports: buffer in, heaps out, describe, release, stats" {
     try testing.expectEqualSlices(u64, &.{ 0x2345, 0, 0, 4 }, words[9..13]);
     try testing.expectEqualSlices(u64, &.{ 0x2347, 0, 4, 2 }, words[13..17]);
     try testing.expectEqualSlices(u64, &.{ 0x2346, 1, 0xdeadbeef, 6 }, words[17..21]);
-    try expectStatus(.ok, spead_recv_heap_release(heap));
-    try expectStatus(.invalid_handle, spead_recv_heap_release(heap));
-    try expectStatus(.invalid_handle, spead_recv_heap_describe(heap, &words, words.len, &n));
-    try expectStatus(.invalid_handle, spead_recv_heap_release(0));
+    try expectStatus(.ok, capi.spead_recv_heap_release(heap));
+    try expectStatus(.invalid_handle, capi.spead_recv_heap_release(heap));
+    try expectStatus(.invalid_handle, capi.spead_recv_heap_describe(heap, &words, words.len, &n));
+    try expectStatus(.invalid_handle, capi.spead_recv_heap_release(0));
 
-    try expectStatus(.stopped, spead_recv_stream_pop(h, 5000, &heap));
-    try expectStatus(.stopped, spead_recv_stream_try_pop(h, &heap));
-    try expectStatus(.ok, spead_recv_stream_wait(h, 0));
+    try expectStatus(.stopped, capi.spead_recv_stream_pop(h, 5000, &heap));
+    try expectStatus(.stopped, capi.spead_recv_stream_try_pop(h, &heap));
+    try expectStatus(.ok, capi.spead_recv_stream_wait(h, 0));
 
     var values: [recv_stream.stat_count]u64 = undefined;
-    try expectStatus(.buffer_too_small, spead_recv_stream_stats(h, &values, 3, &n));
+    try expectStatus(.buffer_too_small, capi.spead_recv_stream_stats(h, &values, 3, &n));
     try testing.expectEqual(@as(u32, recv_stream.stat_count), n);
-    try expectStatus(.ok, spead_recv_stream_stats(h, &values, values.len, &n));
+    try expectStatus(.ok, capi.spead_recv_stream_stats(h, &values, values.len, &n));
     try testing.expectEqual(@as(u64, 1), values[0]); // heaps
     try testing.expectEqual(@as(u64, 1), values[3]); // packets
     try testing.expectEqual(@as(u64, 1), values[6]); // single_packet_heaps
 
     var name: [64]u8 = undefined;
     var len: u32 = 0;
-    try expectStatus(.ok, spead_recv_stream_stat_name(8, &name, name.len, &len));
+    try expectStatus(.ok, capi.spead_recv_stream_stat_name(8, &name, name.len, &len));
     try testing.expectEqualStrings("worker_blocked", name[0..len]);
-    try expectStatus(.buffer_too_small, spead_recv_stream_stat_name(0, &name, 2, &len));
+    try expectStatus(.buffer_too_small, capi.spead_recv_stream_stat_name(0, &name, 2, &len));
     try testing.expectEqual(@as(u32, 5), len);
-    try expectStatus(.invalid_argument, spead_recv_stream_stat_name(recv_stream.stat_count, &name, name.len, &len));
-    try expectStatus(.stopped, spead_recv_stream_add_buffer(h, bytes.items.ptr, @intCast(bytes.items.len)));
+    try expectStatus(.invalid_argument, capi.spead_recv_stream_stat_name(recv_stream.stat_count, &name, name.len, &len));
+    try expectStatus(.stopped, capi.spead_recv_stream_add_buffer(h, bytes.items.ptr, @intCast(bytes.items.len)));
 }
 
 test "exports: popped heaps outlive their stream; destroy wakes a blocked pop" {
@@ -386,29 +373,29 @@ test "exports: popped heaps outlive their stream; destroy wakes a blocked pop" {
     try expectStatus(.ok, create(&config, &h));
     var buf: [256]u8 = undefined;
     const bytes = packet_mod.buildTestPacket(&buf, 40, &.{ imm(1, 1), imm(2, 3), imm(3, 0), imm(4, 3), addr(0x1000, 0) }, "xyz");
-    try expectStatus(.ok, spead_recv_stream_add_buffer(h, bytes.ptr, @intCast(bytes.len)));
+    try expectStatus(.ok, capi.spead_recv_stream_add_buffer(h, bytes.ptr, @intCast(bytes.len)));
     var heap: u32 = 0;
-    try expectStatus(.ok, spead_recv_stream_pop(h, 5000, &heap));
-    try expectStatus(.ok, spead_recv_stream_destroy(h));
+    try expectStatus(.ok, capi.spead_recv_stream_pop(h, 5000, &heap));
+    try expectStatus(.ok, capi.spead_recv_stream_destroy(h));
     var words: [16]u64 = undefined;
     var n: u32 = 0;
-    try expectStatus(.ok, spead_recv_heap_describe(heap, &words, words.len, &n));
+    try expectStatus(.ok, capi.spead_recv_heap_describe(heap, &words, words.len, &n));
     const payload: [*]const u8 = @ptrFromInt(@as(usize, @intCast(words[6])));
     try testing.expectEqualStrings("xyz", payload[0..3]);
-    try expectStatus(.ok, spead_recv_heap_release(heap));
+    try expectStatus(.ok, capi.spead_recv_heap_release(heap));
 
     // a pop blocked on another thread returns when the stream is destroyed
     try expectStatus(.ok, create(&config, &h));
     const Popper = struct {
         fn run(handle: u32, result: *i32) void {
             var out: u32 = 0;
-            result.* = spead_recv_stream_pop(handle, 60_000, &out);
+            result.* = capi.spead_recv_stream_pop(handle, 60_000, &out);
         }
     };
     var result: i32 = 1;
     const thread = try std.Thread.spawn(.{}, Popper.run, .{ h, &result });
     std.time.sleep(20 * std.time.ns_per_ms);
-    try expectStatus(.ok, spead_recv_stream_destroy(h));
+    try expectStatus(.ok, capi.spead_recv_stream_destroy(h));
     thread.join();
     try testing.expect(result == @intFromEnum(status.Status.stopped) or result == @intFromEnum(status.Status.invalid_handle));
 }
@@ -417,15 +404,15 @@ test "exports: allocator flags (mmap payloads) and reader affinity" {
     var config = defaultConfig();
     var h: u32 = 0;
     try expectStatus(.ok, create(&config, &h));
-    try expectStatus(.ok, spead_recv_stream_destroy(h));
+    try expectStatus(.ok, capi.spead_recv_stream_destroy(h));
     // A pool plus allocator flags contradict each other.
     var pool: u32 = 0;
     var pool_config: records.MemoryPoolConfig = .{ .lower = 0, .upper = 4096, .free_max = 2, .initial = 1, .low_water = 0, .flags = 0 };
-    try expectStatus(.ok, spead_memory_pool_create(&pool_config, &pool));
+    try expectStatus(.ok, capi.spead_memory_pool_create(&pool_config, &pool));
     config[8] = pool;
     config[10] = allocator_flag_mmap;
     try expectStatus(.invalid_argument, create(&config, &h));
-    try expectStatus(.ok, spead_memory_pool_destroy(pool));
+    try expectStatus(.ok, capi.spead_memory_pool_destroy(pool));
 
     var buf: [256]u8 = undefined;
     const bytes = packet_mod.buildTestPacket(&buf, 40, &.{ imm(1, 1), imm(2, 5), imm(3, 0), imm(4, 5), addr(0x1000, 0) }, "mmap!");
@@ -435,18 +422,18 @@ test "exports: allocator flags (mmap payloads) and reader affinity" {
         config[10] = flags;
         if (allowed[0] & 1 != 0) config[11] = 0;
         try expectStatus(.ok, create(&config, &h));
-        try expectStatus(.ok, spead_recv_stream_add_buffer(h, bytes.ptr, @intCast(bytes.len)));
+        try expectStatus(.ok, capi.spead_recv_stream_add_buffer(h, bytes.ptr, @intCast(bytes.len)));
         var heap: u32 = 0;
-        try expectStatus(.ok, spead_recv_stream_pop(h, 5000, &heap));
+        try expectStatus(.ok, capi.spead_recv_stream_pop(h, 5000, &heap));
         var n: u32 = 0;
-        try expectStatus(.ok, spead_recv_stream_destroy(h));
+        try expectStatus(.ok, capi.spead_recv_stream_destroy(h));
         var words: [16]u64 = undefined;
-        try expectStatus(.ok, spead_recv_heap_describe(heap, &words, words.len, &n));
+        try expectStatus(.ok, capi.spead_recv_heap_describe(heap, &words, words.len, &n));
         const payload: [*]const u8 = @ptrFromInt(@as(usize, @intCast(words[6])));
         try testing.expectEqualStrings("mmap!", payload[0..5]);
         // mmap payloads are page aligned
         try testing.expect(std.mem.isAligned(@intCast(words[6]), std.heap.pageSize()));
-        try expectStatus(.ok, spead_recv_heap_release(heap));
+        try expectStatus(.ok, capi.spead_recv_heap_release(heap));
     }
 }
 
@@ -457,16 +444,16 @@ test "exports: reader affinity failures are counted in the stats" {
     config[11] = 0;
     var h: u32 = 0;
     try expectStatus(.ok, create(&config, &h));
-    defer _ = spead_recv_stream_destroy(h);
-    try expectStatus(.ok, spead_recv_stream_add_buffer(h, "", 0));
+    defer _ = capi.spead_recv_stream_destroy(h);
+    try expectStatus(.ok, capi.spead_recv_stream_add_buffer(h, "", 0));
     var heap: u32 = 0;
-    try expectStatus(.stopped, spead_recv_stream_pop(h, 5000, &heap));
+    try expectStatus(.stopped, capi.spead_recv_stream_pop(h, 5000, &heap));
     var values: [recv_stream.stat_count]u64 = undefined;
     var n: u32 = 0;
-    try expectStatus(.ok, spead_recv_stream_stats(h, &values, values.len, &n));
+    try expectStatus(.ok, capi.spead_recv_stream_stats(h, &values, values.len, &n));
     try testing.expectEqual(@as(u64, 0), values[@intFromEnum(recv_stream.Stat.affinity_failures)]);
     var name: [64]u8 = undefined;
     var len: u32 = 0;
-    try expectStatus(.ok, spead_recv_stream_stat_name(@intFromEnum(recv_stream.Stat.affinity_failures), &name, name.len, &len));
+    try expectStatus(.ok, capi.spead_recv_stream_stat_name(@intFromEnum(recv_stream.Stat.affinity_failures), &name, name.len, &len));
     try testing.expectEqualStrings("affinity_failures", name[0..len]);
 }

@@ -4,7 +4,6 @@
 //! of them keeps a JS pointer after returning, except the packet generator,
 //! which keeps the item bytes (not the table) until it is destroyed.
 const std = @import("std");
-const protocol = @import("../core/protocol.zig");
 const assert = std.debug.assert;
 const status = @import("../core/status.zig");
 const Error = status.Error;
@@ -84,6 +83,27 @@ pub fn itemTable(items: ?[*]const u64, n_items: u32) Error![]const send_heap.Ite
     return send_heap.recordsFromWords(words);
 }
 
+/// What every heap encoder takes, checked in this order: flavour, item table, cnt, repeat_pointers.
+const HeapArgs = struct {
+    flavour: Flavour,
+    table: []const send_heap.ItemRecord,
+    cnt: u64,
+    repeat: bool,
+
+    fn read(items: ?[*]const u64, n_items: u32, heap_address_bits: u32, bug_compat: u32, cnt_in: ?*const u64, repeat_pointers: u32) Error!HeapArgs {
+        return .{
+            .flavour = try heapFlavour(heap_address_bits, bug_compat),
+            .table = try itemTable(items, n_items),
+            .cnt = try u64In(cnt_in),
+            .repeat = try flag(repeat_pointers),
+        };
+    }
+
+    fn packetiser(self: HeapArgs, table: []const send_heap.ItemRecord, packet_size_max: u32) Error!send_heap.Packetiser {
+        return send_heap.Packetiser.init(table, self.flavour, self.cnt, packet_size_max, self.repeat);
+    }
+};
+
 fn clampU32(value: u64) u32 {
     return @intCast(@min(value, std.math.maxInt(u32)));
 }
@@ -106,11 +126,9 @@ pub fn heapEncodedSize(
     repeat_pointers: u32,
     out: ?[*]u64,
 ) Error!void {
-    const f = try heapFlavour(heap_address_bits, 0);
-    const table = try itemTable(items, n_items);
-    const repeat = try flag(repeat_pointers);
+    const heap = try HeapArgs.read(items, n_items, heap_address_bits, 0, &@as(u64, 0), repeat_pointers);
     const result = try wordsOut(out, 2);
-    const gen = try send_heap.Packetiser.init(table, f, 0, packet_size_max, repeat);
+    const gen = try heap.packetiser(heap.table, packet_size_max);
     const totals = gen.totals();
     result[0] = totals.bytes;
     result[1] = totals.packets;
@@ -128,12 +146,9 @@ pub fn heapEncode(
     cap: u32,
     out_len: ?*u32,
 ) Error!void {
-    const f = try heapFlavour(heap_address_bits, bug_compat);
-    const table = try itemTable(items, n_items);
-    const cnt = try u64In(cnt_in);
-    const repeat = try flag(repeat_pointers);
+    const heap = try HeapArgs.read(items, n_items, heap_address_bits, bug_compat, cnt_in, repeat_pointers);
     const len = try u32Out(out_len);
-    var gen = try send_heap.Packetiser.init(table, f, cnt, packet_size_max, repeat);
+    var gen = try heap.packetiser(heap.table, packet_size_max);
     const totals = gen.totals();
     if (totals.bytes > cap) {
         len.* = clampU32(totals.bytes);
@@ -171,21 +186,18 @@ pub fn packetGenCreate(
     repeat_pointers: u32,
     out_handle: ?*u32,
 ) Error!void {
-    const f = try heapFlavour(heap_address_bits, bug_compat);
-    const table = try itemTable(items, n_items);
-    const cnt = try u64In(cnt_in);
-    const repeat = try flag(repeat_pointers);
+    const heap = try HeapArgs.read(items, n_items, heap_address_bits, bug_compat, cnt_in, repeat_pointers);
     const handle_out = try u32Out(out_handle);
     // Validate against the JS table before copying anything.
-    _ = try send_heap.Packetiser.init(table, f, cnt, packet_size_max, repeat);
+    _ = try heap.packetiser(heap.table, packet_size_max);
 
     const gen = allocator.create(PacketGen) catch return error.OutOfMemory;
     errdefer allocator.destroy(gen);
-    const copy = allocator.dupe(send_heap.ItemRecord, table) catch return error.OutOfMemory;
+    const copy = allocator.dupe(send_heap.ItemRecord, heap.table) catch return error.OutOfMemory;
     errdefer allocator.free(copy);
     gen.* = .{
         .items = copy,
-        .packetiser = send_heap.Packetiser.init(copy, f, cnt, packet_size_max, repeat) catch unreachable,
+        .packetiser = heap.packetiser(copy, packet_size_max) catch unreachable,
     };
     handle_out.* = try packet_gens.insert(gen);
 }
@@ -267,66 +279,58 @@ pub fn descriptorDecode(bug_compat: u32, bytes: ?[*]const u8, len: u32, out: ?[*
 
 const testing = std.testing;
 const abi = @import("table.zig");
-const spead_descriptor_decode = abi.c("spead_descriptor_decode");
-const spead_descriptor_encode = abi.c("spead_descriptor_encode");
-const spead_flavour_check = abi.c("spead_flavour_check");
-const spead_heap_encode = abi.c("spead_heap_encode");
-const spead_heap_encoded_size = abi.c("spead_heap_encoded_size");
-const spead_packet_gen_create = abi.c("spead_packet_gen_create");
-const spead_packet_gen_destroy = abi.c("spead_packet_gen_destroy");
-const spead_packet_gen_next = abi.c("spead_packet_gen_next");
-const Status = status.Status;
+const capi = abi.fns;
 
 const expectStatus = abi.expectStatus;
 
 test "flavour check" {
-    try expectStatus(.ok, spead_flavour_check(4, 64, 40, 0));
-    try expectStatus(.ok, spead_flavour_check(4, 64, 48, 7));
-    try expectStatus(.invalid_flavour, spead_flavour_check(4, 64, 44, 0));
-    try expectStatus(.invalid_flavour, spead_flavour_check(3, 64, 40, 0));
-    try expectStatus(.invalid_flavour, spead_flavour_check(4, 64, 40, 8));
+    try expectStatus(.ok, capi.spead_flavour_check(4, 64, 40, 0));
+    try expectStatus(.ok, capi.spead_flavour_check(4, 64, 48, 7));
+    try expectStatus(.invalid_flavour, capi.spead_flavour_check(4, 64, 44, 0));
+    try expectStatus(.invalid_flavour, capi.spead_flavour_check(3, 64, 40, 0));
+    try expectStatus(.invalid_flavour, capi.spead_flavour_check(4, 64, 40, 8));
 }
 
 test "heap encode: V1 through the exports, sizes and bad arguments" {
     var table = [_]u64{ 0x06, 2, 0, 1 }; // STREAM_CTRL = 2, immediate
     var sizes: [2]u64 = undefined;
-    try expectStatus(.ok, spead_heap_encoded_size(&table, 1, 48, 1500, 0, &sizes));
+    try expectStatus(.ok, capi.spead_heap_encoded_size(&table, 1, 48, 1500, 0, &sizes));
     try testing.expectEqual(@as(u64, 57), sizes[0]);
     try testing.expectEqual(@as(u64, 1), sizes[1]);
     const cnt: u64 = 0x123456;
     var out: [64]u8 = undefined;
     var len: u32 = 0;
-    try expectStatus(.ok, spead_heap_encode(&table, 1, 48, 0, &cnt, 1500, 0, &out, out.len, &len));
+    try expectStatus(.ok, capi.spead_heap_encode(&table, 1, 48, 0, &cnt, 1500, 0, &out, out.len, &len));
     try testing.expectEqual(@as(u32, 57), len);
     try testing.expectEqual(@as(u8, 0x02), out[47]);
     // Empty tables may come with a null pointer.
-    try expectStatus(.ok, spead_heap_encoded_size(null, 0, 48, 1500, 0, &sizes));
+    try expectStatus(.ok, capi.spead_heap_encoded_size(null, 0, 48, 1500, 0, &sizes));
     try testing.expectEqual(@as(u64, 49), sizes[0]);
     // Short output: the needed size comes back.
     len = 0;
-    try expectStatus(.buffer_too_small, spead_heap_encode(&table, 1, 48, 0, &cnt, 1500, 0, &out, 56, &len));
+    try expectStatus(.buffer_too_small, capi.spead_heap_encode(&table, 1, 48, 0, &cnt, 1500, 0, &out, 56, &len));
     try testing.expectEqual(@as(u32, 57), len);
-    try expectStatus(.buffer_too_small, spead_heap_encode(&table, 1, 48, 0, &cnt, 1500, 0, null, 0, &len));
+    try expectStatus(.buffer_too_small, capi.spead_heap_encode(&table, 1, 48, 0, &cnt, 1500, 0, null, 0, &len));
     // Null or misaligned pointers, bad numbers.
-    try expectStatus(.invalid_argument, spead_heap_encoded_size(null, 1, 48, 1500, 0, &sizes));
-    try expectStatus(.invalid_argument, spead_heap_encoded_size(&table, 1, 48, 1500, 0, null));
+    try expectStatus(.invalid_argument, capi.spead_heap_encoded_size(null, 1, 48, 1500, 0, &sizes));
+    try expectStatus(.invalid_argument, capi.spead_heap_encoded_size(&table, 1, 48, 1500, 0, null));
     const misaligned: [*]align(1) const u64 = @ptrFromInt(@intFromPtr(&table) + 4);
-    try expectStatus(.invalid_argument, spead_heap_encoded_size(misaligned, 1, 48, 1500, 0, &sizes));
-    try expectStatus(.invalid_argument, spead_heap_encoded_size(&table, 1, 48, 1500, 2, &sizes));
-    try expectStatus(.invalid_argument, spead_heap_encode(&table, 1, 48, 0, null, 1500, 0, &out, out.len, &len));
-    try expectStatus(.invalid_argument, spead_heap_encode(&table, 1, 48, 0, &cnt, 1500, 0, &out, out.len, null));
-    try expectStatus(.invalid_argument, spead_heap_encode(&table, 1, 48, 0, &cnt, 1500, 0, null, 64, &len));
-    try expectStatus(.invalid_flavour, spead_heap_encoded_size(&table, 1, 47, 1500, 0, &sizes));
-    try expectStatus(.invalid_flavour, spead_heap_encode(&table, 1, 48, 9, &cnt, 1500, 0, &out, out.len, &len));
-    try expectStatus(.packet_too_small, spead_heap_encoded_size(&table, 1, 48, 55, 0, &sizes));
-    try expectStatus(.capacity_exceeded, spead_heap_encoded_size(&table, items_max + 1, 48, 1500, 0, &sizes));
+    try expectStatus(.invalid_argument, capi.spead_heap_encoded_size(misaligned, 1, 48, 1500, 0, &sizes));
+    try expectStatus(.invalid_argument, capi.spead_heap_encoded_size(&table, 1, 48, 1500, 2, &sizes));
+    try expectStatus(.invalid_argument, capi.spead_heap_encode(&table, 1, 48, 0, null, 1500, 0, &out, out.len, &len));
+    try expectStatus(.invalid_argument, capi.spead_heap_encode(&table, 1, 48, 0, &cnt, 1500, 0, &out, out.len, null));
+    try expectStatus(.invalid_argument, capi.spead_heap_encode(&table, 1, 48, 0, &cnt, 1500, 0, null, 64, &len));
+    try expectStatus(.invalid_flavour, capi.spead_heap_encoded_size(&table, 1, 47, 1500, 0, &sizes));
+    try expectStatus(.invalid_flavour, capi.spead_heap_encode(&table, 1, 48, 9, &cnt, 1500, 0, &out, out.len, &len));
+    try expectStatus(.packet_too_small, capi.spead_heap_encoded_size(&table, 1, 48, 55, 0, &sizes));
+    try expectStatus(.capacity_exceeded, capi.spead_heap_encoded_size(&table, items_max + 1, 48, 1500, 0, &sizes));
     const big_cnt: u64 = 1 << 48;
-    try expectStatus(.invalid_cnt, spead_heap_encode(&table, 1, 48, 0, &big_cnt, 1500, 0, &out, out.len, &len));
+    try expectStatus(.invalid_cnt, capi.spead_heap_encode(&table, 1, 48, 0, &big_cnt, 1500, 0, &out, out.len, &len));
     table[0] = 0x8000; // id too big for 64-48
-    try expectStatus(.invalid_argument, spead_heap_encoded_size(&table, 1, 48, 1500, 0, &sizes));
+    try expectStatus(.invalid_argument, capi.spead_heap_encoded_size(&table, 1, 48, 1500, 0, &sizes));
     table[0] = 0x06;
     table[1] = 1 << 48; // immediate too big
-    try expectStatus(.invalid_argument, spead_heap_encoded_size(&table, 1, 48, 1500, 0, &sizes));
+    try expectStatus(.invalid_argument, capi.spead_heap_encoded_size(&table, 1, 48, 1500, 0, &sizes));
 }
 
 test "packet generator lifecycle" {
@@ -335,31 +339,31 @@ test "packet generator lifecycle" {
     const table = [_]u64{ 0x1000, @intFromPtr(&data), data.len, 0 };
     const cnt: u64 = 7;
     var handle: u32 = 0;
-    try expectStatus(.ok, spead_packet_gen_create(&table, 1, 40, 0, &cnt, 64, 0, &handle));
+    try expectStatus(.ok, capi.spead_packet_gen_create(&table, 1, 40, 0, &cnt, 64, 0, &handle));
     try testing.expect(handle != 0);
     var out: [64]u8 = undefined;
     var len: u32 = 0;
     // 64-byte packets: the first carries one pointer and 16 bytes.
-    try expectStatus(.buffer_too_small, spead_packet_gen_next(handle, &out, 10, &len));
+    try expectStatus(.buffer_too_small, capi.spead_packet_gen_next(handle, &out, 10, &len));
     try testing.expectEqual(@as(u32, 64), len);
     var total: u32 = 0;
     var packets: u32 = 0;
     while (packets < 100) : (packets += 1) {
-        try expectStatus(.ok, spead_packet_gen_next(handle, &out, out.len, &len));
+        try expectStatus(.ok, capi.spead_packet_gen_next(handle, &out, out.len, &len));
         if (len == 0) break;
         total += len;
     }
     try testing.expectEqual(@as(u32, 5), packets);
     // 16 bytes in the first packet, then 24 per packet: 64, 64, 64, 64, 52.
     try testing.expectEqual(@as(u32, 4 * 64 + 52), total);
-    try expectStatus(.ok, spead_packet_gen_next(handle, &out, out.len, &len));
+    try expectStatus(.ok, capi.spead_packet_gen_next(handle, &out, out.len, &len));
     try testing.expectEqual(@as(u32, 0), len);
-    try expectStatus(.ok, spead_packet_gen_destroy(handle));
-    try expectStatus(.invalid_handle, spead_packet_gen_destroy(handle));
-    try expectStatus(.invalid_handle, spead_packet_gen_next(handle, &out, out.len, &len));
-    try expectStatus(.invalid_handle, spead_packet_gen_next(0, &out, out.len, &len));
-    try expectStatus(.invalid_argument, spead_packet_gen_create(&table, 1, 40, 0, &cnt, 64, 0, null));
-    try expectStatus(.packet_too_small, spead_packet_gen_create(&table, 1, 40, 0, &cnt, 48, 0, &handle));
+    try expectStatus(.ok, capi.spead_packet_gen_destroy(handle));
+    try expectStatus(.invalid_handle, capi.spead_packet_gen_destroy(handle));
+    try expectStatus(.invalid_handle, capi.spead_packet_gen_next(handle, &out, out.len, &len));
+    try expectStatus(.invalid_handle, capi.spead_packet_gen_next(0, &out, out.len, &len));
+    try expectStatus(.invalid_argument, capi.spead_packet_gen_create(&table, 1, 40, 0, &cnt, 64, 0, null));
+    try expectStatus(.packet_too_small, capi.spead_packet_gen_create(&table, 1, 40, 0, &cnt, 48, 0, &handle));
 }
 
 test "descriptor exports: V9 encode, decode, short buffers" {
@@ -384,30 +388,30 @@ test "descriptor exports: V9 encode, decode, short buffers" {
     };
     var out: [200]u8 = undefined;
     var len: u32 = 0;
-    try expectStatus(.ok, spead_descriptor_encode(&fields, &out, out.len, &len));
+    try expectStatus(.ok, capi.spead_descriptor_encode(&fields, &out, out.len, &len));
     try testing.expectEqual(@as(u32, 118), len);
-    try expectStatus(.buffer_too_small, spead_descriptor_encode(&fields, &out, 100, &len));
+    try expectStatus(.buffer_too_small, capi.spead_descriptor_encode(&fields, &out, 100, &len));
     try testing.expectEqual(@as(u32, 118), len);
     var bad = fields;
     bad.name_address = 0;
-    try expectStatus(.invalid_argument, spead_descriptor_encode(&bad, &out, out.len, &len));
+    try expectStatus(.invalid_argument, capi.spead_descriptor_encode(&bad, &out, out.len, &len));
     bad = fields;
     bad.format_address = 0;
-    try expectStatus(.invalid_argument, spead_descriptor_encode(&bad, &out, out.len, &len));
+    try expectStatus(.invalid_argument, capi.spead_descriptor_encode(&bad, &out, out.len, &len));
     bad = fields;
     bad.id = 0;
-    try expectStatus(.invalid_argument, spead_descriptor_encode(&bad, &out, out.len, &len));
+    try expectStatus(.invalid_argument, capi.spead_descriptor_encode(&bad, &out, out.len, &len));
     bad = fields;
     bad.format_address += 4; // misaligned pairs
-    try expectStatus(.invalid_argument, spead_descriptor_encode(&bad, &out, out.len, &len));
+    try expectStatus(.invalid_argument, capi.spead_descriptor_encode(&bad, &out, out.len, &len));
     bad = fields;
     bad.heap_address_bits = 44;
-    try expectStatus(.invalid_flavour, spead_descriptor_encode(&bad, &out, out.len, &len));
-    try expectStatus(.invalid_argument, spead_descriptor_encode(null, &out, out.len, &len));
+    try expectStatus(.invalid_flavour, capi.spead_descriptor_encode(&bad, &out, out.len, &len));
+    try expectStatus(.invalid_argument, capi.spead_descriptor_encode(null, &out, out.len, &len));
 
     var words: [32]u64 = undefined;
     var n_words: u32 = 0;
-    try expectStatus(.ok, spead_descriptor_decode(0, &out, 118, &words, words.len, &n_words));
+    try expectStatus(.ok, capi.spead_descriptor_decode(0, &out, 118, &words, words.len, &n_words));
     const decoded: *const descriptor.DescriptorDecoded = @ptrCast(&words);
     try testing.expectEqual(@as(u64, 0x1600), decoded.id);
     try testing.expectEqual(@as(u64, 1), decoded.format_count);
@@ -415,11 +419,11 @@ test "descriptor exports: V9 encode, decode, short buffers" {
     try testing.expectEqual(@as(u64, 'u'), words[descriptor.out_fixed_words]);
     try testing.expectEqual(@as(u64, 40), words[descriptor.out_fixed_words + 1]);
     const needed = n_words;
-    try expectStatus(.buffer_too_small, spead_descriptor_decode(0, &out, 118, &words, 4, &n_words));
+    try expectStatus(.buffer_too_small, capi.spead_descriptor_decode(0, &out, 118, &words, 4, &n_words));
     try testing.expectEqual(needed, n_words);
-    try expectStatus(.malformed, spead_descriptor_decode(0, &out, 117, &words, words.len, &n_words));
-    try expectStatus(.malformed, spead_descriptor_decode(0, null, 0, &words, words.len, &n_words));
-    try expectStatus(.invalid_argument, spead_descriptor_decode(0, null, 10, &words, words.len, &n_words));
-    try expectStatus(.invalid_argument, spead_descriptor_decode(0, &out, 118, null, 32, &n_words));
-    try expectStatus(.invalid_argument, spead_descriptor_decode(0, &out, 118, &words, words.len, null));
+    try expectStatus(.malformed, capi.spead_descriptor_decode(0, &out, 117, &words, words.len, &n_words));
+    try expectStatus(.malformed, capi.spead_descriptor_decode(0, null, 0, &words, words.len, &n_words));
+    try expectStatus(.invalid_argument, capi.spead_descriptor_decode(0, null, 10, &words, words.len, &n_words));
+    try expectStatus(.invalid_argument, capi.spead_descriptor_decode(0, &out, 118, null, 32, &n_words));
+    try expectStatus(.invalid_argument, capi.spead_descriptor_decode(0, &out, 118, &words, words.len, null));
 }

@@ -160,10 +160,25 @@ comptime {
     for (results) |r| _ = find(r.name);
 }
 
-/// The C function of the export called `name` (for tests that call the ABI as C does).
-pub fn c(comptime name: []const u8) @TypeOf(find(name).c()) {
-    return find(name).c();
-}
+/// Every export's C function under its name, for tests that call the ABI as C
+/// does: `const capi = abi.fns;` then `capi.spead_recv_stream_stop(handle)`.
+pub const fns: Fns = .{};
+
+const Fns = blk: {
+    @setEvalBranchQuota(100_000);
+    var fields: [exports.len]std.builtin.Type.StructField = undefined;
+    for (exports, 0..) |e, i| {
+        const function = e.c();
+        fields[i] = .{
+            .name = e.name,
+            .type = @TypeOf(function),
+            .default_value_ptr = @ptrCast(&function),
+            .is_comptime = true,
+            .alignment = @alignOf(@TypeOf(function)),
+        };
+    }
+    break :blk @Type(.{ .@"struct" = .{ .layout = .auto, .fields = &fields, .decls = &.{}, .is_tuple = false } });
+};
 
 /// For tests of the exports: `actual` (a C function's result) is `expected`.
 pub fn expectStatus(expected: status.Status, actual: i32) !void {

@@ -1,7 +1,6 @@
 //! C ABI of memory pools and UDP readers (docs/ABI.md "UDP receiver and memory
 //! pools"): memory pools for heap payloads and the UDP reader of a receive stream.
 const std = @import("std");
-const assert = std.debug.assert;
 const status = @import("../core/status.zig");
 const Error = status.Error;
 const handles = @import("../core/handles.zig");
@@ -150,16 +149,7 @@ pub fn addUdpReader(
 
 const testing = std.testing;
 const abi = @import("table.zig");
-const spead_memory_pool_create = abi.c("spead_memory_pool_create");
-const spead_memory_pool_destroy = abi.c("spead_memory_pool_destroy");
-const spead_memory_pool_stat_name = abi.c("spead_memory_pool_stat_name");
-const spead_memory_pool_stats = abi.c("spead_memory_pool_stats");
-const spead_recv_heap_describe = abi.c("spead_recv_heap_describe");
-const spead_recv_heap_release = abi.c("spead_recv_heap_release");
-const spead_recv_stream_add_udp_reader = abi.c("spead_recv_stream_add_udp_reader");
-const spead_recv_stream_create = abi.c("spead_recv_stream_create");
-const spead_recv_stream_destroy = abi.c("spead_recv_stream_destroy");
-const spead_recv_stream_pop = abi.c("spead_recv_stream_pop");
+const capi = abi.fns;
 const packet_mod = @import("../recv/packet.zig");
 const imm = packet_mod.imm;
 const addr = packet_mod.addr;
@@ -171,7 +161,7 @@ fn streamConfig(pool: u32) [12]u32 {
 }
 
 fn createPool6(config: *const [6]u64, out: ?*u32) i32 {
-    return spead_memory_pool_create(@ptrCast(config), out);
+    return capi.spead_memory_pool_create(@ptrCast(config), out);
 }
 
 test "exports: pool create validates, stats, stale handles" {
@@ -179,28 +169,28 @@ test "exports: pool create validates, stats, stale handles" {
     var bad = [_]u64{ 10, 5, 1, 1, 0, 0 };
     try expectStatus(.invalid_argument, createPool6(&bad, &h));
     var config = [_]u64{ 0, 65536, 4, 2, 0, 0 };
-    try expectStatus(.invalid_argument, spead_memory_pool_create(null, &h));
+    try expectStatus(.invalid_argument, capi.spead_memory_pool_create(null, &h));
     try expectStatus(.invalid_argument, createPool6(&config, null));
     var bad_flags = [_]u64{ 0, 65536, 4, 2, 0, 4 };
     try expectStatus(.invalid_argument, createPool6(&bad_flags, &h));
     try expectStatus(.ok, createPool6(&config, &h));
     var values: [memory_pool.stat_count]u64 = undefined;
     var n: u32 = 0;
-    try expectStatus(.buffer_too_small, spead_memory_pool_stats(h, &values, 1, &n));
+    try expectStatus(.buffer_too_small, capi.spead_memory_pool_stats(h, &values, 1, &n));
     try testing.expectEqual(@as(u32, memory_pool.stat_count), n);
-    try expectStatus(.ok, spead_memory_pool_stats(h, &values, values.len, &n));
+    try expectStatus(.ok, capi.spead_memory_pool_stats(h, &values, values.len, &n));
     try testing.expectEqual(@as(u64, 2), values[@intFromEnum(memory_pool.Stat.free)]);
     try testing.expectEqual(@as(u64, 2), values[@intFromEnum(memory_pool.Stat.allocated)]);
     var name: [32]u8 = undefined;
     var len: u32 = 0;
-    try expectStatus(.ok, spead_memory_pool_stat_name(3, &name, name.len, &len));
+    try expectStatus(.ok, capi.spead_memory_pool_stat_name(3, &name, name.len, &len));
     try testing.expectEqualStrings("misses", name[0..len]);
-    try expectStatus(.ok, spead_memory_pool_destroy(h));
-    try expectStatus(.invalid_handle, spead_memory_pool_destroy(h));
-    try expectStatus(.invalid_handle, spead_memory_pool_stats(h, &values, values.len, &n));
+    try expectStatus(.ok, capi.spead_memory_pool_destroy(h));
+    try expectStatus(.invalid_handle, capi.spead_memory_pool_destroy(h));
+    try expectStatus(.invalid_handle, capi.spead_memory_pool_stats(h, &values, values.len, &n));
     var stream_config = streamConfig(h);
     var s: u32 = 0;
-    try expectStatus(.invalid_handle, spead_recv_stream_create(@ptrCast(&stream_config), &s));
+    try expectStatus(.invalid_handle, capi.spead_recv_stream_create(@ptrCast(&stream_config), &s));
 }
 
 test "exports: UDP reader on a pooled stream; pool outlives stream and handle" {
@@ -209,21 +199,21 @@ test "exports: UDP reader on a pooled stream; pool outlives stream and handle" {
     try expectStatus(.ok, createPool6(&pool_config, &pool));
     var config = streamConfig(pool);
     var s: u32 = 0;
-    try expectStatus(.ok, spead_recv_stream_create(@ptrCast(&config), &s));
+    try expectStatus(.ok, capi.spead_recv_stream_create(@ptrCast(&config), &s));
 
     var info: UdpReaderInfo = undefined;
     const address = try Endpoint.parse("127.0.0.1", 0);
     var bad = address;
     bad.port = 70000;
-    try expectStatus(.invalid_argument, spead_recv_stream_add_udp_reader(s, &bad, null, 0, 0, 0, &info));
+    try expectStatus(.invalid_argument, capi.spead_recv_stream_add_udp_reader(s, &bad, null, 0, 0, 0, &info));
     bad = address;
     bad.family = 5;
-    try expectStatus(.invalid_argument, spead_recv_stream_add_udp_reader(s, &bad, null, 0, 0, 0, &info));
-    try expectStatus(.invalid_argument, spead_recv_stream_add_udp_reader(s, null, null, 0, 0, 0, &info));
+    try expectStatus(.invalid_argument, capi.spead_recv_stream_add_udp_reader(s, &bad, null, 0, 0, 0, &info));
+    try expectStatus(.invalid_argument, capi.spead_recv_stream_add_udp_reader(s, null, null, 0, 0, 0, &info));
     const other = try Endpoint.parse("127.0.0.2", 0);
-    try expectStatus(.invalid_argument, spead_recv_stream_add_udp_reader(s, &address, &other, 0, 0, 0, &info));
-    try expectStatus(.invalid_handle, spead_recv_stream_add_udp_reader(0, &address, null, 0, 0, 0, &info));
-    try expectStatus(.ok, spead_recv_stream_add_udp_reader(s, &address, null, 0, 0, 0, &info));
+    try expectStatus(.invalid_argument, capi.spead_recv_stream_add_udp_reader(s, &address, &other, 0, 0, 0, &info));
+    try expectStatus(.invalid_handle, capi.spead_recv_stream_add_udp_reader(0, &address, null, 0, 0, 0, &info));
+    try expectStatus(.ok, capi.spead_recv_stream_add_udp_reader(s, &address, null, 0, 0, 0, &info));
     try testing.expect(info.port != 0);
     try testing.expect(info.gro <= 1 and info.buffer_size_forced <= 1);
 
@@ -234,18 +224,18 @@ test "exports: UDP reader on a pooled stream; pool outlives stream and handle" {
     const bytes = packet_mod.buildTestPacket(&buf, 40, &.{ imm(1, 3), imm(2, 5), imm(3, 0), imm(4, 5), addr(0x1000, 0) }, "hello");
     _ = try std.posix.sendto(fd, bytes, 0, &to.any, to.getOsSockLen());
     var heap: u32 = 0;
-    try expectStatus(.ok, spead_recv_stream_pop(s, 5000, &heap));
+    try expectStatus(.ok, capi.spead_recv_stream_pop(s, 5000, &heap));
 
-    try expectStatus(.ok, spead_recv_stream_destroy(s));
-    try expectStatus(.ok, spead_memory_pool_destroy(pool));
+    try expectStatus(.ok, capi.spead_recv_stream_destroy(s));
+    try expectStatus(.ok, capi.spead_memory_pool_destroy(pool));
     // The heap's pool buffer is still readable after both are gone.
     var words: [16]u64 = undefined;
     var n: u32 = 0;
-    try expectStatus(.ok, spead_recv_heap_describe(heap, &words, words.len, &n));
+    try expectStatus(.ok, capi.spead_recv_heap_describe(heap, &words, words.len, &n));
     try testing.expectEqual(@as(u64, 5), words[7]);
     const payload: [*]const u8 = @ptrFromInt(@as(usize, @intCast(words[6])));
     try testing.expectEqualStrings("hello", payload[0..5]);
-    try expectStatus(.ok, spead_recv_heap_release(heap));
+    try expectStatus(.ok, capi.spead_recv_heap_release(heap));
 }
 
 /// `udpOptions` over IP literals ("" = none).
@@ -276,14 +266,14 @@ test "exports: pool flags word (prefer_huge with fallback, warn_on_empty), huge_
     try expectStatus(.ok, createPool6(&config, &h));
     var values: [memory_pool.stat_count]u64 = undefined;
     var n: u32 = 0;
-    try expectStatus(.ok, spead_memory_pool_stats(h, &values, values.len, &n));
+    try expectStatus(.ok, capi.spead_memory_pool_stats(h, &values, values.len, &n));
     try testing.expectEqual(@as(u32, memory_pool.stat_count), n);
     try testing.expectEqual(@as(u64, 2), values[@intFromEnum(memory_pool.Stat.allocated)]);
     try testing.expect(values[@intFromEnum(memory_pool.Stat.huge_pages)] <= 2);
     if (memory_pool.hugePageSize() == 0) try testing.expectEqual(@as(u64, 0), values[@intFromEnum(memory_pool.Stat.huge_pages)]);
     var name: [32]u8 = undefined;
     var len: u32 = 0;
-    try expectStatus(.ok, spead_memory_pool_stat_name(memory_pool.stat_count - 1, &name, name.len, &len));
+    try expectStatus(.ok, capi.spead_memory_pool_stat_name(memory_pool.stat_count - 1, &name, name.len, &len));
     try testing.expectEqualStrings("huge_pages", name[0..len]);
-    try expectStatus(.ok, spead_memory_pool_destroy(h));
+    try expectStatus(.ok, capi.spead_memory_pool_destroy(h));
 }

@@ -238,17 +238,7 @@ pub fn destroy(handle: u32) Error!void {
 
 const testing = std.testing;
 const abi = @import("table.zig");
-const spead_udp_send_stream_arm = abi.c("spead_udp_send_stream_arm");
-const spead_udp_send_stream_create = abi.c("spead_udp_send_stream_create");
-const spead_udp_send_stream_destroy = abi.c("spead_udp_send_stream_destroy");
-const spead_udp_send_stream_flush = abi.c("spead_udp_send_stream_flush");
-const spead_udp_send_stream_poll = abi.c("spead_udp_send_stream_poll");
-const spead_udp_send_stream_send = abi.c("spead_udp_send_stream_send");
-const spead_udp_send_stream_set_cnt_sequence = abi.c("spead_udp_send_stream_set_cnt_sequence");
-const spead_udp_send_stream_stat_name = abi.c("spead_udp_send_stream_stat_name");
-const spead_udp_send_stream_stats = abi.c("spead_udp_send_stream_stats");
-const spead_udp_send_stream_stop = abi.c("spead_udp_send_stream_stop");
-const spead_udp_send_stream_wait = abi.c("spead_udp_send_stream_wait");
+const capi = abi.fns;
 const Status = status.Status;
 const posix = std.posix;
 
@@ -287,7 +277,7 @@ test "udp send exports: create, send, poll, stats, destroy" {
     const endpoint = try Endpoint.parse("127.0.0.1", sink.port);
     var config = defaultConfig();
     var handle: u32 = 0;
-    try expectStatus(.ok, spead_udp_send_stream_create(@ptrCast(&endpoint), 1, null, @ptrCast(&config), &handle));
+    try expectStatus(.ok, capi.spead_udp_send_stream_create(@ptrCast(&endpoint), 1, null, @ptrCast(&config), &handle));
 
     // One group of two heaps: a start heap (auto cnt) and an item at cnt 9.
     const data = [_]u8{ 1, 2, 3, 4, 5 };
@@ -301,59 +291,59 @@ test "udp send exports: create, send, poll, stats, destroy" {
     };
     const token: u64 = 0xfeed;
     var cnts: [2]u64 = undefined;
-    try expectStatus(.ok, spead_udp_send_stream_send(handle, &heaps, 2, &items, 2, 1, &token, &cnts));
+    try expectStatus(.ok, capi.spead_udp_send_stream_send(handle, &heaps, 2, &items, 2, 1, &token, &cnts));
     try testing.expectEqualSlices(u64, &.{ 1, 9 }, &cnts);
     var buffer: [1500]u8 = undefined;
     try testing.expectEqual(@as(usize, 57), try sink.recv(&buffer));
     try testing.expectEqual(@as(usize, 48 + 5), try sink.recv(&buffer));
-    try expectStatus(.ok, spead_udp_send_stream_wait(handle, 2000));
+    try expectStatus(.ok, capi.spead_udp_send_stream_wait(handle, 2000));
     var completions: [2]records.SendCompletion = undefined;
     var n: u32 = 0;
-    try expectStatus(.ok, spead_udp_send_stream_poll(handle, &completions, 2, &n));
+    try expectStatus(.ok, capi.spead_udp_send_stream_poll(handle, &completions, 2, &n));
     try testing.expectEqual(@as(u32, 1), n);
     try testing.expectEqual(token, completions[0].token);
     try testing.expectEqual(@as(u64, 57 + 53), completions[0].bytes_sent);
     try testing.expectEqual(@as(u64, 0), completions[0].status);
 
     var stat_values: [32]u64 = undefined;
-    try expectStatus(.ok, spead_udp_send_stream_stats(handle, &stat_values, stat_values.len, &n));
+    try expectStatus(.ok, capi.spead_udp_send_stream_stats(handle, &stat_values, stat_values.len, &n));
     try testing.expectEqual(@as(u32, udp_send.stat_names.len), n);
     try testing.expectEqual(@as(u64, 2), stat_values[0]); // heaps
     var name: [32]u8 = undefined;
     var len: u32 = 0;
-    try expectStatus(.ok, spead_udp_send_stream_stat_name(0, &name, name.len, &len));
+    try expectStatus(.ok, capi.spead_udp_send_stream_stat_name(0, &name, name.len, &len));
     try testing.expectEqualStrings("heaps", name[0..len]);
-    try expectStatus(.buffer_too_small, spead_udp_send_stream_stat_name(0, &name, 2, &len));
+    try expectStatus(.buffer_too_small, capi.spead_udp_send_stream_stat_name(0, &name, 2, &len));
     try testing.expectEqual(@as(u32, 5), len);
-    try expectStatus(.invalid_argument, spead_udp_send_stream_stat_name(99, &name, name.len, &len));
+    try expectStatus(.invalid_argument, capi.spead_udp_send_stream_stat_name(99, &name, name.len, &len));
 
     // Bad arguments.
-    try expectStatus(.invalid_argument, spead_udp_send_stream_send(handle, &heaps, 0, &items, 2, 1, &token, null));
-    try expectStatus(.invalid_argument, spead_udp_send_stream_send(handle, &heaps, 2, &items, 2, 2, &token, null));
-    try expectStatus(.invalid_argument, spead_udp_send_stream_send(handle, &heaps, 2, &items, 1, 1, &token, null));
-    try expectStatus(.invalid_argument, spead_udp_send_stream_send(handle, &heaps, 2, &items, 2, 1, null, null));
+    try expectStatus(.invalid_argument, capi.spead_udp_send_stream_send(handle, &heaps, 0, &items, 2, 1, &token, null));
+    try expectStatus(.invalid_argument, capi.spead_udp_send_stream_send(handle, &heaps, 2, &items, 2, 2, &token, null));
+    try expectStatus(.invalid_argument, capi.spead_udp_send_stream_send(handle, &heaps, 2, &items, 1, 1, &token, null));
+    try expectStatus(.invalid_argument, capi.spead_udp_send_stream_send(handle, &heaps, 2, &items, 2, 1, null, null));
     var bad_heaps = heaps;
     bad_heaps[0].heap_address_bits = 44;
-    try expectStatus(.invalid_flavour, spead_udp_send_stream_send(handle, &bad_heaps, 1, &items, 2, 1, &token, null));
+    try expectStatus(.invalid_flavour, capi.spead_udp_send_stream_send(handle, &bad_heaps, 1, &items, 2, 1, &token, null));
     bad_heaps = heaps;
     bad_heaps[0].cnt = 1 << 48;
-    try expectStatus(.invalid_cnt, spead_udp_send_stream_send(handle, &bad_heaps, 1, &items, 2, 1, &token, null));
+    try expectStatus(.invalid_cnt, capi.spead_udp_send_stream_send(handle, &bad_heaps, 1, &items, 2, 1, &token, null));
     bad_heaps = heaps;
     bad_heaps[0].substream_index = 1;
-    try expectStatus(.invalid_argument, spead_udp_send_stream_send(handle, &bad_heaps, 1, &items, 2, 1, &token, null));
+    try expectStatus(.invalid_argument, capi.spead_udp_send_stream_send(handle, &bad_heaps, 1, &items, 2, 1, &token, null));
     const zero_step = [_]u64{ 5, 0 };
-    try expectStatus(.invalid_argument, spead_udp_send_stream_set_cnt_sequence(handle, &zero_step));
+    try expectStatus(.invalid_argument, capi.spead_udp_send_stream_set_cnt_sequence(handle, &zero_step));
     const sequence = [_]u64{ 5, 2 };
-    try expectStatus(.ok, spead_udp_send_stream_set_cnt_sequence(handle, &sequence));
-    try expectStatus(.ok, spead_udp_send_stream_flush(handle, 1000));
+    try expectStatus(.ok, capi.spead_udp_send_stream_set_cnt_sequence(handle, &sequence));
+    try expectStatus(.ok, capi.spead_udp_send_stream_flush(handle, 1000));
 
-    try expectStatus(.ok, spead_udp_send_stream_stop(handle));
-    try expectStatus(.stopped, spead_udp_send_stream_wait(handle, 10));
-    try expectStatus(.stopped, spead_udp_send_stream_send(handle, &heaps, 1, &items, 2, 1, &token, null));
-    try expectStatus(.ok, spead_udp_send_stream_destroy(handle));
-    try expectStatus(.invalid_handle, spead_udp_send_stream_destroy(handle));
-    try expectStatus(.invalid_handle, spead_udp_send_stream_wait(handle, 0));
-    try expectStatus(.invalid_handle, spead_udp_send_stream_arm(0));
+    try expectStatus(.ok, capi.spead_udp_send_stream_stop(handle));
+    try expectStatus(.stopped, capi.spead_udp_send_stream_wait(handle, 10));
+    try expectStatus(.stopped, capi.spead_udp_send_stream_send(handle, &heaps, 1, &items, 2, 1, &token, null));
+    try expectStatus(.ok, capi.spead_udp_send_stream_destroy(handle));
+    try expectStatus(.invalid_handle, capi.spead_udp_send_stream_destroy(handle));
+    try expectStatus(.invalid_handle, capi.spead_udp_send_stream_wait(handle, 0));
+    try expectStatus(.invalid_handle, capi.spead_udp_send_stream_arm(0));
 }
 
 test "udp send create rejects bad endpoints and configs" {
@@ -370,11 +360,11 @@ test "udp send create rejects bad endpoints and configs" {
     bad_endpoints[5][0].scope_id = 2;
     bad_endpoints[6][1] = try Endpoint.parse("::1", 9);
     for (&bad_endpoints, 0..) |*list, i| {
-        try expectStatus(.invalid_argument, spead_udp_send_stream_create(list, if (i == 0) 0 else 2, null, @ptrCast(&config), &handle));
+        try expectStatus(.invalid_argument, capi.spead_udp_send_stream_create(list, if (i == 0) 0 else 2, null, @ptrCast(&config), &handle));
     }
-    try expectStatus(.invalid_argument, spead_udp_send_stream_create(null, 2, null, @ptrCast(&config), &handle));
-    try expectStatus(.invalid_argument, spead_udp_send_stream_create(&good, good.len, null, null, &handle));
-    try expectStatus(.invalid_argument, spead_udp_send_stream_create(&good, good.len, null, @ptrCast(&config), null));
+    try expectStatus(.invalid_argument, capi.spead_udp_send_stream_create(null, 2, null, @ptrCast(&config), &handle));
+    try expectStatus(.invalid_argument, capi.spead_udp_send_stream_create(&good, good.len, null, null, &handle));
+    try expectStatus(.invalid_argument, capi.spead_udp_send_stream_create(&good, good.len, null, @ptrCast(&config), null));
     const bad_configs = [_]struct { index: usize, value: f64, expected: Status }{
         .{ .index = 0, .value = 55, .expected = .packet_too_small },
         .{ .index = 0, .value = 1472.5, .expected = .invalid_argument },
@@ -393,39 +383,39 @@ test "udp send create rejects bad endpoints and configs" {
     for (bad_configs) |case| {
         config = defaultConfig();
         config[case.index] = case.value;
-        try expectStatus(case.expected, spead_udp_send_stream_create(&good, good.len, null, @ptrCast(&config), &handle));
+        try expectStatus(case.expected, capi.spead_udp_send_stream_create(&good, good.len, null, @ptrCast(&config), &handle));
     }
     config = defaultConfig();
     const iface = try Endpoint.parse("::1", 0);
-    try expectStatus(.invalid_argument, spead_udp_send_stream_create(&good, good.len, &iface, @ptrCast(&config), &handle));
+    try expectStatus(.invalid_argument, capi.spead_udp_send_stream_create(&good, good.len, &iface, @ptrCast(&config), &handle));
     const iface_port = try Endpoint.parse("127.0.0.1", 9);
-    try expectStatus(.invalid_argument, spead_udp_send_stream_create(&good, good.len, &iface_port, @ptrCast(&config), &handle));
+    try expectStatus(.invalid_argument, capi.spead_udp_send_stream_create(&good, good.len, &iface_port, @ptrCast(&config), &handle));
     // Two substreams, bound to the loopback address, no GSO: fine.
     const local = try Endpoint.parse("127.0.0.1", 0);
     config[8] = 1;
-    try expectStatus(.ok, spead_udp_send_stream_create(&good, good.len, &local, @ptrCast(&config), &handle));
-    try expectStatus(.ok, spead_udp_send_stream_destroy(handle));
+    try expectStatus(.ok, capi.spead_udp_send_stream_create(&good, good.len, &local, @ptrCast(&config), &handle));
+    try expectStatus(.ok, capi.spead_udp_send_stream_destroy(handle));
     // Core 0.
     const allowed = try std.posix.sched_getaffinity(0);
     if (allowed[0] & 1 != 0) {
         config[9] = 0;
-        try expectStatus(.ok, spead_udp_send_stream_create(&good, good.len, null, @ptrCast(&config), &handle));
+        try expectStatus(.ok, capi.spead_udp_send_stream_create(&good, good.len, null, @ptrCast(&config), &handle));
         var stat_values: [32]u64 = undefined;
         var n: u32 = 0;
-        try expectStatus(.ok, spead_udp_send_stream_flush(handle, 1000));
-        try expectStatus(.ok, spead_udp_send_stream_stats(handle, &stat_values, stat_values.len, &n));
+        try expectStatus(.ok, capi.spead_udp_send_stream_flush(handle, 1000));
+        try expectStatus(.ok, capi.spead_udp_send_stream_stats(handle, &stat_values, stat_values.len, &n));
         try testing.expectEqual(@as(u32, udp_send.stat_names.len), n);
         var name: [32]u8 = undefined;
         var len: u32 = 0;
-        try expectStatus(.ok, spead_udp_send_stream_stat_name(n - 1, &name, name.len, &len));
+        try expectStatus(.ok, capi.spead_udp_send_stream_stat_name(n - 1, &name, name.len, &len));
         try testing.expectEqualStrings("affinity_failures", name[0..len]);
-        try expectStatus(.ok, spead_udp_send_stream_destroy(handle));
+        try expectStatus(.ok, capi.spead_udp_send_stream_destroy(handle));
     }
 }
 
 const Waiter = struct {
     fn run(handle: u32, result: *i32) void {
-        result.* = spead_udp_send_stream_wait(handle, 30_000);
+        result.* = capi.spead_udp_send_stream_wait(handle, 30_000);
     }
 };
 
@@ -434,12 +424,12 @@ test "destroy while another thread waits: the waiter returns, nothing is freed u
     const endpoint = try Endpoint.parse("127.0.0.1", 9);
     var config = defaultConfig();
     var handle: u32 = 0;
-    try expectStatus(.ok, spead_udp_send_stream_create(@ptrCast(&endpoint), 1, null, @ptrCast(&config), &handle));
+    try expectStatus(.ok, capi.spead_udp_send_stream_create(@ptrCast(&endpoint), 1, null, @ptrCast(&config), &handle));
     var result: i32 = 1;
     const thread = try std.Thread.spawn(.{}, Waiter.run, .{ handle, &result });
     std.Thread.sleep(20 * std.time.ns_per_ms);
     var timer = try std.time.Timer.start();
-    try expectStatus(.ok, spead_udp_send_stream_destroy(handle));
+    try expectStatus(.ok, capi.spead_udp_send_stream_destroy(handle));
     thread.join();
     try testing.expect(timer.read() < 5 * std.time.ns_per_s);
     // The waiter saw the stop (or, had it started late, the stale handle).
