@@ -167,4 +167,32 @@ describe("addFileReader", () => {
     b.close(); // joins the reader and unmaps
     expect(() => b.addFileReader(path)).toThrow(SpeadError);
   });
+
+  test("a chunk stream reads a file too", async () => {
+    const path = `${dir}/chunks.spead`;
+    const flavour = new Flavour();
+    const tx = new send.BytesStream();
+    for (let i = 0; i < 4; i++) {
+      const h = new send.Heap(flavour);
+      h.addImmediate(0x1600, BigInt(i * 256)); // timestamp: chunk i >> 1, slot i & 1
+      h.addRaw(0x3300, new Uint8Array(256).fill(10 + i));
+      tx.sendHeap(h);
+    }
+    writeFileSync(path, tx.getValue());
+    const rule = new recv.PlaceRule({ heapBytes: 256, timestamp: { item: 0x1600, step: 256, heaps: 2 } });
+    const dataRing = new recv.ChunkRingbuffer(4);
+    const freeRing = new recv.ChunkRingbuffer(4);
+    const stream = new recv.ChunkRingStream(new recv.StreamConfig(), new recv.ChunkStreamConfig({ place: rule }), dataRing, freeRing);
+    for (let i = 0; i < 4; i++) stream.addFreeChunk(rule.makeChunk());
+    stream.addFileReader(path);
+    const seen: Array<[bigint, number[], number, number]> = [];
+    for await (const chunk of dataRing) {
+      seen.push([chunk.chunkId, Array.from(chunk.present), chunk.data[0], chunk.data[256]]);
+      stream.addFreeChunk(chunk);
+    }
+    stream.close();
+    dataRing.close();
+    freeRing.close();
+    expect(seen).toEqual([[0n, [1, 1], 10, 11], [1n, [1, 1], 12, 13]]);
+  });
 });
