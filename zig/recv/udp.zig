@@ -20,12 +20,14 @@
 //!   kernel writes into cannot be delivered meanwhile.
 //! * whole datagrams, with UDP_GRO when the kernel accepts it (one receive
 //!   then carries several equal-size segments): chunk streams, out-of-order
-//!   streams, and every stream until its packets are known to be large. GRO
-//!   saves the kernel's work per packet, scatter the copy per byte: the reader
-//!   starts with whole datagrams and switches for good (GRO off) once
-//!   `Options.scatter_probe_packets` packets had at least
-//!   `Options.scatter_payload_min` bytes of payload (at 1472-byte packets GRO
-//!   is worth more; at 9000 bytes scatter took a fifth off the reader's CPU).
+//!   streams, and streams of small packets. GRO saves the kernel's work per
+//!   packet, scatter the copy per byte. A stream that may scatter starts
+//!   with whole datagrams and GRO off, and decides for good after
+//!   `Options.scatter_probe_packets` packets in a row that had at least
+//!   `Options.scatter_payload_min` bytes of payload (scatter) or fewer (GRO
+//!   on): at 1472-byte packets GRO is worth more, at 9000 bytes scatter.
+//!   GRO is never turned off under a live socket: datagrams coalesced before
+//!   would then arrive without their segment size.
 const std = @import("std");
 const protocol = @import("../core/protocol.zig");
 const assert = std.debug.assert;
@@ -167,17 +169,20 @@ pub const UdpReader = struct {
     stream: *Stream,
     fd: posix.socket_t,
     packet_size_max: u32,
-    /// GRO was asked for: messages may carry several segments (also after a
-    /// switch to scatter, for those already queued).
+    /// GRO is on: messages may carry several segments.
     use_gro: bool,
+    /// The kernel accepts UDP_GRO (on from the start, or once `probe` finds
+    /// small packets); slots are then 64 KiB.
+    gro_available: bool,
     /// Receiving in place (see `scatter_allowed`).
     use_scatter: bool = false,
     /// The stream allows scatter receive; it starts after the probe.
     scatter_allowed: bool,
     scatter_probe_packets: u32,
     scatter_payload_min: u32,
-    /// Large packets in a row so far (the probe).
+    /// Large and small packets in a row so far (the probe).
     large_packets: u32 = 0,
+    small_packets: u32 = 0,
     /// After a receive that found fewer datagrams than it had room for (the
     /// socket is empty), the reader sleeps this long before it polls again, so
     /// that the next wake-up finds a batch instead of a packet or two: one
@@ -213,9 +218,20 @@ pub const UdpReader = struct {
         // As spead2: a refused size is not fatal; the kernel's value is reported.
         setInt(fd, posix.SOL.SOCKET, posix.SO.RCVBUF, @intCast(options.buffer_size), "setsockopt SO_RCVBUF") catch {};
         // Only heaps the table assembles in order, in memory it allocated, are aimed at.
-        const scatter_allowed = options.try_scatter and stream.chunk_hooks == null and
+        var scatter_allowed = options.try_scatter and stream.chunk_hooks == null and
             !stream.config.reassembly.allow_out_of_order;
-        const use_gro = options.try_gro and if (setInt(fd, sol_udp, linux.UDP.GRO, 1, "setsockopt UDP_GRO")) |_| true else |_| false;
+        const gro_available = options.try_gro and if (setInt(fd, sol_udp, linux.UDP.GRO, 1, "setsockopt UDP_GRO")) |_| true else |_| false;
+        // A stream that may scatter starts without GRO (see `probe`): GRO cannot be
+        // turned off later without losing datagrams already coalesced in the queue
+        // (they then come without their segment size).
+        var use_gro = gro_available;
+        if (gro_available and scatter_allowed) {
+            if (setInt(fd, sol_udp, linux.UDP.GRO, 0, "setsockopt UDP_GRO")) |_| {
+                use_gro = false;
+            } else |_| {
+                scatter_allowed = false;
+            }
+        }
         try sys_error.bind(fd, options.address);
         var bound: std.net.Address = undefined;
         var bound_len: posix.socklen_t = @sizeOf(std.net.Address);
@@ -236,7 +252,7 @@ pub const UdpReader = struct {
         const pause_ns = @min(pause_max_ns, @as(u64, @intCast(@max(rcvbuf, 0))) / 4 / pause_fill_bytes_per_ns);
         const self = allocator.create(UdpReader) catch return error.OutOfMemory;
         errdefer allocator.destroy(self);
-        const slot_size: usize = if (use_gro) gro_buffer_size else @as(usize, options.packet_size_max) + 1;
+        const slot_size: usize = if (gro_available) gro_buffer_size else @as(usize, options.packet_size_max) + 1;
         const storage = allocator.alloc(u8, slot_size * mmsg_count) catch return error.OutOfMemory;
         errdefer allocator.free(storage);
         self.* = .{
@@ -244,6 +260,7 @@ pub const UdpReader = struct {
             .fd = fd,
             .packet_size_max = options.packet_size_max,
             .use_gro = use_gro,
+            .gro_available = gro_available,
             .scatter_allowed = scatter_allowed,
             .scatter_probe_packets = options.scatter_probe_packets,
             .scatter_payload_min = options.scatter_payload_min,
@@ -267,7 +284,7 @@ pub const UdpReader = struct {
             };
         }
         try stream.addReader(.{ .ctx = self, .vtable = &vtable });
-        return .{ .port = bound.getPort(), .rcvbuf = @intCast(@max(rcvbuf, 0)), .gro = use_gro, .scatter = scatter_allowed, .rcvbuf_forced = rcvbuf_forced };
+        return .{ .port = bound.getPort(), .rcvbuf = @intCast(@max(rcvbuf, 0)), .gro = gro_available, .scatter = scatter_allowed, .rcvbuf_forced = rcvbuf_forced };
     }
 
     const vtable: recv_stream.Reader.VTable = .{ .start = start, .request_stop = requestStop, .join = join };
@@ -480,24 +497,27 @@ pub const UdpReader = struct {
         return true;
     }
 
-    /// Counts large packets; switches to scatter receive (GRO off) after
-    /// enough in a row. A kernel that refuses to turn GRO off keeps whole
-    /// datagrams.
+    /// Counts large and small packets in a row: after enough large ones the
+    /// reader receives in place from then on; after enough small ones it
+    /// turns GRO on (where the kernel has it) and stops probing.
     fn probe(self: *UdpReader, packet: packet_mod.Packet) void {
-        // A heap's last packet is often short: it neither counts nor breaks the run.
+        // A heap's last packet is often short: it neither counts nor breaks a run.
         if (packet.payload_offset > 0 and packet.heap_length != null and
             packet.payload_offset + packet.payload_length == packet.heap_length.?) return;
-        if (packet.payload_length < self.scatter_payload_min) {
-            self.large_packets = 0;
+        if (packet.payload_length >= self.scatter_payload_min) {
+            self.small_packets = 0;
+            self.large_packets += 1;
+            if (self.large_packets >= self.scatter_probe_packets) self.use_scatter = true;
             return;
         }
-        self.large_packets += 1;
-        if (self.large_packets < self.scatter_probe_packets) return;
-        if (self.use_gro) setInt(self.fd, sol_udp, linux.UDP.GRO, 0, "setsockopt UDP_GRO") catch {
-            self.scatter_allowed = false;
-            return;
-        };
-        self.use_scatter = true;
+        self.large_packets = 0;
+        self.small_packets += 1;
+        if (self.small_packets < self.scatter_probe_packets) return;
+        self.scatter_allowed = false;
+        if (self.gro_available) {
+            setInt(self.fd, sol_udp, linux.UDP.GRO, 1, "setsockopt UDP_GRO") catch return;
+            self.use_gro = true;
+        }
     }
 
     /// Updates the guess from a packet fed whole: the next packets of its heap
@@ -637,7 +657,7 @@ test "datagram checks: oversize, size mismatch and garbage are counted and dropp
 fn datagramChecks(gro: bool) !void {
     const stream = try testStream(.{});
     defer stream.destroy();
-    const info = try UdpReader.add(stream, .{ .address = try std.net.Address.parseIp("127.0.0.1", 0), .packet_size_max = 200, .try_gro = gro });
+    const info = try UdpReader.add(stream, .{ .address = try std.net.Address.parseIp("127.0.0.1", 0), .packet_size_max = 200, .try_gro = gro, .try_scatter = !gro });
     if (!gro) try testing.expect(!info.gro);
     const sender = try Sender.open(try std.net.Address.parseIp("127.0.0.1", info.port));
     defer sender.close();
@@ -804,7 +824,7 @@ test "scatter receive is off for out-of-order streams, and when not asked for" {
     defer stream2.destroy();
     const info2 = try UdpReader.add(stream2, .{ .address = try std.net.Address.parseIp("127.0.0.1", 0), .try_scatter = false });
     try testing.expect(!info2.scatter);
-    // Allowed, but small packets never start it.
+    // Allowed, but small packets never start it: they turn GRO on instead.
     const stream3 = try testStream(.{});
     defer stream3.destroy();
     const info3 = try UdpReader.add(stream3, .{ .address = try std.net.Address.parseIp("127.0.0.1", 0), .scatter_probe_packets = 2 });
@@ -817,7 +837,8 @@ test "scatter receive is off for out-of-order streams, and when not asked for" {
     const heap = try stream3.pop(5000);
     heap.deinit();
     const reader: *UdpReader = @ptrCast(@alignCast(stream3.readers[0].ctx));
-    try testing.expect(!reader.use_scatter);
+    try testing.expect(!reader.use_scatter and !reader.scatter_allowed);
+    try testing.expectEqual(info3.gro, reader.use_gro);
 }
 
 test "pause after an emptying receive: none for a small socket buffer, bounded for a large one" {
