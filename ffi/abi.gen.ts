@@ -17,17 +17,17 @@ export const symbolDefs = {
     returns: "i32",
   },
   spead_heap_encoded_size: {
-    params: ["items", "n_items", "heap_address_bits", "packet_size_max", "repeat_pointers", "out"],
+    params: ["items", "item_count", "heap_address_bits", "packet_size_max", "repeat_pointers", "out"],
     args: ["buffer", "u32", "u32", "u32", "u32", "buffer"],
     returns: "i32",
   },
   spead_heap_encode: {
-    params: ["items", "n_items", "heap_address_bits", "bug_compat", "cnt_in", "packet_size_max", "repeat_pointers", "out", "capacity", "out_len"],
+    params: ["items", "item_count", "heap_address_bits", "bug_compat", "cnt_in", "packet_size_max", "repeat_pointers", "out", "capacity", "out_len"],
     args: ["buffer", "u32", "u32", "u32", "buffer", "u32", "u32", "buffer", "u32", "buffer"],
     returns: "i32",
   },
   spead_packet_gen_create: {
-    params: ["items", "n_items", "heap_address_bits", "bug_compat", "cnt_in", "packet_size_max", "repeat_pointers", "out_handle"],
+    params: ["items", "item_count", "heap_address_bits", "bug_compat", "cnt_in", "packet_size_max", "repeat_pointers", "out_handle"],
     args: ["buffer", "u32", "u32", "u32", "buffer", "u32", "u32", "buffer"],
     returns: "i32",
   },
@@ -82,7 +82,7 @@ export const symbolDefs = {
     returns: "i32",
   },
   spead_recv_stream_pop_batch: {
-    params: ["handle", "timeout_ms", "out_heaps", "capacity", "out_n"],
+    params: ["handle", "timeout_ms", "out_heaps", "capacity", "out_count"],
     args: ["u32", "u32", "buffer", "u32", "buffer"],
     returns: "i32",
   },
@@ -112,7 +112,7 @@ export const symbolDefs = {
     returns: "i32",
   },
   spead_recv_stream_stats: {
-    params: ["handle", "out", "capacity", "out_n"],
+    params: ["handle", "out", "capacity", "out_count"],
     args: ["u32", "buffer", "u32", "buffer"],
     returns: "i32",
   },
@@ -127,17 +127,17 @@ export const symbolDefs = {
     returns: "i32",
   },
   spead_udp_send_stream_create: {
-    params: ["endpoints", "n_endpoints", "interface_address", "config", "out_handle"],
+    params: ["endpoints", "endpoint_count", "interface_address", "config", "out_handle"],
     args: ["buffer", "u32", "buffer", "buffer", "buffer"],
     returns: "i32",
   },
   spead_udp_send_stream_send: {
-    params: ["handle", "heaps", "n_heaps", "items", "n_items", "mode", "token_in", "out_cnts"],
+    params: ["handle", "heaps", "heap_count", "items", "item_count", "mode", "token_in", "out_cnts"],
     args: ["u32", "buffer", "u32", "buffer", "u32", "u32", "buffer", "buffer"],
     returns: "i32",
   },
   spead_udp_send_stream_poll: {
-    params: ["handle", "out", "capacity_records", "out_n"],
+    params: ["handle", "out", "capacity_records", "out_count"],
     args: ["u32", "buffer", "u32", "buffer"],
     returns: "i32",
   },
@@ -167,7 +167,7 @@ export const symbolDefs = {
     returns: "i32",
   },
   spead_udp_send_stream_stats: {
-    params: ["handle", "out", "capacity", "out_n"],
+    params: ["handle", "out", "capacity", "out_count"],
     args: ["u32", "buffer", "u32", "buffer"],
     returns: "i32",
   },
@@ -197,7 +197,7 @@ export const symbolDefs = {
     returns: "i32",
   },
   spead_memory_pool_stats: {
-    params: ["handle", "out", "capacity", "out_n"],
+    params: ["handle", "out", "capacity", "out_count"],
     args: ["u32", "buffer", "u32", "buffer"],
     returns: "i32",
   },
@@ -297,7 +297,7 @@ export const symbolDefs = {
     returns: "i32",
   },
   spead_chunk_stream_create: {
-    params: ["stream_config", "chunk_words", "n_chunk_words", "user_data", "user_len", "data_ring", "free_ring", "out_handle"],
+    params: ["stream_config", "chunk_words", "chunk_word_count", "user_data", "user_len", "data_ring", "free_ring", "out_handle"],
     args: ["buffer", "buffer", "u32", "buffer", "u32", "u32", "u32", "buffer"],
     returns: "i32",
   },
@@ -307,7 +307,7 @@ export const symbolDefs = {
     returns: "i32",
   },
   spead_chunk_group_add_stream: {
-    params: ["group", "stream_config", "chunk_words", "n_chunk_words", "user_data", "user_len", "out_handle"],
+    params: ["group", "stream_config", "chunk_words", "chunk_word_count", "user_data", "user_len", "out_handle"],
     args: ["u32", "buffer", "buffer", "u32", "buffer", "u32", "buffer"],
     returns: "i32",
   },
@@ -322,7 +322,7 @@ export const symbolDefs = {
     returns: "i32",
   },
   spead_chunk_stream_stats: {
-    params: ["handle", "out", "capacity", "out_n"],
+    params: ["handle", "out", "capacity", "out_count"],
     args: ["u32", "buffer", "u32", "buffer"],
     returns: "i32",
   },
@@ -332,7 +332,7 @@ export const symbolDefs = {
     returns: "i32",
   },
   spead_chunk_rule_check: {
-    params: ["words", "n_words", "out"],
+    params: ["words", "word_count", "out"],
     args: ["buffer", "u32", "buffer"],
     returns: "i32",
   },
@@ -363,11 +363,11 @@ export interface Symbols {
   /** invalid_flavour unless spead2 would accept the flavour. */
   spead_flavour_check(version: number, item_pointer_bits: number, heap_address_bits: number, bug_compat: number): number;
   /** Writes [total bytes, packets] of a heap's encoding. */
-  spead_heap_encoded_size(items: BigUint64Array | null, n_items: number, heap_address_bits: number, packet_size_max: number, repeat_pointers: number, out: BigUint64Array | null): number;
+  spead_heap_encoded_size(items: BigUint64Array | null, item_count: number, heap_address_bits: number, packet_size_max: number, repeat_pointers: number, out: BigUint64Array | null): number;
   /** All packets of a heap, concatenated; buffer_too_small writes the needed size. */
-  spead_heap_encode(items: BigUint64Array | null, n_items: number, heap_address_bits: number, bug_compat: number, cnt_in: BigUint64Array | null, packet_size_max: number, repeat_pointers: number, out: Uint8Array | null, capacity: number, out_len: Uint32Array | null): number;
+  spead_heap_encode(items: BigUint64Array | null, item_count: number, heap_address_bits: number, bug_compat: number, cnt_in: BigUint64Array | null, packet_size_max: number, repeat_pointers: number, out: Uint8Array | null, capacity: number, out_len: Uint32Array | null): number;
   /** A packet generator over a copy of the table (the item bytes must outlive it). */
-  spead_packet_gen_create(items: BigUint64Array | null, n_items: number, heap_address_bits: number, bug_compat: number, cnt_in: BigUint64Array | null, packet_size_max: number, repeat_pointers: number, out_handle: Uint32Array | null): number;
+  spead_packet_gen_create(items: BigUint64Array | null, item_count: number, heap_address_bits: number, bug_compat: number, cnt_in: BigUint64Array | null, packet_size_max: number, repeat_pointers: number, out_handle: Uint32Array | null): number;
   /** The next packet; out_len = 0 when finished. */
   spead_packet_gen_next(handle: number, out: Uint8Array | null, capacity: number, out_len: Uint32Array | null): number;
   /** Frees a packet generator. */
@@ -388,8 +388,8 @@ export interface Symbols {
   spead_recv_stream_try_pop(handle: number, out_heap: Uint32Array | null): number;
   /** Blocking pop; empty on timeout. */
   spead_recv_stream_pop(handle: number, timeout_ms: number, out_heap: Uint32Array | null): number;
-  /** Pops every ready heap (up to capacity), waiting up to timeout_ms for the first; out_n >= 1 on success. */
-  spead_recv_stream_pop_batch(handle: number, timeout_ms: number, out_heaps: Uint32Array | null, capacity: number, out_n: Uint32Array | null): number;
+  /** Pops every ready heap (up to capacity), waiting up to timeout_ms for the first; out_count >= 1 on success. */
+  spead_recv_stream_pop_batch(handle: number, timeout_ms: number, out_heaps: Uint32Array | null, capacity: number, out_count: Uint32Array | null): number;
   /** Blocks until a heap is ready or the stream stopped (ok), or timeout (empty). */
   spead_recv_stream_wait(handle: number, timeout_ms: number): number;
   /** Doorbell called from a native thread once per arm; null disables. */
@@ -401,17 +401,17 @@ export interface Symbols {
   /** Stop + free everything not yet popped; popped heaps stay valid. */
   spead_recv_stream_destroy(handle: number): number;
   /** Stat values in the order of spead_recv_stream_stat_name. */
-  spead_recv_stream_stats(handle: number, out: BigUint64Array | null, capacity: number, out_n: Uint32Array | null): number;
+  spead_recv_stream_stats(handle: number, out: BigUint64Array | null, capacity: number, out_count: Uint32Array | null): number;
   /** Name of stat `index`. */
   spead_recv_stream_stat_name(index: number, out: Uint8Array | null, capacity: number, out_len: Uint32Array | null): number;
   /** A UDP reader thread for the stream, bound to an Endpoint (family 0: any address); interface_address (IPv4, may be null) or interface_index (IPv6 multicast); out_info is a UdpReaderInfo. */
   spead_recv_stream_add_udp_reader(handle: number, endpoint: ArrayBufferView | null, interface_address: ArrayBufferView | null, interface_index: number, packet_size_max: number, buffer_size: number, out_info: ArrayBufferView | null): number;
-  /** A UDP send stream (SendStreamConfig) to n_endpoints Endpoint records (substream i = endpoint i); interface_address may be null. */
-  spead_udp_send_stream_create(endpoints: ArrayBufferView | null, n_endpoints: number, interface_address: ArrayBufferView | null, config: ArrayBufferView | null, out_handle: Uint32Array | null): number;
+  /** A UDP send stream (SendStreamConfig) to endpoint_count Endpoint records (substream i = endpoint i); interface_address may be null. */
+  spead_udp_send_stream_create(endpoints: ArrayBufferView | null, endpoint_count: number, interface_address: ArrayBufferView | null, config: ArrayBufferView | null, out_handle: Uint32Array | null): number;
   /** Queues a group of heaps (HeapRecords over one item table), all or none. */
-  spead_udp_send_stream_send(handle: number, heaps: ArrayBufferView | null, n_heaps: number, items: BigUint64Array | null, n_items: number, mode: number, token_in: BigUint64Array | null, out_cnts: BigUint64Array | null): number;
+  spead_udp_send_stream_send(handle: number, heaps: ArrayBufferView | null, heap_count: number, items: BigUint64Array | null, item_count: number, mode: number, token_in: BigUint64Array | null, out_cnts: BigUint64Array | null): number;
   /** Finished groups as SendCompletion records. */
-  spead_udp_send_stream_poll(handle: number, out: ArrayBufferView | null, capacity_records: number, out_n: Uint32Array | null): number;
+  spead_udp_send_stream_poll(handle: number, out: ArrayBufferView | null, capacity_records: number, out_count: Uint32Array | null): number;
   /** Blocks until a completion is ready (ok), timeout (empty) or stopped. */
   spead_udp_send_stream_wait(handle: number, timeout_ms: number): number;
   /** Blocks until every queued heap is sent. */
@@ -423,7 +423,7 @@ export interface Symbols {
   /** Sets the automatic cnt sequence: sequence = [next, step]. */
   spead_udp_send_stream_set_cnt_sequence(handle: number, sequence: BigUint64Array | null): number;
   /** Stat values in the order of spead_udp_send_stream_stat_name. */
-  spead_udp_send_stream_stats(handle: number, out: BigUint64Array | null, capacity: number, out_n: Uint32Array | null): number;
+  spead_udp_send_stream_stats(handle: number, out: BigUint64Array | null, capacity: number, out_count: Uint32Array | null): number;
   /** Name of stat `index`. */
   spead_udp_send_stream_stat_name(index: number, out: Uint8Array | null, capacity: number, out_len: Uint32Array | null): number;
   /** Stops the stream; queued heaps fail. */
@@ -435,7 +435,7 @@ export interface Symbols {
   /** Invalidates the handle; memory still in use lives on. */
   spead_memory_pool_destroy(handle: number): number;
   /** Stat values in the order of spead_memory_pool_stat_name. */
-  spead_memory_pool_stats(handle: number, out: BigUint64Array | null, capacity: number, out_n: Uint32Array | null): number;
+  spead_memory_pool_stats(handle: number, out: BigUint64Array | null, capacity: number, out_count: Uint32Array | null): number;
   /** Name of stat `index`. */
   spead_memory_pool_stat_name(index: number, out: Uint8Array | null, capacity: number, out_len: Uint32Array | null): number;
   /** Native memory for item bytes; out is a BufferInfo. */
@@ -475,21 +475,21 @@ export interface Symbols {
   /** Writes [chunks inside, capacity, stopped]. */
   spead_chunk_ring_size(handle: number, out: Uint32Array | null): number;
   /** Creates a chunk ring stream; the handle is a receive-stream handle. */
-  spead_chunk_stream_create(stream_config: ArrayBufferView | null, chunk_words: BigUint64Array | null, n_chunk_words: number, user_data: Uint8Array | null, user_len: number, data_ring: number, free_ring: number, out_handle: Uint32Array | null): number;
+  spead_chunk_stream_create(stream_config: ArrayBufferView | null, chunk_words: BigUint64Array | null, chunk_word_count: number, user_data: Uint8Array | null, user_len: number, data_ring: number, free_ring: number, out_handle: Uint32Array | null): number;
   /** Creates a chunk stream group (spead2's chunk_stream_ring_group); `eviction_mode` 0 = LOSSY, 1 = LOSSLESS. */
   spead_chunk_group_create(chunks_max: number, eviction_mode: number, data_ring: number, free_ring: number, out_handle: Uint32Array | null): number;
   /** Adds a member stream (spead2's emplace_back); the handle is a receive-stream handle. `invalid_state` once the group has received data. */
-  spead_chunk_group_add_stream(group: number, stream_config: ArrayBufferView | null, chunk_words: BigUint64Array | null, n_chunk_words: number, user_data: Uint8Array | null, user_len: number, out_handle: Uint32Array | null): number;
+  spead_chunk_group_add_stream(group: number, stream_config: ArrayBufferView | null, chunk_words: BigUint64Array | null, chunk_word_count: number, user_data: Uint8Array | null, user_len: number, out_handle: Uint32Array | null): number;
   /** Stops the rings and every member. */
   spead_chunk_group_stop(handle: number): number;
   /** Stops the group and drops JS's reference (members hold theirs until destroyed). */
   spead_chunk_group_destroy(handle: number): number;
   /** The chunk stream's own counters (after the stream's: `too_old_heaps`, `rejected_heaps`). */
-  spead_chunk_stream_stats(handle: number, out: BigUint64Array | null, capacity: number, out_n: Uint32Array | null): number;
+  spead_chunk_stream_stats(handle: number, out: BigUint64Array | null, capacity: number, out_count: Uint32Array | null): number;
   /** Name of chunk stream stat `index`. */
   spead_chunk_stream_stat_name(index: number, out: Uint8Array | null, capacity: number, out_len: Uint32Array | null): number;
   /** Validates place-rule words; writes [heaps per chunk, chunk data bytes, chunk extra bytes]. */
-  spead_chunk_rule_check(words: BigUint64Array | null, n_words: number, out: BigUint64Array | null): number;
+  spead_chunk_rule_check(words: BigUint64Array | null, word_count: number, out: BigUint64Array | null): number;
   /** Loads a shared library (kept loaded) and writes the address of a place function in it (`system_error`: cannot load; `invalid_argument`: no symbol). */
   spead_chunk_place_lookup(path: Uint8Array | null, path_len: number, symbol: Uint8Array | null, symbol_len: number, out: BigUint64Array | null): number;
   /** A HeapDescription, then its ItemDescriptions (u64 words). */
@@ -658,7 +658,7 @@ export class RecvStreamConfigView {
   }
 }
 
-/** A received heap, followed by n_items ItemDescription records (zig/abi/records.zig `HeapDescription`): 72 bytes, little-endian. */
+/** A received heap, followed by item_count ItemDescription records (zig/abi/records.zig `HeapDescription`): 72 bytes, little-endian. */
 export const HeapDescriptionLayout = {
   size: 72,
   cnt: 0,
@@ -669,7 +669,7 @@ export const HeapDescriptionLayout = {
   bug_compat: 40,
   payload_address: 48,
   payload_size: 56,
-  n_items: 64,
+  item_count: 64,
 } as const;
 /** HeapDescription as u64 word indices (every field is 8 bytes), for records read from a BigUint64Array. */
 export const HeapDescriptionWords = {
@@ -682,7 +682,7 @@ export const HeapDescriptionWords = {
   bug_compat: 5,
   payload_address: 6,
   payload_size: 7,
-  n_items: 8,
+  item_count: 8,
 } as const;
 /** Accessors for one HeapDescription at `offset` in a buffer (records are 72 bytes apart). */
 export class HeapDescriptionView {
@@ -742,10 +742,10 @@ export class HeapDescriptionView {
   set payload_size(value: bigint) {
     this.view.setBigUint64(56, value, true);
   }
-  get n_items(): bigint {
+  get item_count(): bigint {
     return this.view.getBigUint64(64, true);
   }
-  set n_items(value: bigint) {
+  set item_count(value: bigint) {
     this.view.setBigUint64(64, value, true);
   }
 }
@@ -974,7 +974,7 @@ export class SendStreamConfigView {
 export const HeapRecordLayout = {
   size: 40,
   first_item: 0,
-  n_items: 4,
+  item_count: 4,
   cnt: 8,
   substream_index: 16,
   heap_address_bits: 20,
@@ -998,10 +998,10 @@ export class HeapRecordView {
   set first_item(value: number) {
     this.view.setUint32(0, value, true);
   }
-  get n_items(): number {
+  get item_count(): number {
     return this.view.getUint32(4, true);
   }
-  set n_items(value: number) {
+  set item_count(value: number) {
     this.view.setUint32(4, value, true);
   }
   get cnt(): bigint {
@@ -1549,11 +1549,11 @@ export interface Lib {
   /** invalid_flavour unless spead2 would accept the flavour. */
   flavourCheck(version: number, itemPointerBits: number, heapAddressBits: number, bugCompat: number, what?: string): void;
   /** Writes [total bytes, packets] of a heap's encoding. */
-  heapEncodedSize(items: BigUint64Array | null, nItems: number, heapAddressBits: number, packetSizeMax: number, repeatPointers: number, out: BigUint64Array | null, what?: string): void;
+  heapEncodedSize(items: BigUint64Array | null, itemCount: number, heapAddressBits: number, packetSizeMax: number, repeatPointers: number, out: BigUint64Array | null, what?: string): void;
   /** All packets of a heap, concatenated; buffer_too_small writes the needed size. */
-  heapEncode(items: BigUint64Array | null, nItems: number, heapAddressBits: number, bugCompat: number, cntIn: BigUint64Array | null, packetSizeMax: number, repeatPointers: number, out: Uint8Array | null, capacity: number, outLen: Uint32Array | null, what?: string): void;
+  heapEncode(items: BigUint64Array | null, itemCount: number, heapAddressBits: number, bugCompat: number, cntIn: BigUint64Array | null, packetSizeMax: number, repeatPointers: number, out: Uint8Array | null, capacity: number, outLen: Uint32Array | null, what?: string): void;
   /** A packet generator over a copy of the table (the item bytes must outlive it). */
-  packetGenCreate(items: BigUint64Array | null, nItems: number, heapAddressBits: number, bugCompat: number, cntIn: BigUint64Array | null, packetSizeMax: number, repeatPointers: number, what?: string): number;
+  packetGenCreate(items: BigUint64Array | null, itemCount: number, heapAddressBits: number, bugCompat: number, cntIn: BigUint64Array | null, packetSizeMax: number, repeatPointers: number, what?: string): number;
   /** The next packet; out_len = 0 when finished. */
   packetGenNext(handle: number, out: Uint8Array | null, capacity: number, outLen: Uint32Array | null, what?: string): void;
   /** Frees a packet generator. */
@@ -1574,8 +1574,8 @@ export interface Lib {
   recvStreamTryPop(handle: number, outHeap: Uint32Array | null, what?: string): typeof Status.ok | typeof Status.empty | typeof Status.stopped;
   /** Blocking pop; empty on timeout. */
   recvStreamPop(handle: number, timeoutMs: number, outHeap: Uint32Array | null, what?: string): typeof Status.ok | typeof Status.empty | typeof Status.stopped;
-  /** Pops every ready heap (up to capacity), waiting up to timeout_ms for the first; out_n >= 1 on success. */
-  recvStreamPopBatch(handle: number, timeoutMs: number, outHeaps: Uint32Array | null, capacity: number, outN: Uint32Array | null, what?: string): typeof Status.ok | typeof Status.empty | typeof Status.stopped;
+  /** Pops every ready heap (up to capacity), waiting up to timeout_ms for the first; out_count >= 1 on success. */
+  recvStreamPopBatch(handle: number, timeoutMs: number, outHeaps: Uint32Array | null, capacity: number, outCount: Uint32Array | null, what?: string): typeof Status.ok | typeof Status.empty | typeof Status.stopped;
   /** Blocks until a heap is ready or the stream stopped (ok), or timeout (empty). */
   recvStreamWait(handle: number, timeoutMs: number, what?: string): typeof Status.ok | typeof Status.empty | typeof Status.stopped;
   /** Doorbell called from a native thread once per arm; null disables. */
@@ -1587,17 +1587,17 @@ export interface Lib {
   /** Stop + free everything not yet popped; popped heaps stay valid. */
   recvStreamDestroy(handle: number, what?: string): void;
   /** Stat values in the order of spead_recv_stream_stat_name. */
-  recvStreamStats(handle: number, out: BigUint64Array | null, capacity: number, outN: Uint32Array | null, what?: string): void;
+  recvStreamStats(handle: number, out: BigUint64Array | null, capacity: number, outCount: Uint32Array | null, what?: string): void;
   /** Name of stat `index`. */
   recvStreamStatName(index: number, out: Uint8Array | null, capacity: number, outLen: Uint32Array | null, what?: string): typeof Status.ok | typeof Status.invalid_argument;
   /** A UDP reader thread for the stream, bound to an Endpoint (family 0: any address); interface_address (IPv4, may be null) or interface_index (IPv6 multicast); out_info is a UdpReaderInfo. */
   recvStreamAddUdpReader(handle: number, endpoint: ArrayBufferView | null, interfaceAddress: ArrayBufferView | null, interfaceIndex: number, packetSizeMax: number, bufferSize: number, outInfo: ArrayBufferView | null, what?: string): void;
-  /** A UDP send stream (SendStreamConfig) to n_endpoints Endpoint records (substream i = endpoint i); interface_address may be null. */
-  udpSendStreamCreate(endpoints: ArrayBufferView | null, nEndpoints: number, interfaceAddress: ArrayBufferView | null, config: ArrayBufferView | null, what?: string): number;
+  /** A UDP send stream (SendStreamConfig) to endpoint_count Endpoint records (substream i = endpoint i); interface_address may be null. */
+  udpSendStreamCreate(endpoints: ArrayBufferView | null, endpointCount: number, interfaceAddress: ArrayBufferView | null, config: ArrayBufferView | null, what?: string): number;
   /** Queues a group of heaps (HeapRecords over one item table), all or none. */
-  udpSendStreamSend(handle: number, heaps: ArrayBufferView | null, nHeaps: number, items: BigUint64Array | null, nItems: number, mode: number, tokenIn: BigUint64Array | null, outCnts: BigUint64Array | null, what?: string): void;
+  udpSendStreamSend(handle: number, heaps: ArrayBufferView | null, heapCount: number, items: BigUint64Array | null, itemCount: number, mode: number, tokenIn: BigUint64Array | null, outCnts: BigUint64Array | null, what?: string): void;
   /** Finished groups as SendCompletion records. */
-  udpSendStreamPoll(handle: number, out: ArrayBufferView | null, capacityRecords: number, outN: Uint32Array | null, what?: string): void;
+  udpSendStreamPoll(handle: number, out: ArrayBufferView | null, capacityRecords: number, outCount: Uint32Array | null, what?: string): void;
   /** Blocks until a completion is ready (ok), timeout (empty) or stopped. */
   udpSendStreamWait(handle: number, timeoutMs: number, what?: string): typeof Status.ok | typeof Status.empty | typeof Status.stopped;
   /** Blocks until every queued heap is sent. */
@@ -1609,7 +1609,7 @@ export interface Lib {
   /** Sets the automatic cnt sequence: sequence = [next, step]. */
   udpSendStreamSetCntSequence(handle: number, sequence: BigUint64Array | null, what?: string): void;
   /** Stat values in the order of spead_udp_send_stream_stat_name. */
-  udpSendStreamStats(handle: number, out: BigUint64Array | null, capacity: number, outN: Uint32Array | null, what?: string): void;
+  udpSendStreamStats(handle: number, out: BigUint64Array | null, capacity: number, outCount: Uint32Array | null, what?: string): void;
   /** Name of stat `index`. */
   udpSendStreamStatName(index: number, out: Uint8Array | null, capacity: number, outLen: Uint32Array | null, what?: string): typeof Status.ok | typeof Status.invalid_argument;
   /** Stops the stream; queued heaps fail. */
@@ -1621,7 +1621,7 @@ export interface Lib {
   /** Invalidates the handle; memory still in use lives on. */
   memoryPoolDestroy(handle: number, what?: string): void;
   /** Stat values in the order of spead_memory_pool_stat_name. */
-  memoryPoolStats(handle: number, out: BigUint64Array | null, capacity: number, outN: Uint32Array | null, what?: string): void;
+  memoryPoolStats(handle: number, out: BigUint64Array | null, capacity: number, outCount: Uint32Array | null, what?: string): void;
   /** Name of stat `index`. */
   memoryPoolStatName(index: number, out: Uint8Array | null, capacity: number, outLen: Uint32Array | null, what?: string): typeof Status.ok | typeof Status.invalid_argument;
   /** Native memory for item bytes; out is a BufferInfo. */
@@ -1661,21 +1661,21 @@ export interface Lib {
   /** Writes [chunks inside, capacity, stopped]. */
   chunkRingSize(handle: number, out: Uint32Array | null, what?: string): void;
   /** Creates a chunk ring stream; the handle is a receive-stream handle. */
-  chunkStreamCreate(streamConfig: ArrayBufferView | null, chunkWords: BigUint64Array | null, nChunkWords: number, userData: Uint8Array | null, userLen: number, dataRing: number, freeRing: number, what?: string): number;
+  chunkStreamCreate(streamConfig: ArrayBufferView | null, chunkWords: BigUint64Array | null, chunkWordCount: number, userData: Uint8Array | null, userLen: number, dataRing: number, freeRing: number, what?: string): number;
   /** Creates a chunk stream group (spead2's chunk_stream_ring_group); `eviction_mode` 0 = LOSSY, 1 = LOSSLESS. */
   chunkGroupCreate(chunksMax: number, evictionMode: number, dataRing: number, freeRing: number, what?: string): number;
   /** Adds a member stream (spead2's emplace_back); the handle is a receive-stream handle. `invalid_state` once the group has received data. */
-  chunkGroupAddStream(group: number, streamConfig: ArrayBufferView | null, chunkWords: BigUint64Array | null, nChunkWords: number, userData: Uint8Array | null, userLen: number, what?: string): number;
+  chunkGroupAddStream(group: number, streamConfig: ArrayBufferView | null, chunkWords: BigUint64Array | null, chunkWordCount: number, userData: Uint8Array | null, userLen: number, what?: string): number;
   /** Stops the rings and every member. */
   chunkGroupStop(handle: number, what?: string): void;
   /** Stops the group and drops JS's reference (members hold theirs until destroyed). */
   chunkGroupDestroy(handle: number, what?: string): void;
   /** The chunk stream's own counters (after the stream's: `too_old_heaps`, `rejected_heaps`). */
-  chunkStreamStats(handle: number, out: BigUint64Array | null, capacity: number, outN: Uint32Array | null, what?: string): void;
+  chunkStreamStats(handle: number, out: BigUint64Array | null, capacity: number, outCount: Uint32Array | null, what?: string): void;
   /** Name of chunk stream stat `index`. */
   chunkStreamStatName(index: number, out: Uint8Array | null, capacity: number, outLen: Uint32Array | null, what?: string): typeof Status.ok | typeof Status.invalid_argument;
   /** Validates place-rule words; writes [heaps per chunk, chunk data bytes, chunk extra bytes]. */
-  chunkRuleCheck(words: BigUint64Array | null, nWords: number, out: BigUint64Array | null, what?: string): typeof Status.ok | typeof Status.invalid_argument;
+  chunkRuleCheck(words: BigUint64Array | null, wordCount: number, out: BigUint64Array | null, what?: string): typeof Status.ok | typeof Status.invalid_argument;
   /** Loads a shared library (kept loaded) and writes the address of a place function in it (`system_error`: cannot load; `invalid_argument`: no symbol). */
   chunkPlaceLookup(path: Uint8Array | null, pathLen: number, symbol: Uint8Array | null, symbolLen: number, out: BigUint64Array | null, what?: string): typeof Status.ok | typeof Status.system_error | typeof Status.invalid_argument;
   /** A HeapDescription, then its ItemDescriptions (u64 words). */
@@ -1690,8 +1690,8 @@ export interface Lib {
 export interface NonblockingLib {
   /** Blocking pop; empty on timeout. */
   recvStreamPop(handle: number, timeoutMs: number, outHeap: Uint32Array | null, what?: string): Promise<typeof Status.ok | typeof Status.empty | typeof Status.stopped>;
-  /** Pops every ready heap (up to capacity), waiting up to timeout_ms for the first; out_n >= 1 on success. */
-  recvStreamPopBatch(handle: number, timeoutMs: number, outHeaps: Uint32Array | null, capacity: number, outN: Uint32Array | null, what?: string): Promise<typeof Status.ok | typeof Status.empty | typeof Status.stopped>;
+  /** Pops every ready heap (up to capacity), waiting up to timeout_ms for the first; out_count >= 1 on success. */
+  recvStreamPopBatch(handle: number, timeoutMs: number, outHeaps: Uint32Array | null, capacity: number, outCount: Uint32Array | null, what?: string): Promise<typeof Status.ok | typeof Status.empty | typeof Status.stopped>;
   /** Blocks until a heap is ready or the stream stopped (ok), or timeout (empty). */
   recvStreamWait(handle: number, timeoutMs: number, what?: string): Promise<typeof Status.ok | typeof Status.empty | typeof Status.stopped>;
   /** Blocks until a completion is ready (ok), timeout (empty) or stopped. */
@@ -1784,16 +1784,16 @@ export function bindLib(symbols: Symbols, nonblocking: AsyncSymbols | undefined,
       const st = spead_flavour_check(version, itemPointerBits, heapAddressBits, bugCompat);
       if (st !== 0) fail(st, what);
     },
-    heapEncodedSize(items: BigUint64Array | null, nItems: number, heapAddressBits: number, packetSizeMax: number, repeatPointers: number, out: BigUint64Array | null, what = "spead_heap_encoded_size"): void {
-      const st = spead_heap_encoded_size(items, nItems, heapAddressBits, packetSizeMax, repeatPointers, out);
+    heapEncodedSize(items: BigUint64Array | null, itemCount: number, heapAddressBits: number, packetSizeMax: number, repeatPointers: number, out: BigUint64Array | null, what = "spead_heap_encoded_size"): void {
+      const st = spead_heap_encoded_size(items, itemCount, heapAddressBits, packetSizeMax, repeatPointers, out);
       if (st !== 0) fail(st, what);
     },
-    heapEncode(items: BigUint64Array | null, nItems: number, heapAddressBits: number, bugCompat: number, cntIn: BigUint64Array | null, packetSizeMax: number, repeatPointers: number, out: Uint8Array | null, capacity: number, outLen: Uint32Array | null, what = "spead_heap_encode"): void {
-      const st = spead_heap_encode(items, nItems, heapAddressBits, bugCompat, cntIn, packetSizeMax, repeatPointers, out, capacity, outLen);
+    heapEncode(items: BigUint64Array | null, itemCount: number, heapAddressBits: number, bugCompat: number, cntIn: BigUint64Array | null, packetSizeMax: number, repeatPointers: number, out: Uint8Array | null, capacity: number, outLen: Uint32Array | null, what = "spead_heap_encode"): void {
+      const st = spead_heap_encode(items, itemCount, heapAddressBits, bugCompat, cntIn, packetSizeMax, repeatPointers, out, capacity, outLen);
       if (st !== 0) fail(st, what);
     },
-    packetGenCreate(items: BigUint64Array | null, nItems: number, heapAddressBits: number, bugCompat: number, cntIn: BigUint64Array | null, packetSizeMax: number, repeatPointers: number, what = "spead_packet_gen_create"): number {
-      const st = spead_packet_gen_create(items, nItems, heapAddressBits, bugCompat, cntIn, packetSizeMax, repeatPointers, handleOut);
+    packetGenCreate(items: BigUint64Array | null, itemCount: number, heapAddressBits: number, bugCompat: number, cntIn: BigUint64Array | null, packetSizeMax: number, repeatPointers: number, what = "spead_packet_gen_create"): number {
+      const st = spead_packet_gen_create(items, itemCount, heapAddressBits, bugCompat, cntIn, packetSizeMax, repeatPointers, handleOut);
       if (st !== 0) fail(st, what);
       return handleOut[0];
     },
@@ -1842,8 +1842,8 @@ export function bindLib(symbols: Symbols, nonblocking: AsyncSymbols | undefined,
       if (st !== 0 && st !== -8 && st !== -9) fail(st, what);
       return st as typeof Status.ok | typeof Status.empty | typeof Status.stopped;
     },
-    recvStreamPopBatch(handle: number, timeoutMs: number, outHeaps: Uint32Array | null, capacity: number, outN: Uint32Array | null, what = "spead_recv_stream_pop_batch"): typeof Status.ok | typeof Status.empty | typeof Status.stopped {
-      const st = spead_recv_stream_pop_batch(handle, timeoutMs, outHeaps, capacity, outN);
+    recvStreamPopBatch(handle: number, timeoutMs: number, outHeaps: Uint32Array | null, capacity: number, outCount: Uint32Array | null, what = "spead_recv_stream_pop_batch"): typeof Status.ok | typeof Status.empty | typeof Status.stopped {
+      const st = spead_recv_stream_pop_batch(handle, timeoutMs, outHeaps, capacity, outCount);
       if (st !== 0 && st !== -8 && st !== -9) fail(st, what);
       return st as typeof Status.ok | typeof Status.empty | typeof Status.stopped;
     },
@@ -1868,8 +1868,8 @@ export function bindLib(symbols: Symbols, nonblocking: AsyncSymbols | undefined,
       const st = spead_recv_stream_destroy(handle);
       if (st !== 0) fail(st, what);
     },
-    recvStreamStats(handle: number, out: BigUint64Array | null, capacity: number, outN: Uint32Array | null, what = "spead_recv_stream_stats"): void {
-      const st = spead_recv_stream_stats(handle, out, capacity, outN);
+    recvStreamStats(handle: number, out: BigUint64Array | null, capacity: number, outCount: Uint32Array | null, what = "spead_recv_stream_stats"): void {
+      const st = spead_recv_stream_stats(handle, out, capacity, outCount);
       if (st !== 0) fail(st, what);
     },
     recvStreamStatName(index: number, out: Uint8Array | null, capacity: number, outLen: Uint32Array | null, what = "spead_recv_stream_stat_name"): typeof Status.ok | typeof Status.invalid_argument {
@@ -1881,17 +1881,17 @@ export function bindLib(symbols: Symbols, nonblocking: AsyncSymbols | undefined,
       const st = spead_recv_stream_add_udp_reader(handle, endpoint, interfaceAddress, interfaceIndex, packetSizeMax, bufferSize, outInfo);
       if (st !== 0) fail(st, what);
     },
-    udpSendStreamCreate(endpoints: ArrayBufferView | null, nEndpoints: number, interfaceAddress: ArrayBufferView | null, config: ArrayBufferView | null, what = "spead_udp_send_stream_create"): number {
-      const st = spead_udp_send_stream_create(endpoints, nEndpoints, interfaceAddress, config, handleOut);
+    udpSendStreamCreate(endpoints: ArrayBufferView | null, endpointCount: number, interfaceAddress: ArrayBufferView | null, config: ArrayBufferView | null, what = "spead_udp_send_stream_create"): number {
+      const st = spead_udp_send_stream_create(endpoints, endpointCount, interfaceAddress, config, handleOut);
       if (st !== 0) fail(st, what);
       return handleOut[0];
     },
-    udpSendStreamSend(handle: number, heaps: ArrayBufferView | null, nHeaps: number, items: BigUint64Array | null, nItems: number, mode: number, tokenIn: BigUint64Array | null, outCnts: BigUint64Array | null, what = "spead_udp_send_stream_send"): void {
-      const st = spead_udp_send_stream_send(handle, heaps, nHeaps, items, nItems, mode, tokenIn, outCnts);
+    udpSendStreamSend(handle: number, heaps: ArrayBufferView | null, heapCount: number, items: BigUint64Array | null, itemCount: number, mode: number, tokenIn: BigUint64Array | null, outCnts: BigUint64Array | null, what = "spead_udp_send_stream_send"): void {
+      const st = spead_udp_send_stream_send(handle, heaps, heapCount, items, itemCount, mode, tokenIn, outCnts);
       if (st !== 0) fail(st, what);
     },
-    udpSendStreamPoll(handle: number, out: ArrayBufferView | null, capacityRecords: number, outN: Uint32Array | null, what = "spead_udp_send_stream_poll"): void {
-      const st = spead_udp_send_stream_poll(handle, out, capacityRecords, outN);
+    udpSendStreamPoll(handle: number, out: ArrayBufferView | null, capacityRecords: number, outCount: Uint32Array | null, what = "spead_udp_send_stream_poll"): void {
+      const st = spead_udp_send_stream_poll(handle, out, capacityRecords, outCount);
       if (st !== 0) fail(st, what);
     },
     udpSendStreamWait(handle: number, timeoutMs: number, what = "spead_udp_send_stream_wait"): typeof Status.ok | typeof Status.empty | typeof Status.stopped {
@@ -1916,8 +1916,8 @@ export function bindLib(symbols: Symbols, nonblocking: AsyncSymbols | undefined,
       const st = spead_udp_send_stream_set_cnt_sequence(handle, sequence);
       if (st !== 0) fail(st, what);
     },
-    udpSendStreamStats(handle: number, out: BigUint64Array | null, capacity: number, outN: Uint32Array | null, what = "spead_udp_send_stream_stats"): void {
-      const st = spead_udp_send_stream_stats(handle, out, capacity, outN);
+    udpSendStreamStats(handle: number, out: BigUint64Array | null, capacity: number, outCount: Uint32Array | null, what = "spead_udp_send_stream_stats"): void {
+      const st = spead_udp_send_stream_stats(handle, out, capacity, outCount);
       if (st !== 0) fail(st, what);
     },
     udpSendStreamStatName(index: number, out: Uint8Array | null, capacity: number, outLen: Uint32Array | null, what = "spead_udp_send_stream_stat_name"): typeof Status.ok | typeof Status.invalid_argument {
@@ -1942,8 +1942,8 @@ export function bindLib(symbols: Symbols, nonblocking: AsyncSymbols | undefined,
       const st = spead_memory_pool_destroy(handle);
       if (st !== 0) fail(st, what);
     },
-    memoryPoolStats(handle: number, out: BigUint64Array | null, capacity: number, outN: Uint32Array | null, what = "spead_memory_pool_stats"): void {
-      const st = spead_memory_pool_stats(handle, out, capacity, outN);
+    memoryPoolStats(handle: number, out: BigUint64Array | null, capacity: number, outCount: Uint32Array | null, what = "spead_memory_pool_stats"): void {
+      const st = spead_memory_pool_stats(handle, out, capacity, outCount);
       if (st !== 0) fail(st, what);
     },
     memoryPoolStatName(index: number, out: Uint8Array | null, capacity: number, outLen: Uint32Array | null, what = "spead_memory_pool_stat_name"): typeof Status.ok | typeof Status.invalid_argument {
@@ -2027,8 +2027,8 @@ export function bindLib(symbols: Symbols, nonblocking: AsyncSymbols | undefined,
       const st = spead_chunk_ring_size(handle, out);
       if (st !== 0) fail(st, what);
     },
-    chunkStreamCreate(streamConfig: ArrayBufferView | null, chunkWords: BigUint64Array | null, nChunkWords: number, userData: Uint8Array | null, userLen: number, dataRing: number, freeRing: number, what = "spead_chunk_stream_create"): number {
-      const st = spead_chunk_stream_create(streamConfig, chunkWords, nChunkWords, userData, userLen, dataRing, freeRing, handleOut);
+    chunkStreamCreate(streamConfig: ArrayBufferView | null, chunkWords: BigUint64Array | null, chunkWordCount: number, userData: Uint8Array | null, userLen: number, dataRing: number, freeRing: number, what = "spead_chunk_stream_create"): number {
+      const st = spead_chunk_stream_create(streamConfig, chunkWords, chunkWordCount, userData, userLen, dataRing, freeRing, handleOut);
       if (st !== 0) fail(st, what);
       return handleOut[0];
     },
@@ -2037,8 +2037,8 @@ export function bindLib(symbols: Symbols, nonblocking: AsyncSymbols | undefined,
       if (st !== 0) fail(st, what);
       return handleOut[0];
     },
-    chunkGroupAddStream(group: number, streamConfig: ArrayBufferView | null, chunkWords: BigUint64Array | null, nChunkWords: number, userData: Uint8Array | null, userLen: number, what = "spead_chunk_group_add_stream"): number {
-      const st = spead_chunk_group_add_stream(group, streamConfig, chunkWords, nChunkWords, userData, userLen, handleOut);
+    chunkGroupAddStream(group: number, streamConfig: ArrayBufferView | null, chunkWords: BigUint64Array | null, chunkWordCount: number, userData: Uint8Array | null, userLen: number, what = "spead_chunk_group_add_stream"): number {
+      const st = spead_chunk_group_add_stream(group, streamConfig, chunkWords, chunkWordCount, userData, userLen, handleOut);
       if (st !== 0) fail(st, what);
       return handleOut[0];
     },
@@ -2050,8 +2050,8 @@ export function bindLib(symbols: Symbols, nonblocking: AsyncSymbols | undefined,
       const st = spead_chunk_group_destroy(handle);
       if (st !== 0) fail(st, what);
     },
-    chunkStreamStats(handle: number, out: BigUint64Array | null, capacity: number, outN: Uint32Array | null, what = "spead_chunk_stream_stats"): void {
-      const st = spead_chunk_stream_stats(handle, out, capacity, outN);
+    chunkStreamStats(handle: number, out: BigUint64Array | null, capacity: number, outCount: Uint32Array | null, what = "spead_chunk_stream_stats"): void {
+      const st = spead_chunk_stream_stats(handle, out, capacity, outCount);
       if (st !== 0) fail(st, what);
     },
     chunkStreamStatName(index: number, out: Uint8Array | null, capacity: number, outLen: Uint32Array | null, what = "spead_chunk_stream_stat_name"): typeof Status.ok | typeof Status.invalid_argument {
@@ -2059,8 +2059,8 @@ export function bindLib(symbols: Symbols, nonblocking: AsyncSymbols | undefined,
       if (st !== 0 && st !== -3) fail(st, what);
       return st as typeof Status.ok | typeof Status.invalid_argument;
     },
-    chunkRuleCheck(words: BigUint64Array | null, nWords: number, out: BigUint64Array | null, what = "spead_chunk_rule_check"): typeof Status.ok | typeof Status.invalid_argument {
-      const st = spead_chunk_rule_check(words, nWords, out);
+    chunkRuleCheck(words: BigUint64Array | null, wordCount: number, out: BigUint64Array | null, what = "spead_chunk_rule_check"): typeof Status.ok | typeof Status.invalid_argument {
+      const st = spead_chunk_rule_check(words, wordCount, out);
       if (st !== 0 && st !== -3) fail(st, what);
       return st as typeof Status.ok | typeof Status.invalid_argument;
     },
@@ -2084,8 +2084,8 @@ export function bindLib(symbols: Symbols, nonblocking: AsyncSymbols | undefined,
         if (st !== 0 && st !== -8 && st !== -9) fail(st, what);
         return st as typeof Status.ok | typeof Status.empty | typeof Status.stopped;
       },
-      async recvStreamPopBatch(handle: number, timeoutMs: number, outHeaps: Uint32Array | null, capacity: number, outN: Uint32Array | null, what = "spead_recv_stream_pop_batch"): Promise<typeof Status.ok | typeof Status.empty | typeof Status.stopped> {
-        const st = await nonblocking.spead_recv_stream_pop_batch(handle, timeoutMs, outHeaps, capacity, outN);
+      async recvStreamPopBatch(handle: number, timeoutMs: number, outHeaps: Uint32Array | null, capacity: number, outCount: Uint32Array | null, what = "spead_recv_stream_pop_batch"): Promise<typeof Status.ok | typeof Status.empty | typeof Status.stopped> {
+        const st = await nonblocking.spead_recv_stream_pop_batch(handle, timeoutMs, outHeaps, capacity, outCount);
         if (st !== 0 && st !== -8 && st !== -9) fail(st, what);
         return st as typeof Status.ok | typeof Status.empty | typeof Status.stopped;
       },

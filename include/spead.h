@@ -95,7 +95,7 @@ SPEAD_ASSERT(offsetof(struct spead_recv_stream_config, heap_length_max_mib) == 3
 SPEAD_ASSERT(offsetof(struct spead_recv_stream_config, allocator_flags) == 40, "spead_recv_stream_config.allocator_flags");
 SPEAD_ASSERT(offsetof(struct spead_recv_stream_config, reader_core) == 44, "spead_recv_stream_config.reader_core");
 
-/* A received heap, followed by n_items ItemDescription records (72 bytes). */
+/* A received heap, followed by item_count ItemDescription records (72 bytes). */
 struct spead_heap_description {
     uint64_t cnt;
     uint64_t heap_length;
@@ -105,7 +105,7 @@ struct spead_heap_description {
     uint64_t bug_compat;
     uint64_t payload_address;
     uint64_t payload_size;
-    uint64_t n_items;
+    uint64_t item_count;
 };
 SPEAD_ASSERT(sizeof(struct spead_heap_description) == 72, "spead_heap_description size");
 SPEAD_ASSERT(offsetof(struct spead_heap_description, cnt) == 0, "spead_heap_description.cnt");
@@ -116,7 +116,7 @@ SPEAD_ASSERT(offsetof(struct spead_heap_description, heap_address_bits) == 32, "
 SPEAD_ASSERT(offsetof(struct spead_heap_description, bug_compat) == 40, "spead_heap_description.bug_compat");
 SPEAD_ASSERT(offsetof(struct spead_heap_description, payload_address) == 48, "spead_heap_description.payload_address");
 SPEAD_ASSERT(offsetof(struct spead_heap_description, payload_size) == 56, "spead_heap_description.payload_size");
-SPEAD_ASSERT(offsetof(struct spead_heap_description, n_items) == 64, "spead_heap_description.n_items");
+SPEAD_ASSERT(offsetof(struct spead_heap_description, item_count) == 64, "spead_heap_description.item_count");
 
 /* One item of a received heap: immediate value, or offset into the payload (32 bytes). */
 struct spead_item_description {
@@ -176,7 +176,7 @@ SPEAD_ASSERT(offsetof(struct spead_send_stream_config, io_core) == 72, "spead_se
 /* One heap of a send group: its item records and how to send it (40 bytes). */
 struct spead_heap_record {
     uint32_t first_item;
-    uint32_t n_items;
+    uint32_t item_count;
     uint64_t cnt;
     uint32_t substream_index;
     uint32_t heap_address_bits;
@@ -186,7 +186,7 @@ struct spead_heap_record {
 };
 SPEAD_ASSERT(sizeof(struct spead_heap_record) == 40, "spead_heap_record size");
 SPEAD_ASSERT(offsetof(struct spead_heap_record, first_item) == 0, "spead_heap_record.first_item");
-SPEAD_ASSERT(offsetof(struct spead_heap_record, n_items) == 4, "spead_heap_record.n_items");
+SPEAD_ASSERT(offsetof(struct spead_heap_record, item_count) == 4, "spead_heap_record.item_count");
 SPEAD_ASSERT(offsetof(struct spead_heap_record, cnt) == 8, "spead_heap_record.cnt");
 SPEAD_ASSERT(offsetof(struct spead_heap_record, substream_index) == 16, "spead_heap_record.substream_index");
 SPEAD_ASSERT(offsetof(struct spead_heap_record, heap_address_bits) == 20, "spead_heap_record.heap_address_bits");
@@ -332,11 +332,11 @@ uint32_t spead_library_version(void);
 /* invalid_flavour unless spead2 would accept the flavour. */
 int32_t spead_flavour_check(uint32_t version, uint32_t item_pointer_bits, uint32_t heap_address_bits, uint32_t bug_compat);
 /* Writes [total bytes, packets] of a heap's encoding. */
-int32_t spead_heap_encoded_size(const uint64_t *items, uint32_t n_items, uint32_t heap_address_bits, uint32_t packet_size_max, uint32_t repeat_pointers, uint64_t *out);
+int32_t spead_heap_encoded_size(const uint64_t *items, uint32_t item_count, uint32_t heap_address_bits, uint32_t packet_size_max, uint32_t repeat_pointers, uint64_t *out);
 /* All packets of a heap, concatenated; buffer_too_small writes the needed size. */
-int32_t spead_heap_encode(const uint64_t *items, uint32_t n_items, uint32_t heap_address_bits, uint32_t bug_compat, const uint64_t *cnt_in, uint32_t packet_size_max, uint32_t repeat_pointers, uint8_t *out, uint32_t capacity, uint32_t *out_len);
+int32_t spead_heap_encode(const uint64_t *items, uint32_t item_count, uint32_t heap_address_bits, uint32_t bug_compat, const uint64_t *cnt_in, uint32_t packet_size_max, uint32_t repeat_pointers, uint8_t *out, uint32_t capacity, uint32_t *out_len);
 /* A packet generator over a copy of the table (the item bytes must outlive it). */
-int32_t spead_packet_gen_create(const uint64_t *items, uint32_t n_items, uint32_t heap_address_bits, uint32_t bug_compat, const uint64_t *cnt_in, uint32_t packet_size_max, uint32_t repeat_pointers, uint32_t *out_handle);
+int32_t spead_packet_gen_create(const uint64_t *items, uint32_t item_count, uint32_t heap_address_bits, uint32_t bug_compat, const uint64_t *cnt_in, uint32_t packet_size_max, uint32_t repeat_pointers, uint32_t *out_handle);
 /* The next packet; out_len = 0 when finished. */
 int32_t spead_packet_gen_next(uint32_t handle, uint8_t *out, uint32_t capacity, uint32_t *out_len);
 /* Frees a packet generator. */
@@ -357,8 +357,8 @@ int32_t spead_recv_stream_add_file(uint32_t handle, const uint8_t *path, uint32_
 int32_t spead_recv_stream_try_pop(uint32_t handle, uint32_t *out_heap);
 /* Blocking pop; empty on timeout. */
 int32_t spead_recv_stream_pop(uint32_t handle, uint32_t timeout_ms, uint32_t *out_heap);
-/* Pops every ready heap (up to capacity), waiting up to timeout_ms for the first; out_n >= 1 on success. */
-int32_t spead_recv_stream_pop_batch(uint32_t handle, uint32_t timeout_ms, uint32_t *out_heaps, uint32_t capacity, uint32_t *out_n);
+/* Pops every ready heap (up to capacity), waiting up to timeout_ms for the first; out_count >= 1 on success. */
+int32_t spead_recv_stream_pop_batch(uint32_t handle, uint32_t timeout_ms, uint32_t *out_heaps, uint32_t capacity, uint32_t *out_count);
 /* Blocks until a heap is ready or the stream stopped (ok), or timeout (empty). */
 int32_t spead_recv_stream_wait(uint32_t handle, uint32_t timeout_ms);
 /* Doorbell called from a native thread once per arm; null disables. */
@@ -370,17 +370,17 @@ int32_t spead_recv_stream_stop(uint32_t handle);
 /* Stop + free everything not yet popped; popped heaps stay valid. */
 int32_t spead_recv_stream_destroy(uint32_t handle);
 /* Stat values in the order of spead_recv_stream_stat_name. */
-int32_t spead_recv_stream_stats(uint32_t handle, uint64_t *out, uint32_t capacity, uint32_t *out_n);
+int32_t spead_recv_stream_stats(uint32_t handle, uint64_t *out, uint32_t capacity, uint32_t *out_count);
 /* Name of stat `index`. */
 int32_t spead_recv_stream_stat_name(uint32_t index, uint8_t *out, uint32_t capacity, uint32_t *out_len);
 /* A UDP reader thread for the stream, bound to an Endpoint (family 0: any address); interface_address (IPv4, may be null) or interface_index (IPv6 multicast); out_info is a UdpReaderInfo. */
 int32_t spead_recv_stream_add_udp_reader(uint32_t handle, const struct spead_endpoint *endpoint, const struct spead_endpoint *interface_address, uint32_t interface_index, uint32_t packet_size_max, uint32_t buffer_size, struct spead_udp_reader_info *out_info);
-/* A UDP send stream (SendStreamConfig) to n_endpoints Endpoint records (substream i = endpoint i); interface_address may be null. */
-int32_t spead_udp_send_stream_create(const struct spead_endpoint *endpoints, uint32_t n_endpoints, const struct spead_endpoint *interface_address, const struct spead_send_stream_config *config, uint32_t *out_handle);
+/* A UDP send stream (SendStreamConfig) to endpoint_count Endpoint records (substream i = endpoint i); interface_address may be null. */
+int32_t spead_udp_send_stream_create(const struct spead_endpoint *endpoints, uint32_t endpoint_count, const struct spead_endpoint *interface_address, const struct spead_send_stream_config *config, uint32_t *out_handle);
 /* Queues a group of heaps (HeapRecords over one item table), all or none. */
-int32_t spead_udp_send_stream_send(uint32_t handle, const struct spead_heap_record *heaps, uint32_t n_heaps, const uint64_t *items, uint32_t n_items, uint32_t mode, const uint64_t *token_in, uint64_t *out_cnts);
+int32_t spead_udp_send_stream_send(uint32_t handle, const struct spead_heap_record *heaps, uint32_t heap_count, const uint64_t *items, uint32_t item_count, uint32_t mode, const uint64_t *token_in, uint64_t *out_cnts);
 /* Finished groups as SendCompletion records. */
-int32_t spead_udp_send_stream_poll(uint32_t handle, struct spead_send_completion *out, uint32_t capacity_records, uint32_t *out_n);
+int32_t spead_udp_send_stream_poll(uint32_t handle, struct spead_send_completion *out, uint32_t capacity_records, uint32_t *out_count);
 /* Blocks until a completion is ready (ok), timeout (empty) or stopped. */
 int32_t spead_udp_send_stream_wait(uint32_t handle, uint32_t timeout_ms);
 /* Blocks until every queued heap is sent. */
@@ -392,7 +392,7 @@ int32_t spead_udp_send_stream_arm(uint32_t handle);
 /* Sets the automatic cnt sequence: sequence = [next, step]. */
 int32_t spead_udp_send_stream_set_cnt_sequence(uint32_t handle, const uint64_t *sequence);
 /* Stat values in the order of spead_udp_send_stream_stat_name. */
-int32_t spead_udp_send_stream_stats(uint32_t handle, uint64_t *out, uint32_t capacity, uint32_t *out_n);
+int32_t spead_udp_send_stream_stats(uint32_t handle, uint64_t *out, uint32_t capacity, uint32_t *out_count);
 /* Name of stat `index`. */
 int32_t spead_udp_send_stream_stat_name(uint32_t index, uint8_t *out, uint32_t capacity, uint32_t *out_len);
 /* Stops the stream; queued heaps fail. */
@@ -404,7 +404,7 @@ int32_t spead_memory_pool_create(const struct spead_memory_pool_config *config, 
 /* Invalidates the handle; memory still in use lives on. */
 int32_t spead_memory_pool_destroy(uint32_t handle);
 /* Stat values in the order of spead_memory_pool_stat_name. */
-int32_t spead_memory_pool_stats(uint32_t handle, uint64_t *out, uint32_t capacity, uint32_t *out_n);
+int32_t spead_memory_pool_stats(uint32_t handle, uint64_t *out, uint32_t capacity, uint32_t *out_count);
 /* Name of stat `index`. */
 int32_t spead_memory_pool_stat_name(uint32_t index, uint8_t *out, uint32_t capacity, uint32_t *out_len);
 /* Native memory for item bytes; out is a BufferInfo. */
@@ -444,21 +444,21 @@ int32_t spead_chunk_ring_stop(uint32_t handle);
 /* Writes [chunks inside, capacity, stopped]. */
 int32_t spead_chunk_ring_size(uint32_t handle, uint32_t *out);
 /* Creates a chunk ring stream; the handle is a receive-stream handle. */
-int32_t spead_chunk_stream_create(const struct spead_recv_stream_config *stream_config, const uint64_t *chunk_words, uint32_t n_chunk_words, const uint8_t *user_data, uint32_t user_len, uint32_t data_ring, uint32_t free_ring, uint32_t *out_handle);
+int32_t spead_chunk_stream_create(const struct spead_recv_stream_config *stream_config, const uint64_t *chunk_words, uint32_t chunk_word_count, const uint8_t *user_data, uint32_t user_len, uint32_t data_ring, uint32_t free_ring, uint32_t *out_handle);
 /* Creates a chunk stream group (spead2's chunk_stream_ring_group); `eviction_mode` 0 = LOSSY, 1 = LOSSLESS. */
 int32_t spead_chunk_group_create(uint32_t chunks_max, uint32_t eviction_mode, uint32_t data_ring, uint32_t free_ring, uint32_t *out_handle);
 /* Adds a member stream (spead2's emplace_back); the handle is a receive-stream handle. `invalid_state` once the group has received data. */
-int32_t spead_chunk_group_add_stream(uint32_t group, const struct spead_recv_stream_config *stream_config, const uint64_t *chunk_words, uint32_t n_chunk_words, const uint8_t *user_data, uint32_t user_len, uint32_t *out_handle);
+int32_t spead_chunk_group_add_stream(uint32_t group, const struct spead_recv_stream_config *stream_config, const uint64_t *chunk_words, uint32_t chunk_word_count, const uint8_t *user_data, uint32_t user_len, uint32_t *out_handle);
 /* Stops the rings and every member. */
 int32_t spead_chunk_group_stop(uint32_t handle);
 /* Stops the group and drops JS's reference (members hold theirs until destroyed). */
 int32_t spead_chunk_group_destroy(uint32_t handle);
 /* The chunk stream's own counters (after the stream's: `too_old_heaps`, `rejected_heaps`). */
-int32_t spead_chunk_stream_stats(uint32_t handle, uint64_t *out, uint32_t capacity, uint32_t *out_n);
+int32_t spead_chunk_stream_stats(uint32_t handle, uint64_t *out, uint32_t capacity, uint32_t *out_count);
 /* Name of chunk stream stat `index`. */
 int32_t spead_chunk_stream_stat_name(uint32_t index, uint8_t *out, uint32_t capacity, uint32_t *out_len);
 /* Validates place-rule words; writes [heaps per chunk, chunk data bytes, chunk extra bytes]. */
-int32_t spead_chunk_rule_check(const uint64_t *words, uint32_t n_words, uint64_t *out);
+int32_t spead_chunk_rule_check(const uint64_t *words, uint32_t word_count, uint64_t *out);
 /* Loads a shared library (kept loaded) and writes the address of a place function in it (`system_error`: cannot load; `invalid_argument`: no symbol). */
 int32_t spead_chunk_place_lookup(const uint8_t *path, uint32_t path_len, const uint8_t *symbol, uint32_t symbol_len, uint64_t *out);
 /* A HeapDescription, then its ItemDescriptions (u64 words). */

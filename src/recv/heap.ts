@@ -24,7 +24,7 @@ const D = {
   bugCompat: HeapDescriptionLayout.bug_compat / 8,
   payloadAddress: HeapDescriptionLayout.payload_address / 8,
   payloadSize: HeapDescriptionLayout.payload_size / 8,
-  nItems: HeapDescriptionLayout.n_items / 8,
+  nItems: HeapDescriptionLayout.item_count / 8,
 } as const;
 const HEADER_WORDS = HeapDescriptionLayout.size / 8;
 const ITEM_WORDS = ItemDescriptionLayout.size / 8;

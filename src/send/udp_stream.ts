@@ -74,7 +74,7 @@ function endpointList(endpoints: ReadonlyArray<readonly [string, number]>): Uint
 const REC_U32 = HeapRecordLayout.size / 4;
 const REC_U64 = HeapRecordLayout.size / 8;
 const REC_FIRST = HeapRecordLayout.first_item / 4;
-const REC_COUNT = HeapRecordLayout.n_items / 4;
+const REC_COUNT = HeapRecordLayout.item_count / 4;
 const REC_CNT = HeapRecordLayout.cnt / 8;
 const REC_SUBSTREAM = HeapRecordLayout.substream_index / 4;
 const REC_RATE = HeapRecordLayout.rate / 8;

@@ -57,8 +57,8 @@ static void expect_heap(uint32_t stream) {
     const struct spead_item_description *items = (const struct spead_item_description *)(d + 1);
     CHECK(d->cnt == heap_cnt);
     CHECK(d->flags & 1); /* complete */
-    CHECK(d->n_items == 1);
-    if (d->n_items == 1) {
+    CHECK(d->item_count == 1);
+    if (d->item_count == 1) {
         CHECK(items[0].id == item_id);
         CHECK(!items[0].is_immediate);
         const uint8_t *bytes = (const uint8_t *)(uintptr_t)d->payload_address + items[0].value;
@@ -124,7 +124,7 @@ static void udp_loopback(void) {
     item_table(items);
     struct spead_heap_record heap = {
         .first_item = 0,
-        .n_items = 1,
+        .item_count = 1,
         .cnt = heap_cnt,
         .substream_index = 0,
         .heap_address_bits = heap_address_bits,

@@ -182,40 +182,40 @@ pub fn ringSize(handle: u32, out: ?[*]u32) Error!void {
 
 /// The chunk config words: [chunks_max, heap_extra_max, placer, ...] then for
 /// placer 0 the rule words (`PlaceRule.fromWords`), for placer 1
-/// [function address, n_items, item ids...].
+/// [function address, item_count, item ids...].
 pub const ParsedConfig = struct {
     config: chunk_mod.Config,
     items: [chunk_mod.items_max]u64,
 };
 
-fn parseChunkConfig(words_ptr: ?[*]const u64, n_words: u32) Error!ParsedConfig {
+fn parseChunkConfig(words_ptr: ?[*]const u64, word_count: u32) Error!ParsedConfig {
     const p = words_ptr orelse return error.InvalidArgument;
-    if (n_words < 4 or n_words > 1024) return error.InvalidArgument;
-    const words = p[0..n_words];
+    if (word_count < 4 or word_count > 1024) return error.InvalidArgument;
+    const words = p[0..word_count];
     var parsed: ParsedConfig = .{ .config = .{ .placer = undefined }, .items = undefined };
     if (words[0] == 0 or words[0] > 1 << 16 or words[1] > 1 << 20) return error.InvalidArgument;
     parsed.config.chunks_max = @intCast(words[0]);
     parsed.config.heap_extra_max = @intCast(words[1]);
-    var n_items: usize = 0;
+    var item_count: usize = 0;
     switch (words[2]) {
         placer_rule => {
             var used: usize = 0;
             const rule = try chunk_mod.PlaceRule.fromWords(words[3..], &used);
             if (3 + used != words.len) return error.InvalidArgument;
-            n_items = rule.n_items;
-            @memcpy(parsed.items[0..n_items], rule.items[0..n_items]);
+            item_count = rule.n_items;
+            @memcpy(parsed.items[0..item_count], rule.items[0..item_count]);
             parsed.config.placer = .{ .rule = rule };
         },
         placer_function => {
             if (words[3] == 0 or words.len < 5) return error.InvalidArgument;
-            n_items = @intCast(@min(words[4], chunk_mod.items_max + 1));
-            if (n_items > chunk_mod.items_max or words.len != 5 + n_items) return error.InvalidArgument;
-            @memcpy(parsed.items[0..n_items], words[5..][0..n_items]);
+            item_count = @intCast(@min(words[4], chunk_mod.items_max + 1));
+            if (item_count > chunk_mod.items_max or words.len != 5 + item_count) return error.InvalidArgument;
+            @memcpy(parsed.items[0..item_count], words[5..][0..item_count]);
             parsed.config.placer = .{ .function = .{ .place = @ptrFromInt(@as(usize, @intCast(words[3]))), .user_data = null } };
         },
         else => return error.InvalidArgument,
     }
-    parsed.config.items = parsed.items[0..n_items];
+    parsed.config.items = parsed.items[0..item_count];
     return parsed;
 }
 
@@ -228,7 +228,7 @@ const StreamArgs = struct {
     fn read(
         stream_config: ?*const RecvStreamConfig,
         chunk_words: ?[*]const u64,
-        n_chunk_words: u32,
+        chunk_word_count: u32,
         user_data: ?[*]const u8,
         user_len: u32,
     ) Error!StreamArgs {
@@ -239,7 +239,7 @@ const StreamArgs = struct {
         if (user_len > 1 << 20) return error.InvalidArgument;
         return .{
             .stream_config = try exports_recv.parseConfig(config),
-            .parsed = try parseChunkConfig(chunk_words, n_chunk_words),
+            .parsed = try parseChunkConfig(chunk_words, chunk_word_count),
             .user = if (user_len == 0) &.{} else user_data.?[0..user_len],
         };
     }
@@ -268,7 +268,7 @@ fn registerChunkStream(cs: *chunk_mod.ChunkStream, out: *u32) Error!void {
 pub fn createChunkStream(
     stream_config: ?*const RecvStreamConfig,
     chunk_words: ?[*]const u64,
-    n_chunk_words: u32,
+    chunk_word_count: u32,
     user_data: ?[*]const u8,
     user_len: u32,
     data_ring_handle: u32,
@@ -276,7 +276,7 @@ pub fn createChunkStream(
     out_handle: ?*u32,
 ) Error!void {
     const out = out_handle orelse return error.InvalidArgument;
-    var args = try StreamArgs.read(stream_config, chunk_words, n_chunk_words, user_data, user_len);
+    var args = try StreamArgs.read(stream_config, chunk_words, chunk_word_count, user_data, user_len);
     const data_ring = try acquireRing(data_ring_handle);
     defer data_ring.release();
     const free_ring = try acquireRing(free_ring_handle);
@@ -318,13 +318,13 @@ pub fn groupAddStream(
     group_handle: u32,
     stream_config: ?*const RecvStreamConfig,
     chunk_words: ?[*]const u64,
-    n_chunk_words: u32,
+    chunk_word_count: u32,
     user_data: ?[*]const u8,
     user_len: u32,
     out_handle: ?*u32,
 ) Error!void {
     const out = out_handle orelse return error.InvalidArgument;
-    var args = try StreamArgs.read(stream_config, chunk_words, n_chunk_words, user_data, user_len);
+    var args = try StreamArgs.read(stream_config, chunk_words, chunk_word_count, user_data, user_len);
     const group = try acquireGroup(group_handle);
     defer group.release();
     const cs = try group.addMember(payload_allocator, args.stream_config, args.chunkConfig(), args.user);
@@ -353,13 +353,13 @@ fn readChunkStreamStats(handle: u32, values: *[chunk_mod.stat_count]u64) Error!v
 /// `spead_chunk_stream_stats` and `spead_chunk_stream_stat_name`.
 pub const chunk_stream_stats = @import("stats.zig").Stats(&chunk_mod.stat_names, readChunkStreamStats);
 
-pub fn ruleCheck(words: ?[*]const u64, n_words: u32, out: ?[*]u64) Error!void {
+pub fn ruleCheck(words: ?[*]const u64, word_count: u32, out: ?[*]u64) Error!void {
     const w = words orelse return error.InvalidArgument;
     const o = out orelse return error.InvalidArgument;
-    if (n_words > 1024) return error.InvalidArgument;
+    if (word_count > 1024) return error.InvalidArgument;
     var used: usize = 0;
-    const rule = try chunk_mod.PlaceRule.fromWords(w[0..n_words], &used);
-    if (used != n_words) return error.InvalidArgument;
+    const rule = try chunk_mod.PlaceRule.fromWords(w[0..word_count], &used);
+    if (used != word_count) return error.InvalidArgument;
     o[0] = rule.heaps;
     o[1] = rule.chunk_bytes;
     o[2] = rule.extra_bytes;

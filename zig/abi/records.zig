@@ -48,7 +48,7 @@ pub const RecvStreamConfig = extern struct {
     reader_core: u32,
 };
 
-/// `spead_recv_heap_describe` writes one of these, then `n_items` `ItemDescription`s.
+/// `spead_recv_heap_describe` writes one of these, then `item_count` `ItemDescription`s.
 pub const HeapDescription = reassembly.HeapDescription;
 pub const ItemDescription = reassembly.ItemDescription;
 
@@ -90,7 +90,7 @@ pub const HeapRecord = extern struct {
     pub const doc = "One heap of a send group: its item records and how to send it";
     /// Index of the heap's first item record in the group's item table.
     first_item: u32,
-    n_items: u32,
+    item_count: u32,
     /// 2^64-1 = the next automatic cnt.
     cnt: u64,
     substream_index: u32,
@@ -290,7 +290,7 @@ comptime {
         .bug_compat = 40,
         .payload_address = 48,
         .payload_size = 56,
-        .n_items = 64,
+        .item_count = 64,
     });
     assertLayout(ItemDescription, 32, .{ .id = 0, .is_immediate = 8, .value = 16, .length = 24 });
     assertLayout(MemoryPoolConfig, 48, .{ .lower = 0, .upper = 8, .free_max = 16, .initial = 24, .low_water = 32, .flags = 40 });
@@ -308,7 +308,7 @@ comptime {
     });
     assertLayout(HeapRecord, 40, .{
         .first_item = 0,
-        .n_items = 4,
+        .item_count = 4,
         .cnt = 8,
         .substream_index = 16,
         .heap_address_bits = 20,

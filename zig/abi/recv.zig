@@ -185,8 +185,8 @@ pub fn tryPop(handle: u32, out_heap: ?*u32) Error!void {
 /// Largest batch one pop_batch call may ask for.
 pub const pop_batch_max = 4096;
 
-pub fn popBatch(handle: u32, timeout_ms: u32, out_heaps: ?[*]u32, cap: u32, out_n: ?*u32) Error!void {
-    const n_out = out_n orelse return error.InvalidArgument;
+pub fn popBatch(handle: u32, timeout_ms: u32, out_heaps: ?[*]u32, cap: u32, out_count: ?*u32) Error!void {
+    const n_out = out_count orelse return error.InvalidArgument;
     n_out.* = 0;
     const out = out_heaps orelse return error.InvalidArgument;
     if (cap == 0 or cap > pop_batch_max) return error.InvalidArgument;

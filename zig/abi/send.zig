@@ -77,9 +77,9 @@ fn heapFlavour(heap_address_bits: u32, bug_compat: u32) Error!Flavour {
     return Flavour.init(4, 64, heap_address_bits, bug_compat);
 }
 
-pub fn itemTable(items: ?[*]const u64, n_items: u32) Error![]const send_heap.ItemRecord {
-    if (n_items > items_max) return error.CapacityExceeded;
-    const words = try wordsIn(items, @as(usize, n_items) * send_heap.item_words);
+pub fn itemTable(items: ?[*]const u64, item_count: u32) Error![]const send_heap.ItemRecord {
+    if (item_count > items_max) return error.CapacityExceeded;
+    const words = try wordsIn(items, @as(usize, item_count) * send_heap.item_words);
     return send_heap.recordsFromWords(words);
 }
 
@@ -90,10 +90,10 @@ const HeapArgs = struct {
     cnt: u64,
     repeat: bool,
 
-    fn read(items: ?[*]const u64, n_items: u32, heap_address_bits: u32, bug_compat: u32, cnt_in: ?*const u64, repeat_pointers: u32) Error!HeapArgs {
+    fn read(items: ?[*]const u64, item_count: u32, heap_address_bits: u32, bug_compat: u32, cnt_in: ?*const u64, repeat_pointers: u32) Error!HeapArgs {
         return .{
             .flavour = try heapFlavour(heap_address_bits, bug_compat),
-            .table = try itemTable(items, n_items),
+            .table = try itemTable(items, item_count),
             .cnt = try u64In(cnt_in),
             .repeat = try flag(repeat_pointers),
         };
@@ -120,13 +120,13 @@ pub fn flavourCheck(version: u32, item_pointer_bits: u32, heap_address_bits: u32
 
 pub fn heapEncodedSize(
     items: ?[*]const u64,
-    n_items: u32,
+    item_count: u32,
     heap_address_bits: u32,
     packet_size_max: u32,
     repeat_pointers: u32,
     out: ?[*]u64,
 ) Error!void {
-    const heap = try HeapArgs.read(items, n_items, heap_address_bits, 0, &@as(u64, 0), repeat_pointers);
+    const heap = try HeapArgs.read(items, item_count, heap_address_bits, 0, &@as(u64, 0), repeat_pointers);
     const result = try wordsOut(out, 2);
     const gen = try heap.packetiser(heap.table, packet_size_max);
     const totals = gen.totals();
@@ -136,7 +136,7 @@ pub fn heapEncodedSize(
 
 pub fn heapEncode(
     items: ?[*]const u64,
-    n_items: u32,
+    item_count: u32,
     heap_address_bits: u32,
     bug_compat: u32,
     cnt_in: ?*const u64,
@@ -146,7 +146,7 @@ pub fn heapEncode(
     cap: u32,
     out_len: ?*u32,
 ) Error!void {
-    const heap = try HeapArgs.read(items, n_items, heap_address_bits, bug_compat, cnt_in, repeat_pointers);
+    const heap = try HeapArgs.read(items, item_count, heap_address_bits, bug_compat, cnt_in, repeat_pointers);
     const len = try u32Out(out_len);
     var gen = try heap.packetiser(heap.table, packet_size_max);
     const totals = gen.totals();
@@ -178,7 +178,7 @@ var packet_gens: handles.Table(PacketGen, packet_gens_max) = .{};
 
 pub fn packetGenCreate(
     items: ?[*]const u64,
-    n_items: u32,
+    item_count: u32,
     heap_address_bits: u32,
     bug_compat: u32,
     cnt_in: ?*const u64,
@@ -186,7 +186,7 @@ pub fn packetGenCreate(
     repeat_pointers: u32,
     out_handle: ?*u32,
 ) Error!void {
-    const heap = try HeapArgs.read(items, n_items, heap_address_bits, bug_compat, cnt_in, repeat_pointers);
+    const heap = try HeapArgs.read(items, item_count, heap_address_bits, bug_compat, cnt_in, repeat_pointers);
     const handle_out = try u32Out(out_handle);
     // Validate against the JS table before copying anything.
     _ = try heap.packetiser(heap.table, packet_size_max);
@@ -410,20 +410,20 @@ test "descriptor exports: V9 encode, decode, short buffers" {
     try expectStatus(.invalid_argument, capi.spead_descriptor_encode(null, &out, out.len, &len));
 
     var words: [32]u64 = undefined;
-    var n_words: u32 = 0;
-    try expectStatus(.ok, capi.spead_descriptor_decode(0, &out, 118, &words, words.len, &n_words));
+    var word_count: u32 = 0;
+    try expectStatus(.ok, capi.spead_descriptor_decode(0, &out, 118, &words, words.len, &word_count));
     const decoded: *const descriptor.DescriptorDecoded = @ptrCast(&words);
     try testing.expectEqual(@as(u64, 0x1600), decoded.id);
     try testing.expectEqual(@as(u64, 1), decoded.format_count);
     try testing.expectEqual(@as(u64, 40), decoded.heap_address_bits);
     try testing.expectEqual(@as(u64, 'u'), words[descriptor.out_fixed_words]);
     try testing.expectEqual(@as(u64, 40), words[descriptor.out_fixed_words + 1]);
-    const needed = n_words;
-    try expectStatus(.buffer_too_small, capi.spead_descriptor_decode(0, &out, 118, &words, 4, &n_words));
-    try testing.expectEqual(needed, n_words);
-    try expectStatus(.malformed, capi.spead_descriptor_decode(0, &out, 117, &words, words.len, &n_words));
-    try expectStatus(.malformed, capi.spead_descriptor_decode(0, null, 0, &words, words.len, &n_words));
-    try expectStatus(.invalid_argument, capi.spead_descriptor_decode(0, null, 10, &words, words.len, &n_words));
-    try expectStatus(.invalid_argument, capi.spead_descriptor_decode(0, &out, 118, null, 32, &n_words));
+    const needed = word_count;
+    try expectStatus(.buffer_too_small, capi.spead_descriptor_decode(0, &out, 118, &words, 4, &word_count));
+    try testing.expectEqual(needed, word_count);
+    try expectStatus(.malformed, capi.spead_descriptor_decode(0, &out, 117, &words, words.len, &word_count));
+    try expectStatus(.malformed, capi.spead_descriptor_decode(0, null, 0, &words, words.len, &word_count));
+    try expectStatus(.invalid_argument, capi.spead_descriptor_decode(0, null, 10, &words, words.len, &word_count));
+    try expectStatus(.invalid_argument, capi.spead_descriptor_decode(0, &out, 118, null, 32, &word_count));
     try expectStatus(.invalid_argument, capi.spead_descriptor_decode(0, &out, 118, &words, words.len, null));
 }

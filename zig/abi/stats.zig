@@ -14,10 +14,10 @@ pub fn Stats(comptime names: anytype, comptime read: fn (handle: u32, values: *[
     return struct {
         pub const count: u32 = names.len;
 
-        /// Writes the values; `out_n` = the count always (once the handle
+        /// Writes the values; `out_count` = the count always (once the handle
         /// is found), `buffer_too_small` when `capacity` is less.
-        pub fn values(handle: u32, out: ?[*]u64, capacity: u32, out_n: ?*u32) Error!void {
-            const n_out = out_n orelse return error.InvalidArgument;
+        pub fn values(handle: u32, out: ?[*]u64, capacity: u32, out_count: ?*u32) Error!void {
+            const n_out = out_count orelse return error.InvalidArgument;
             var read_values: [names.len]u64 = undefined;
             try read(handle, &read_values);
             n_out.* = count;

@@ -29,9 +29,9 @@ pub const exports = [_]ex.Export{
     entry("spead_flavour_check", send.flavourCheck, "version item_pointer_bits heap_address_bits bug_compat", "invalid_flavour unless spead2 would accept the flavour."),
 
     // send: heaps as item tables
-    entry("spead_heap_encoded_size", send.heapEncodedSize, "items n_items heap_address_bits packet_size_max repeat_pointers out", "Writes [total bytes, packets] of a heap's encoding."),
-    entry("spead_heap_encode", send.heapEncode, "items n_items heap_address_bits bug_compat cnt_in packet_size_max repeat_pointers out capacity out_len", "All packets of a heap, concatenated; buffer_too_small writes the needed size."),
-    entry("spead_packet_gen_create", send.packetGenCreate, "items n_items heap_address_bits bug_compat cnt_in packet_size_max repeat_pointers out_handle", "A packet generator over a copy of the table (the item bytes must outlive it)."),
+    entry("spead_heap_encoded_size", send.heapEncodedSize, "items item_count heap_address_bits packet_size_max repeat_pointers out", "Writes [total bytes, packets] of a heap's encoding."),
+    entry("spead_heap_encode", send.heapEncode, "items item_count heap_address_bits bug_compat cnt_in packet_size_max repeat_pointers out capacity out_len", "All packets of a heap, concatenated; buffer_too_small writes the needed size."),
+    entry("spead_packet_gen_create", send.packetGenCreate, "items item_count heap_address_bits bug_compat cnt_in packet_size_max repeat_pointers out_handle", "A packet generator over a copy of the table (the item bytes must outlive it)."),
     entry("spead_packet_gen_next", send.packetGenNext, "handle out capacity out_len", "The next packet; out_len = 0 when finished."),
     entry("spead_packet_gen_destroy", send.packetGenDestroy, "handle", "Frees a packet generator."),
 
@@ -46,26 +46,26 @@ pub const exports = [_]ex.Export{
     entry("spead_recv_stream_add_file", recv.addFile, "handle path path_len", "Maps a file of concatenated packets read-only; a reader thread feeds it in place and then stops the stream."),
     entry("spead_recv_stream_try_pop", recv.tryPop, "handle out_heap", "ok + heap handle, empty, or stopped."),
     blocking("spead_recv_stream_pop", recv.pop, "handle timeout_ms out_heap", "Blocking pop; empty on timeout."),
-    blocking("spead_recv_stream_pop_batch", recv.popBatch, "handle timeout_ms out_heaps capacity out_n", "Pops every ready heap (up to capacity), waiting up to timeout_ms for the first; out_n >= 1 on success."),
+    blocking("spead_recv_stream_pop_batch", recv.popBatch, "handle timeout_ms out_heaps capacity out_count", "Pops every ready heap (up to capacity), waiting up to timeout_ms for the first; out_count >= 1 on success."),
     blocking("spead_recv_stream_wait", recv.wait, "handle timeout_ms", "Blocks until a heap is ready or the stream stopped (ok), or timeout (empty)."),
     entry("spead_recv_stream_set_notify", recv.setNotify, "handle callback", "Doorbell called from a native thread once per arm; null disables."),
     entry("spead_recv_stream_arm", recv.arm, "handle", "Re-arms the doorbell; fires at once if something is ready."),
     entry("spead_recv_stream_stop", recv.stop, "handle", "Stops the readers and flushes live heaps; idempotent."),
     entry("spead_recv_stream_destroy", recv.destroy, "handle", "Stop + free everything not yet popped; popped heaps stay valid."),
-    entry("spead_recv_stream_stats", recv.stats.values, "handle out capacity out_n", "Stat values in the order of spead_recv_stream_stat_name."),
+    entry("spead_recv_stream_stats", recv.stats.values, "handle out capacity out_count", "Stat values in the order of spead_recv_stream_stat_name."),
     entry("spead_recv_stream_stat_name", recv.stats.name, "index out capacity out_len", "Name of stat `index`."),
     entry("spead_recv_stream_add_udp_reader", pool.addUdpReader, "handle endpoint interface_address interface_index packet_size_max buffer_size out_info", "A UDP reader thread for the stream, bound to an Endpoint (family 0: any address); interface_address (IPv4, may be null) or interface_index (IPv6 multicast); out_info is a UdpReaderInfo."),
 
     // UDP send streams
-    entry("spead_udp_send_stream_create", udp_send.create, "endpoints n_endpoints interface_address config out_handle", "A UDP send stream (SendStreamConfig) to n_endpoints Endpoint records (substream i = endpoint i); interface_address may be null."),
-    entry("spead_udp_send_stream_send", udp_send.send, "handle heaps n_heaps items n_items mode token_in out_cnts", "Queues a group of heaps (HeapRecords over one item table), all or none."),
-    entry("spead_udp_send_stream_poll", udp_send.poll, "handle out capacity_records out_n", "Finished groups as SendCompletion records."),
+    entry("spead_udp_send_stream_create", udp_send.create, "endpoints endpoint_count interface_address config out_handle", "A UDP send stream (SendStreamConfig) to endpoint_count Endpoint records (substream i = endpoint i); interface_address may be null."),
+    entry("spead_udp_send_stream_send", udp_send.send, "handle heaps heap_count items item_count mode token_in out_cnts", "Queues a group of heaps (HeapRecords over one item table), all or none."),
+    entry("spead_udp_send_stream_poll", udp_send.poll, "handle out capacity_records out_count", "Finished groups as SendCompletion records."),
     blocking("spead_udp_send_stream_wait", udp_send.wait, "handle timeout_ms", "Blocks until a completion is ready (ok), timeout (empty) or stopped."),
     blocking("spead_udp_send_stream_flush", udp_send.flush, "handle timeout_ms", "Blocks until every queued heap is sent."),
     entry("spead_udp_send_stream_set_notify", udp_send.setNotify, "handle callback", "Doorbell called from the I/O thread once per arm; null disables."),
     entry("spead_udp_send_stream_arm", udp_send.arm, "handle", "Re-arms the doorbell; fires at once if a completion is ready."),
     entry("spead_udp_send_stream_set_cnt_sequence", udp_send.setCntSequence, "handle sequence", "Sets the automatic cnt sequence: sequence = [next, step]."),
-    entry("spead_udp_send_stream_stats", udp_send.stats.values, "handle out capacity out_n", "Stat values in the order of spead_udp_send_stream_stat_name."),
+    entry("spead_udp_send_stream_stats", udp_send.stats.values, "handle out capacity out_count", "Stat values in the order of spead_udp_send_stream_stat_name."),
     entry("spead_udp_send_stream_stat_name", udp_send.stats.name, "index out capacity out_len", "Name of stat `index`."),
     entry("spead_udp_send_stream_stop", udp_send.stop, "handle", "Stops the stream; queued heaps fail."),
     entry("spead_udp_send_stream_destroy", udp_send.destroy, "handle", "Stop + free, once no call is inside."),
@@ -73,7 +73,7 @@ pub const exports = [_]ex.Export{
     // memory pools
     entry("spead_memory_pool_create", pool.createPool, "config out_handle", "A memory pool (MemoryPoolConfig)."),
     entry("spead_memory_pool_destroy", pool.destroyPool, "handle", "Invalidates the handle; memory still in use lives on."),
-    entry("spead_memory_pool_stats", pool.pool_stats.values, "handle out capacity out_n", "Stat values in the order of spead_memory_pool_stat_name."),
+    entry("spead_memory_pool_stats", pool.pool_stats.values, "handle out capacity out_count", "Stat values in the order of spead_memory_pool_stat_name."),
     entry("spead_memory_pool_stat_name", pool.pool_stats.name, "index out capacity out_len", "Name of stat `index`."),
 
     // stable send buffers
@@ -101,14 +101,14 @@ pub const exports = [_]ex.Export{
     entry("spead_chunk_ring_arm", chunk.ringArm, "handle", "Re-arms the doorbell; fires at once if a chunk is ready."),
     entry("spead_chunk_ring_stop", chunk.ringStop, "handle", "Stops the ring; waiters wake with stopped."),
     entry("spead_chunk_ring_size", chunk.ringSize, "handle out", "Writes [chunks inside, capacity, stopped]."),
-    entry("spead_chunk_stream_create", chunk.createChunkStream, "stream_config chunk_words n_chunk_words user_data user_len data_ring free_ring out_handle", "Creates a chunk ring stream; the handle is a receive-stream handle."),
+    entry("spead_chunk_stream_create", chunk.createChunkStream, "stream_config chunk_words chunk_word_count user_data user_len data_ring free_ring out_handle", "Creates a chunk ring stream; the handle is a receive-stream handle."),
     entry("spead_chunk_group_create", chunk.createGroup, "chunks_max eviction_mode data_ring free_ring out_handle", "Creates a chunk stream group (spead2's chunk_stream_ring_group); `eviction_mode` 0 = LOSSY, 1 = LOSSLESS."),
-    entry("spead_chunk_group_add_stream", chunk.groupAddStream, "group stream_config chunk_words n_chunk_words user_data user_len out_handle", "Adds a member stream (spead2's emplace_back); the handle is a receive-stream handle. `invalid_state` once the group has received data."),
+    entry("spead_chunk_group_add_stream", chunk.groupAddStream, "group stream_config chunk_words chunk_word_count user_data user_len out_handle", "Adds a member stream (spead2's emplace_back); the handle is a receive-stream handle. `invalid_state` once the group has received data."),
     entry("spead_chunk_group_stop", chunk.groupStop, "handle", "Stops the rings and every member."),
     entry("spead_chunk_group_destroy", chunk.groupDestroy, "handle", "Stops the group and drops JS's reference (members hold theirs until destroyed)."),
-    entry("spead_chunk_stream_stats", chunk.chunk_stream_stats.values, "handle out capacity out_n", "The chunk stream's own counters (after the stream's: `too_old_heaps`, `rejected_heaps`)."),
+    entry("spead_chunk_stream_stats", chunk.chunk_stream_stats.values, "handle out capacity out_count", "The chunk stream's own counters (after the stream's: `too_old_heaps`, `rejected_heaps`)."),
     entry("spead_chunk_stream_stat_name", chunk.chunk_stream_stats.name, "index out capacity out_len", "Name of chunk stream stat `index`."),
-    entry("spead_chunk_rule_check", chunk.ruleCheck, "words n_words out", "Validates place-rule words; writes [heaps per chunk, chunk data bytes, chunk extra bytes]."),
+    entry("spead_chunk_rule_check", chunk.ruleCheck, "words word_count out", "Validates place-rule words; writes [heaps per chunk, chunk data bytes, chunk extra bytes]."),
     entry("spead_chunk_place_lookup", chunk.placeLookup, "path path_len symbol symbol_len out", "Loads a shared library (kept loaded) and writes the address of a place function in it (`system_error`: cannot load; `invalid_argument`: no symbol)."),
 
     // received heaps

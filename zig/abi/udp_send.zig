@@ -43,14 +43,14 @@ var streams: StreamLeases = .{};
 // Parsing of JS arguments
 
 /// The endpoints' addresses: 1 .. `out.len` records, ports 1..65535.
-fn endpointAddresses(endpoints: ?[*]const Endpoint, n_endpoints: u32, out: []std.net.Address) Error![]std.net.Address {
-    if (n_endpoints == 0 or n_endpoints > out.len) return error.InvalidArgument;
-    const records_in = (endpoints orelse return error.InvalidArgument)[0..n_endpoints];
-    for (records_in, out[0..n_endpoints]) |*endpoint, *address| {
+fn endpointAddresses(endpoints: ?[*]const Endpoint, endpoint_count: u32, out: []std.net.Address) Error![]std.net.Address {
+    if (endpoint_count == 0 or endpoint_count > out.len) return error.InvalidArgument;
+    const records_in = (endpoints orelse return error.InvalidArgument)[0..endpoint_count];
+    for (records_in, out[0..endpoint_count]) |*endpoint, *address| {
         if (endpoint.port == 0) return error.InvalidArgument;
         address.* = try endpoint.toAddress();
     }
-    return out[0..n_endpoints];
+    return out[0..endpoint_count];
 }
 
 fn wholeNumber(value: f64, min: f64, max: f64) Error!u64 {
@@ -94,11 +94,11 @@ const HeapRecords = struct {
 
     pub fn get(self: HeapRecords, i: usize) Error!udp_send.HeapSpec {
         const r = &self.heaps[i];
-        if (r.first_item > self.items.len or r.n_items > self.items.len - r.first_item) return error.InvalidArgument;
+        if (r.first_item > self.items.len or r.item_count > self.items.len - r.first_item) return error.InvalidArgument;
         if (r.heap_address_bits > 64) return error.InvalidFlavour;
         if (r.repeat_pointers > 1 or r.reserved != 0) return error.InvalidArgument;
         return .{
-            .items = self.items[r.first_item..][0..r.n_items],
+            .items = self.items[r.first_item..][0..r.item_count],
             .flavour = try Flavour.init(4, 64, r.heap_address_bits, 0),
             .cnt = if (r.cnt == cnt_auto) null else r.cnt,
             .substream = r.substream_index,
@@ -127,7 +127,7 @@ fn call(handle: u32, comptime method: []const u8, method_args: anytype) Error!vo
 
 pub fn create(
     endpoints: ?[*]const Endpoint,
-    n_endpoints: u32,
+    endpoint_count: u32,
     interface_address: ?*const Endpoint,
     config_in: ?*const SendStreamConfig,
     out_handle: ?*u32,
@@ -136,7 +136,7 @@ pub fn create(
     const handle_out = try args.u32Out(out_handle);
     const config = try parseConfig(config_in orelse return error.InvalidArgument, interface_address);
     var address_buffer: [udp_send.endpoints_max]std.net.Address = undefined;
-    const addresses = try endpointAddresses(endpoints, n_endpoints, &address_buffer);
+    const addresses = try endpointAddresses(endpoints, endpoint_count, &address_buffer);
     const stream = try udp_send.Stream.create(allocator, addresses, config);
     errdefer stream.destroy();
     const handle = try streams.insert(stream);
@@ -148,31 +148,31 @@ pub fn create(
 pub fn send(
     handle: u32,
     heaps: ?[*]const HeapRecord,
-    n_heaps: u32,
+    heap_count: u32,
     items: ?[*]const u64,
-    n_items: u32,
+    item_count: u32,
     mode: u32,
     token_in: ?*const u64,
     out_cnts: ?[*]u64,
 ) Error!void {
     const leased = try lease(handle);
     defer leased.release();
-    if (n_heaps == 0) return error.InvalidArgument;
-    if (n_heaps > group_heaps_max) return error.QueueFull;
+    if (heap_count == 0) return error.InvalidArgument;
+    if (heap_count > group_heaps_max) return error.QueueFull;
     const group_mode = std.meta.intToEnum(udp_send.GroupMode, mode) catch return error.InvalidArgument;
     const source = HeapRecords{
-        .heaps = (heaps orelse return error.InvalidArgument)[0..n_heaps],
-        .items = try args.itemTable(items, n_items),
+        .heaps = (heaps orelse return error.InvalidArgument)[0..heap_count],
+        .items = try args.itemTable(items, item_count),
     };
     const token = try args.u64In(token_in);
-    const cnts: []u64 = if (out_cnts == null) &.{} else try args.wordsOut(out_cnts, n_heaps);
+    const cnts: []u64 = if (out_cnts == null) &.{} else try args.wordsOut(out_cnts, heap_count);
     try leased.object.send(source, group_mode, token, cnts);
 }
 
-pub fn poll(handle: u32, out: ?[*]records.SendCompletion, cap_records: u32, out_n: ?*u32) Error!void {
+pub fn poll(handle: u32, out: ?[*]records.SendCompletion, cap_records: u32, out_count: ?*u32) Error!void {
     const leased = try lease(handle);
     defer leased.release();
-    const n_out = try args.u32Out(out_n);
+    const n_out = try args.u32Out(out_count);
     const completions: []records.SendCompletion = if (cap_records == 0) &.{} else (out orelse return error.InvalidArgument)[0..cap_records];
     n_out.* = @intCast(leased.object.poll(completions));
 }
@@ -286,8 +286,8 @@ test "udp send exports: create, send, poll, stats, destroy" {
         0x1000, @intFromPtr(&data), data.len, 0,
     };
     const heaps = [_]HeapRecord{
-        .{ .first_item = 0, .n_items = 1, .cnt = cnt_auto, .substream_index = 0, .heap_address_bits = 48, .rate = -1, .repeat_pointers = 0, .reserved = 0 },
-        .{ .first_item = 1, .n_items = 1, .cnt = 9, .substream_index = 0, .heap_address_bits = 48, .rate = -1, .repeat_pointers = 0, .reserved = 0 },
+        .{ .first_item = 0, .item_count = 1, .cnt = cnt_auto, .substream_index = 0, .heap_address_bits = 48, .rate = -1, .repeat_pointers = 0, .reserved = 0 },
+        .{ .first_item = 1, .item_count = 1, .cnt = 9, .substream_index = 0, .heap_address_bits = 48, .rate = -1, .repeat_pointers = 0, .reserved = 0 },
     };
     const token: u64 = 0xfeed;
     var cnts: [2]u64 = undefined;

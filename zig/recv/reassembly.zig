@@ -729,7 +729,7 @@ pub const Item = struct {
 
 /// A received heap as `spead_recv_heap_describe` reports it (published by zig/abi/records.zig).
 pub const HeapDescription = extern struct {
-    pub const doc = "A received heap, followed by n_items ItemDescription records";
+    pub const doc = "A received heap, followed by item_count ItemDescription records";
     cnt: u64,
     /// 2^64-1 when unknown.
     heap_length: u64,
@@ -741,7 +741,7 @@ pub const HeapDescription = extern struct {
     /// The payload's address (0 if none); valid until the heap is released.
     payload_address: u64,
     payload_size: u64,
-    n_items: u64,
+    item_count: u64,
 };
 
 /// One item of a `HeapDescription`: an immediate value, or an offset into the payload.
@@ -798,7 +798,7 @@ pub const FrozenHeap = struct {
             .bug_compat = self.bug_compat,
             .payload_address = if (self.payload_size > 0) @intFromPtr(self.payload.ptr) else 0,
             .payload_size = self.payload_size,
-            .n_items = self.items.len,
+            .item_count = self.items.len,
         };
         const items: [*]ItemDescription = @ptrCast(out[@sizeOf(HeapDescription) / 8 ..].ptr);
         for (self.items, 0..) |item, i| {
