@@ -44,16 +44,32 @@ const leakFinalizer = new FinalizationRegistry<number>((handle) => {
   }
 });
 
+// One describe buffer for every heap: each heap keeps a copy of just its words.
+const describeScratch = new BigUint64Array(HEADER_WORDS + ITEM_WORDS * 16);
+const describeUsed = new Uint32Array(1);
+
 /** Reads the describe words of a heap handle (docs/ABI.md). */
 function describe(handle: number): BigUint64Array {
-  let words = new BigUint64Array(HEADER_WORDS + ITEM_WORDS * 16);
-  const used = new Uint32Array(1);
-  if (lib.recvHeapDescribe(handle, words, words.length, used, "heap describe") === Status.buffer_too_small) {
-    words = new BigUint64Array(used[0]);
-    const st = lib.recvHeapDescribe(handle, words, words.length, used, "heap describe");
+  if (lib.recvHeapDescribe(handle, describeScratch, describeScratch.length, describeUsed, "heap describe") === Status.buffer_too_small) {
+    const words = new BigUint64Array(describeUsed[0]);
+    const st = lib.recvHeapDescribe(handle, words, words.length, describeUsed, "heap describe");
     if (st !== Status.ok) fail(st, "heap describe");
+    return words;
   }
-  return words;
+  return describeScratch.slice(0, describeUsed[0]);
+}
+
+// Heaps share one Flavour per (heap address bits, bug_compat): they are immutable.
+const flavours = new Map<number, Flavour>();
+
+function flavourOf(heapAddressBits: number, bugCompat: number): Flavour {
+  const key = heapAddressBits * 8 + bugCompat;
+  let flavour = flavours.get(key);
+  if (flavour === undefined) {
+    flavour = new Flavour(4, 64, heapAddressBits, bugCompat);
+    flavours.set(key, flavour);
+  }
+  return flavour;
 }
 
 function immediateBytes(value: bigint, width: number): Uint8Array {
@@ -72,6 +88,8 @@ export class Heap implements Disposable {
   /** The payload as an ArrayBuffer, made on first use (undefined until then). */
   #payload: ArrayBuffer | null | undefined = undefined;
   readonly #words: BigUint64Array;
+  /** The description's flags word (bit 0 complete, 1 contiguous, 2 start, 3 end of stream). */
+  readonly #flags: number;
   /** Heap counter (ID) of this heap. */
   readonly cnt: bigint;
   /** The flavour the heap was received with. */
@@ -84,7 +102,8 @@ export class Heap implements Disposable {
     this.#words = describe(handle);
     const w = this.#words;
     this.cnt = w[D.cnt];
-    this.flavour = new Flavour(4, 64, Number(w[D.heapAddressBits]), Number(w[D.bugCompat]));
+    this.#flags = Number(w[D.flags]);
+    this.flavour = flavourOf(Number(w[D.heapAddressBits]), Number(w[D.bugCompat]));
     // The registry watches the heap until its payload buffer is made, then that
     // buffer (which every item view keeps alive, see #payloadBuffer), so native
     // memory is only freed once no view can reach it.
@@ -93,8 +112,7 @@ export class Heap implements Disposable {
 
   /**
    * The payload buffer, made on first use: a heap released unread never makes
-   * one (an external ArrayBuffer per heap is most of a JS consumer's cost per
-   * heap, and under Bun the collections it provokes).
+   * one (nor registers it with the finalizer).
    */
   #payloadBuffer(): ArrayBuffer | null {
     if (this.#payload !== undefined) return this.#payload;
@@ -132,22 +150,26 @@ export class Heap implements Disposable {
 
   /** Whether every payload byte arrived. */
   isComplete(): boolean {
-    return (this.#live()[D.flags] & 1n) !== 0n;
+    this.#live();
+    return (this.#flags & 1) !== 0;
   }
 
   /** Whether the payload received is one prefix without holes (spead2's is_contiguous). */
   isContiguous(): boolean {
-    return (this.#live()[D.flags] & 2n) !== 0n;
+    this.#live();
+    return (this.#flags & 2) !== 0;
   }
 
   /** Whether the heap carries the STREAM_CTRL start item. */
   isStartOfStream(): boolean {
-    return (this.#live()[D.flags] & 4n) !== 0n;
+    this.#live();
+    return (this.#flags & 4) !== 0;
   }
 
   /** Whether the heap carries the STREAM_CTRL stop item. */
   isEndOfStream(): boolean {
-    return (this.#live()[D.flags] & 8n) !== 0n;
+    this.#live();
+    return (this.#flags & 8) !== 0;
   }
 
   /** The whole payload as a zero-copy view (spead2's `get_payload`). */
