@@ -68,7 +68,7 @@ const registry = new FinalizationRegistry<Held>((held) => {
  *   the object is closed (use after close is a JS error, never a segfault);
  * - `close()` runs {@link beforeClose} (stop what runs), then destroys the
  *   native object — at once, or, while a call is inside the library
- *   ({@link inCall}: a Deno nonblocking wait), when that call returns;
+ *   ({@link hold}: a Deno nonblocking wait), when that call returns;
  *   `Symbol.dispose` is `close()`; both are idempotent;
  * - a FinalizationRegistry destroys an object the program dropped without
  *   closing it (a safety net: Deno may not collect for a long time);
@@ -115,21 +115,10 @@ export abstract class NativeObject implements Disposable {
   }
 
   /**
-   * Runs `call` with the handle while counting it as inside the library:
-   * `close()` meanwhile stops the object but defers the destroy until the
-   * last such call has returned.
+   * Counts a use the native side still makes of the object (a Deno wait
+   * inside the library, a send reading a buffer): `close()` meanwhile stops
+   * the object but defers the destroy until the last {@link unhold}.
    */
-  protected async inCall<T>(call: (handle: number) => Promise<T>): Promise<T> {
-    const handle = this.nativeHandle;
-    this.hold();
-    try {
-      return await call(handle);
-    } finally {
-      this.unhold();
-    }
-  }
-
-  /** Counts a use that the native side still makes of the object (a send reading a buffer): no destroy until {@link unhold}. */
   protected hold(): void {
     this.#inCalls++;
   }
@@ -144,12 +133,23 @@ export abstract class NativeObject implements Disposable {
    * Resolves when the native side may have news (something ready, or
    * stopped), after one wait slice at most. False once a Deno wait reported
    * the object stopped. A Deno wait is a call inside the library
-   * ({@link inCall}); a Bun wait is a doorbell and a timer.
+   * ({@link hold}); a Bun wait is a doorbell and a timer.
    */
   protected waitReady(): Promise<boolean> {
     const waiter = this.#waiter!;
-    if (waiter.insideLibrary) return this.inCall((handle) => waiter.wait(handle));
-    return waiter.wait(this.nativeHandle);
+    const handle = this.nativeHandle;
+    if (!waiter.insideLibrary) return waiter.wait(handle);
+    this.hold();
+    return waiter.wait(handle).then(
+      (going) => {
+        this.unhold();
+        return going;
+      },
+      (err) => {
+        this.unhold();
+        throw err;
+      },
+    );
   }
 
   /** Calls the kind's stop, unless closed (for the subclasses' `stop()`). */
@@ -170,7 +170,7 @@ export abstract class NativeObject implements Disposable {
     const handle = this.#handle;
     if (handle === 0 || this.#closing) return;
     this.beforeClose(handle);
-    if (this.#handle === 0) return; // beforeClose destroyed it already (a group closes its members)
+    if (this.#handle === 0) return; // the hook closed it already
     this.#waiter?.detach(handle);
     if (this.#inCalls > 0) {
       this.#closing = true; // a Deno wait is still inside the library; destroyed when it returns
@@ -205,12 +205,6 @@ export abstract class NativeObject implements Disposable {
     this.#handle = handle;
     this.#held.handle = handle;
     registry.register(this, this.#held, this.#held);
-  }
-
-  /** @internal Forgets the handle without a destroy (the library freed it, or owns it). */
-  protected forget(): void {
-    this.#handle = 0;
-    registry.unregister(this.#held);
   }
 
   /** Same as `close()` (for `using`). */

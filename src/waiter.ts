@@ -21,6 +21,10 @@ export interface WaitCalls {
   readonly arm: (handle: number) => void;
 }
 
+function notStopped(status: number): boolean {
+  return status !== Status.stopped;
+}
+
 /** Waits on one native object; its doorbell is put in `held` for the object's finalizer. */
 export class Waiter {
   readonly #calls: WaitCalls;
@@ -39,17 +43,20 @@ export class Waiter {
     return this.#calls.waitAsync !== undefined;
   }
 
-  /** Resolves when something may be ready, or after a slice; false once a Deno wait says stopped. */
-  async wait(handle: number): Promise<boolean> {
+  /**
+   * Resolves when something may be ready, or after a slice; false once a Deno
+   * wait says stopped. Plain Promise chains, no async frames: a send stream
+   * waits once per completion batch.
+   */
+  wait(handle: number): Promise<boolean> {
     const waitAsync = this.#calls.waitAsync;
-    if (waitAsync) return (await waitAsync(handle, WAIT_SLICE_MS)) !== Status.stopped;
+    if (waitAsync) return waitAsync(handle, WAIT_SLICE_MS).then(notStopped);
     this.#ensureDoorbell(handle);
-    await new Promise<void>((resolve) => {
-      this.#wakers.push(resolve);
+    return new Promise<boolean>((resolve) => {
+      this.#wakers.push(() => resolve(true));
       this.#ensureKeepAlive();
       this.#calls.arm(handle);
     });
-    return true;
   }
 
   #ensureDoorbell(handle: number): void {
