@@ -62,10 +62,8 @@ passed=$((passed + dp)); failed=$((failed + df))
 # Forced GC (issue #8): the suites whose work happens in this process run again with a full
 # collection after every test (Bun: tests/gc_preload.ts; Deno: --expose-gc, tests/bun_test_shim.ts),
 # so finalizers of objects tests dropped run while later tests use the library. The suites that
-# drive child processes (tutorials, command-line tools, packaging, multicast, reliability) are left out,
-# and so is chunk_group, whose leak check compares whole-process thread counts (V8 starts more GC
-# helper threads when collections are forced; tests/reliability.test.ts counts only our spead-* threads).
-gc_suites=$(ls tests/*.test.ts | grep -v -E '/(examples_recv|examples_send|cli|download|multicast|reliability|chunk_group)\.test\.ts$')
+# drive child processes (tutorials, command-line tools, packaging, multicast, reliability) are left out.
+gc_suites=$(ls tests/*.test.ts | grep -v -E '/(examples_recv|examples_send|cli|download|multicast|reliability)\.test\.ts$')
 echo "== forced GC: bun test --preload tests/gc_preload.ts (in-process suites)"
 # shellcheck disable=SC2086
 bun test --timeout 60000 --preload ./tests/gc_preload.ts --reporter=junit --reporter-outfile="$out/bun-gc.xml" $gc_suites 2>&1 \
