@@ -2,7 +2,7 @@
  * Item descriptors (spead2's `Descriptor`): the metadata that tells a receiver
  * how to decode an item's bytes.
  */
-import { DescriptorFieldsView } from "../ffi/abi.gen.ts";
+import { DescriptorFieldsLayout, DescriptorFieldsView } from "../ffi/abi.gen.ts";
 import { lib, native, Status } from "../ffi/mod.ts";
 import { fail, SpeadError } from "./errors.ts";
 import { BUG_COMPAT_SWAP_ENDIAN, Flavour } from "./flavour.ts";
@@ -57,31 +57,37 @@ const encodeFieldsBytes = encodeFields.bytes;
  */
 let stageWords = new BigUint64Array(0);
 let stageBytes = new Uint8Array(0);
-let stageAddress = 0n;
+/** A user-space address (< 2^53), kept as a number so that offsets need no BigInt. */
+let stageAddress = 0;
+
+/** Writes a u64 address field of the record as two u32 halves (no BigInt). */
+function setAddress(fields: DescriptorFieldsView, offset: number, address: number): void {
+  fields.view.setUint32(offset, address % 2 ** 32, true);
+  fields.view.setUint32(offset + 4, Math.floor(address / 2 ** 32), true);
+}
 
 /** Copies `a`'s parts into the stage and writes their addresses and lengths into `fields`. */
 function stageDescriptor(a: DescriptorEncodeArgs, fields: DescriptorFieldsView): void {
   const pairWords = 2 * (a.nFormat + a.nShape);
   const size = 8 * pairWords + a.nameLen + a.descriptionLen + a.dtypeLen;
-  if (size > stageBytes.length || stageAddress === 0n) {
+  if (size > stageBytes.length || stageAddress === 0) {
     stageWords = new BigUint64Array(Math.max(64, Math.ceil((2 * size) / 8)));
     stageBytes = new Uint8Array(stageWords.buffer);
-    stageAddress = native.addressOf(stageBytes);
+    stageAddress = Number(native.addressOf(stageBytes));
   }
   for (let k = 0; k < 2 * a.nFormat; k++) stageWords[k] = a.format[k];
   for (let k = 0; k < 2 * a.nShape; k++) stageWords[2 * a.nFormat + k] = a.shape[k];
   let at = 8 * pairWords;
-  const put = (bytes: Uint8Array, len: number): bigint => {
-    const address = stageAddress + BigInt(at);
+  const put = (offset: number, bytes: Uint8Array, len: number): void => {
+    setAddress(fields, offset, stageAddress + at);
     for (let k = 0; k < len; k++) stageBytes[at + k] = bytes[k];
     at += len;
-    return address;
   };
-  fields.format_address = stageAddress;
-  fields.shape_address = stageAddress + BigInt(16 * a.nFormat);
-  fields.name_address = put(a.name, a.nameLen);
-  fields.description_address = put(a.description, a.descriptionLen);
-  fields.dtype_address = put(a.dtype, a.dtypeLen);
+  setAddress(fields, DescriptorFieldsLayout.format_address, stageAddress);
+  setAddress(fields, DescriptorFieldsLayout.shape_address, stageAddress + 16 * a.nFormat);
+  put(DescriptorFieldsLayout.name_address, a.name, a.nameLen);
+  put(DescriptorFieldsLayout.description_address, a.description, a.descriptionLen);
+  put(DescriptorFieldsLayout.dtype_address, a.dtype, a.dtypeLen);
   fields.name_len = a.nameLen;
   fields.description_len = a.descriptionLen;
   fields.format_count = a.nFormat;
