@@ -558,6 +558,9 @@ export const protocol = {
   ctrl_stream_stop: 0x2,
 } as const;
 
+/** Records are little-endian, as the library; their accessors use the host's order. */
+if (new Uint8Array(Uint16Array.of(1).buffer)[0] !== 1) throw new Error("libspead records need a little-endian host");
+
 /** Receive stream config: spead2's StreamConfig and RingStreamConfig; booleans are 0/1 (zig/abi/records.zig `RecvStreamConfig`): 48 bytes, little-endian. */
 export const RecvStreamConfigLayout = {
   size: 48,
@@ -577,84 +580,86 @@ export const RecvStreamConfigLayout = {
 /** Accessors for one RecvStreamConfig at `offset` in a buffer (records are 48 bytes apart). */
 export class RecvStreamConfigView {
   readonly view: DataView;
+  readonly #u32: Uint32Array;
   constructor(buffer: ArrayBufferLike = new ArrayBuffer(48), offset = 0) {
     this.view = new DataView(buffer, offset, 48);
+    this.#u32 = new Uint32Array(buffer, offset, 12);
   }
   /** The record's bytes (what an export takes). */
   get bytes(): Uint8Array {
     return new Uint8Array(this.view.buffer, this.view.byteOffset, this.view.byteLength);
   }
   get heaps_max(): number {
-    return this.view.getUint32(0, true);
+    return this.#u32[0];
   }
   set heaps_max(value: number) {
-    this.view.setUint32(0, value, true);
+    this.#u32[0] = value;
   }
   get substreams(): number {
-    return this.view.getUint32(4, true);
+    return this.#u32[1];
   }
   set substreams(value: number) {
-    this.view.setUint32(4, value, true);
+    this.#u32[1] = value;
   }
   get bug_compat(): number {
-    return this.view.getUint32(8, true);
+    return this.#u32[2];
   }
   set bug_compat(value: number) {
-    this.view.setUint32(8, value, true);
+    this.#u32[2] = value;
   }
   get allow_out_of_order(): number {
-    return this.view.getUint32(12, true);
+    return this.#u32[3];
   }
   set allow_out_of_order(value: number) {
-    this.view.setUint32(12, value, true);
+    this.#u32[3] = value;
   }
   get allow_unsized_heaps(): number {
-    return this.view.getUint32(16, true);
+    return this.#u32[4];
   }
   set allow_unsized_heaps(value: number) {
-    this.view.setUint32(16, value, true);
+    this.#u32[4] = value;
   }
   get stop_on_stop_item(): number {
-    return this.view.getUint32(20, true);
+    return this.#u32[5];
   }
   set stop_on_stop_item(value: number) {
-    this.view.setUint32(20, value, true);
+    this.#u32[5] = value;
   }
   get ring_heaps(): number {
-    return this.view.getUint32(24, true);
+    return this.#u32[6];
   }
   set ring_heaps(value: number) {
-    this.view.setUint32(24, value, true);
+    this.#u32[6] = value;
   }
   get contiguous_only(): number {
-    return this.view.getUint32(28, true);
+    return this.#u32[7];
   }
   set contiguous_only(value: number) {
-    this.view.setUint32(28, value, true);
+    this.#u32[7] = value;
   }
   get memory_pool(): number {
-    return this.view.getUint32(32, true);
+    return this.#u32[8];
   }
   set memory_pool(value: number) {
-    this.view.setUint32(32, value, true);
+    this.#u32[8] = value;
   }
   get heap_length_max_mib(): number {
-    return this.view.getUint32(36, true);
+    return this.#u32[9];
   }
   set heap_length_max_mib(value: number) {
-    this.view.setUint32(36, value, true);
+    this.#u32[9] = value;
   }
   get allocator_flags(): number {
-    return this.view.getUint32(40, true);
+    return this.#u32[10];
   }
   set allocator_flags(value: number) {
-    this.view.setUint32(40, value, true);
+    this.#u32[10] = value;
   }
   get reader_core(): number {
-    return this.view.getUint32(44, true);
+    return this.#u32[11];
   }
   set reader_core(value: number) {
-    this.view.setUint32(44, value, true);
+    this.#u32[11] = value;
   }
 }
 
@@ -687,66 +692,68 @@ export const HeapDescriptionWords = {
 /** Accessors for one HeapDescription at `offset` in a buffer (records are 72 bytes apart). */
 export class HeapDescriptionView {
   readonly view: DataView;
+  readonly #u64: BigUint64Array;
   constructor(buffer: ArrayBufferLike = new ArrayBuffer(72), offset = 0) {
     this.view = new DataView(buffer, offset, 72);
+    this.#u64 = new BigUint64Array(buffer, offset, 9);
   }
   /** The record's bytes (what an export takes). */
   get bytes(): Uint8Array {
     return new Uint8Array(this.view.buffer, this.view.byteOffset, this.view.byteLength);
   }
   get cnt(): bigint {
-    return this.view.getBigUint64(0, true);
+    return this.#u64[0];
   }
   set cnt(value: bigint) {
-    this.view.setBigUint64(0, value, true);
+    this.#u64[0] = value;
   }
   get heap_length(): bigint {
-    return this.view.getBigUint64(8, true);
+    return this.#u64[1];
   }
   set heap_length(value: bigint) {
-    this.view.setBigUint64(8, value, true);
+    this.#u64[1] = value;
   }
   get received_length(): bigint {
-    return this.view.getBigUint64(16, true);
+    return this.#u64[2];
   }
   set received_length(value: bigint) {
-    this.view.setBigUint64(16, value, true);
+    this.#u64[2] = value;
   }
   get flags(): bigint {
-    return this.view.getBigUint64(24, true);
+    return this.#u64[3];
   }
   set flags(value: bigint) {
-    this.view.setBigUint64(24, value, true);
+    this.#u64[3] = value;
   }
   get heap_address_bits(): bigint {
-    return this.view.getBigUint64(32, true);
+    return this.#u64[4];
   }
   set heap_address_bits(value: bigint) {
-    this.view.setBigUint64(32, value, true);
+    this.#u64[4] = value;
   }
   get bug_compat(): bigint {
-    return this.view.getBigUint64(40, true);
+    return this.#u64[5];
   }
   set bug_compat(value: bigint) {
-    this.view.setBigUint64(40, value, true);
+    this.#u64[5] = value;
   }
   get payload_address(): bigint {
-    return this.view.getBigUint64(48, true);
+    return this.#u64[6];
   }
   set payload_address(value: bigint) {
-    this.view.setBigUint64(48, value, true);
+    this.#u64[6] = value;
   }
   get payload_size(): bigint {
-    return this.view.getBigUint64(56, true);
+    return this.#u64[7];
   }
   set payload_size(value: bigint) {
-    this.view.setBigUint64(56, value, true);
+    this.#u64[7] = value;
   }
   get item_count(): bigint {
-    return this.view.getBigUint64(64, true);
+    return this.#u64[8];
   }
   set item_count(value: bigint) {
-    this.view.setBigUint64(64, value, true);
+    this.#u64[8] = value;
   }
 }
 
@@ -769,36 +776,38 @@ export const ItemDescriptionWords = {
 /** Accessors for one ItemDescription at `offset` in a buffer (records are 32 bytes apart). */
 export class ItemDescriptionView {
   readonly view: DataView;
+  readonly #u64: BigUint64Array;
   constructor(buffer: ArrayBufferLike = new ArrayBuffer(32), offset = 0) {
     this.view = new DataView(buffer, offset, 32);
+    this.#u64 = new BigUint64Array(buffer, offset, 4);
   }
   /** The record's bytes (what an export takes). */
   get bytes(): Uint8Array {
     return new Uint8Array(this.view.buffer, this.view.byteOffset, this.view.byteLength);
   }
   get id(): bigint {
-    return this.view.getBigUint64(0, true);
+    return this.#u64[0];
   }
   set id(value: bigint) {
-    this.view.setBigUint64(0, value, true);
+    this.#u64[0] = value;
   }
   get is_immediate(): bigint {
-    return this.view.getBigUint64(8, true);
+    return this.#u64[1];
   }
   set is_immediate(value: bigint) {
-    this.view.setBigUint64(8, value, true);
+    this.#u64[1] = value;
   }
   get value(): bigint {
-    return this.view.getBigUint64(16, true);
+    return this.#u64[2];
   }
   set value(value: bigint) {
-    this.view.setBigUint64(16, value, true);
+    this.#u64[2] = value;
   }
   get length(): bigint {
-    return this.view.getBigUint64(24, true);
+    return this.#u64[3];
   }
   set length(value: bigint) {
-    this.view.setBigUint64(24, value, true);
+    this.#u64[3] = value;
   }
 }
 
@@ -825,48 +834,50 @@ export const MemoryPoolConfigWords = {
 /** Accessors for one MemoryPoolConfig at `offset` in a buffer (records are 48 bytes apart). */
 export class MemoryPoolConfigView {
   readonly view: DataView;
+  readonly #u64: BigUint64Array;
   constructor(buffer: ArrayBufferLike = new ArrayBuffer(48), offset = 0) {
     this.view = new DataView(buffer, offset, 48);
+    this.#u64 = new BigUint64Array(buffer, offset, 6);
   }
   /** The record's bytes (what an export takes). */
   get bytes(): Uint8Array {
     return new Uint8Array(this.view.buffer, this.view.byteOffset, this.view.byteLength);
   }
   get lower(): bigint {
-    return this.view.getBigUint64(0, true);
+    return this.#u64[0];
   }
   set lower(value: bigint) {
-    this.view.setBigUint64(0, value, true);
+    this.#u64[0] = value;
   }
   get upper(): bigint {
-    return this.view.getBigUint64(8, true);
+    return this.#u64[1];
   }
   set upper(value: bigint) {
-    this.view.setBigUint64(8, value, true);
+    this.#u64[1] = value;
   }
   get free_max(): bigint {
-    return this.view.getBigUint64(16, true);
+    return this.#u64[2];
   }
   set free_max(value: bigint) {
-    this.view.setBigUint64(16, value, true);
+    this.#u64[2] = value;
   }
   get initial(): bigint {
-    return this.view.getBigUint64(24, true);
+    return this.#u64[3];
   }
   set initial(value: bigint) {
-    this.view.setBigUint64(24, value, true);
+    this.#u64[3] = value;
   }
   get low_water(): bigint {
-    return this.view.getBigUint64(32, true);
+    return this.#u64[4];
   }
   set low_water(value: bigint) {
-    this.view.setBigUint64(32, value, true);
+    this.#u64[4] = value;
   }
   get flags(): bigint {
-    return this.view.getBigUint64(40, true);
+    return this.#u64[5];
   }
   set flags(value: bigint) {
-    this.view.setBigUint64(40, value, true);
+    this.#u64[5] = value;
   }
 }
 
@@ -901,72 +912,74 @@ export const SendStreamConfigWords = {
 /** Accessors for one SendStreamConfig at `offset` in a buffer (records are 80 bytes apart). */
 export class SendStreamConfigView {
   readonly view: DataView;
+  readonly #f64: Float64Array;
   constructor(buffer: ArrayBufferLike = new ArrayBuffer(80), offset = 0) {
     this.view = new DataView(buffer, offset, 80);
+    this.#f64 = new Float64Array(buffer, offset, 10);
   }
   /** The record's bytes (what an export takes). */
   get bytes(): Uint8Array {
     return new Uint8Array(this.view.buffer, this.view.byteOffset, this.view.byteLength);
   }
   get packet_size_max(): number {
-    return this.view.getFloat64(0, true);
+    return this.#f64[0];
   }
   set packet_size_max(value: number) {
-    this.view.setFloat64(0, value, true);
+    this.#f64[0] = value;
   }
   get rate(): number {
-    return this.view.getFloat64(8, true);
+    return this.#f64[1];
   }
   set rate(value: number) {
-    this.view.setFloat64(8, value, true);
+    this.#f64[1] = value;
   }
   get burst_size(): number {
-    return this.view.getFloat64(16, true);
+    return this.#f64[2];
   }
   set burst_size(value: number) {
-    this.view.setFloat64(16, value, true);
+    this.#f64[2] = value;
   }
   get heaps_max(): number {
-    return this.view.getFloat64(24, true);
+    return this.#f64[3];
   }
   set heaps_max(value: number) {
-    this.view.setFloat64(24, value, true);
+    this.#f64[3] = value;
   }
   get burst_rate_ratio(): number {
-    return this.view.getFloat64(32, true);
+    return this.#f64[4];
   }
   set burst_rate_ratio(value: number) {
-    this.view.setFloat64(32, value, true);
+    this.#f64[4] = value;
   }
   get buffer_size(): number {
-    return this.view.getFloat64(40, true);
+    return this.#f64[5];
   }
   set buffer_size(value: number) {
-    this.view.setFloat64(40, value, true);
+    this.#f64[5] = value;
   }
   get ttl(): number {
-    return this.view.getFloat64(48, true);
+    return this.#f64[6];
   }
   set ttl(value: number) {
-    this.view.setFloat64(48, value, true);
+    this.#f64[6] = value;
   }
   get interface_index(): number {
-    return this.view.getFloat64(56, true);
+    return this.#f64[7];
   }
   set interface_index(value: number) {
-    this.view.setFloat64(56, value, true);
+    this.#f64[7] = value;
   }
   get flags(): number {
-    return this.view.getFloat64(64, true);
+    return this.#f64[8];
   }
   set flags(value: number) {
-    this.view.setFloat64(64, value, true);
+    this.#f64[8] = value;
   }
   get io_core(): number {
-    return this.view.getFloat64(72, true);
+    return this.#f64[9];
   }
   set io_core(value: number) {
-    this.view.setFloat64(72, value, true);
+    this.#f64[9] = value;
   }
 }
 
@@ -985,60 +998,66 @@ export const HeapRecordLayout = {
 /** Accessors for one HeapRecord at `offset` in a buffer (records are 40 bytes apart). */
 export class HeapRecordView {
   readonly view: DataView;
+  readonly #u32: Uint32Array;
+  readonly #u64: BigUint64Array;
+  readonly #f64: Float64Array;
   constructor(buffer: ArrayBufferLike = new ArrayBuffer(40), offset = 0) {
     this.view = new DataView(buffer, offset, 40);
+    this.#u32 = new Uint32Array(buffer, offset, 10);
+    this.#u64 = new BigUint64Array(buffer, offset, 5);
+    this.#f64 = new Float64Array(buffer, offset, 5);
   }
   /** The record's bytes (what an export takes). */
   get bytes(): Uint8Array {
     return new Uint8Array(this.view.buffer, this.view.byteOffset, this.view.byteLength);
   }
   get first_item(): number {
-    return this.view.getUint32(0, true);
+    return this.#u32[0];
   }
   set first_item(value: number) {
-    this.view.setUint32(0, value, true);
+    this.#u32[0] = value;
   }
   get item_count(): number {
-    return this.view.getUint32(4, true);
+    return this.#u32[1];
   }
   set item_count(value: number) {
-    this.view.setUint32(4, value, true);
+    this.#u32[1] = value;
   }
   get cnt(): bigint {
-    return this.view.getBigUint64(8, true);
+    return this.#u64[1];
   }
   set cnt(value: bigint) {
-    this.view.setBigUint64(8, value, true);
+    this.#u64[1] = value;
   }
   get substream_index(): number {
-    return this.view.getUint32(16, true);
+    return this.#u32[4];
   }
   set substream_index(value: number) {
-    this.view.setUint32(16, value, true);
+    this.#u32[4] = value;
   }
   get heap_address_bits(): number {
-    return this.view.getUint32(20, true);
+    return this.#u32[5];
   }
   set heap_address_bits(value: number) {
-    this.view.setUint32(20, value, true);
+    this.#u32[5] = value;
   }
   get rate(): number {
-    return this.view.getFloat64(24, true);
+    return this.#f64[3];
   }
   set rate(value: number) {
-    this.view.setFloat64(24, value, true);
+    this.#f64[3] = value;
   }
   get repeat_pointers(): number {
-    return this.view.getUint32(32, true);
+    return this.#u32[8];
   }
   set repeat_pointers(value: number) {
-    this.view.setUint32(32, value, true);
+    this.#u32[8] = value;
   }
   get reserved(): number {
-    return this.view.getUint32(36, true);
+    return this.#u32[9];
   }
   set reserved(value: number) {
-    this.view.setUint32(36, value, true);
+    this.#u32[9] = value;
   }
 }
 
@@ -1061,36 +1080,38 @@ export const SendCompletionWords = {
 /** Accessors for one SendCompletion at `offset` in a buffer (records are 32 bytes apart). */
 export class SendCompletionView {
   readonly view: DataView;
+  readonly #u64: BigUint64Array;
   constructor(buffer: ArrayBufferLike = new ArrayBuffer(32), offset = 0) {
     this.view = new DataView(buffer, offset, 32);
+    this.#u64 = new BigUint64Array(buffer, offset, 4);
   }
   /** The record's bytes (what an export takes). */
   get bytes(): Uint8Array {
     return new Uint8Array(this.view.buffer, this.view.byteOffset, this.view.byteLength);
   }
   get token(): bigint {
-    return this.view.getBigUint64(0, true);
+    return this.#u64[0];
   }
   set token(value: bigint) {
-    this.view.setBigUint64(0, value, true);
+    this.#u64[0] = value;
   }
   get bytes_sent(): bigint {
-    return this.view.getBigUint64(8, true);
+    return this.#u64[1];
   }
   set bytes_sent(value: bigint) {
-    this.view.setBigUint64(8, value, true);
+    this.#u64[1] = value;
   }
   get status(): bigint {
-    return this.view.getBigUint64(16, true);
+    return this.#u64[2];
   }
   set status(value: bigint) {
-    this.view.setBigUint64(16, value, true);
+    this.#u64[2] = value;
   }
   get errno(): bigint {
-    return this.view.getBigUint64(24, true);
+    return this.#u64[3];
   }
   set errno(value: bigint) {
-    this.view.setBigUint64(24, value, true);
+    this.#u64[3] = value;
   }
 }
 
@@ -1106,24 +1127,26 @@ export const EndpointLayout = {
 /** Accessors for one Endpoint at `offset` in a buffer (records are 32 bytes apart). */
 export class EndpointView {
   readonly view: DataView;
+  readonly #u32: Uint32Array;
   constructor(buffer: ArrayBufferLike = new ArrayBuffer(32), offset = 0) {
     this.view = new DataView(buffer, offset, 32);
+    this.#u32 = new Uint32Array(buffer, offset, 8);
   }
   /** The record's bytes (what an export takes). */
   get bytes(): Uint8Array {
     return new Uint8Array(this.view.buffer, this.view.byteOffset, this.view.byteLength);
   }
   get family(): number {
-    return this.view.getUint32(0, true);
+    return this.#u32[0];
   }
   set family(value: number) {
-    this.view.setUint32(0, value, true);
+    this.#u32[0] = value;
   }
   get port(): number {
-    return this.view.getUint32(4, true);
+    return this.#u32[1];
   }
   set port(value: number) {
-    this.view.setUint32(4, value, true);
+    this.#u32[1] = value;
   }
   get address(): Uint8Array {
     return new Uint8Array(this.view.buffer, this.view.byteOffset + 8, 16);
@@ -1132,16 +1155,16 @@ export class EndpointView {
     this.address.set(value.subarray(0, 16));
   }
   get scope_id(): number {
-    return this.view.getUint32(24, true);
+    return this.#u32[6];
   }
   set scope_id(value: number) {
-    this.view.setUint32(24, value, true);
+    this.#u32[6] = value;
   }
   get reserved(): number {
-    return this.view.getUint32(28, true);
+    return this.#u32[7];
   }
   set reserved(value: number) {
-    this.view.setUint32(28, value, true);
+    this.#u32[7] = value;
   }
 }
 
@@ -1156,36 +1179,38 @@ export const UdpReaderInfoLayout = {
 /** Accessors for one UdpReaderInfo at `offset` in a buffer (records are 16 bytes apart). */
 export class UdpReaderInfoView {
   readonly view: DataView;
+  readonly #u32: Uint32Array;
   constructor(buffer: ArrayBufferLike = new ArrayBuffer(16), offset = 0) {
     this.view = new DataView(buffer, offset, 16);
+    this.#u32 = new Uint32Array(buffer, offset, 4);
   }
   /** The record's bytes (what an export takes). */
   get bytes(): Uint8Array {
     return new Uint8Array(this.view.buffer, this.view.byteOffset, this.view.byteLength);
   }
   get port(): number {
-    return this.view.getUint32(0, true);
+    return this.#u32[0];
   }
   set port(value: number) {
-    this.view.setUint32(0, value, true);
+    this.#u32[0] = value;
   }
   get buffer_size(): number {
-    return this.view.getUint32(4, true);
+    return this.#u32[1];
   }
   set buffer_size(value: number) {
-    this.view.setUint32(4, value, true);
+    this.#u32[1] = value;
   }
   get gro(): number {
-    return this.view.getUint32(8, true);
+    return this.#u32[2];
   }
   set gro(value: number) {
-    this.view.setUint32(8, value, true);
+    this.#u32[2] = value;
   }
   get buffer_size_forced(): number {
-    return this.view.getUint32(12, true);
+    return this.#u32[3];
   }
   set buffer_size_forced(value: number) {
-    this.view.setUint32(12, value, true);
+    this.#u32[3] = value;
   }
 }
 
@@ -1200,36 +1225,40 @@ export const BufferInfoLayout = {
 /** Accessors for one BufferInfo at `offset` in a buffer (records are 24 bytes apart). */
 export class BufferInfoView {
   readonly view: DataView;
+  readonly #u32: Uint32Array;
+  readonly #u64: BigUint64Array;
   constructor(buffer: ArrayBufferLike = new ArrayBuffer(24), offset = 0) {
     this.view = new DataView(buffer, offset, 24);
+    this.#u32 = new Uint32Array(buffer, offset, 6);
+    this.#u64 = new BigUint64Array(buffer, offset, 3);
   }
   /** The record's bytes (what an export takes). */
   get bytes(): Uint8Array {
     return new Uint8Array(this.view.buffer, this.view.byteOffset, this.view.byteLength);
   }
   get address(): bigint {
-    return this.view.getBigUint64(0, true);
+    return this.#u64[0];
   }
   set address(value: bigint) {
-    this.view.setBigUint64(0, value, true);
+    this.#u64[0] = value;
   }
   get mapped_size(): bigint {
-    return this.view.getBigUint64(8, true);
+    return this.#u64[1];
   }
   set mapped_size(value: bigint) {
-    this.view.setBigUint64(8, value, true);
+    this.#u64[1] = value;
   }
   get handle(): number {
-    return this.view.getUint32(16, true);
+    return this.#u32[4];
   }
   set handle(value: number) {
-    this.view.setUint32(16, value, true);
+    this.#u32[4] = value;
   }
   get huge(): number {
-    return this.view.getUint32(20, true);
+    return this.#u32[5];
   }
   set huge(value: number) {
-    this.view.setUint32(20, value, true);
+    this.#u32[5] = value;
   }
 }
 
@@ -1260,60 +1289,64 @@ export const ChunkInfoWords = {
 /** Accessors for one ChunkInfo at `offset` in a buffer (records are 64 bytes apart). */
 export class ChunkInfoView {
   readonly view: DataView;
+  readonly #u64: BigUint64Array;
+  readonly #i64: BigInt64Array;
   constructor(buffer: ArrayBufferLike = new ArrayBuffer(64), offset = 0) {
     this.view = new DataView(buffer, offset, 64);
+    this.#u64 = new BigUint64Array(buffer, offset, 8);
+    this.#i64 = new BigInt64Array(buffer, offset, 8);
   }
   /** The record's bytes (what an export takes). */
   get bytes(): Uint8Array {
     return new Uint8Array(this.view.buffer, this.view.byteOffset, this.view.byteLength);
   }
   get data_address(): bigint {
-    return this.view.getBigUint64(0, true);
+    return this.#u64[0];
   }
   set data_address(value: bigint) {
-    this.view.setBigUint64(0, value, true);
+    this.#u64[0] = value;
   }
   get data_size(): bigint {
-    return this.view.getBigUint64(8, true);
+    return this.#u64[1];
   }
   set data_size(value: bigint) {
-    this.view.setBigUint64(8, value, true);
+    this.#u64[1] = value;
   }
   get present_address(): bigint {
-    return this.view.getBigUint64(16, true);
+    return this.#u64[2];
   }
   set present_address(value: bigint) {
-    this.view.setBigUint64(16, value, true);
+    this.#u64[2] = value;
   }
   get present_size(): bigint {
-    return this.view.getBigUint64(24, true);
+    return this.#u64[3];
   }
   set present_size(value: bigint) {
-    this.view.setBigUint64(24, value, true);
+    this.#u64[3] = value;
   }
   get extra_address(): bigint {
-    return this.view.getBigUint64(32, true);
+    return this.#u64[4];
   }
   set extra_address(value: bigint) {
-    this.view.setBigUint64(32, value, true);
+    this.#u64[4] = value;
   }
   get extra_size(): bigint {
-    return this.view.getBigUint64(40, true);
+    return this.#u64[5];
   }
   set extra_size(value: bigint) {
-    this.view.setBigUint64(40, value, true);
+    this.#u64[5] = value;
   }
   get chunk_id(): bigint {
-    return this.view.getBigInt64(48, true);
+    return this.#i64[6];
   }
   set chunk_id(value: bigint) {
-    this.view.setBigInt64(48, value, true);
+    this.#i64[6] = value;
   }
   get stream_id(): bigint {
-    return this.view.getBigUint64(56, true);
+    return this.#u64[7];
   }
   set stream_id(value: bigint) {
-    this.view.setBigUint64(56, value, true);
+    this.#u64[7] = value;
   }
 }
 
@@ -1338,96 +1371,100 @@ export const DescriptorFieldsLayout = {
 /** Accessors for one DescriptorFields at `offset` in a buffer (records are 80 bytes apart). */
 export class DescriptorFieldsView {
   readonly view: DataView;
+  readonly #u32: Uint32Array;
+  readonly #u64: BigUint64Array;
   constructor(buffer: ArrayBufferLike = new ArrayBuffer(80), offset = 0) {
     this.view = new DataView(buffer, offset, 80);
+    this.#u32 = new Uint32Array(buffer, offset, 20);
+    this.#u64 = new BigUint64Array(buffer, offset, 10);
   }
   /** The record's bytes (what an export takes). */
   get bytes(): Uint8Array {
     return new Uint8Array(this.view.buffer, this.view.byteOffset, this.view.byteLength);
   }
   get id(): bigint {
-    return this.view.getBigUint64(0, true);
+    return this.#u64[0];
   }
   set id(value: bigint) {
-    this.view.setBigUint64(0, value, true);
+    this.#u64[0] = value;
   }
   get name_address(): bigint {
-    return this.view.getBigUint64(8, true);
+    return this.#u64[1];
   }
   set name_address(value: bigint) {
-    this.view.setBigUint64(8, value, true);
+    this.#u64[1] = value;
   }
   get description_address(): bigint {
-    return this.view.getBigUint64(16, true);
+    return this.#u64[2];
   }
   set description_address(value: bigint) {
-    this.view.setBigUint64(16, value, true);
+    this.#u64[2] = value;
   }
   get format_address(): bigint {
-    return this.view.getBigUint64(24, true);
+    return this.#u64[3];
   }
   set format_address(value: bigint) {
-    this.view.setBigUint64(24, value, true);
+    this.#u64[3] = value;
   }
   get shape_address(): bigint {
-    return this.view.getBigUint64(32, true);
+    return this.#u64[4];
   }
   set shape_address(value: bigint) {
-    this.view.setBigUint64(32, value, true);
+    this.#u64[4] = value;
   }
   get dtype_address(): bigint {
-    return this.view.getBigUint64(40, true);
+    return this.#u64[5];
   }
   set dtype_address(value: bigint) {
-    this.view.setBigUint64(40, value, true);
+    this.#u64[5] = value;
   }
   get name_len(): number {
-    return this.view.getUint32(48, true);
+    return this.#u32[12];
   }
   set name_len(value: number) {
-    this.view.setUint32(48, value, true);
+    this.#u32[12] = value;
   }
   get description_len(): number {
-    return this.view.getUint32(52, true);
+    return this.#u32[13];
   }
   set description_len(value: number) {
-    this.view.setUint32(52, value, true);
+    this.#u32[13] = value;
   }
   get format_count(): number {
-    return this.view.getUint32(56, true);
+    return this.#u32[14];
   }
   set format_count(value: number) {
-    this.view.setUint32(56, value, true);
+    this.#u32[14] = value;
   }
   get shape_count(): number {
-    return this.view.getUint32(60, true);
+    return this.#u32[15];
   }
   set shape_count(value: number) {
-    this.view.setUint32(60, value, true);
+    this.#u32[15] = value;
   }
   get dtype_len(): number {
-    return this.view.getUint32(64, true);
+    return this.#u32[16];
   }
   set dtype_len(value: number) {
-    this.view.setUint32(64, value, true);
+    this.#u32[16] = value;
   }
   get heap_address_bits(): number {
-    return this.view.getUint32(68, true);
+    return this.#u32[17];
   }
   set heap_address_bits(value: number) {
-    this.view.setUint32(68, value, true);
+    this.#u32[17] = value;
   }
   get bug_compat(): number {
-    return this.view.getUint32(72, true);
+    return this.#u32[18];
   }
   set bug_compat(value: number) {
-    this.view.setUint32(72, value, true);
+    this.#u32[18] = value;
   }
   get reserved(): number {
-    return this.view.getUint32(76, true);
+    return this.#u32[19];
   }
   set reserved(value: number) {
-    this.view.setUint32(76, value, true);
+    this.#u32[19] = value;
   }
 }
 
@@ -1462,72 +1499,74 @@ export const DescriptorDecodedWords = {
 /** Accessors for one DescriptorDecoded at `offset` in a buffer (records are 80 bytes apart). */
 export class DescriptorDecodedView {
   readonly view: DataView;
+  readonly #u64: BigUint64Array;
   constructor(buffer: ArrayBufferLike = new ArrayBuffer(80), offset = 0) {
     this.view = new DataView(buffer, offset, 80);
+    this.#u64 = new BigUint64Array(buffer, offset, 10);
   }
   /** The record's bytes (what an export takes). */
   get bytes(): Uint8Array {
     return new Uint8Array(this.view.buffer, this.view.byteOffset, this.view.byteLength);
   }
   get id(): bigint {
-    return this.view.getBigUint64(0, true);
+    return this.#u64[0];
   }
   set id(value: bigint) {
-    this.view.setBigUint64(0, value, true);
+    this.#u64[0] = value;
   }
   get format_count(): bigint {
-    return this.view.getBigUint64(8, true);
+    return this.#u64[1];
   }
   set format_count(value: bigint) {
-    this.view.setBigUint64(8, value, true);
+    this.#u64[1] = value;
   }
   get shape_count(): bigint {
-    return this.view.getBigUint64(16, true);
+    return this.#u64[2];
   }
   set shape_count(value: bigint) {
-    this.view.setBigUint64(16, value, true);
+    this.#u64[2] = value;
   }
   get name_offset(): bigint {
-    return this.view.getBigUint64(24, true);
+    return this.#u64[3];
   }
   set name_offset(value: bigint) {
-    this.view.setBigUint64(24, value, true);
+    this.#u64[3] = value;
   }
   get name_len(): bigint {
-    return this.view.getBigUint64(32, true);
+    return this.#u64[4];
   }
   set name_len(value: bigint) {
-    this.view.setBigUint64(32, value, true);
+    this.#u64[4] = value;
   }
   get description_offset(): bigint {
-    return this.view.getBigUint64(40, true);
+    return this.#u64[5];
   }
   set description_offset(value: bigint) {
-    this.view.setBigUint64(40, value, true);
+    this.#u64[5] = value;
   }
   get description_len(): bigint {
-    return this.view.getBigUint64(48, true);
+    return this.#u64[6];
   }
   set description_len(value: bigint) {
-    this.view.setBigUint64(48, value, true);
+    this.#u64[6] = value;
   }
   get dtype_offset(): bigint {
-    return this.view.getBigUint64(56, true);
+    return this.#u64[7];
   }
   set dtype_offset(value: bigint) {
-    this.view.setBigUint64(56, value, true);
+    this.#u64[7] = value;
   }
   get dtype_len(): bigint {
-    return this.view.getBigUint64(64, true);
+    return this.#u64[8];
   }
   set dtype_len(value: bigint) {
-    this.view.setBigUint64(64, value, true);
+    this.#u64[8] = value;
   }
   get heap_address_bits(): bigint {
-    return this.view.getBigUint64(72, true);
+    return this.#u64[9];
   }
   set heap_address_bits(value: bigint) {
-    this.view.setBigUint64(72, value, true);
+    this.#u64[9] = value;
   }
 }
 

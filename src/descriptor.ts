@@ -60,10 +60,13 @@ let stageBytes = new Uint8Array(0);
 /** A user-space address (< 2^53), kept as a number so that offsets need no BigInt. */
 let stageAddress = 0;
 
-/** Writes a u64 address field of the record as two u32 halves (no BigInt). */
-function setAddress(fields: DescriptorFieldsView, offset: number, address: number): void {
-  fields.view.setUint32(offset, address % 2 ** 32, true);
-  fields.view.setUint32(offset + 4, Math.floor(address / 2 ** 32), true);
+/** The record as u32 halves, for the address fields (numbers, no BigInt per field). */
+const encodeHalves = new Uint32Array(encodeFields.view.buffer, encodeFields.view.byteOffset, DescriptorFieldsLayout.size / 4);
+
+/** Writes a u64 address field of the record as two u32 halves. */
+function setAddress(offset: number, address: number): void {
+  encodeHalves[offset / 4] = address % 2 ** 32;
+  encodeHalves[offset / 4 + 1] = Math.floor(address / 2 ** 32);
 }
 
 /** Copies `a`'s parts into the stage and writes their addresses and lengths into `fields`. */
@@ -79,12 +82,12 @@ function stageDescriptor(a: DescriptorEncodeArgs, fields: DescriptorFieldsView):
   for (let k = 0; k < 2 * a.nShape; k++) stageWords[2 * a.nFormat + k] = a.shape[k];
   let at = 8 * pairWords;
   const put = (offset: number, bytes: Uint8Array, len: number): void => {
-    setAddress(fields, offset, stageAddress + at);
+    setAddress(offset, stageAddress + at);
     for (let k = 0; k < len; k++) stageBytes[at + k] = bytes[k];
     at += len;
   };
-  setAddress(fields, DescriptorFieldsLayout.format_address, stageAddress);
-  setAddress(fields, DescriptorFieldsLayout.shape_address, stageAddress + 16 * a.nFormat);
+  setAddress(DescriptorFieldsLayout.format_address, stageAddress);
+  setAddress(DescriptorFieldsLayout.shape_address, stageAddress + 16 * a.nFormat);
   put(DescriptorFieldsLayout.name_address, a.name, a.nameLen);
   put(DescriptorFieldsLayout.description_address, a.description, a.descriptionLen);
   put(DescriptorFieldsLayout.dtype_address, a.dtype, a.dtypeLen);
