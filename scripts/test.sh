@@ -124,7 +124,7 @@ else
   failed=$((failed + 1)); echo "deno doc namespaces: FAILED"
 fi
 
-echo "== C test (zig cc against include/spead.h: encode/decode, UDP loopback)"
+echo "== C test (zig cc against include/spead.h: encode/decode, UDP loopback, descriptors, native buffers)"
 if scripts/zig cc -std=c11 -Wall -Wextra -Werror -Iinclude tests/c/spead_test.c -Lzig-out/lib -lspead \
      -Wl,-rpath,"$root/zig-out/lib" -o "$out/spead_c_test" && "$out/spead_c_test"; then
   passed=$((passed + 1))
