@@ -217,8 +217,8 @@ export const symbolDefs = {
     returns: "i32",
   },
   spead_process_stats: {
-    params: ["out", "capacity"],
-    args: ["buffer", "u32"],
+    params: ["out"],
+    args: ["buffer"],
     returns: "i32",
   },
   spead_last_error: {
@@ -362,8 +362,8 @@ export interface Symbols {
   spead_library_version(): number;
   /** invalid_flavour unless spead2 would accept the flavour. */
   spead_flavour_check(version: number, item_pointer_bits: number, heap_address_bits: number, bug_compat: number): number;
-  /** Writes [total bytes, packets] of a heap's encoding. */
-  spead_heap_encoded_size(items: BigUint64Array | null, item_count: number, heap_address_bits: number, packet_size_max: number, repeat_pointers: number, out: BigUint64Array | null): number;
+  /** Writes a HeapEncoding: the total bytes and packets of a heap's encoding. */
+  spead_heap_encoded_size(items: BigUint64Array | null, item_count: number, heap_address_bits: number, packet_size_max: number, repeat_pointers: number, out: ArrayBufferView | null): number;
   /** All packets of a heap, concatenated; buffer_too_small writes the needed size. */
   spead_heap_encode(items: BigUint64Array | null, item_count: number, heap_address_bits: number, bug_compat: number, cnt_in: BigUint64Array | null, packet_size_max: number, repeat_pointers: number, out: Uint8Array | null, capacity: number, out_len: Uint32Array | null): number;
   /** A packet generator over a copy of the table (the item bytes must outlive it). */
@@ -420,8 +420,8 @@ export interface Symbols {
   spead_udp_send_stream_set_notify(handle: number, callback: NativeFunction | null): number;
   /** Re-arms the doorbell; fires at once if a completion is ready. */
   spead_udp_send_stream_arm(handle: number): number;
-  /** Sets the automatic cnt sequence: sequence = [next, step]. */
-  spead_udp_send_stream_set_cnt_sequence(handle: number, sequence: BigUint64Array | null): number;
+  /** Sets the automatic cnt sequence (a CntSequence; step 0 is invalid_argument). */
+  spead_udp_send_stream_set_cnt_sequence(handle: number, sequence: ArrayBufferView | null): number;
   /** Stat values in the order of spead_udp_send_stream_stat_name. */
   spead_udp_send_stream_stats(handle: number, out: BigUint64Array | null, capacity: number, out_count: Uint32Array | null): number;
   /** Name of stat `index`. */
@@ -442,16 +442,16 @@ export interface Symbols {
   spead_buffer_alloc(size_lo: number, size_hi: number, flags: number, out: ArrayBufferView | null): number;
   /** Frees a send buffer. */
   spead_buffer_free(handle: number): number;
-  /** [minor faults, major faults, open fds, threads]. */
-  spead_process_stats(out: BigUint64Array | null, capacity: number): number;
+  /** Writes ProcessCounters: page faults, open fds, threads. */
+  spead_process_stats(out: ArrayBufferView | null): number;
   /** The calling thread's last failed system call: errno and text ("bind 127.0.0.1:8888"). */
   spead_last_error(out_errno: Uint32Array | null, out: Uint8Array | null, capacity: number, out_len: Uint32Array | null): number;
   /** The symbolic name of a Linux errno ("EADDRINUSE"). */
   spead_errno_name(errno: number, out: Uint8Array | null, capacity: number, out_len: Uint32Array | null): number;
   /** Stops and joins every native thread (exit hooks); invalid_state if the library could not pin itself. */
   spead_shutdown(): number;
-  /** `sizes`: [data bytes, present bytes, extra bytes]. The memory is mapped and populated now. */
-  spead_chunk_create(sizes: BigUint64Array | null, out_handle: Uint32Array | null): number;
+  /** A chunk of ChunkSizes. The memory is mapped and populated now. */
+  spead_chunk_create(sizes: ArrayBufferView | null, out_handle: Uint32Array | null): number;
   /** Writes a ChunkInfo. `invalid_state` while the library holds the chunk. */
   spead_chunk_info(handle: number, out: ArrayBufferView | null): number;
   /** Frees a chunk JS holds (`invalid_state` while the library holds it). */
@@ -472,8 +472,8 @@ export interface Symbols {
   spead_chunk_ring_arm(handle: number): number;
   /** Stops the ring; waiters wake with stopped. */
   spead_chunk_ring_stop(handle: number): number;
-  /** Writes [chunks inside, capacity, stopped]. */
-  spead_chunk_ring_size(handle: number, out: Uint32Array | null): number;
+  /** Writes a ChunkRingState: chunks inside, capacity, stopped. */
+  spead_chunk_ring_size(handle: number, out: ArrayBufferView | null): number;
   /** Creates a chunk ring stream; the handle is a receive-stream handle. */
   spead_chunk_stream_create(stream_config: ArrayBufferView | null, chunk_words: BigUint64Array | null, chunk_word_count: number, user_data: Uint8Array | null, user_len: number, data_ring: number, free_ring: number, out_handle: Uint32Array | null): number;
   /** Creates a chunk stream group (spead2's chunk_stream_ring_group); `eviction_mode` 0 = LOSSY, 1 = LOSSLESS. */
@@ -488,8 +488,8 @@ export interface Symbols {
   spead_chunk_stream_stats(handle: number, out: BigUint64Array | null, capacity: number, out_count: Uint32Array | null): number;
   /** Name of chunk stream stat `index`. */
   spead_chunk_stream_stat_name(index: number, out: Uint8Array | null, capacity: number, out_len: Uint32Array | null): number;
-  /** Validates place-rule words; writes [heaps per chunk, chunk data bytes, chunk extra bytes]. */
-  spead_chunk_rule_check(words: BigUint64Array | null, word_count: number, out: BigUint64Array | null): number;
+  /** Validates place-rule words; writes a ChunkRuleInfo: heaps per chunk, chunk data and extra bytes. */
+  spead_chunk_rule_check(words: BigUint64Array | null, word_count: number, out: ArrayBufferView | null): number;
   /** Loads a shared library (kept loaded) and writes the address of a place function in it (`system_error`: cannot load; `invalid_argument`: no symbol). */
   spead_chunk_place_lookup(path: Uint8Array | null, path_len: number, symbol: Uint8Array | null, symbol_len: number, out: BigUint64Array | null): number;
   /** A HeapDescription, then its ItemDescriptions (u64 words). */
@@ -1570,6 +1570,267 @@ export class DescriptorDecodedView {
   }
 }
 
+/** A heap's encoding: the bytes of all its packets (headers included) and how many packets (zig/abi/records.zig `HeapEncoding`): 16 bytes, little-endian. */
+export const HeapEncodingLayout = {
+  size: 16,
+  encoded_size: 0,
+  packet_count: 8,
+} as const;
+/** HeapEncoding as u64 word indices (every field is 8 bytes), for records read from a BigUint64Array. */
+export const HeapEncodingWords = {
+  size: 2,
+  encoded_size: 0,
+  packet_count: 1,
+} as const;
+/** Accessors for one HeapEncoding at `offset` in a buffer (records are 16 bytes apart). */
+export class HeapEncodingView {
+  readonly view: DataView;
+  readonly #u64: BigUint64Array;
+  constructor(buffer: ArrayBufferLike = new ArrayBuffer(16), offset = 0) {
+    this.view = new DataView(buffer, offset, 16);
+    this.#u64 = new BigUint64Array(buffer, offset, 2);
+  }
+  /** The record's bytes (what an export takes). */
+  get bytes(): Uint8Array {
+    return new Uint8Array(this.view.buffer, this.view.byteOffset, this.view.byteLength);
+  }
+  get encoded_size(): bigint {
+    return this.#u64[0];
+  }
+  set encoded_size(value: bigint) {
+    this.#u64[0] = value;
+  }
+  get packet_count(): bigint {
+    return this.#u64[1];
+  }
+  set packet_count(value: bigint) {
+    this.#u64[1] = value;
+  }
+}
+
+/** A chunk to create: the bytes of its data, present flags and extra areas (zig/abi/records.zig `ChunkSizes`): 24 bytes, little-endian. */
+export const ChunkSizesLayout = {
+  size: 24,
+  data_size: 0,
+  present_size: 8,
+  extra_size: 16,
+} as const;
+/** ChunkSizes as u64 word indices (every field is 8 bytes), for records read from a BigUint64Array. */
+export const ChunkSizesWords = {
+  size: 3,
+  data_size: 0,
+  present_size: 1,
+  extra_size: 2,
+} as const;
+/** Accessors for one ChunkSizes at `offset` in a buffer (records are 24 bytes apart). */
+export class ChunkSizesView {
+  readonly view: DataView;
+  readonly #u64: BigUint64Array;
+  constructor(buffer: ArrayBufferLike = new ArrayBuffer(24), offset = 0) {
+    this.view = new DataView(buffer, offset, 24);
+    this.#u64 = new BigUint64Array(buffer, offset, 3);
+  }
+  /** The record's bytes (what an export takes). */
+  get bytes(): Uint8Array {
+    return new Uint8Array(this.view.buffer, this.view.byteOffset, this.view.byteLength);
+  }
+  get data_size(): bigint {
+    return this.#u64[0];
+  }
+  set data_size(value: bigint) {
+    this.#u64[0] = value;
+  }
+  get present_size(): bigint {
+    return this.#u64[1];
+  }
+  set present_size(value: bigint) {
+    this.#u64[1] = value;
+  }
+  get extra_size(): bigint {
+    return this.#u64[2];
+  }
+  set extra_size(value: bigint) {
+    this.#u64[2] = value;
+  }
+}
+
+/** A chunk ring now: chunks inside, capacity, stopped (0/1) (zig/abi/records.zig `ChunkRingState`): 12 bytes, little-endian. */
+export const ChunkRingStateLayout = {
+  size: 12,
+  chunk_count: 0,
+  capacity: 4,
+  stopped: 8,
+} as const;
+/** Accessors for one ChunkRingState at `offset` in a buffer (records are 12 bytes apart). */
+export class ChunkRingStateView {
+  readonly view: DataView;
+  readonly #u32: Uint32Array;
+  constructor(buffer: ArrayBufferLike = new ArrayBuffer(12), offset = 0) {
+    this.view = new DataView(buffer, offset, 12);
+    this.#u32 = new Uint32Array(buffer, offset, 3);
+  }
+  /** The record's bytes (what an export takes). */
+  get bytes(): Uint8Array {
+    return new Uint8Array(this.view.buffer, this.view.byteOffset, this.view.byteLength);
+  }
+  get chunk_count(): number {
+    return this.#u32[0];
+  }
+  set chunk_count(value: number) {
+    this.#u32[0] = value;
+  }
+  get capacity(): number {
+    return this.#u32[1];
+  }
+  set capacity(value: number) {
+    this.#u32[1] = value;
+  }
+  get stopped(): number {
+    return this.#u32[2];
+  }
+  set stopped(value: number) {
+    this.#u32[2] = value;
+  }
+}
+
+/** A checked place rule: heaps per chunk, and the bytes of a chunk's data and extra areas (zig/abi/records.zig `ChunkRuleInfo`): 24 bytes, little-endian. */
+export const ChunkRuleInfoLayout = {
+  size: 24,
+  heap_count: 0,
+  data_size: 8,
+  extra_size: 16,
+} as const;
+/** ChunkRuleInfo as u64 word indices (every field is 8 bytes), for records read from a BigUint64Array. */
+export const ChunkRuleInfoWords = {
+  size: 3,
+  heap_count: 0,
+  data_size: 1,
+  extra_size: 2,
+} as const;
+/** Accessors for one ChunkRuleInfo at `offset` in a buffer (records are 24 bytes apart). */
+export class ChunkRuleInfoView {
+  readonly view: DataView;
+  readonly #u64: BigUint64Array;
+  constructor(buffer: ArrayBufferLike = new ArrayBuffer(24), offset = 0) {
+    this.view = new DataView(buffer, offset, 24);
+    this.#u64 = new BigUint64Array(buffer, offset, 3);
+  }
+  /** The record's bytes (what an export takes). */
+  get bytes(): Uint8Array {
+    return new Uint8Array(this.view.buffer, this.view.byteOffset, this.view.byteLength);
+  }
+  get heap_count(): bigint {
+    return this.#u64[0];
+  }
+  set heap_count(value: bigint) {
+    this.#u64[0] = value;
+  }
+  get data_size(): bigint {
+    return this.#u64[1];
+  }
+  set data_size(value: bigint) {
+    this.#u64[1] = value;
+  }
+  get extra_size(): bigint {
+    return this.#u64[2];
+  }
+  set extra_size(value: bigint) {
+    this.#u64[2] = value;
+  }
+}
+
+/** Process counters: minor and major page faults (getrusage), open file descriptors, threads (2^64-1 = unknown) (zig/abi/records.zig `ProcessCounters`): 32 bytes, little-endian. */
+export const ProcessCountersLayout = {
+  size: 32,
+  minor_fault_count: 0,
+  major_fault_count: 8,
+  fd_count: 16,
+  thread_count: 24,
+} as const;
+/** ProcessCounters as u64 word indices (every field is 8 bytes), for records read from a BigUint64Array. */
+export const ProcessCountersWords = {
+  size: 4,
+  minor_fault_count: 0,
+  major_fault_count: 1,
+  fd_count: 2,
+  thread_count: 3,
+} as const;
+/** Accessors for one ProcessCounters at `offset` in a buffer (records are 32 bytes apart). */
+export class ProcessCountersView {
+  readonly view: DataView;
+  readonly #u64: BigUint64Array;
+  constructor(buffer: ArrayBufferLike = new ArrayBuffer(32), offset = 0) {
+    this.view = new DataView(buffer, offset, 32);
+    this.#u64 = new BigUint64Array(buffer, offset, 4);
+  }
+  /** The record's bytes (what an export takes). */
+  get bytes(): Uint8Array {
+    return new Uint8Array(this.view.buffer, this.view.byteOffset, this.view.byteLength);
+  }
+  get minor_fault_count(): bigint {
+    return this.#u64[0];
+  }
+  set minor_fault_count(value: bigint) {
+    this.#u64[0] = value;
+  }
+  get major_fault_count(): bigint {
+    return this.#u64[1];
+  }
+  set major_fault_count(value: bigint) {
+    this.#u64[1] = value;
+  }
+  get fd_count(): bigint {
+    return this.#u64[2];
+  }
+  set fd_count(value: bigint) {
+    this.#u64[2] = value;
+  }
+  get thread_count(): bigint {
+    return this.#u64[3];
+  }
+  set thread_count(value: bigint) {
+    this.#u64[3] = value;
+  }
+}
+
+/** An automatic heap cnt sequence: the next cnt and the step (not 0) (zig/abi/records.zig `CntSequence`): 16 bytes, little-endian. */
+export const CntSequenceLayout = {
+  size: 16,
+  next: 0,
+  step: 8,
+} as const;
+/** CntSequence as u64 word indices (every field is 8 bytes), for records read from a BigUint64Array. */
+export const CntSequenceWords = {
+  size: 2,
+  next: 0,
+  step: 1,
+} as const;
+/** Accessors for one CntSequence at `offset` in a buffer (records are 16 bytes apart). */
+export class CntSequenceView {
+  readonly view: DataView;
+  readonly #u64: BigUint64Array;
+  constructor(buffer: ArrayBufferLike = new ArrayBuffer(16), offset = 0) {
+    this.view = new DataView(buffer, offset, 16);
+    this.#u64 = new BigUint64Array(buffer, offset, 2);
+  }
+  /** The record's bytes (what an export takes). */
+  get bytes(): Uint8Array {
+    return new Uint8Array(this.view.buffer, this.view.byteOffset, this.view.byteLength);
+  }
+  get next(): bigint {
+    return this.#u64[0];
+  }
+  set next(value: bigint) {
+    this.#u64[0] = value;
+  }
+  get step(): bigint {
+    return this.#u64[1];
+  }
+  set step(value: bigint) {
+    this.#u64[1] = value;
+  }
+}
+
 /** How the facade reports a failed call: throws (ffi/mod.ts passes src/errors.ts's `fail`). */
 export type Fail = (status: number, what: string) => never;
 
@@ -1587,8 +1848,8 @@ export interface Lib {
   libraryVersion(): number;
   /** invalid_flavour unless spead2 would accept the flavour. */
   flavourCheck(version: number, itemPointerBits: number, heapAddressBits: number, bugCompat: number, what?: string): void;
-  /** Writes [total bytes, packets] of a heap's encoding. */
-  heapEncodedSize(items: BigUint64Array | null, itemCount: number, heapAddressBits: number, packetSizeMax: number, repeatPointers: number, out: BigUint64Array | null, what?: string): void;
+  /** Writes a HeapEncoding: the total bytes and packets of a heap's encoding. */
+  heapEncodedSize(items: BigUint64Array | null, itemCount: number, heapAddressBits: number, packetSizeMax: number, repeatPointers: number, out: ArrayBufferView | null, what?: string): void;
   /** All packets of a heap, concatenated; buffer_too_small writes the needed size. */
   heapEncode(items: BigUint64Array | null, itemCount: number, heapAddressBits: number, bugCompat: number, cntIn: BigUint64Array | null, packetSizeMax: number, repeatPointers: number, out: Uint8Array | null, capacity: number, outLen: Uint32Array | null, what?: string): void;
   /** A packet generator over a copy of the table (the item bytes must outlive it). */
@@ -1645,8 +1906,8 @@ export interface Lib {
   udpSendStreamSetNotify(handle: number, callback: NativeFunction | null, what?: string): void;
   /** Re-arms the doorbell; fires at once if a completion is ready. */
   udpSendStreamArm(handle: number, what?: string): void;
-  /** Sets the automatic cnt sequence: sequence = [next, step]. */
-  udpSendStreamSetCntSequence(handle: number, sequence: BigUint64Array | null, what?: string): void;
+  /** Sets the automatic cnt sequence (a CntSequence; step 0 is invalid_argument). */
+  udpSendStreamSetCntSequence(handle: number, sequence: ArrayBufferView | null, what?: string): void;
   /** Stat values in the order of spead_udp_send_stream_stat_name. */
   udpSendStreamStats(handle: number, out: BigUint64Array | null, capacity: number, outCount: Uint32Array | null, what?: string): void;
   /** Name of stat `index`. */
@@ -1667,16 +1928,16 @@ export interface Lib {
   bufferAlloc(sizeLo: number, sizeHi: number, flags: number, out: ArrayBufferView | null, what?: string): void;
   /** Frees a send buffer. */
   bufferFree(handle: number, what?: string): void;
-  /** [minor faults, major faults, open fds, threads]. */
-  processStats(out: BigUint64Array | null, capacity: number, what?: string): void;
+  /** Writes ProcessCounters: page faults, open fds, threads. */
+  processStats(out: ArrayBufferView | null, what?: string): void;
   /** The calling thread's last failed system call: errno and text ("bind 127.0.0.1:8888"). */
   lastError(outErrno: Uint32Array | null, out: Uint8Array | null, capacity: number, outLen: Uint32Array | null, what?: string): void;
   /** The symbolic name of a Linux errno ("EADDRINUSE"). */
   errnoName(errno: number, out: Uint8Array | null, capacity: number, outLen: Uint32Array | null, what?: string): void;
   /** Stops and joins every native thread (exit hooks); invalid_state if the library could not pin itself. */
   shutdown(what?: string): void;
-  /** `sizes`: [data bytes, present bytes, extra bytes]. The memory is mapped and populated now. */
-  chunkCreate(sizes: BigUint64Array | null, what?: string): number;
+  /** A chunk of ChunkSizes. The memory is mapped and populated now. */
+  chunkCreate(sizes: ArrayBufferView | null, what?: string): number;
   /** Writes a ChunkInfo. `invalid_state` while the library holds the chunk. */
   chunkInfo(handle: number, out: ArrayBufferView | null, what?: string): void;
   /** Frees a chunk JS holds (`invalid_state` while the library holds it). */
@@ -1697,8 +1958,8 @@ export interface Lib {
   chunkRingArm(handle: number, what?: string): void;
   /** Stops the ring; waiters wake with stopped. */
   chunkRingStop(handle: number, what?: string): void;
-  /** Writes [chunks inside, capacity, stopped]. */
-  chunkRingSize(handle: number, out: Uint32Array | null, what?: string): void;
+  /** Writes a ChunkRingState: chunks inside, capacity, stopped. */
+  chunkRingSize(handle: number, out: ArrayBufferView | null, what?: string): void;
   /** Creates a chunk ring stream; the handle is a receive-stream handle. */
   chunkStreamCreate(streamConfig: ArrayBufferView | null, chunkWords: BigUint64Array | null, chunkWordCount: number, userData: Uint8Array | null, userLen: number, dataRing: number, freeRing: number, what?: string): number;
   /** Creates a chunk stream group (spead2's chunk_stream_ring_group); `eviction_mode` 0 = LOSSY, 1 = LOSSLESS. */
@@ -1713,8 +1974,8 @@ export interface Lib {
   chunkStreamStats(handle: number, out: BigUint64Array | null, capacity: number, outCount: Uint32Array | null, what?: string): void;
   /** Name of chunk stream stat `index`. */
   chunkStreamStatName(index: number, out: Uint8Array | null, capacity: number, outLen: Uint32Array | null, what?: string): typeof Status.ok | typeof Status.invalid_argument;
-  /** Validates place-rule words; writes [heaps per chunk, chunk data bytes, chunk extra bytes]. */
-  chunkRuleCheck(words: BigUint64Array | null, wordCount: number, out: BigUint64Array | null, what?: string): typeof Status.ok | typeof Status.invalid_argument;
+  /** Validates place-rule words; writes a ChunkRuleInfo: heaps per chunk, chunk data and extra bytes. */
+  chunkRuleCheck(words: BigUint64Array | null, wordCount: number, out: ArrayBufferView | null, what?: string): typeof Status.ok | typeof Status.invalid_argument;
   /** Loads a shared library (kept loaded) and writes the address of a place function in it (`system_error`: cannot load; `invalid_argument`: no symbol). */
   chunkPlaceLookup(path: Uint8Array | null, pathLen: number, symbol: Uint8Array | null, symbolLen: number, out: BigUint64Array | null, what?: string): typeof Status.ok | typeof Status.system_error | typeof Status.invalid_argument;
   /** A HeapDescription, then its ItemDescriptions (u64 words). */
@@ -1823,7 +2084,7 @@ export function bindLib(symbols: Symbols, nonblocking: AsyncSymbols | undefined,
       const st = spead_flavour_check(version, itemPointerBits, heapAddressBits, bugCompat);
       if (st !== 0) fail(st, what);
     },
-    heapEncodedSize(items: BigUint64Array | null, itemCount: number, heapAddressBits: number, packetSizeMax: number, repeatPointers: number, out: BigUint64Array | null, what = "spead_heap_encoded_size"): void {
+    heapEncodedSize(items: BigUint64Array | null, itemCount: number, heapAddressBits: number, packetSizeMax: number, repeatPointers: number, out: ArrayBufferView | null, what = "spead_heap_encoded_size"): void {
       const st = spead_heap_encoded_size(items, itemCount, heapAddressBits, packetSizeMax, repeatPointers, out);
       if (st !== 0) fail(st, what);
     },
@@ -1951,7 +2212,7 @@ export function bindLib(symbols: Symbols, nonblocking: AsyncSymbols | undefined,
       const st = spead_udp_send_stream_arm(handle);
       if (st !== 0) fail(st, what);
     },
-    udpSendStreamSetCntSequence(handle: number, sequence: BigUint64Array | null, what = "spead_udp_send_stream_set_cnt_sequence"): void {
+    udpSendStreamSetCntSequence(handle: number, sequence: ArrayBufferView | null, what = "spead_udp_send_stream_set_cnt_sequence"): void {
       const st = spead_udp_send_stream_set_cnt_sequence(handle, sequence);
       if (st !== 0) fail(st, what);
     },
@@ -1998,8 +2259,8 @@ export function bindLib(symbols: Symbols, nonblocking: AsyncSymbols | undefined,
       const st = spead_buffer_free(handle);
       if (st !== 0) fail(st, what);
     },
-    processStats(out: BigUint64Array | null, capacity: number, what = "spead_process_stats"): void {
-      const st = spead_process_stats(out, capacity);
+    processStats(out: ArrayBufferView | null, what = "spead_process_stats"): void {
+      const st = spead_process_stats(out);
       if (st !== 0) fail(st, what);
     },
     lastError(outErrno: Uint32Array | null, out: Uint8Array | null, capacity: number, outLen: Uint32Array | null, what = "spead_last_error"): void {
@@ -2014,7 +2275,7 @@ export function bindLib(symbols: Symbols, nonblocking: AsyncSymbols | undefined,
       const st = spead_shutdown();
       if (st !== 0) fail(st, what);
     },
-    chunkCreate(sizes: BigUint64Array | null, what = "spead_chunk_create"): number {
+    chunkCreate(sizes: ArrayBufferView | null, what = "spead_chunk_create"): number {
       const st = spead_chunk_create(sizes, handleOut);
       if (st !== 0) fail(st, what);
       return handleOut[0];
@@ -2062,7 +2323,7 @@ export function bindLib(symbols: Symbols, nonblocking: AsyncSymbols | undefined,
       const st = spead_chunk_ring_stop(handle);
       if (st !== 0) fail(st, what);
     },
-    chunkRingSize(handle: number, out: Uint32Array | null, what = "spead_chunk_ring_size"): void {
+    chunkRingSize(handle: number, out: ArrayBufferView | null, what = "spead_chunk_ring_size"): void {
       const st = spead_chunk_ring_size(handle, out);
       if (st !== 0) fail(st, what);
     },
@@ -2098,7 +2359,7 @@ export function bindLib(symbols: Symbols, nonblocking: AsyncSymbols | undefined,
       if (st !== 0 && st !== -3) fail(st, what);
       return st as typeof Status.ok | typeof Status.invalid_argument;
     },
-    chunkRuleCheck(words: BigUint64Array | null, wordCount: number, out: BigUint64Array | null, what = "spead_chunk_rule_check"): typeof Status.ok | typeof Status.invalid_argument {
+    chunkRuleCheck(words: BigUint64Array | null, wordCount: number, out: ArrayBufferView | null, what = "spead_chunk_rule_check"): typeof Status.ok | typeof Status.invalid_argument {
       const st = spead_chunk_rule_check(words, wordCount, out);
       if (st !== 0 && st !== -3) fail(st, what);
       return st as typeof Status.ok | typeof Status.invalid_argument;

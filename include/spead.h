@@ -327,12 +327,76 @@ SPEAD_ASSERT(offsetof(struct spead_descriptor_decoded, dtype_offset) == 56, "spe
 SPEAD_ASSERT(offsetof(struct spead_descriptor_decoded, dtype_len) == 64, "spead_descriptor_decoded.dtype_len");
 SPEAD_ASSERT(offsetof(struct spead_descriptor_decoded, heap_address_bits) == 72, "spead_descriptor_decoded.heap_address_bits");
 
+/* A heap's encoding: the bytes of all its packets (headers included) and how many packets (16 bytes). */
+struct spead_heap_encoding {
+    uint64_t encoded_size;
+    uint64_t packet_count;
+};
+SPEAD_ASSERT(sizeof(struct spead_heap_encoding) == 16, "spead_heap_encoding size");
+SPEAD_ASSERT(offsetof(struct spead_heap_encoding, encoded_size) == 0, "spead_heap_encoding.encoded_size");
+SPEAD_ASSERT(offsetof(struct spead_heap_encoding, packet_count) == 8, "spead_heap_encoding.packet_count");
+
+/* A chunk to create: the bytes of its data, present flags and extra areas (24 bytes). */
+struct spead_chunk_sizes {
+    uint64_t data_size;
+    uint64_t present_size;
+    uint64_t extra_size;
+};
+SPEAD_ASSERT(sizeof(struct spead_chunk_sizes) == 24, "spead_chunk_sizes size");
+SPEAD_ASSERT(offsetof(struct spead_chunk_sizes, data_size) == 0, "spead_chunk_sizes.data_size");
+SPEAD_ASSERT(offsetof(struct spead_chunk_sizes, present_size) == 8, "spead_chunk_sizes.present_size");
+SPEAD_ASSERT(offsetof(struct spead_chunk_sizes, extra_size) == 16, "spead_chunk_sizes.extra_size");
+
+/* A chunk ring now: chunks inside, capacity, stopped (0/1) (12 bytes). */
+struct spead_chunk_ring_state {
+    uint32_t chunk_count;
+    uint32_t capacity;
+    uint32_t stopped;
+};
+SPEAD_ASSERT(sizeof(struct spead_chunk_ring_state) == 12, "spead_chunk_ring_state size");
+SPEAD_ASSERT(offsetof(struct spead_chunk_ring_state, chunk_count) == 0, "spead_chunk_ring_state.chunk_count");
+SPEAD_ASSERT(offsetof(struct spead_chunk_ring_state, capacity) == 4, "spead_chunk_ring_state.capacity");
+SPEAD_ASSERT(offsetof(struct spead_chunk_ring_state, stopped) == 8, "spead_chunk_ring_state.stopped");
+
+/* A checked place rule: heaps per chunk, and the bytes of a chunk's data and extra areas (24 bytes). */
+struct spead_chunk_rule_info {
+    uint64_t heap_count;
+    uint64_t data_size;
+    uint64_t extra_size;
+};
+SPEAD_ASSERT(sizeof(struct spead_chunk_rule_info) == 24, "spead_chunk_rule_info size");
+SPEAD_ASSERT(offsetof(struct spead_chunk_rule_info, heap_count) == 0, "spead_chunk_rule_info.heap_count");
+SPEAD_ASSERT(offsetof(struct spead_chunk_rule_info, data_size) == 8, "spead_chunk_rule_info.data_size");
+SPEAD_ASSERT(offsetof(struct spead_chunk_rule_info, extra_size) == 16, "spead_chunk_rule_info.extra_size");
+
+/* Process counters: minor and major page faults (getrusage), open file descriptors, threads (2^64-1 = unknown) (32 bytes). */
+struct spead_process_counters {
+    uint64_t minor_fault_count;
+    uint64_t major_fault_count;
+    uint64_t fd_count;
+    uint64_t thread_count;
+};
+SPEAD_ASSERT(sizeof(struct spead_process_counters) == 32, "spead_process_counters size");
+SPEAD_ASSERT(offsetof(struct spead_process_counters, minor_fault_count) == 0, "spead_process_counters.minor_fault_count");
+SPEAD_ASSERT(offsetof(struct spead_process_counters, major_fault_count) == 8, "spead_process_counters.major_fault_count");
+SPEAD_ASSERT(offsetof(struct spead_process_counters, fd_count) == 16, "spead_process_counters.fd_count");
+SPEAD_ASSERT(offsetof(struct spead_process_counters, thread_count) == 24, "spead_process_counters.thread_count");
+
+/* An automatic heap cnt sequence: the next cnt and the step (not 0) (16 bytes). */
+struct spead_cnt_sequence {
+    uint64_t next;
+    uint64_t step;
+};
+SPEAD_ASSERT(sizeof(struct spead_cnt_sequence) == 16, "spead_cnt_sequence size");
+SPEAD_ASSERT(offsetof(struct spead_cnt_sequence, next) == 0, "spead_cnt_sequence.next");
+SPEAD_ASSERT(offsetof(struct spead_cnt_sequence, step) == 8, "spead_cnt_sequence.step");
+
 /* ABI version; also the trivial call of bench/ffi.ts. */
 uint32_t spead_library_version(void);
 /* invalid_flavour unless spead2 would accept the flavour. */
 int32_t spead_flavour_check(uint32_t version, uint32_t item_pointer_bits, uint32_t heap_address_bits, uint32_t bug_compat);
-/* Writes [total bytes, packets] of a heap's encoding. */
-int32_t spead_heap_encoded_size(const uint64_t *items, uint32_t item_count, uint32_t heap_address_bits, uint32_t packet_size_max, uint32_t repeat_pointers, uint64_t *out);
+/* Writes a HeapEncoding: the total bytes and packets of a heap's encoding. */
+int32_t spead_heap_encoded_size(const uint64_t *items, uint32_t item_count, uint32_t heap_address_bits, uint32_t packet_size_max, uint32_t repeat_pointers, struct spead_heap_encoding *out);
 /* All packets of a heap, concatenated; buffer_too_small writes the needed size. */
 int32_t spead_heap_encode(const uint64_t *items, uint32_t item_count, uint32_t heap_address_bits, uint32_t bug_compat, const uint64_t *cnt_in, uint32_t packet_size_max, uint32_t repeat_pointers, uint8_t *out, uint32_t capacity, uint32_t *out_len);
 /* A packet generator over a copy of the table (the item bytes must outlive it). */
@@ -389,8 +453,8 @@ int32_t spead_udp_send_stream_flush(uint32_t handle, uint32_t timeout_ms);
 int32_t spead_udp_send_stream_set_notify(uint32_t handle, spead_notify_fn callback);
 /* Re-arms the doorbell; fires at once if a completion is ready. */
 int32_t spead_udp_send_stream_arm(uint32_t handle);
-/* Sets the automatic cnt sequence: sequence = [next, step]. */
-int32_t spead_udp_send_stream_set_cnt_sequence(uint32_t handle, const uint64_t *sequence);
+/* Sets the automatic cnt sequence (a CntSequence; step 0 is invalid_argument). */
+int32_t spead_udp_send_stream_set_cnt_sequence(uint32_t handle, const struct spead_cnt_sequence *sequence);
 /* Stat values in the order of spead_udp_send_stream_stat_name. */
 int32_t spead_udp_send_stream_stats(uint32_t handle, uint64_t *out, uint32_t capacity, uint32_t *out_count);
 /* Name of stat `index`. */
@@ -411,16 +475,16 @@ int32_t spead_memory_pool_stat_name(uint32_t index, uint8_t *out, uint32_t capac
 int32_t spead_buffer_alloc(uint32_t size_lo, uint32_t size_hi, uint32_t flags, struct spead_buffer_info *out);
 /* Frees a send buffer. */
 int32_t spead_buffer_free(uint32_t handle);
-/* [minor faults, major faults, open fds, threads]. */
-int32_t spead_process_stats(uint64_t *out, uint32_t capacity);
+/* Writes ProcessCounters: page faults, open fds, threads. */
+int32_t spead_process_stats(struct spead_process_counters *out);
 /* The calling thread's last failed system call: errno and text ("bind 127.0.0.1:8888"). */
 int32_t spead_last_error(uint32_t *out_errno, uint8_t *out, uint32_t capacity, uint32_t *out_len);
 /* The symbolic name of a Linux errno ("EADDRINUSE"). */
 int32_t spead_errno_name(uint32_t errno, uint8_t *out, uint32_t capacity, uint32_t *out_len);
 /* Stops and joins every native thread (exit hooks); invalid_state if the library could not pin itself. */
 int32_t spead_shutdown(void);
-/* `sizes`: [data bytes, present bytes, extra bytes]. The memory is mapped and populated now. */
-int32_t spead_chunk_create(const uint64_t *sizes, uint32_t *out_handle);
+/* A chunk of ChunkSizes. The memory is mapped and populated now. */
+int32_t spead_chunk_create(const struct spead_chunk_sizes *sizes, uint32_t *out_handle);
 /* Writes a ChunkInfo. `invalid_state` while the library holds the chunk. */
 int32_t spead_chunk_info(uint32_t handle, struct spead_chunk_info *out);
 /* Frees a chunk JS holds (`invalid_state` while the library holds it). */
@@ -441,8 +505,8 @@ int32_t spead_chunk_ring_set_notify(uint32_t handle, spead_notify_fn callback);
 int32_t spead_chunk_ring_arm(uint32_t handle);
 /* Stops the ring; waiters wake with stopped. */
 int32_t spead_chunk_ring_stop(uint32_t handle);
-/* Writes [chunks inside, capacity, stopped]. */
-int32_t spead_chunk_ring_size(uint32_t handle, uint32_t *out);
+/* Writes a ChunkRingState: chunks inside, capacity, stopped. */
+int32_t spead_chunk_ring_size(uint32_t handle, struct spead_chunk_ring_state *out);
 /* Creates a chunk ring stream; the handle is a receive-stream handle. */
 int32_t spead_chunk_stream_create(const struct spead_recv_stream_config *stream_config, const uint64_t *chunk_words, uint32_t chunk_word_count, const uint8_t *user_data, uint32_t user_len, uint32_t data_ring, uint32_t free_ring, uint32_t *out_handle);
 /* Creates a chunk stream group (spead2's chunk_stream_ring_group); `eviction_mode` 0 = LOSSY, 1 = LOSSLESS. */
@@ -457,8 +521,8 @@ int32_t spead_chunk_group_destroy(uint32_t handle);
 int32_t spead_chunk_stream_stats(uint32_t handle, uint64_t *out, uint32_t capacity, uint32_t *out_count);
 /* Name of chunk stream stat `index`. */
 int32_t spead_chunk_stream_stat_name(uint32_t index, uint8_t *out, uint32_t capacity, uint32_t *out_len);
-/* Validates place-rule words; writes [heaps per chunk, chunk data bytes, chunk extra bytes]. */
-int32_t spead_chunk_rule_check(const uint64_t *words, uint32_t word_count, uint64_t *out);
+/* Validates place-rule words; writes a ChunkRuleInfo: heaps per chunk, chunk data and extra bytes. */
+int32_t spead_chunk_rule_check(const uint64_t *words, uint32_t word_count, struct spead_chunk_rule_info *out);
 /* Loads a shared library (kept loaded) and writes the address of a place function in it (`system_error`: cannot load; `invalid_argument`: no symbol). */
 int32_t spead_chunk_place_lookup(const uint8_t *path, uint32_t path_len, const uint8_t *symbol, uint32_t symbol_len, uint64_t *out);
 /* A HeapDescription, then its ItemDescriptions (u64 words). */

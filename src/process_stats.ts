@@ -1,4 +1,5 @@
 /** Process counters read by the native core (no /proc access needed in Deno). */
+import { ProcessCountersView } from "../ffi/abi.gen.ts";
 import { lib } from "../ffi/mod.ts";
 
 /** Page faults, open file descriptors and threads of this process. */
@@ -17,8 +18,13 @@ const UNKNOWN = 0xffff_ffff_ffff_ffffn;
 
 /** Reads the counters now (getrusage, /proc/self/fd, /proc/self/task). */
 export function processStats(): ProcessStats {
-  const out = new BigUint64Array(4);
-  lib.processStats(out, out.length, "processStats");
+  const out = new ProcessCountersView();
+  lib.processStats(out.bytes, "processStats");
   const n = (v: bigint) => (v === UNKNOWN ? -1 : Number(v));
-  return { minorFaults: n(out[0]), majorFaults: n(out[1]), openFds: n(out[2]), threads: n(out[3]) };
+  return {
+    minorFaults: n(out.minor_fault_count),
+    majorFaults: n(out.major_fault_count),
+    openFds: n(out.fd_count),
+    threads: n(out.thread_count),
+  };
 }

@@ -12,7 +12,7 @@
  * every view taken before (length 0), so a stale view can never read memory
  * the stream is writing or has freed.
  */
-import { ChunkInfoView } from "../../ffi/abi.gen.ts";
+import { ChunkInfoView, ChunkRingStateView, ChunkRuleInfoView, ChunkSizesView } from "../../ffi/abi.gen.ts";
 import { lib, native, Status } from "../../ffi/mod.ts";
 import { checkInteger, Empty, fail, SpeadError, Stopped } from "../errors.ts";
 import { type NativeKind, NativeObject } from "../lifetime.ts";
@@ -27,6 +27,15 @@ import { streamKind } from "./stream_kind.ts";
 /** Scratch for `spead_chunk_info`, read right after each call (a record per call would cost an ArrayBuffer). */
 const chunkInfo = new ChunkInfoView();
 const chunkInfoBytes = chunkInfo.bytes;
+
+/** The `spead_chunk_create` record of checked sizes. */
+function chunkSizes(data: number, present: number, extra: number): Uint8Array {
+  const sizes = new ChunkSizesView();
+  sizes.data_size = BigInt(data);
+  sizes.present_size = BigInt(present);
+  sizes.extra_size = BigInt(extra);
+  return sizes.bytes;
+}
 
 /** An item ID, as a number or a bigint. */
 export type ItemId = number | bigint;
@@ -98,12 +107,7 @@ export class Chunk extends NativeObject implements Disposable {
     const data = checkInteger("data", options.data, 1, 2 ** 40);
     const present = checkInteger("present", options.present, 1, 2 ** 40);
     const extra = checkInteger("extra", options.extra ?? 0, 0, 2 ** 40);
-    super(
-      Chunk.#adopting !== 0
-        ? Chunk.#adopting
-        : lib.chunkCreate(BigUint64Array.of(BigInt(data), BigInt(present), BigInt(extra)), "Chunk"),
-      chunkKind,
-    );
+    super(Chunk.#adopting !== 0 ? Chunk.#adopting : lib.chunkCreate(chunkSizes(data, present, extra), "Chunk"), chunkKind);
   }
 
   #live(): ChunkViews {
@@ -277,25 +281,25 @@ export class ChunkRingbuffer extends NativeObject implements AsyncIterable<Chunk
     super(lib.chunkRingCreate(maxSize, "ChunkRingbuffer"), ringKind);
   }
 
-  #size(): Uint32Array {
-    const out = new Uint32Array(3);
-    lib.chunkRingSize(this.nativeHandle, out, "ring size");
-    return out;
+  #state(): ChunkRingStateView {
+    const state = new ChunkRingStateView();
+    lib.chunkRingSize(this.nativeHandle, state.bytes, "ring size");
+    return state;
   }
 
   /** Capacity. */
   get maxsize(): number {
-    return this.#size()[1];
+    return this.#state().capacity;
   }
 
   /** Chunks inside now. */
   qsize(): number {
-    return this.#size()[0];
+    return this.#state().chunk_count;
   }
 
   /** Whether the ring has been stopped. */
   get isStopped(): boolean {
-    return this.#size()[2] !== 0;
+    return this.#state().stopped !== 0;
   }
 
   /** Gives a chunk to the ring without waiting (throws `queue_full` or `Stopped`; JS keeps it then). */
@@ -493,8 +497,8 @@ export class PlaceRule {
     for (const f of fields) w.push(BigInt(f.item), BigInt(f.offset), BigInt(f.width));
     w.push(BigInt(heapsDeclared));
     this.words = BigUint64Array.from(w);
-    const out = new BigUint64Array(3);
-    const st = lib.chunkRuleCheck(this.words, this.words.length, out);
+    const info = new ChunkRuleInfoView();
+    const st = lib.chunkRuleCheck(this.words, this.words.length, info.bytes);
     if (st !== Status.ok) {
       throw new SpeadError(
         "invalid_argument",
@@ -504,9 +508,9 @@ export class PlaceRule {
       );
     }
     this.items = items;
-    this.heapsPerChunk = Number(out[0]);
-    this.chunkBytes = Number(out[1]);
-    this.extraBytes = Number(out[2]);
+    this.heapsPerChunk = Number(info.heap_count);
+    this.chunkBytes = Number(info.data_size);
+    this.extraBytes = Number(info.extra_size);
     this.heapExtra = heapExtra;
   }
 

@@ -1,4 +1,5 @@
 /** Heap encoding in one native call (send.BytesStream), and the cnt word both encoders pass. */
+import { HeapEncodingView } from "../../ffi/abi.gen.ts";
 import { lib } from "../../ffi/mod.ts";
 import { SpeadError } from "../errors.ts";
 import type { Heap } from "./heap.ts";
@@ -39,19 +40,22 @@ export function encodeHeap(heap: Heap, cnt: bigint, maxPacketSize: number): Uint
   }
 }
 
+/** Scratch for `spead_heap_encoded_size`'s result, read right after each call. */
+const encoding = new HeapEncodingView();
+const encodingBytes = encoding.bytes;
+
 function encodeTable(heap: Heap, table: ItemTable, cnt: bigint, maxPacketSize: number): Uint8Array {
   const f = heap.flavour;
-  const sizeOut = new BigUint64Array(2);
   lib.heapEncodedSize(
     table.words,
     table.count,
     f.heapAddressBits,
     maxPacketSize,
     heap.repeatPointers ? 1 : 0,
-    sizeOut,
+    encodingBytes,
     "encode heap (size)",
   );
-  const total = Number(sizeOut[0]);
+  const total = Number(encoding.encoded_size);
   if (total > 0xffff_ffff) throw new SpeadError("capacity_exceeded", `encoded heap of ${total} bytes exceeds 4 GiB`);
   const out = new Uint8Array(total);
   const lenOut = new Uint32Array(1);

@@ -6,7 +6,7 @@
  * ring that JS drains in batches; native threads never call JS except a Bun
  * doorbell.
  */
-import { HeapRecordLayout, SendCompletionLayout, SendStreamConfigView } from "../../ffi/abi.gen.ts";
+import { CntSequenceView, HeapRecordLayout, SendCompletionLayout, SendStreamConfigView } from "../../ffi/abi.gen.ts";
 import { lib, Status } from "../../ffi/mod.ts";
 import { endpointRecord, endpointRecords } from "../endpoint.ts";
 import { checkInstance, checkInteger, checkOptions, errnoName, SpeadError, statusName } from "../errors.ts";
@@ -216,7 +216,10 @@ export class UdpStream extends NativeObject implements Disposable {
   /** Sets the automatic heap cnt sequence (next, step); step must not be 0. */
   setCntSequence(next: bigint | number, step: bigint | number): void {
     if (BigInt(step) === 0n) throw new SpeadError("invalid_argument", "cnt sequence step must not be 0");
-    lib.udpSendStreamSetCntSequence(this.nativeHandle, BigUint64Array.of(BigInt(next), BigInt(step)), "setCntSequence");
+    const sequence = new CntSequenceView();
+    sequence.next = BigInt(next);
+    sequence.step = BigInt(step);
+    lib.udpSendStreamSetCntSequence(this.nativeHandle, sequence.bytes, "setCntSequence");
   }
 
   /**

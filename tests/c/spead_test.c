@@ -75,8 +75,12 @@ static void encode_decode(void) {
     uint64_t cnt = heap_cnt;
     uint8_t bytes[4096];
     uint32_t len = 0;
+    struct spead_heap_encoding encoding;
+    CHECK_OK(spead_heap_encoded_size(items, 1, heap_address_bits, packet_size_max, 0, &encoding));
+    CHECK(encoding.packet_count == 1);
     CHECK_OK(spead_heap_encode(items, 1, heap_address_bits, 0, &cnt, packet_size_max, 0, bytes, sizeof bytes, &len));
     CHECK(len > SPEAD_HEADER_SIZE);
+    CHECK(len == encoding.encoded_size);
     CHECK(bytes[0] == (SPEAD_MAGIC_VERSION >> 8) && bytes[1] == (SPEAD_MAGIC_VERSION & 0xff));
     CHECK(spead_heap_encode(items, 1, heap_address_bits, 0, &cnt, packet_size_max, 0, bytes, 8, &len) == SPEAD_BUFFER_TOO_SMALL);
 

@@ -21,10 +21,12 @@ const exports_recv = @import("recv.zig");
 const records = @import("records.zig");
 const RecvStreamConfig = records.RecvStreamConfig;
 const ChunkInfo = records.ChunkInfo;
+const ChunkSizes = records.ChunkSizes;
+const ChunkRingState = records.ChunkRingState;
+const ChunkRuleInfo = records.ChunkRuleInfo;
 
 pub const chunks_capacity = 65536;
 pub const rings_capacity = 1024;
-pub const rule_info_words = 3;
 pub const placer_rule: u64 = 0;
 pub const placer_function: u64 = 1;
 
@@ -47,10 +49,10 @@ fn disposeChunk(chunk: *Chunk) void {
     chunk.destroy(allocator);
 }
 
-pub fn createChunk(sizes: ?[*]const u64, out_handle: ?*u32) Error!void {
+pub fn createChunk(sizes: ?*const ChunkSizes, out_handle: ?*u32) Error!void {
     const out = out_handle orelse return error.InvalidArgument;
     const s = sizes orelse return error.InvalidArgument;
-    const chunk = try Chunk.create(allocator, @intCast(@min(s[0], 1 << 41)), @intCast(@min(s[1], 1 << 41)), @intCast(@min(s[2], 1 << 41)));
+    const chunk = try Chunk.create(allocator, @intCast(@min(s.data_size, 1 << 41)), @intCast(@min(s.present_size, 1 << 41)), @intCast(@min(s.extra_size, 1 << 41)));
     errdefer chunk.destroy(allocator);
     chunk.on_dispose = disposeChunk;
     chunks_guard.lock();
@@ -168,13 +170,11 @@ pub fn ringStop(handle: u32) Error!void {
     ring.stop();
 }
 
-pub fn ringSize(handle: u32, out: ?[*]u32) Error!void {
+pub fn ringSize(handle: u32, out: ?*ChunkRingState) Error!void {
     const o = out orelse return error.InvalidArgument;
     const ring = try acquireRing(handle);
     defer ring.release();
-    o[0] = @intCast(ring.size());
-    o[1] = @intCast(ring.capacity());
-    o[2] = @intFromBool(ring.isStopped());
+    o.* = .{ .chunk_count = @intCast(ring.size()), .capacity = @intCast(ring.capacity()), .stopped = @intFromBool(ring.isStopped()) };
 }
 
 // ---------------------------------------------------------------------------
@@ -353,19 +353,17 @@ fn readChunkStreamStats(handle: u32, values: *[chunk_mod.stat_count]u64) Error!v
 /// `spead_chunk_stream_stats` and `spead_chunk_stream_stat_name`.
 pub const chunk_stream_stats = @import("stats.zig").Stats(&chunk_mod.stat_names, readChunkStreamStats);
 
-pub fn ruleCheck(words: ?[*]const u64, word_count: u32, out: ?[*]u64) Error!void {
+pub fn ruleCheck(words: ?[*]const u64, word_count: u32, out: ?*ChunkRuleInfo) Error!void {
     const w = words orelse return error.InvalidArgument;
     const o = out orelse return error.InvalidArgument;
     if (word_count > 1024) return error.InvalidArgument;
     var used: usize = 0;
     const rule = try chunk_mod.PlaceRule.fromWords(w[0..word_count], &used);
     if (used != word_count) return error.InvalidArgument;
-    o[0] = rule.heaps;
-    o[1] = rule.chunk_bytes;
-    o[2] = rule.extra_bytes;
+    o.* = .{ .heap_count = rule.heaps, .data_size = rule.chunk_bytes, .extra_size = rule.extra_bytes };
 }
 
-pub fn placeLookup(path: ?[*]const u8, path_len: u32, symbol: ?[*]const u8, symbol_len: u32, out: ?[*]u64) Error!void {
+pub fn placeLookup(path: ?[*]const u8, path_len: u32, symbol: ?[*]const u8, symbol_len: u32, out: ?*u64) Error!void {
     const o = out orelse return error.InvalidArgument;
     const p = path orelse return error.InvalidArgument;
     const s = symbol orelse return error.InvalidArgument;
@@ -381,7 +379,7 @@ pub fn placeLookup(path: ?[*]const u8, path_len: u32, symbol: ?[*]const u8, symb
     // Never closed: a stream may call the function until the process ends.
     const lib = std.c.dlopen(@ptrCast(&path_z), .{ .NOW = true }) orelse return error.SystemError;
     const address = std.c.dlsym(lib, @ptrCast(&symbol_z)) orelse return error.InvalidArgument;
-    o[0] = @intFromPtr(address);
+    o.* = @intFromPtr(address);
 }
 
 // ---------------------------------------------------------------------------
@@ -395,8 +393,8 @@ const expectStatus = abi.expectStatus;
 
 test "exports: chunks and rings, ownership is checked" {
     var chunk: u32 = 0;
-    try expectStatus(.invalid_argument, capi.spead_chunk_create(&[_]u64{ 0, 1, 0 }, &chunk));
-    try expectStatus(.ok, capi.spead_chunk_create(&[_]u64{ 4096, 4, 16 }, &chunk));
+    try expectStatus(.invalid_argument, capi.spead_chunk_create(&ChunkSizes{ .data_size = 0, .present_size = 1, .extra_size = 0 }, &chunk));
+    try expectStatus(.ok, capi.spead_chunk_create(&ChunkSizes{ .data_size = 4096, .present_size = 4, .extra_size = 16 }, &chunk));
     var info: ChunkInfo = undefined;
     try expectStatus(.ok, capi.spead_chunk_info(chunk, &info));
     try testing.expectEqual(@as(u64, 4096), info.data_size);
@@ -409,9 +407,9 @@ test "exports: chunks and rings, ownership is checked" {
     try expectStatus(.invalid_state, capi.spead_chunk_info(chunk, &info));
     try expectStatus(.invalid_state, capi.spead_chunk_destroy(chunk));
     try expectStatus(.invalid_state, capi.spead_chunk_ring_put(ring, chunk));
-    var size: [3]u32 = undefined;
+    var size: ChunkRingState = undefined;
     try expectStatus(.ok, capi.spead_chunk_ring_size(ring, &size));
-    try testing.expectEqualSlices(u32, &.{ 1, 1, 0 }, &size);
+    try testing.expectEqual(ChunkRingState{ .chunk_count = 1, .capacity = 1, .stopped = 0 }, size);
     var popped: u32 = 0;
     try expectStatus(.ok, capi.spead_chunk_ring_pop(ring, 0, &popped));
     try testing.expectEqual(chunk, popped);
@@ -433,9 +431,9 @@ test "exports: chunks and rings, ownership is checked" {
 test "exports: rule check and chunk stream config" {
     // tutorial 12: items [HEAP_LENGTH, 0x1600], heap 1024, 8 heaps per chunk
     const rule = [_]u64{ 2, 2, 0x1600, 1024, 1024, 1, 1024, 8, 1, 0, 0, 0, 0 };
-    var out: [rule_info_words]u64 = undefined;
+    var out: ChunkRuleInfo = undefined;
     try expectStatus(.ok, capi.spead_chunk_rule_check(&rule, rule.len, &out));
-    try testing.expectEqualSlices(u64, &.{ 8, 8192, 0 }, &out);
+    try testing.expectEqual(ChunkRuleInfo{ .heap_count = 8, .data_size = 8192, .extra_size = 0 }, out);
     var bad = rule;
     bad[6] = 0; // time_step
     try expectStatus(.invalid_argument, capi.spead_chunk_rule_check(&bad, bad.len, &out));
@@ -463,7 +461,7 @@ test "exports: rule check and chunk stream config" {
     try expectStatus(.ok, capi.spead_recv_stream_destroy(h));
     try expectStatus(.ok, capi.spead_chunk_ring_destroy(data_ring));
     try expectStatus(.ok, capi.spead_chunk_ring_destroy(free_ring));
-    var addr: [1]u64 = undefined;
+    var addr: u64 = undefined;
     try expectStatus(.system_error, capi.spead_chunk_place_lookup("/nonexistent.so", 15, "f", 1, &addr));
 }
 

@@ -3,8 +3,7 @@
 //! /proc (it asks for --allow-all there).
 const std = @import("std");
 const status = @import("../core/status.zig");
-
-pub const words = 4;
+const ProcessCounters = @import("records.zig").ProcessCounters;
 
 /// Counts the entries of a /proc directory; null if it cannot be read.
 fn countDir(path: []const u8) ?u64 {
@@ -19,34 +18,28 @@ fn countDir(path: []const u8) ?u64 {
     return n;
 }
 
-fn fill(out: *[words]u64) void {
-    const usage = std.posix.getrusage(std.posix.rusage.SELF);
-    out[0] = @intCast(@max(usage.minflt, 0));
-    out[1] = @intCast(@max(usage.majflt, 0));
-    // The directory handle used for counting is itself one of the fds; do not count it.
-    out[2] = if (countDir("/proc/self/fd")) |n| n -| 1 else std.math.maxInt(u64);
-    out[3] = countDir("/proc/self/task") orelse std.math.maxInt(u64);
-}
-
-/// Writes [minor faults, major faults, open fds, threads] (2^64-1 where unknown).
-pub fn processStats(out: ?[*]u64, cap: u32) status.Error!void {
+/// Writes the minor and major faults, open fds and threads (2^64-1 where unknown).
+pub fn processStats(out: ?*ProcessCounters) status.Error!void {
     const dst = out orelse return error.InvalidArgument;
-    if (cap < words) return error.BufferTooSmall;
-    var tmp: [words]u64 = undefined;
-    fill(&tmp);
-    @memcpy(dst[0..words], &tmp);
+    const usage = std.posix.getrusage(std.posix.rusage.SELF);
+    dst.* = .{
+        .minor_fault_count = @intCast(@max(usage.minflt, 0)),
+        .major_fault_count = @intCast(@max(usage.majflt, 0)),
+        // The directory handle used for counting is itself one of the fds; do not count it.
+        .fd_count = if (countDir("/proc/self/fd")) |n| n -| 1 else std.math.maxInt(u64),
+        .thread_count = countDir("/proc/self/task") orelse std.math.maxInt(u64),
+    };
 }
 
 const abi = @import("table.zig");
 const capi = abi.fns;
 
 test "process stats are plausible" {
-    var out: [words]u64 = undefined;
-    try std.testing.expectEqual(@as(i32, 0), capi.spead_process_stats(&out, words));
-    try std.testing.expect(out[3] >= 1);
-    try std.testing.expect(out[2] >= 3); // stdin, stdout, stderr
-    try std.testing.expectEqual(@intFromEnum(status.Status.buffer_too_small), capi.spead_process_stats(&out, 3));
-    try std.testing.expectEqual(@intFromEnum(status.Status.invalid_argument), capi.spead_process_stats(null, words));
+    var out: ProcessCounters = undefined;
+    try std.testing.expectEqual(@as(i32, 0), capi.spead_process_stats(&out));
+    try std.testing.expect(out.thread_count >= 1);
+    try std.testing.expect(out.fd_count >= 3); // stdin, stdout, stderr
+    try std.testing.expectEqual(@intFromEnum(status.Status.invalid_argument), capi.spead_process_stats(null));
 }
 
 const sys_error = @import("../core/sys_error.zig");

@@ -23,6 +23,12 @@ pub const all = .{
     ChunkInfo,
     DescriptorFields,
     DescriptorDecoded,
+    HeapEncoding,
+    ChunkSizes,
+    ChunkRingState,
+    ChunkRuleInfo,
+    ProcessCounters,
+    CntSequence,
 };
 
 /// `spead_recv_stream_create` (docs/ABI.md "Stream"): spead2's StreamConfig and RingStreamConfig.
@@ -225,6 +231,55 @@ pub const DescriptorFields = extern struct {
 /// `spead_descriptor_decode` writes one of these, then its pairs and strings.
 pub const DescriptorDecoded = descriptor.DescriptorDecoded;
 
+/// What `spead_heap_encoded_size` writes.
+pub const HeapEncoding = extern struct {
+    pub const doc = "A heap's encoding: the bytes of all its packets (headers included) and how many packets";
+    encoded_size: u64,
+    packet_count: u64,
+};
+
+/// `spead_chunk_create`'s input (each size at most 2^40 bytes; data and present at least 1).
+pub const ChunkSizes = extern struct {
+    pub const doc = "A chunk to create: the bytes of its data, present flags and extra areas";
+    data_size: u64,
+    present_size: u64,
+    /// 0 = no extra area.
+    extra_size: u64,
+};
+
+/// What `spead_chunk_ring_size` writes.
+pub const ChunkRingState = extern struct {
+    pub const doc = "A chunk ring now: chunks inside, capacity, stopped (0/1)";
+    chunk_count: u32,
+    capacity: u32,
+    stopped: u32,
+};
+
+/// What `spead_chunk_rule_check` writes about a valid place rule.
+pub const ChunkRuleInfo = extern struct {
+    pub const doc = "A checked place rule: heaps per chunk, and the bytes of a chunk's data and extra areas";
+    /// Heaps per chunk.
+    heap_count: u64,
+    data_size: u64,
+    extra_size: u64,
+};
+
+/// What `spead_process_stats` writes (2^64-1 where the platform cannot say).
+pub const ProcessCounters = extern struct {
+    pub const doc = "Process counters: minor and major page faults (getrusage), open file descriptors, threads (2^64-1 = unknown)";
+    minor_fault_count: u64,
+    major_fault_count: u64,
+    fd_count: u64,
+    thread_count: u64,
+};
+
+/// `spead_udp_send_stream_set_cnt_sequence`'s input.
+pub const CntSequence = extern struct {
+    pub const doc = "An automatic heap cnt sequence: the next cnt and the step (not 0)";
+    next: u64,
+    step: u64,
+};
+
 comptime {
     assertLayout(Endpoint, 32, .{ .family = 0, .port = 4, .address = 8, .scope_id = 24, .reserved = 28 });
     assertLayout(UdpReaderInfo, 16, .{ .port = 0, .buffer_size = 4, .gro = 8, .buffer_size_forced = 12 });
@@ -317,6 +372,12 @@ comptime {
         .reserved = 36,
     });
     assertLayout(SendCompletion, 32, .{ .token = 0, .bytes_sent = 8, .status = 16, .errno = 24 });
+    assertLayout(HeapEncoding, 16, .{ .encoded_size = 0, .packet_count = 8 });
+    assertLayout(ChunkSizes, 24, .{ .data_size = 0, .present_size = 8, .extra_size = 16 });
+    assertLayout(ChunkRingState, 12, .{ .chunk_count = 0, .capacity = 4, .stopped = 8 });
+    assertLayout(ChunkRuleInfo, 24, .{ .heap_count = 0, .data_size = 8, .extra_size = 16 });
+    assertLayout(ProcessCounters, 32, .{ .minor_fault_count = 0, .major_fault_count = 8, .fd_count = 16, .thread_count = 24 });
+    assertLayout(CntSequence, 16, .{ .next = 0, .step = 8 });
 }
 
 /// The record's name in TS: its `abi_name` declaration, else the Zig name.

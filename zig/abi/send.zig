@@ -11,7 +11,9 @@ const handles = @import("../core/handles.zig");
 const Flavour = @import("../core/flavour.zig").Flavour;
 const send_heap = @import("../send/packetiser.zig");
 const descriptor = @import("../send/descriptor.zig");
-const DescriptorFields = @import("records.zig").DescriptorFields;
+const records = @import("records.zig");
+const DescriptorFields = records.DescriptorFields;
+const HeapEncoding = records.HeapEncoding;
 
 const allocator = std.heap.c_allocator;
 
@@ -124,14 +126,13 @@ pub fn heapEncodedSize(
     heap_address_bits: u32,
     packet_size_max: u32,
     repeat_pointers: u32,
-    out: ?[*]u64,
+    out: ?*HeapEncoding,
 ) Error!void {
     const heap = try HeapArgs.read(items, item_count, heap_address_bits, 0, &@as(u64, 0), repeat_pointers);
-    const result = try wordsOut(out, 2);
+    const result = out orelse return error.InvalidArgument;
     const gen = try heap.packetiser(heap.table, packet_size_max);
     const totals = gen.totals();
-    result[0] = totals.bytes;
-    result[1] = totals.packets;
+    result.* = .{ .encoded_size = totals.bytes, .packet_count = totals.packets };
 }
 
 pub fn heapEncode(
@@ -293,10 +294,10 @@ test "flavour check" {
 
 test "heap encode: V1 through the exports, sizes and bad arguments" {
     var table = [_]u64{ 0x06, 2, 0, 1 }; // STREAM_CTRL = 2, immediate
-    var sizes: [2]u64 = undefined;
+    var sizes: HeapEncoding = undefined;
     try expectStatus(.ok, capi.spead_heap_encoded_size(&table, 1, 48, 1500, 0, &sizes));
-    try testing.expectEqual(@as(u64, 57), sizes[0]);
-    try testing.expectEqual(@as(u64, 1), sizes[1]);
+    try testing.expectEqual(@as(u64, 57), sizes.encoded_size);
+    try testing.expectEqual(@as(u64, 1), sizes.packet_count);
     const cnt: u64 = 0x123456;
     var out: [64]u8 = undefined;
     var len: u32 = 0;
@@ -305,7 +306,7 @@ test "heap encode: V1 through the exports, sizes and bad arguments" {
     try testing.expectEqual(@as(u8, 0x02), out[47]);
     // Empty tables may come with a null pointer.
     try expectStatus(.ok, capi.spead_heap_encoded_size(null, 0, 48, 1500, 0, &sizes));
-    try testing.expectEqual(@as(u64, 49), sizes[0]);
+    try testing.expectEqual(@as(u64, 49), sizes.encoded_size);
     // Short output: the needed size comes back.
     len = 0;
     try expectStatus(.buffer_too_small, capi.spead_heap_encode(&table, 1, 48, 0, &cnt, 1500, 0, &out, 56, &len));

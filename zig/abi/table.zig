@@ -29,7 +29,7 @@ pub const exports = [_]ex.Export{
     entry("spead_flavour_check", send.flavourCheck, "version item_pointer_bits heap_address_bits bug_compat", "invalid_flavour unless spead2 would accept the flavour."),
 
     // send: heaps as item tables
-    entry("spead_heap_encoded_size", send.heapEncodedSize, "items item_count heap_address_bits packet_size_max repeat_pointers out", "Writes [total bytes, packets] of a heap's encoding."),
+    entry("spead_heap_encoded_size", send.heapEncodedSize, "items item_count heap_address_bits packet_size_max repeat_pointers out", "Writes a HeapEncoding: the total bytes and packets of a heap's encoding."),
     entry("spead_heap_encode", send.heapEncode, "items item_count heap_address_bits bug_compat cnt_in packet_size_max repeat_pointers out capacity out_len", "All packets of a heap, concatenated; buffer_too_small writes the needed size."),
     entry("spead_packet_gen_create", send.packetGenCreate, "items item_count heap_address_bits bug_compat cnt_in packet_size_max repeat_pointers out_handle", "A packet generator over a copy of the table (the item bytes must outlive it)."),
     entry("spead_packet_gen_next", send.packetGenNext, "handle out capacity out_len", "The next packet; out_len = 0 when finished."),
@@ -64,7 +64,7 @@ pub const exports = [_]ex.Export{
     blocking("spead_udp_send_stream_flush", udp_send.flush, "handle timeout_ms", "Blocks until every queued heap is sent."),
     entry("spead_udp_send_stream_set_notify", udp_send.setNotify, "handle callback", "Doorbell called from the I/O thread once per arm; null disables."),
     entry("spead_udp_send_stream_arm", udp_send.arm, "handle", "Re-arms the doorbell; fires at once if a completion is ready."),
-    entry("spead_udp_send_stream_set_cnt_sequence", udp_send.setCntSequence, "handle sequence", "Sets the automatic cnt sequence: sequence = [next, step]."),
+    entry("spead_udp_send_stream_set_cnt_sequence", udp_send.setCntSequence, "handle sequence", "Sets the automatic cnt sequence (a CntSequence; step 0 is invalid_argument)."),
     entry("spead_udp_send_stream_stats", udp_send.stats.values, "handle out capacity out_count", "Stat values in the order of spead_udp_send_stream_stat_name."),
     entry("spead_udp_send_stream_stat_name", udp_send.stats.name, "index out capacity out_len", "Name of stat `index`."),
     entry("spead_udp_send_stream_stop", udp_send.stop, "handle", "Stops the stream; queued heaps fail."),
@@ -81,7 +81,7 @@ pub const exports = [_]ex.Export{
     entry("spead_buffer_free", buffer.free, "handle", "Frees a send buffer."),
 
     // diagnostics
-    entry("spead_process_stats", diag.processStats, "out capacity", "[minor faults, major faults, open fds, threads]."),
+    entry("spead_process_stats", diag.processStats, "out", "Writes ProcessCounters: page faults, open fds, threads."),
     entry("spead_last_error", diag.lastError, "out_errno out capacity out_len", "The calling thread's last failed system call: errno and text (\"bind 127.0.0.1:8888\")."),
     entry("spead_errno_name", diag.errnoName, "errno out capacity out_len", "The symbolic name of a Linux errno (\"EADDRINUSE\")."),
 
@@ -89,7 +89,7 @@ pub const exports = [_]ex.Export{
     entry("spead_shutdown", lifecycle.shutdown, "", "Stops and joins every native thread (exit hooks); invalid_state if the library could not pin itself."),
 
     // chunk streams (docs/ABI.md "Chunk streams")
-    entry("spead_chunk_create", chunk.createChunk, "sizes out_handle", "`sizes`: [data bytes, present bytes, extra bytes]. The memory is mapped and populated now."),
+    entry("spead_chunk_create", chunk.createChunk, "sizes out_handle", "A chunk of ChunkSizes. The memory is mapped and populated now."),
     entry("spead_chunk_info", chunk.chunkInfo, "handle out", "Writes a ChunkInfo. `invalid_state` while the library holds the chunk."),
     entry("spead_chunk_destroy", chunk.destroyChunk, "handle", "Frees a chunk JS holds (`invalid_state` while the library holds it)."),
     entry("spead_chunk_ring_create", chunk.createRing, "capacity out_handle", "A chunk ring of `capacity` chunks."),
@@ -100,7 +100,7 @@ pub const exports = [_]ex.Export{
     entry("spead_chunk_ring_set_notify", chunk.ringSetNotify, "handle callback", "Doorbell called from a native thread once per arm; null disables."),
     entry("spead_chunk_ring_arm", chunk.ringArm, "handle", "Re-arms the doorbell; fires at once if a chunk is ready."),
     entry("spead_chunk_ring_stop", chunk.ringStop, "handle", "Stops the ring; waiters wake with stopped."),
-    entry("spead_chunk_ring_size", chunk.ringSize, "handle out", "Writes [chunks inside, capacity, stopped]."),
+    entry("spead_chunk_ring_size", chunk.ringSize, "handle out", "Writes a ChunkRingState: chunks inside, capacity, stopped."),
     entry("spead_chunk_stream_create", chunk.createChunkStream, "stream_config chunk_words chunk_word_count user_data user_len data_ring free_ring out_handle", "Creates a chunk ring stream; the handle is a receive-stream handle."),
     entry("spead_chunk_group_create", chunk.createGroup, "chunks_max eviction_mode data_ring free_ring out_handle", "Creates a chunk stream group (spead2's chunk_stream_ring_group); `eviction_mode` 0 = LOSSY, 1 = LOSSLESS."),
     entry("spead_chunk_group_add_stream", chunk.groupAddStream, "group stream_config chunk_words chunk_word_count user_data user_len out_handle", "Adds a member stream (spead2's emplace_back); the handle is a receive-stream handle. `invalid_state` once the group has received data."),
@@ -108,7 +108,7 @@ pub const exports = [_]ex.Export{
     entry("spead_chunk_group_destroy", chunk.groupDestroy, "handle", "Stops the group and drops JS's reference (members hold theirs until destroyed)."),
     entry("spead_chunk_stream_stats", chunk.chunk_stream_stats.values, "handle out capacity out_count", "The chunk stream's own counters (after the stream's: `too_old_heaps`, `rejected_heaps`)."),
     entry("spead_chunk_stream_stat_name", chunk.chunk_stream_stats.name, "index out capacity out_len", "Name of chunk stream stat `index`."),
-    entry("spead_chunk_rule_check", chunk.ruleCheck, "words word_count out", "Validates place-rule words; writes [heaps per chunk, chunk data bytes, chunk extra bytes]."),
+    entry("spead_chunk_rule_check", chunk.ruleCheck, "words word_count out", "Validates place-rule words; writes a ChunkRuleInfo: heaps per chunk, chunk data and extra bytes."),
     entry("spead_chunk_place_lookup", chunk.placeLookup, "path path_len symbol symbol_len out", "Loads a shared library (kept loaded) and writes the address of a place function in it (`system_error`: cannot load; `invalid_argument`: no symbol)."),
 
     // received heaps

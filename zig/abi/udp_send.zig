@@ -18,6 +18,7 @@ const records = @import("records.zig");
 const SendStreamConfig = records.SendStreamConfig;
 const HeapRecord = records.HeapRecord;
 const Endpoint = records.Endpoint;
+const CntSequence = records.CntSequence;
 
 /// The sender needs sendmmsg and Linux socket options; elsewhere every
 /// export answers `system_error` and the module is never compiled.
@@ -193,11 +194,11 @@ pub fn arm(handle: u32) Error!void {
     return call(handle, "arm", .{});
 }
 
-pub fn setCntSequence(handle: u32, in: ?[*]const u64) Error!void {
+pub fn setCntSequence(handle: u32, sequence: ?*const CntSequence) Error!void {
     const leased = try lease(handle);
     defer leased.release();
-    const words = try args.wordsIn(in, 2);
-    try leased.object.setCntSequence(words[0], words[1]);
+    const s = sequence orelse return error.InvalidArgument;
+    try leased.object.setCntSequence(s.next, s.step);
 }
 
 /// The stat names; elsewhere than Linux one placeholder (every read fails).
@@ -331,10 +332,8 @@ test "udp send exports: create, send, poll, stats, destroy" {
     bad_heaps = heaps;
     bad_heaps[0].substream_index = 1;
     try expectStatus(.invalid_argument, capi.spead_udp_send_stream_send(handle, &bad_heaps, 1, &items, 2, 1, &token, null));
-    const zero_step = [_]u64{ 5, 0 };
-    try expectStatus(.invalid_argument, capi.spead_udp_send_stream_set_cnt_sequence(handle, &zero_step));
-    const sequence = [_]u64{ 5, 2 };
-    try expectStatus(.ok, capi.spead_udp_send_stream_set_cnt_sequence(handle, &sequence));
+    try expectStatus(.invalid_argument, capi.spead_udp_send_stream_set_cnt_sequence(handle, &CntSequence{ .next = 5, .step = 0 }));
+    try expectStatus(.ok, capi.spead_udp_send_stream_set_cnt_sequence(handle, &CntSequence{ .next = 5, .step = 2 }));
     try expectStatus(.ok, capi.spead_udp_send_stream_flush(handle, 1000));
 
     try expectStatus(.ok, capi.spead_udp_send_stream_stop(handle));
