@@ -137,15 +137,15 @@ export function unpinItemTable(table: ItemTable): void {
 }
 
 function build(heaps: readonly Heap[], sync: boolean): PreparedTable {
-  let nItems = 0;
+  let itemCount = 0;
   let stageBytes = 0;
   for (const heap of heaps) {
     for (const e of heap.entries) {
-      nItems++;
+      itemCount++;
       if (!e.immediate && isStaged(e.bytes, sync)) stageBytes += e.bytes.byteLength;
     }
   }
-  const words = new BigUint64Array(Math.max(1, nItems) * 4);
+  const words = new BigUint64Array(Math.max(1, itemCount) * 4);
   // The words are written as u32 halves (little-endian host, checked in udp_stream.ts): no BigInt per word.
   const w32 = new Uint32Array(words.buffer);
   // A fresh ArrayBuffer always has an off-heap backing store, so its address is stable.
@@ -198,7 +198,7 @@ function build(heaps: readonly Heap[], sync: boolean): PreparedTable {
       w32[h + 5] = Math.floor(len / 2 ** 32);
     }
   }
-  const table = { words, count: nItems, heapCounts, keepAlive, payloadBytes, pinned, inFlight: 0 };
+  const table = { words, count: itemCount, heapCounts, keepAlive, payloadBytes, pinned, inFlight: 0 };
   const prepared: PreparedTable = {
     heaps: heaps.slice(),
     versions: heaps.map((h) => h.version),

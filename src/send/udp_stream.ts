@@ -275,7 +275,7 @@ export class UdpStream extends NativeObject implements Disposable {
     if (n === 0) throw new SpeadError("invalid_argument", "asyncSendHeaps needs at least one heap");
     let tables: ItemTable[];
     let items: BigUint64Array;
-    let nItems: number;
+    let itemCount: number;
     let recs: BigUint64Array;
     if (heaps instanceof HeapReferenceList) {
       // Converted once; a resend refreshes only what changes per send.
@@ -291,13 +291,13 @@ export class UdpStream extends NativeObject implements Disposable {
       }
       recs = heaps.prepared!.records;
       items = p.table.words;
-      nItems = p.table.count;
+      itemCount = p.table.count;
     } else {
       const refs = heaps.map((x) => (x instanceof HeapReference ? x : new HeapReference(x)));
       tables = refs.map((r) => buildItemTable(r.heap));
-      nItems = 0;
-      for (const t of tables) nItems += t.count;
-      items = new BigUint64Array(Math.max(1, nItems) * 4);
+      itemCount = 0;
+      for (const t of tables) itemCount += t.count;
+      items = new BigUint64Array(Math.max(1, itemCount) * 4);
       let first = 0;
       for (const t of tables) {
         if (t.count > 0) items.set(t.words.subarray(0, t.count * 4), first * 4);
@@ -310,7 +310,7 @@ export class UdpStream extends NativeObject implements Disposable {
         throw e;
       }
     }
-    this.#queue(h, recs, n, items, nItems, mode, tables, entry);
+    this.#queue(h, recs, n, items, itemCount, mode, tables, entry);
   }
 
   /** Hands a group to the native queue; on failure unpins its tables and throws. */
@@ -319,7 +319,7 @@ export class UdpStream extends NativeObject implements Disposable {
     recs: BigUint64Array,
     n: number,
     items: BigUint64Array,
-    nItems: number,
+    itemCount: number,
     mode: GroupMode,
     tables: ItemTable[],
     entry: Pending,
@@ -327,7 +327,7 @@ export class UdpStream extends NativeObject implements Disposable {
     const token = this.#nextToken++;
     this.#tokenWord[0] = token;
     try {
-      lib.udpSendStreamSend(h, recs, n, items, nItems, mode === GroupMode.SERIAL ? 1 : 0, this.#tokenWord, null, "asyncSendHeaps");
+      lib.udpSendStreamSend(h, recs, n, items, itemCount, mode === GroupMode.SERIAL ? 1 : 0, this.#tokenWord, null, "asyncSendHeaps");
     } catch (err) {
       for (const t of tables) unpinItemTable(t);
       throw err;

@@ -202,7 +202,7 @@ fn parseChunkConfig(words_ptr: ?[*]const u64, word_count: u32) Error!ParsedConfi
             var used: usize = 0;
             const rule = try chunk_mod.PlaceRule.fromWords(words[3..], &used);
             if (3 + used != words.len) return error.InvalidArgument;
-            item_count = rule.n_items;
+            item_count = rule.item_count;
             @memcpy(parsed.items[0..item_count], rule.items[0..item_count]);
             parsed.config.placer = .{ .rule = rule };
         },

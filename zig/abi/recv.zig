@@ -186,13 +186,13 @@ pub fn tryPop(handle: u32, out_heap: ?*u32) Error!void {
 pub const pop_batch_max = 4096;
 
 pub fn popBatch(handle: u32, timeout_ms: u32, out_heaps: ?[*]u32, cap: u32, out_count: ?*u32) Error!void {
-    const n_out = out_count orelse return error.InvalidArgument;
-    n_out.* = 0;
+    const count_out = out_count orelse return error.InvalidArgument;
+    count_out.* = 0;
     const out = out_heaps orelse return error.InvalidArgument;
     if (cap == 0 or cap > pop_batch_max) return error.InvalidArgument;
     const a = try acquire(handle);
     defer a.release();
-    n_out.* = @intCast(try a.stream.popBatchClaim(timeout_ms, u32, claimHandle, out[0..cap]));
+    count_out.* = @intCast(try a.stream.popBatchClaim(timeout_ms, u32, claimHandle, out[0..cap]));
 }
 
 pub fn wait(handle: u32, timeout_ms: u32) Error!void {

@@ -17,10 +17,10 @@ pub fn Stats(comptime names: anytype, comptime read: fn (handle: u32, values: *[
         /// Writes the values; `out_count` = the count always (once the handle
         /// is found), `buffer_too_small` when `capacity` is less.
         pub fn values(handle: u32, out: ?[*]u64, capacity: u32, out_count: ?*u32) Error!void {
-            const n_out = out_count orelse return error.InvalidArgument;
+            const count_out = out_count orelse return error.InvalidArgument;
             var read_values: [names.len]u64 = undefined;
             try read(handle, &read_values);
-            n_out.* = count;
+            count_out.* = count;
             if (capacity < count) return error.BufferTooSmall;
             const dest = out orelse return error.InvalidArgument;
             @memcpy(dest[0..count], &read_values);

@@ -138,9 +138,9 @@ pub fn addUdpReader(
     const info = try udp_recv.UdpReader.add(acquired.stream, options);
     if (out_info) |out| out.* = .{
         .port = info.port,
-        .buffer_size = info.rcvbuf,
+        .buffer_size = info.buffer_size,
         .gro = @intFromBool(info.gro),
-        .buffer_size_forced = @intFromBool(info.rcvbuf_forced),
+        .buffer_size_forced = @intFromBool(info.buffer_size_forced),
     };
 }
 

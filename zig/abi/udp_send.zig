@@ -173,9 +173,9 @@ pub fn send(
 pub fn poll(handle: u32, out: ?[*]records.SendCompletion, cap_records: u32, out_count: ?*u32) Error!void {
     const leased = try lease(handle);
     defer leased.release();
-    const n_out = try args.u32Out(out_count);
+    const count_out = try args.u32Out(out_count);
     const completions: []records.SendCompletion = if (cap_records == 0) &.{} else (out orelse return error.InvalidArgument)[0..cap_records];
-    n_out.* = @intCast(leased.object.poll(completions));
+    count_out.* = @intCast(leased.object.poll(completions));
 }
 
 pub fn wait(handle: u32, timeout_ms: u32) Error!void {

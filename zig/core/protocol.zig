@@ -5,7 +5,7 @@
 
 /// Magic byte 0x53 and version 4: the top 16 bits of every packet header.
 pub const magic_version = 0x5304;
-/// The 8-byte header: magic, version, item pointer width, heap address width, 2 reserved bytes, n_items.
+/// The 8-byte header: magic, version, item pointer width, heap address width, 2 reserved bytes, item_count.
 pub const header_size = 8;
 /// Every item pointer is 64 bits.
 pub const pointer_size = 8;

@@ -337,7 +337,7 @@ pub const ExtraField = struct {
 /// C++ callback, an unaligned timestamp is refused rather than placed across
 /// its neighbour's slot (or past the end of the chunk).
 pub const PlaceRule = struct {
-    n_items: u32 = 0,
+    item_count: u32 = 0,
     items: [rule_items_max]u64 = [_]u64{0} ** rule_items_max,
     heap_bytes: u64,
     heap_length: u64 = 0,
@@ -345,10 +345,10 @@ pub const PlaceRule = struct {
     time_step: u64,
     time_heaps: u64,
     time_stride: u64,
-    n_axes: u32 = 0,
+    axis_count: u32 = 0,
     axes: [rule_axes_max]Axis = undefined,
     extra_per_heap: u64 = 0,
-    n_extra: u32 = 0,
+    extra_count: u32 = 0,
     extra: [rule_extra_max]ExtraField = undefined,
     /// Derived by `validate`: heaps per chunk and the chunk sizes they need.
     heaps: u64 = 0,
@@ -359,15 +359,15 @@ pub const PlaceRule = struct {
     /// fills the derived sizes. `heaps_declared` (0: derive) is the present
     /// size the caller wants; the rule must fit in it.
     pub fn validate(self: *PlaceRule, heaps_declared: u64) Error!void {
-        if (self.n_items < 1 or self.n_items > rule_items_max) return error.InvalidArgument;
+        if (self.item_count < 1 or self.item_count > rule_items_max) return error.InvalidArgument;
         if (self.heap_bytes == 0 or self.time_step == 0 or self.time_heaps == 0) return error.InvalidArgument;
         if (self.heap_length > self.heap_bytes) return error.InvalidArgument;
-        if (self.time_item >= self.n_items) return error.InvalidArgument;
+        if (self.time_item >= self.item_count) return error.InvalidArgument;
         _ = std.math.mul(u64, self.time_step, self.time_heaps) catch return error.InvalidArgument;
-        if (self.n_axes > rule_axes_max or self.n_extra > rule_extra_max) return error.InvalidArgument;
+        if (self.axis_count > rule_axes_max or self.extra_count > rule_extra_max) return error.InvalidArgument;
         var index_max = std.math.mul(u64, self.time_heaps - 1, self.time_stride) catch return error.InvalidArgument;
-        for (self.axes[0..self.n_axes]) |axis| {
-            if (axis.item >= self.n_items or axis.count == 0) return error.InvalidArgument;
+        for (self.axes[0..self.axis_count]) |axis| {
+            if (axis.item >= self.item_count or axis.count == 0) return error.InvalidArgument;
             const span = std.math.mul(u64, axis.count - 1, axis.stride) catch return error.InvalidArgument;
             index_max = std.math.add(u64, index_max, span) catch return error.InvalidArgument;
         }
@@ -376,8 +376,8 @@ pub const PlaceRule = struct {
         self.heaps = if (heaps_declared != 0) heaps_declared else heaps;
         self.chunk_bytes = std.math.mul(u64, self.heaps, self.heap_bytes) catch return error.InvalidArgument;
         if (self.chunk_bytes > (1 << 40)) return error.InvalidArgument;
-        for (self.extra[0..self.n_extra]) |field| {
-            if (field.item >= self.n_items or field.width < 1 or field.width > 8) return error.InvalidArgument;
+        for (self.extra[0..self.extra_count]) |field| {
+            if (field.item >= self.item_count or field.width < 1 or field.width > 8) return error.InvalidArgument;
             if (@as(u64, field.offset) + field.width > self.extra_per_heap) return error.InvalidArgument;
         }
         self.extra_bytes = std.math.mul(u64, self.heaps, self.extra_per_heap) catch return error.InvalidArgument;
@@ -386,7 +386,7 @@ pub const PlaceRule = struct {
 
     /// Evaluates the rule (the same outputs a C place function writes).
     pub fn place(self: *const PlaceRule, values: []const i64, heap_length: u64, data: *PlaceData) void {
-        assert(values.len >= self.n_items);
+        assert(values.len >= self.item_count);
         if (self.heap_length != 0 and heap_length != self.heap_length) return;
         if (heap_length > self.heap_bytes) return;
         const ts_signed = values[self.time_item];
@@ -395,7 +395,7 @@ pub const PlaceRule = struct {
         if (ts % self.time_step != 0) return;
         const span = self.time_step * self.time_heaps;
         var index: u64 = (ts % span) / self.time_step * self.time_stride;
-        for (self.axes[0..self.n_axes]) |axis| {
+        for (self.axes[0..self.axis_count]) |axis| {
             const v = values[axis.item];
             if (v < 0 or @as(u64, @intCast(v)) >= axis.count) return;
             index += @as(u64, @intCast(v)) * axis.stride;
@@ -403,9 +403,9 @@ pub const PlaceRule = struct {
         assert(index < self.heaps);
         const chunk_id = ts / span;
         if (chunk_id > std.math.maxInt(i64)) return;
-        if (self.n_extra > 0) {
+        if (self.extra_count > 0) {
             const extra = data.extra.?;
-            for (self.extra[0..self.n_extra]) |field| {
+            for (self.extra[0..self.extra_count]) |field| {
                 const v: u64 = @bitCast(values[field.item]);
                 var i: u32 = 0;
                 while (i < field.width) : (i += 1) extra[field.offset + i] = @truncate(v >> @intCast(8 * i));
@@ -423,21 +423,21 @@ pub const PlaceRule = struct {
     pub fn fromWords(words: []const u64, used: *usize) Error!PlaceRule {
         var r: WordReader = .{ .words = words };
         var rule: PlaceRule = .{ .heap_bytes = 0, .time_step = 0, .time_heaps = 0, .time_stride = 0 };
-        rule.n_items = try r.small(rule_items_max);
-        for (rule.items[0..rule.n_items]) |*id| id.* = try r.next();
+        rule.item_count = try r.small(rule_items_max);
+        for (rule.items[0..rule.item_count]) |*id| id.* = try r.next();
         rule.heap_bytes = try r.next();
         rule.heap_length = try r.next();
         rule.time_item = try r.small(rule_items_max);
         rule.time_step = try r.next();
         rule.time_heaps = try r.next();
         rule.time_stride = try r.next();
-        rule.n_axes = try r.small(rule_axes_max);
-        for (rule.axes[0..rule.n_axes]) |*axis| {
+        rule.axis_count = try r.small(rule_axes_max);
+        for (rule.axes[0..rule.axis_count]) |*axis| {
             axis.* = .{ .item = try r.small(rule_items_max), .count = try r.next(), .stride = try r.next() };
         }
         rule.extra_per_heap = try r.next();
-        rule.n_extra = try r.small(rule_extra_max);
-        for (rule.extra[0..rule.n_extra]) |*field| {
+        rule.extra_count = try r.small(rule_extra_max);
+        for (rule.extra[0..rule.extra_count]) |*field| {
             field.* = .{ .item = try r.small(rule_items_max), .offset = try r.small(1 << 30), .width = try r.small(8) };
         }
         const heaps_declared = try r.next();
@@ -585,8 +585,8 @@ pub const Config = struct {
         if (self.heap_extra_max > 1 << 20) return error.InvalidArgument;
         switch (self.placer) {
             .rule => |rule| {
-                if (rule.n_items != self.items.len) return error.InvalidArgument;
-                if (!std.mem.eql(u64, rule.items[0..rule.n_items], self.items)) return error.InvalidArgument;
+                if (rule.item_count != self.items.len) return error.InvalidArgument;
+                if (!std.mem.eql(u64, rule.items[0..rule.item_count], self.items)) return error.InvalidArgument;
                 if (rule.extra_per_heap > self.heap_extra_max) return error.InvalidArgument;
                 assert(rule.heaps > 0);
             },
@@ -974,7 +974,7 @@ var test_payload_allocator: reassembly.DefaultPayloadAllocator = .{ .backing = t
 /// Tutorial 12's rule: items [HEAP_LENGTH, 0x1600].
 fn tut12Rule(heap_size: u64, chunk_heaps: u64) !PlaceRule {
     var rule: PlaceRule = .{ .heap_bytes = heap_size, .heap_length = heap_size, .time_item = 1, .time_step = heap_size, .time_heaps = chunk_heaps, .time_stride = 1 };
-    rule.n_items = 2;
+    rule.item_count = 2;
     rule.items[0] = protocol.id_heap_length;
     rule.items[1] = 0x1600;
     try rule.validate(0);
@@ -1155,15 +1155,15 @@ test "C place function: same chunks as the rule; out-of-bounds placements refuse
 
 test "correlator rule: timestamp x antenna with strides, extra copies" {
     const heap_size = 64;
-    const n_ants = 3;
+    const ant_count = 3;
     const time_heaps = 2;
-    var rule: PlaceRule = .{ .heap_bytes = heap_size, .heap_length = heap_size, .time_item = 0, .time_step = 1000, .time_heaps = time_heaps, .time_stride = n_ants, .extra_per_heap = 8 };
-    rule.n_items = 2;
+    var rule: PlaceRule = .{ .heap_bytes = heap_size, .heap_length = heap_size, .time_item = 0, .time_step = 1000, .time_heaps = time_heaps, .time_stride = ant_count, .extra_per_heap = 8 };
+    rule.item_count = 2;
     rule.items[0] = 0x1600;
     rule.items[1] = 0x4101;
-    rule.n_axes = 1;
-    rule.axes[0] = .{ .item = 1, .count = n_ants, .stride = 1 };
-    rule.n_extra = 2;
+    rule.axis_count = 1;
+    rule.axes[0] = .{ .item = 1, .count = ant_count, .stride = 1 };
+    rule.extra_count = 2;
     rule.extra[0] = .{ .item = 1, .offset = 0, .width = 2 };
     rule.extra[1] = .{ .item = 0, .offset = 2, .width = 6 };
     try rule.validate(0);
@@ -1176,7 +1176,7 @@ test "correlator rule: timestamp x antenna with strides, extra copies" {
     var payload: [heap_size]u8 = undefined;
     var cnt: u64 = 1;
     for (0..4) |t| {
-        for (0..n_ants) |ant| {
+        for (0..ant_count) |ant| {
             if (t == 1 and ant == 2) continue;
             @memset(&payload, @truncate(t * 16 + ant));
             try appendHeap(&bytes, cnt, t * 1000, &.{imm(0x4101, ant)}, &payload, 40);
@@ -1195,10 +1195,10 @@ test "correlator rule: timestamp x antenna with strides, extra copies" {
     try testing.expectEqual(@as(i64, 1), chunks.items[1].chunk_id);
     try testing.expectEqual(@as(u64, 1), cs.stat(.rejected_heaps));
     for (chunks.items, 0..) |c, ci| {
-        for (0..time_heaps) |tt| for (0..n_ants) |ant| {
+        for (0..time_heaps) |tt| for (0..ant_count) |ant| {
             const t = ci * time_heaps + tt;
             const ts = t * 1000;
-            const index = tt * n_ants + ant;
+            const index = tt * ant_count + ant;
             const missing = t == 1 and ant == 2;
             try testing.expectEqual(@as(u8, if (missing) 0 else 1), c.present[index]);
             if (missing) continue;
@@ -1228,11 +1228,11 @@ test "bad rules are refused" {
     r = good;
     try testing.expectError(error.InvalidArgument, r.validate(4)); // 8 heaps do not fit in 4
     r = good;
-    r.n_axes = 1;
+    r.axis_count = 1;
     r.axes[0] = .{ .item = 0, .count = 2, .stride = std.math.maxInt(u64) };
     try testing.expectError(error.InvalidArgument, r.validate(0));
     r = good;
-    r.n_extra = 1;
+    r.extra_count = 1;
     r.extra[0] = .{ .item = 0, .offset = 4, .width = 8 };
     r.extra_per_heap = 8;
     try testing.expectError(error.InvalidArgument, r.validate(0));

@@ -50,7 +50,7 @@ pub const Group = struct {
     window: Window,
     members: [members_max]?*ChunkStream = [_]?*ChunkStream{null} ** members_max,
     heads: [members_max]u64 = [_]u64{0} ** members_max,
-    n_members: usize = 0,
+    member_count: usize = 0,
     last_flush_until: u64 = 0,
     data_ring: *Ring,
     free_ring: *Ring,
@@ -106,13 +106,13 @@ pub const Group = struct {
         defer self.mutex.unlock();
         if (self.stopped.load(.acquire)) return error.Stopped;
         if (self.window.tail != 0 or self.last_flush_until != 0) return error.InvalidState;
-        if (self.n_members == members_max) return error.CapacityExceeded;
-        const index = self.n_members;
+        if (self.member_count == members_max) return error.CapacityExceeded;
+        const index = self.member_count;
         const member = try ChunkStream.create(self.allocator, payload_allocator, stream_config, config, user_data, .{ .ctx = self, .vtable = &member_vtable });
         member.stream_id = index;
         self.members[index] = member;
         self.heads[index] = 0;
-        self.n_members += 1;
+        self.member_count += 1;
         self.retain();
         self.data_ring.addProducer();
         return member;
@@ -120,7 +120,7 @@ pub const Group = struct {
 
     fn indexOf(self: *const Group, member: *const ChunkStream) usize {
         const i: usize = @intCast(member.stream_id);
-        assert(i < self.n_members and self.members[i] == member);
+        assert(i < self.member_count and self.members[i] == member);
         return i;
     }
 
@@ -131,7 +131,7 @@ pub const Group = struct {
         self.free_ring.stop();
         self.mutex.lock();
         self.moved.broadcast();
-        const n = self.n_members;
+        const n = self.member_count;
         var members: [members_max]?*ChunkStream = undefined;
         @memcpy(members[0..n], self.members[0..n]);
         self.mutex.unlock();
@@ -165,7 +165,7 @@ pub const Group = struct {
             if (self.isStopped()) return null;
             const target = chunk_id - (max - 1);
             if (self.config.eviction_mode == .lossy and target > self.last_flush_until) {
-                for (self.members[0..self.n_members]) |m| if (m) |other| {
+                for (self.members[0..self.member_count]) |m| if (m) |other| {
                     _ = other.flush_request.fetchMax(target, .acq_rel);
                 };
                 self.last_flush_until = target;
@@ -185,7 +185,7 @@ pub const Group = struct {
     /// Applies pending flush requests of members that are not busy (tryLock:
     /// a busy member applies its own when it next waits here).
     fn nudgeMembers(self: *Group, except: *ChunkStream) void {
-        for (self.members[0..self.n_members]) |m| {
+        for (self.members[0..self.member_count]) |m| {
             const other = m orelse continue;
             if (other == except) continue;
             if (!other.stream.mutex.tryLock()) continue;
@@ -212,7 +212,7 @@ pub const Group = struct {
         self.heads[i] = head;
         if (self.window.head != old) return; // not the oldest: the minimum did not move
         var min: u64 = std.math.maxInt(u64);
-        for (self.heads[0..self.n_members]) |h| min = @min(min, h);
+        for (self.heads[0..self.member_count]) |h| min = @min(min, h);
         const before = self.window.head;
         self.window.flushUntil(min, GroupWindow{ .group = self });
         if (self.window.head != before) self.moved.broadcast();
@@ -282,10 +282,10 @@ fn appendHeap(out: *std.ArrayList(u8), cnt: u64, ts: u64, ant: u64, data: []cons
 /// One heap slot per (time, member): member m's heaps carry antenna m.
 fn groupRule() !chunk_mod.PlaceRule {
     var rule: chunk_mod.PlaceRule = .{ .heap_bytes = 64, .heap_length = 64, .time_item = 0, .time_step = 1, .time_heaps = 2, .time_stride = 2 };
-    rule.n_items = 2;
+    rule.item_count = 2;
     rule.items[0] = 0x1600;
     rule.items[1] = 0x4101;
-    rule.n_axes = 1;
+    rule.axis_count = 1;
     rule.axes[0] = .{ .item = 1, .count = 2, .stride = 1 };
     try rule.validate(0);
     return rule;

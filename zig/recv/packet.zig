@@ -1,5 +1,5 @@
 //! Decoding of one SPEAD packet (docs/PROTOCOL.md §1, §5). A packet is an 8-byte
-//! header, n_items big-endian item pointers and a payload. The four special
+//! header, item_count big-endian item pointers and a payload. The four special
 //! immediates (HEAP_CNT, HEAP_LENGTH, PAYLOAD_OFFSET, PAYLOAD_LENGTH) may appear
 //! anywhere in the pointer list. Bad bytes come from the network, so every
 //! problem is reported as a `Reject` reason for the caller to count, never an
@@ -25,7 +25,7 @@ pub const Reject = enum(u8) {
 
 pub const Header = struct {
     heap_address_bits: u8,
-    n_items: u16,
+    item_count: u16,
 };
 
 /// A decoded packet. Slices point into the caller's bytes.
@@ -69,7 +69,7 @@ pub fn decodeHeader(bytes: []const u8) union(enum) { ok: Header, rejected: Rejec
     if (id_bits == 0 or address_bits == 0) return .{ .rejected = .bad_flavour };
     if (id_bits + address_bits != 64) return .{ .rejected = .bad_flavour };
     assert(address_bits < 64);
-    return .{ .ok = .{ .heap_address_bits = @intCast(address_bits), .n_items = @truncate(word) } };
+    return .{ .ok = .{ .heap_address_bits = @intCast(address_bits), .item_count = @truncate(word) } };
 }
 
 fn addressMask(heap_address_bits: u8) u64 {
@@ -100,7 +100,7 @@ pub fn decode(bytes: []const u8) Decoded {
         .ok => |h| h,
         .rejected => |r| return .{ .rejected = r },
     };
-    const pointers_end = protocol.header_size + @as(usize, header.n_items) * protocol.pointer_size;
+    const pointers_end = protocol.header_size + @as(usize, header.item_count) * protocol.pointer_size;
     if (pointers_end > bytes.len) return .{ .rejected = .truncated };
     return decodePointers(bytes[0..pointers_end], header, bytes[pointers_end..]);
 }
@@ -116,7 +116,7 @@ pub fn decodeSplit(head: []const u8, payload: []const u8) ?Decoded {
         .ok => |h| h,
         .rejected => |r| return .{ .rejected = r },
     };
-    if (protocol.header_size + @as(usize, header.n_items) * protocol.pointer_size != head.len) return null;
+    if (protocol.header_size + @as(usize, header.item_count) * protocol.pointer_size != head.len) return null;
     return decodePointers(head, header, payload);
 }
 
@@ -130,9 +130,9 @@ fn decodePointers(head: []const u8, header: Header, rest: []const u8) Decoded {
     var heap_length: ?u64 = null;
     var payload_offset: ?u64 = null;
     var payload_length: ?u64 = null;
-    var first_regular: usize = header.n_items;
+    var first_regular: usize = header.item_count;
     var i: usize = 0;
-    while (i < header.n_items) : (i += 1) {
+    while (i < header.item_count) : (i += 1) {
         const word = std.mem.readInt(u64, bytes[protocol.header_size + i * protocol.pointer_size ..][0..8], .big);
         var special = false;
         if (pointerIsImmediate(word)) {
@@ -186,12 +186,12 @@ pub fn getPacketSize(bytes: []const u8) PacketSize {
         .ok => |h| h,
         .rejected => return .invalid,
     };
-    const pointers_end = protocol.header_size + @as(usize, header.n_items) * protocol.pointer_size;
+    const pointers_end = protocol.header_size + @as(usize, header.item_count) * protocol.pointer_size;
     if (pointers_end > bytes.len) return .incomplete;
     // The last PAYLOAD_LENGTH wins, as in `decode`, so framing and decoding agree.
     var payload_length: ?u64 = null;
     var i: usize = 0;
-    while (i < header.n_items) : (i += 1) {
+    while (i < header.item_count) : (i += 1) {
         const word = std.mem.readInt(u64, bytes[protocol.header_size + i * protocol.pointer_size ..][0..8], .big);
         if (pointerIsImmediate(word) and pointerId(header.heap_address_bits, word) == protocol.id_payload_length) {
             payload_length = pointerValue(header.heap_address_bits, word);

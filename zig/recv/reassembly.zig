@@ -1072,13 +1072,13 @@ test "out-of-order: fixed-seed shuffles, duplicates and partial overlaps" {
     var data: [997]u8 = undefined;
     random.bytes(&data);
     const chunk = 64;
-    const n_chunks = (data.len + chunk - 1) / chunk;
+    const chunk_count = (data.len + chunk - 1) / chunk;
     var round: usize = 0;
     while (round < 20) : (round += 1) {
         var h: Harness = undefined;
         try h.init(.{ .allow_out_of_order = true });
         defer h.deinit();
-        var order: [n_chunks]usize = undefined;
+        var order: [chunk_count]usize = undefined;
         for (&order, 0..) |*o, i| o.* = i;
         random.shuffle(usize, &order);
         var dups: u64 = 0;

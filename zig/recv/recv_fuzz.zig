@@ -114,8 +114,8 @@ fn checkPacket(_: void, input: []const u8) anyerror!void {
     switch (packet_mod.decode(input)) {
         .ok => |p| {
             try testing.expect(p.heap_address_bits >= 8 and p.heap_address_bits <= 56 and p.heap_address_bits % 8 == 0);
-            const n_items = std.mem.readInt(u16, input[6..8], .big);
-            try testing.expectEqual(protocol.header_size + @as(usize, n_items) * protocol.pointer_size + p.payload.len, p.size);
+            const item_count = std.mem.readInt(u16, input[6..8], .big);
+            try testing.expectEqual(protocol.header_size + @as(usize, item_count) * protocol.pointer_size + p.payload.len, p.size);
             try testing.expect(p.size <= input.len);
             try testing.expectEqual(p.payload_length, p.payload.len);
             try testing.expect(p.pointers.len % protocol.pointer_size == 0);

@@ -87,13 +87,13 @@ pub const Info = struct {
     port: u16,
     /// SO_RCVBUF as the kernel reports it (Linux doubles the request and caps it
     /// at net.core.rmem_max).
-    rcvbuf: u32,
+    buffer_size: u32,
     gro: bool,
     /// Payloads may be received in place (scatter receive, once packets are large).
     scatter: bool = false,
     /// The buffer went past net.core.rmem_max through SO_RCVBUFFORCE (the
     /// process has CAP_NET_ADMIN); spead2 only warns that it got less.
-    rcvbuf_forced: bool = false,
+    buffer_size_forced: bool = false,
 };
 
 pub fn isMulticast(address: std.net.Address) bool {
@@ -118,12 +118,12 @@ fn setInt(fd: posix.socket_t, level: i32, name: u32, value: c_int, what: []const
     try sys_error.setsockopt(fd, level, name, std.mem.asBytes(&value), what);
 }
 
-fn readRcvbuf(fd: posix.socket_t) Error!c_int {
+fn readBufferSize(fd: posix.socket_t) Error!c_int {
     // (std.posix.getsockopt passes an uninitialised length in Zig 0.14.)
-    var rcvbuf: c_int = 0;
-    var rcvbuf_len: posix.socklen_t = @sizeOf(c_int);
-    try sys_error.check(linux.getsockopt(fd, posix.SOL.SOCKET, posix.SO.RCVBUF, std.mem.asBytes(&rcvbuf), &rcvbuf_len), "getsockopt SO_RCVBUF", null);
-    return rcvbuf;
+    var size: c_int = 0;
+    var len: posix.socklen_t = @sizeOf(c_int);
+    try sys_error.check(linux.getsockopt(fd, posix.SOL.SOCKET, posix.SO.RCVBUF, std.mem.asBytes(&size), &len), "getsockopt SO_RCVBUF", null);
+    return size;
 }
 
 fn joinGroup(fd: posix.socket_t, options: Options) Error!void {
@@ -236,20 +236,20 @@ pub const UdpReader = struct {
         var bound: std.net.Address = undefined;
         var bound_len: posix.socklen_t = @sizeOf(std.net.Address);
         try sys_error.check(linux.getsockname(fd, &bound.any, &bound_len), "getsockname", null);
-        var rcvbuf = try readRcvbuf(fd);
+        var buffer_size = try readBufferSize(fd);
         // Linux grants min(request, rmem_max) and reports double that. When capped, a
         // process that may (CAP_NET_ADMIN) takes the size asked for: at full rate the
         // socket buffer is what absorbs the reader's scheduling gaps.
-        var rcvbuf_forced = false;
-        if (@divTrunc(rcvbuf, 2) < options.buffer_size) {
+        var buffer_size_forced = false;
+        if (@divTrunc(buffer_size, 2) < options.buffer_size) {
             if (setInt(fd, posix.SOL.SOCKET, posix.SO.RCVBUFFORCE, @intCast(options.buffer_size), "setsockopt SO_RCVBUFFORCE")) |_| {
-                rcvbuf = try readRcvbuf(fd);
-                rcvbuf_forced = true;
+                buffer_size = try readBufferSize(fd);
+                buffer_size_forced = true;
             } else |_| {}
         }
 
         const allocator = stream.allocator;
-        const pause_ns = @min(pause_max_ns, @as(u64, @intCast(@max(rcvbuf, 0))) / 4 / pause_fill_bytes_per_ns);
+        const pause_ns = @min(pause_max_ns, @as(u64, @intCast(@max(buffer_size, 0))) / 4 / pause_fill_bytes_per_ns);
         const self = allocator.create(UdpReader) catch return error.OutOfMemory;
         errdefer allocator.destroy(self);
         const slot_size: usize = if (gro_available) gro_buffer_size else @as(usize, options.packet_size_max) + 1;
@@ -284,7 +284,7 @@ pub const UdpReader = struct {
             };
         }
         try stream.addReader(.{ .ctx = self, .vtable = &vtable });
-        return .{ .port = bound.getPort(), .rcvbuf = @intCast(@max(rcvbuf, 0)), .gro = gro_available, .scatter = scatter_allowed, .rcvbuf_forced = rcvbuf_forced };
+        return .{ .port = bound.getPort(), .buffer_size = @intCast(@max(buffer_size, 0)), .gro = gro_available, .scatter = scatter_allowed, .buffer_size_forced = buffer_size_forced };
     }
 
     const vtable: recv_stream.Reader.VTable = .{ .start = start, .request_stop = requestStop, .join = join };
@@ -625,7 +625,7 @@ test "loopback IPv4: heaps arrive, stop item stops the stream" {
     defer stream.destroy();
     const info = try UdpReader.add(stream, .{ .address = try std.net.Address.parseIp("127.0.0.1", 0) });
     try testing.expect(info.port != 0);
-    try testing.expect(info.rcvbuf > 0);
+    try testing.expect(info.buffer_size > 0);
     const sender = try Sender.open(try std.net.Address.parseIp("127.0.0.1", info.port));
     defer sender.close();
 
@@ -851,6 +851,6 @@ test "pause after an emptying receive: none for a small socket buffer, bounded f
     const large: *UdpReader = @ptrCast(@alignCast(stream.readers[1].ctx));
     try testing.expect(large.pause_ns <= pause_max_ns);
     // A quarter of the buffer lasts at least the pause at 40 Gb/s.
-    try testing.expect(large.pause_ns * pause_fill_bytes_per_ns <= info.rcvbuf / 4);
-    if (info.rcvbuf >= 4 << 20) try testing.expect(large.pause_ns >= pause_min_ns);
+    try testing.expect(large.pause_ns * pause_fill_bytes_per_ns <= info.buffer_size / 4);
+    if (info.buffer_size >= 4 << 20) try testing.expect(large.pause_ns >= pause_min_ns);
 }

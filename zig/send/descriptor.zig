@@ -56,10 +56,10 @@ pub fn encodedSize(flavour: Flavour, d: Fields) u64 {
     return protocol.header_size + pointerCount(d) * protocol.pointer_size + payloadSize(flavour, d);
 }
 
-fn fitsBytes(value: u64, n_bytes: u64) bool {
-    assert(n_bytes <= 8);
-    if (n_bytes == 8) return true;
-    return value >> @intCast(8 * n_bytes) == 0;
+fn fitsBytes(value: u64, byte_count: u64) bool {
+    assert(byte_count <= 8);
+    if (byte_count == 8) return true;
+    return value >> @intCast(8 * byte_count) == 0;
 }
 
 /// Checks everything that spead2 would assert on, so that bad JS input is an
@@ -100,10 +100,10 @@ pub fn encode(flavour: Flavour, d: Fields, out: []u8) Error!usize {
     const size = encodedSize(flavour, d);
     if (out.len < size) return error.BufferTooSmall;
     const payload = payloadSize(flavour, d);
-    const n_pointers = pointerCount(d);
+    const pointer_count = pointerCount(d);
     const header = (protocol.magic_version << 48) |
         (@as(u64, flavour.idBytes()) << 40) |
-        (@as(u64, flavour.addressBytes()) << 32) | n_pointers;
+        (@as(u64, flavour.addressBytes()) << 32) | pointer_count;
     var words: [10]u64 = undefined;
     words[0] = flavour.encodeImmediate(protocol.id_heap_cnt, 1);
     words[1] = flavour.encodeImmediate(protocol.id_heap_length, payload);
@@ -127,7 +127,7 @@ pub fn encode(flavour: Flavour, d: Fields, out: []u8) Error!usize {
 
     std.mem.writeInt(u64, out[0..8], header, .big);
     var at: usize = 8;
-    for (words[0..@intCast(n_pointers)]) |word| {
+    for (words[0..@intCast(pointer_count)]) |word| {
         std.mem.writeInt(u64, out[at..][0..8], word, .big);
         at += 8;
     }
@@ -191,7 +191,7 @@ const Scan = struct {
     /// The only packet's payload when there is one packet.
     first_payload: []const u8,
     pointers: [pointers_max]u64,
-    n_pointers: usize,
+    pointer_count: usize,
 };
 
 const PacketInfo = struct {
@@ -214,13 +214,13 @@ fn decodePacket(bytes: []const u8, bug_compat: u8) Error!PacketInfo {
     const address_bytes: u32 = @intCast((header >> 32) & 0xff);
     if (id_bytes == 0 or address_bytes == 0 or id_bytes + address_bytes != 8) return error.Malformed;
     const flavour = Flavour.init(4, 64, address_bytes * 8, bug_compat) catch return error.Malformed;
-    const n_items: usize = @intCast(header & 0xffff);
-    if (8 + 8 * n_items > bytes.len) return error.Malformed;
+    const item_count: usize = @intCast(header & 0xffff);
+    if (8 + 8 * item_count > bytes.len) return error.Malformed;
     var cnt: ?u64 = null;
     var heap_length: ?u64 = null;
     var offset: ?u64 = null;
     var length: ?u64 = null;
-    for (0..n_items) |i| {
+    for (0..item_count) |i| {
         const word = std.mem.readInt(u64, bytes[8 + 8 * i ..][0..8], .big);
         if (!Flavour.pointerIsImmediate(word)) continue;
         const value = flavour.pointerValue(word);
@@ -233,12 +233,12 @@ fn decodePacket(bytes: []const u8, bug_compat: u8) Error!PacketInfo {
         }
     }
     if (cnt == null or offset == null or length == null) return error.Malformed;
-    const available = bytes.len - 8 - 8 * n_items;
+    const available = bytes.len - 8 - 8 * item_count;
     if (length.? > available) return error.Malformed;
     if (heap_length) |total| {
         if (offset.? > total or length.? > total - offset.?) return error.Malformed;
     }
-    const payload_start = 8 + 8 * n_items;
+    const payload_start = 8 + 8 * item_count;
     const payload_len: usize = @intCast(length.?);
     return .{
         .flavour = flavour,
@@ -261,7 +261,7 @@ fn scan(bytes: []const u8, bug_compat: u8, result: *Scan) Error!void {
     var address_max: u64 = 0;
     result.length = 0;
     result.packets = 0;
-    result.n_pointers = 0;
+    result.pointer_count = 0;
     // Every packet is at least 8 bytes, which bounds the loop.
     while (at < bytes.len) {
         assert(result.packets < bytes.len / 8 + 1);
@@ -286,10 +286,10 @@ fn scan(bytes: []const u8, bug_compat: u8, result: *Scan) Error!void {
             if (!Flavour.pointerIsImmediate(word)) address_max = @max(address_max, f.pointerValue(word));
             const id = f.pointerId(word);
             if (id != protocol.id_null and id <= protocol.id_payload_length) continue;
-            if (std.mem.indexOfScalar(u64, result.pointers[0..result.n_pointers], word) != null) continue;
-            if (result.n_pointers == pointers_max) return error.Malformed;
-            result.pointers[result.n_pointers] = word;
-            result.n_pointers += 1;
+            if (std.mem.indexOfScalar(u64, result.pointers[0..result.pointer_count], word) != null) continue;
+            if (result.pointer_count == pointers_max) return error.Malformed;
+            result.pointers[result.pointer_count] = word;
+            result.pointer_count += 1;
         }
         result.packets += 1;
         at += p.size;
@@ -334,7 +334,7 @@ fn loadBe(bytes: []const u8) u64 {
 /// `heap::to_descriptor` does (in `get_items()` order, later items win).
 fn interpret(s: *Scan, payload: []const u8, immediates: *[pointers_max][8]u8) Decoded {
     const f = s.flavour;
-    const pointers = s.pointers[0..s.n_pointers];
+    const pointers = s.pointers[0..s.pointer_count];
     // spead2 stable-sorts on the mode bit and the address/value bits, so
     // addressed items come first, by address, and equal keys keep their order.
     std.sort.insertion(u64, pointers, f, struct {
@@ -410,10 +410,10 @@ pub fn decode(
 fn write(f: Flavour, d: Decoded, out: []u64, needed_words: *usize) Error!usize {
     const format_size: usize = @intCast(formatFieldSize(f));
     const shape_size: usize = @intCast(shapeFieldSize(f));
-    const n_format = d.format.len / format_size;
-    const n_shape = d.shape.len / shape_size;
+    const format_count = d.format.len / format_size;
+    const shape_count = d.shape.len / shape_size;
     const dtype = d.dtype orelse &[_]u8{};
-    const fixed = out_fixed_words + 2 * n_format + 2 * n_shape;
+    const fixed = out_fixed_words + 2 * format_count + 2 * shape_count;
     const string_bytes = d.name.len + d.description.len + dtype.len;
     const total = fixed + (string_bytes + 7) / 8;
     needed_words.* = total;
@@ -425,8 +425,8 @@ fn write(f: Flavour, d: Decoded, out: []u64, needed_words: *usize) Error!usize {
     const head: *DescriptorDecoded = @ptrCast(out.ptr);
     head.* = .{
         .id = d.id,
-        .format_count = n_format,
-        .shape_count = n_shape,
+        .format_count = format_count,
+        .shape_count = shape_count,
         .name_offset = name_offset,
         .name_len = d.name.len,
         .description_offset = description_offset,
@@ -436,14 +436,14 @@ fn write(f: Flavour, d: Decoded, out: []u64, needed_words: *usize) Error!usize {
         .heap_address_bits = f.heap_address_bits,
     };
     var w: usize = out_fixed_words;
-    for (0..n_format) |i| {
+    for (0..format_count) |i| {
         const field = d.format[i * format_size ..][0..format_size];
         out[w] = field[0];
         out[w + 1] = loadBe(field[1..]);
         w += 2;
     }
     const mask = variableTag(f);
-    for (0..n_shape) |i| {
+    for (0..shape_count) |i| {
         const field = d.shape[i * shape_size ..][0..shape_size];
         const variable = field[0] & mask != 0;
         out[w] = if (variable) shape_flag_variable else 0;

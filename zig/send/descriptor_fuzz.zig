@@ -51,8 +51,8 @@ fn decodeAndCheck(allocator: std.mem.Allocator, input: []const u8) anyerror!void
 fn checkLayout(layout: []const u64) !void {
     try testing.expect(layout.len >= descriptor.out_fixed_words);
     try testing.expect(layout[0] != 0);
-    const n_fields = layout[1] + layout[2];
-    const fixed = descriptor.out_fixed_words + 2 * n_fields;
+    const field_count = layout[1] + layout[2];
+    const fixed = descriptor.out_fixed_words + 2 * field_count;
     try testing.expect(fixed <= layout.len);
     const bytes = layout.len * 8;
     try testing.expectEqual(fixed * 8, layout[3]);
@@ -71,14 +71,14 @@ fn checkLayout(layout: []const u64) !void {
 /// A decoded descriptor that the encoder accepts comes back unchanged.
 fn roundTrip(allocator: std.mem.Allocator, bug_compat: u8, layout: []const u64) !void {
     const flavour = try Flavour.init(4, 64, @intCast(layout[9]), bug_compat);
-    const n_format: usize = @intCast(layout[1]);
-    const n_shape: usize = @intCast(layout[2]);
-    const format = try allocator.alloc([2]u64, n_format);
+    const format_count: usize = @intCast(layout[1]);
+    const shape_count: usize = @intCast(layout[2]);
+    const format = try allocator.alloc([2]u64, format_count);
     defer allocator.free(format);
-    const shape = try allocator.alloc([2]u64, n_shape);
+    const shape = try allocator.alloc([2]u64, shape_count);
     defer allocator.free(shape);
     for (format, 0..) |*field, i| field.* = .{ layout[descriptor.out_fixed_words + 2 * i], layout[descriptor.out_fixed_words + 2 * i + 1] };
-    const shape_at = descriptor.out_fixed_words + 2 * n_format;
+    const shape_at = descriptor.out_fixed_words + 2 * format_count;
     for (shape, 0..) |*dim, i| dim.* = .{ layout[shape_at + 2 * i], layout[shape_at + 2 * i + 1] };
     const raw = std.mem.sliceAsBytes(layout);
     const dtype: []const u8 = if (layout[8] == descriptor.dtype_absent) "" else raw[@intCast(layout[7])..][0..@intCast(layout[8])];

@@ -61,7 +61,7 @@ comptime {
     assert(@alignOf(ItemRecord) == 8);
 }
 
-/// Reinterprets a JS table (n_items records of 4 words) as records. The
+/// Reinterprets a JS table (item_count records of 4 words) as records. The
 /// caller has checked that the pointer is 8-byte aligned.
 pub fn recordsFromWords(words: []const u64) []const ItemRecord {
     assert(words.len % item_words == 0);
@@ -674,8 +674,8 @@ test "random heaps: zero-copy segments, copies and totals agree" {
     var round: usize = 0;
     while (round < 300) : (round += 1) {
         const hab: u32 = if (random.boolean()) 40 else 48;
-        const n_items = random.uintAtMost(usize, items.len);
-        for (items[0..n_items]) |*item| {
+        const item_count = random.uintAtMost(usize, items.len);
+        for (items[0..item_count]) |*item| {
             if (random.uintLessThan(u8, 3) == 0) {
                 item.* = immediate(0x1000 + random.uintLessThan(u64, 100), random.uintLessThan(u64, 1 << 40));
             } else {
@@ -686,7 +686,7 @@ test "random heaps: zero-copy segments, copies and totals agree" {
         }
         const packet_size_max = 56 + random.uintAtMost(u64, 1500);
         const repeat = random.uintLessThan(u8, 4) == 0;
-        const table = items[0..n_items];
+        const table = items[0..item_count];
         var gen = Packetiser.init(table, testFlavour(hab), round, packet_size_max, repeat) catch |err| {
             try testing.expect(repeat);
             try testing.expectEqual(error.PacketTooSmall, err);
@@ -701,13 +701,13 @@ test "random heaps: zero-copy segments, copies and totals agree" {
         try checkHeap(table, hab, copy, heap_payload);
 
         // The same packets gathered from segments, with few or many to spare.
-        const n_segments = 2 + random.uintAtMost(usize, 6);
+        const segment_count = 2 + random.uintAtMost(usize, 6);
         var segments: [8]iovec_const = undefined;
         const scratch = try testing.allocator.alloc(u8, @intCast(gen.packet_size_max));
         defer testing.allocator.free(scratch);
         var at: usize = 0;
         while (gen.hasNext()) {
-            const p = gen.next(scratch, segments[0..n_segments]);
+            const p = gen.next(scratch, segments[0..segment_count]);
             var size: usize = 0;
             for (segments[0..p.segments_used]) |seg| {
                 try testing.expectEqualSlices(u8, copy[at + size ..][0..seg.len], seg.base[0..seg.len]);

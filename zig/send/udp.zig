@@ -271,7 +271,7 @@ const Io = struct {
     /// batch_max × packet_size_max bytes: one header/tail area per packet.
     scratch: []u8,
     done_groups: [batch_max]u64 = undefined,
-    n_done: usize = 0,
+    done_count: usize = 0,
 };
 
 pub const Stream = struct {
@@ -429,10 +429,10 @@ pub const Stream = struct {
     /// `get(i) Error!HeapSpec` (a slice wrapper, or JS words parsed on the
     /// fly). `out_cnts` (if not empty) receives each heap's cnt.
     pub fn send(self: *Stream, heaps: anytype, mode: GroupMode, token: u64, out_cnts: []u64) Error!void {
-        const n_heaps = heaps.count();
-        if (n_heaps == 0) return error.InvalidArgument;
-        assert(out_cnts.len == 0 or out_cnts.len == n_heaps);
-        for (0..n_heaps) |i| {
+        const heap_count = heaps.count();
+        if (heap_count == 0) return error.InvalidArgument;
+        assert(out_cnts.len == 0 or out_cnts.len == heap_count);
+        for (0..heap_count) |i| {
             const heap = try heaps.get(i);
             if (heap.substream >= self.endpoints.len) return error.InvalidArgument;
             try validateRate(heap.rate, true);
@@ -450,15 +450,15 @@ pub const Stream = struct {
         if (self.stopped or self.stopping.load(.acquire)) return error.Stopped;
         const used = (self.tail - self.head) + (self.record_tail - self.record_head);
         assert(used <= self.slots.len);
-        if (n_heaps > self.slots.len - used) {
+        if (heap_count > self.slots.len - used) {
             self.addStat(.queue_full, 1);
             return error.QueueFull;
         }
         // Fill free slots; nothing is visible to the I/O thread until `tail` moves.
         var next_cnt = self.next_cnt;
         const first = self.tail;
-        const end = first + n_heaps;
-        for (0..n_heaps) |i| {
+        const end = first + heap_count;
+        for (0..heap_count) |i| {
             const heap = try heaps.get(i);
             const seq = first + i;
             const slot = self.slotAt(seq);
@@ -749,25 +749,25 @@ pub const Stream = struct {
     fn sendBatch(self: *Stream, n: usize) void {
         const io = &self.io;
         assert(n > 0 and n <= batch_max);
-        io.n_done = 0;
+        io.done_count = 0;
         var first_packet: usize = 0;
         var first_message: usize = 0;
-        var n_messages = self.prepareMessages(0, n, 0, io.gso.allowed());
+        var message_count = self.prepareMessages(0, n, 0, io.gso.allowed());
         var blocked: u32 = 0;
         var calls: u32 = 0;
-        while (first_message < n_messages) : (calls += 1) {
+        while (first_message < message_count) : (calls += 1) {
             assert(calls < 2 * batch_max + blocked_attempts_max * 2 + 4);
             const rc = linux.syscall4(
                 .sendmmsg,
                 @as(usize, @bitCast(@as(isize, self.fd))),
                 @intFromPtr(&io.msgvec[first_message]),
-                n_messages - first_message,
+                message_count - first_message,
                 linux.MSG.DONTWAIT,
             );
             const err = linux.E.init(rc);
             if (err == .SUCCESS) {
                 const sent: usize = rc;
-                assert(sent > 0 and sent <= n_messages - first_message);
+                assert(sent > 0 and sent <= message_count - first_message);
                 io.gso.onSuccess();
                 self.setStat(.gso_state, @intFromEnum(io.gso.state));
                 self.addStat(.batches, 1);
@@ -808,7 +808,7 @@ pub const Stream = struct {
             const real_error = err != .AGAIN and err != .NOBUFS;
             if (real_error and io.gso.onError(msg.packets > 1)) {
                 self.setStat(.gso_state, @intFromEnum(io.gso.state));
-                n_messages = self.prepareMessages(first_packet, n, first_message, false);
+                message_count = self.prepareMessages(first_packet, n, first_message, false);
                 continue;
             }
             self.setStat(.gso_state, @intFromEnum(io.gso.state));
@@ -837,17 +837,17 @@ pub const Stream = struct {
             }
         }
         if (p.last) {
-            io.done_groups[io.n_done] = p.group;
-            io.n_done += 1;
+            io.done_groups[io.done_count] = p.group;
+            io.done_count += 1;
         }
     }
 
     /// Publishes the groups that completed in this batch.
     fn finishBatch(self: *Stream) void {
         const io = &self.io;
-        if (io.n_done == 0) return;
+        if (io.done_count == 0) return;
         self.mutex.lock();
-        for (io.done_groups[0..io.n_done]) |group| {
+        for (io.done_groups[0..io.done_count]) |group| {
             assert(self.head == group);
             const first = self.slotAt(group);
             self.pushRecord(first);
@@ -855,7 +855,7 @@ pub const Stream = struct {
             self.addStat(.groups, 1);
             self.head = first.group_end;
         }
-        io.n_done = 0;
+        io.done_count = 0;
         self.done.broadcast();
         self.mutex.unlock();
         self.ring();
