@@ -5,7 +5,7 @@
  * `SpeadError("released")`, and views taken earlier are detached (length 0),
  * so stale reads can never touch freed memory.
  */
-import { HeapDescriptionLayout, ItemDescriptionLayout } from "../../ffi/abi.gen.ts";
+import { HeapDescriptionWords, ItemDescriptionWords } from "../../ffi/abi.gen.ts";
 import { lib, native, protocol, Status } from "../../ffi/mod.ts";
 import { fail, SpeadError } from "../errors.ts";
 import { Flavour } from "../flavour.ts";
@@ -14,26 +14,9 @@ import type { RawItem } from "../item.ts";
 
 const DESCRIPTOR_ID = 5;
 const UNKNOWN = 0xffff_ffff_ffff_ffffn;
-// HeapDescription and ItemDescription (ffi/abi.gen.ts) as u64 word indices.
-const D = {
-  cnt: HeapDescriptionLayout.cnt / 8,
-  heapLength: HeapDescriptionLayout.heap_length / 8,
-  receivedLength: HeapDescriptionLayout.received_length / 8,
-  flags: HeapDescriptionLayout.flags / 8,
-  heapAddressBits: HeapDescriptionLayout.heap_address_bits / 8,
-  bugCompat: HeapDescriptionLayout.bug_compat / 8,
-  payloadAddress: HeapDescriptionLayout.payload_address / 8,
-  payloadSize: HeapDescriptionLayout.payload_size / 8,
-  nItems: HeapDescriptionLayout.item_count / 8,
-} as const;
-const HEADER_WORDS = HeapDescriptionLayout.size / 8;
-const ITEM_WORDS = ItemDescriptionLayout.size / 8;
-const I = {
-  id: ItemDescriptionLayout.id / 8,
-  isImmediate: ItemDescriptionLayout.is_immediate / 8,
-  value: ItemDescriptionLayout.value / 8,
-  length: ItemDescriptionLayout.length / 8,
-} as const;
+// HeapDescription and ItemDescription as u64 word indices, generated from zig/abi/records.zig.
+const D = HeapDescriptionWords;
+const I = ItemDescriptionWords;
 
 /** Frees the native heap when the JS side forgot to release it (safety net only). */
 const leakFinalizer = new FinalizationRegistry<number>((handle) => {
@@ -45,7 +28,7 @@ const leakFinalizer = new FinalizationRegistry<number>((handle) => {
 });
 
 // One describe buffer for every heap: each heap keeps a copy of just its words.
-const describeScratch = new BigUint64Array(HEADER_WORDS + ITEM_WORDS * 16);
+const describeScratch = new BigUint64Array(D.size + I.size * 16);
 const describeUsed = new Uint32Array(1);
 
 /** Reads the describe words of a heap handle (docs/ABI.md). */
@@ -103,7 +86,7 @@ export class Heap implements Disposable {
     const w = this.#words;
     this.cnt = w[D.cnt];
     this.#flags = Number(w[D.flags]);
-    this.flavour = flavourOf(Number(w[D.heapAddressBits]), Number(w[D.bugCompat]));
+    this.flavour = flavourOf(Number(w[D.heap_address_bits]), Number(w[D.bug_compat]));
     // The registry watches the heap until its payload buffer is made, then that
     // buffer (which every item view keeps alive, see #payloadBuffer), so native
     // memory is only freed once no view can reach it.
@@ -117,8 +100,8 @@ export class Heap implements Disposable {
   #payloadBuffer(): ArrayBuffer | null {
     if (this.#payload !== undefined) return this.#payload;
     const w = this.#words;
-    const size = Number(w[D.payloadSize]);
-    const ab = size > 0 ? native.arrayBufferAt(w[D.payloadAddress], size) : null;
+    const size = Number(w[D.payload_size]);
+    const ab = size > 0 ? native.arrayBufferAt(w[D.payload_address], size) : null;
     this.#payload = ab;
     if (ab) {
       leakFinalizer.unregister(this.#token);
@@ -139,13 +122,13 @@ export class Heap implements Disposable {
 
   /** HEAP_LENGTH, or -1 when the heap carried none (unsized). */
   get heapLength(): number {
-    const v = this.#live()[D.heapLength];
+    const v = this.#live()[D.heap_length];
     return v === UNKNOWN ? -1 : Number(v);
   }
 
   /** Payload bytes actually received. */
   get receivedLength(): number {
-    return Number(this.#live()[D.receivedLength]);
+    return Number(this.#live()[D.received_length]);
   }
 
   /** Whether every payload byte arrived. */
@@ -185,13 +168,13 @@ export class Heap implements Disposable {
    */
   getItems(): RawItem[] {
     const w = this.#live();
-    const n = Number(w[D.nItems]);
+    const n = Number(w[D.item_count]);
     const items: RawItem[] = [];
     const width = this.flavour.addressBytes;
     for (let i = 0; i < n; i++) {
-      const r = HEADER_WORDS + ITEM_WORDS * i;
+      const r = D.size + I.size * i;
       const id = Number(w[r + I.id]);
-      const isImmediate = w[r + I.isImmediate] !== 0n;
+      const isImmediate = w[r + I.is_immediate] !== 0n;
       const v = w[r + I.value];
       if (isImmediate) {
         items.push({ id, isImmediate, immediateValue: v, value: immediateBytes(v, width) });

@@ -6,7 +6,7 @@
  * ring that JS drains in batches; native threads never call JS except a Bun
  * doorbell.
  */
-import { CntSequenceView, HeapRecordLayout, SendCompletionLayout, SendStreamConfigView } from "../../ffi/abi.gen.ts";
+import { CntSequenceView, HeapRecordLayout, SendCompletionWords, SendStreamConfigView } from "../../ffi/abi.gen.ts";
 import { lib, Status } from "../../ffi/mod.ts";
 import { endpointRecord, endpointRecords } from "../endpoint.ts";
 import { checkInstance, checkInteger, checkOptions, errnoName, SpeadError, statusName } from "../errors.ts";
@@ -24,7 +24,8 @@ if (new Uint8Array(Uint32Array.of(1).buffer)[0] !== 1) throw new Error("spead: b
 const AUTO_CNT = 0xffff_ffff_ffff_ffffn;
 import { WAIT_SLICE_MS } from "../waiter.ts";
 const POLL_RECORDS = 64;
-const COMPLETION_U64 = SendCompletionLayout.size / 8;
+// SendCompletion records as u64 word indices (generated from zig/abi/records.zig).
+const COMPLETION = SendCompletionWords;
 
 /** Options of {@link UdpStream} beyond the stream config; defaults are spead2's. */
 export interface UdpStreamOptions {
@@ -147,7 +148,7 @@ export class UdpStream extends NativeObject implements Disposable {
   readonly numSubstreams: number;
   #nextToken = 1n;
   readonly #pending = new Map<bigint, Pending>();
-  readonly #records = new BigUint64Array(POLL_RECORDS * COMPLETION_U64);
+  readonly #records = new BigUint64Array(POLL_RECORDS * COMPLETION.size);
   readonly #recordsSigned = new BigInt64Array(this.#records.buffer);
   readonly #count = new Uint32Array(1);
   readonly #tokenWord = new BigUint64Array(1);
@@ -362,11 +363,11 @@ export class UdpStream extends NativeObject implements Disposable {
       lib.udpSendStreamPoll(handle, this.#records, POLL_RECORDS, this.#count, "poll");
       const n = this.#count[0];
       for (let i = 0; i < n; i++) {
-        const w = i * COMPLETION_U64;
-        const token = this.#records[w + SendCompletionLayout.token / 8];
-        const bytes = Number(this.#records[w + SendCompletionLayout.bytes_sent / 8]);
-        const status = Number(this.#recordsSigned[w + SendCompletionLayout.status / 8]);
-        const errno = Number(this.#records[w + SendCompletionLayout.errno / 8]);
+        const w = i * COMPLETION.size;
+        const token = this.#records[w + COMPLETION.token];
+        const bytes = Number(this.#records[w + COMPLETION.bytes_sent]);
+        const status = Number(this.#recordsSigned[w + COMPLETION.status]);
+        const errno = Number(this.#records[w + COMPLETION.errno]);
         const p = this.#pending.get(token);
         if (!p) continue;
         this.#pending.delete(token);
