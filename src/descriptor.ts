@@ -19,10 +19,10 @@ import {
 } from "./dtype/mod.ts";
 import {
   decodeCapacityWords,
-  type DescriptorEncodeArgs,
-  packDescriptorArgs,
+  descriptorPartsSize,
   type RawDescriptor,
   unpackDescriptorWords,
+  writeDescriptorParts,
 } from "./descriptor_raw.ts";
 
 export type { RawDescriptor } from "./descriptor_raw.ts";
@@ -48,54 +48,50 @@ export interface DescriptorOptions {
 /** Scratch for `spead_descriptor_encode`'s record, written before each call (every field is set). */
 const encodeFields = new DescriptorFieldsView();
 const encodeFieldsBytes = encodeFields.bytes;
+/** The record as u32 halves, for its u64 fields (numbers, no BigInt per field). */
+const encodeHalves = new Uint32Array(encodeFields.view.buffer, encodeFields.view.byteOffset, DescriptorFieldsLayout.size / 4);
+/** Scratch for the encoded length. */
+const encodeLen = new Uint32Array(1);
 
 /**
  * Scratch native-visible memory for the parts the record points at (format and
- * shape pairs, then the strings), grown as needed; its address is taken once
- * per growth. Fresh typed arrays per call would each need an ArrayBuffer for
- * their address (~0.3 µs apiece under Bun).
+ * shape pairs, then the strings), written in place by `writeDescriptorParts`
+ * and grown as needed; its address is taken once per growth. Separate arrays
+ * per call would each need an ArrayBuffer and an address (~0.3 µs apiece under Bun).
  */
-let stageWords = new BigUint64Array(0);
+let stageHalves = new Uint32Array(0);
 let stageBytes = new Uint8Array(0);
 /** A user-space address (< 2^53), kept as a number so that offsets need no BigInt. */
 let stageAddress = 0;
 
-/** The record as u32 halves, for the address fields (numbers, no BigInt per field). */
-const encodeHalves = new Uint32Array(encodeFields.view.buffer, encodeFields.view.byteOffset, DescriptorFieldsLayout.size / 4);
-
-/** Writes a u64 address field of the record as two u32 halves. */
-function setAddress(offset: number, address: number): void {
-  encodeHalves[offset / 4] = address % 2 ** 32;
-  encodeHalves[offset / 4 + 1] = Math.floor(address / 2 ** 32);
+/** Writes a u64 field of the record (byte `offset`) as two u32 halves. */
+function setWord(offset: number, value: number): void {
+  encodeHalves[offset / 4] = value % 2 ** 32;
+  encodeHalves[offset / 4 + 1] = Math.floor(value / 2 ** 32);
 }
 
-/** Copies `a`'s parts into the stage and writes their addresses and lengths into `fields`. */
-function stageDescriptor(a: DescriptorEncodeArgs, fields: DescriptorFieldsView): void {
-  const pairWords = 2 * (a.nFormat + a.nShape);
-  const size = 8 * pairWords + a.nameLen + a.descriptionLen + a.dtypeLen;
+/** Writes `raw`'s parts into the stage and the whole record (but the flavour) into `encodeFields`. */
+function stageDescriptor(raw: RawDescriptor): number {
+  const size = descriptorPartsSize(raw);
   if (size > stageBytes.length || stageAddress === 0) {
-    stageWords = new BigUint64Array(Math.max(64, Math.ceil((2 * size) / 8)));
-    stageBytes = new Uint8Array(stageWords.buffer);
+    const buffer = new ArrayBuffer(8 * Math.max(64, Math.ceil((2 * size) / 8)));
+    stageHalves = new Uint32Array(buffer);
+    stageBytes = new Uint8Array(buffer);
     stageAddress = Number(native.addressOf(stageBytes));
   }
-  for (let k = 0; k < 2 * a.nFormat; k++) stageWords[k] = a.format[k];
-  for (let k = 0; k < 2 * a.nShape; k++) stageWords[2 * a.nFormat + k] = a.shape[k];
-  let at = 8 * pairWords;
-  const put = (offset: number, bytes: Uint8Array, len: number): void => {
-    setAddress(offset, stageAddress + at);
-    for (let k = 0; k < len; k++) stageBytes[at + k] = bytes[k];
-    at += len;
-  };
-  setAddress(DescriptorFieldsLayout.format_address, stageAddress);
-  setAddress(DescriptorFieldsLayout.shape_address, stageAddress + 16 * a.nFormat);
-  put(DescriptorFieldsLayout.name_address, a.name, a.nameLen);
-  put(DescriptorFieldsLayout.description_address, a.description, a.descriptionLen);
-  put(DescriptorFieldsLayout.dtype_address, a.dtype, a.dtypeLen);
-  fields.name_len = a.nameLen;
-  fields.description_len = a.descriptionLen;
-  fields.format_count = a.nFormat;
-  fields.shape_count = a.nShape;
-  fields.dtype_len = a.dtypeLen;
+  const p = writeDescriptorParts(raw, stageHalves, stageBytes);
+  setWord(DescriptorFieldsLayout.id, raw.id);
+  setWord(DescriptorFieldsLayout.format_address, stageAddress);
+  setWord(DescriptorFieldsLayout.shape_address, stageAddress + 16 * p.formatCount);
+  setWord(DescriptorFieldsLayout.name_address, stageAddress + p.nameAt);
+  setWord(DescriptorFieldsLayout.description_address, stageAddress + p.descriptionAt);
+  setWord(DescriptorFieldsLayout.dtype_address, stageAddress + p.dtypeAt);
+  encodeFields.name_len = p.nameLen;
+  encodeFields.description_len = p.descriptionLen;
+  encodeFields.format_count = p.formatCount;
+  encodeFields.shape_count = p.shapeCount;
+  encodeFields.dtype_len = p.dtypeLen;
+  return size;
 }
 
 /** @internal How values are decoded (spead2's `_fastpath`). */
@@ -302,13 +298,10 @@ export class Descriptor {
    * of an item with ID 0x05 (docs/PROTOCOL.md §8). Needs the native library.
    */
   toRaw(flavour: Flavour = new Flavour()): Uint8Array {
-    const a = packDescriptorArgs(this.toRawFields(flavour));
-    let cap = 256 + a.nameLen + a.descriptionLen + a.dtypeLen + 16 * (a.nFormat + a.nShape);
-    const outLen = new Uint32Array(1);
-    encodeFields.id = a.idIn[0];
+    let cap = 256 + stageDescriptor(this.toRawFields(flavour));
+    const outLen = encodeLen;
     encodeFields.heap_address_bits = flavour.heapAddressBits;
     encodeFields.bug_compat = flavour.bugCompat;
-    stageDescriptor(a, encodeFields);
     for (let attempt = 0; attempt < 2; attempt++) {
       const out = new Uint8Array(cap);
       const status = lib.descriptorEncode(encodeFieldsBytes, out, cap, outLen, "descriptor encode");

@@ -24,7 +24,7 @@ export interface RawDescriptor {
   readonly numpyHeader: string | null;
 }
 
-/** The variable parts of a `DescriptorFields` record (`spead_descriptor_encode`; descriptor.ts writes their addresses). */
+/** The variable parts of a `DescriptorFields` record as separate arrays ({@link packDescriptorArgs}). */
 export interface DescriptorEncodeArgs {
   readonly idIn: BigUint64Array;
   readonly name: Uint8Array;
@@ -47,14 +47,20 @@ const ABSENT = 0xffff_ffff_ffff_ffffn;
 /** ASCII bytes of a string; spead2 raises on anything else. Never returns an empty buffer. */
 export function asciiEncode(text: string, what: string): { bytes: Uint8Array; length: number } {
   const bytes = new Uint8Array(Math.max(1, text.length));
+  asciiInto(text, bytes, 0, what);
+  return { bytes, length: text.length };
+}
+
+/** Writes `text` as ASCII into `bytes` at `at`; returns the end. Non-ASCII is `invalid_argument`. */
+function asciiInto(text: string, bytes: Uint8Array, at: number, what: string): number {
   for (let k = 0; k < text.length; k++) {
     const c = text.charCodeAt(k);
     if (c > 0x7f) {
       throw new SpeadError("invalid_argument", `${what} contains a non-ASCII character (U+${c.toString(16).padStart(4, "0")})`);
     }
-    bytes[k] = c;
+    bytes[at + k] = c;
   }
-  return { bytes, length: text.length };
+  return at + text.length;
 }
 
 /** Decodes ASCII bytes; a byte above 0x7F is `malformed` (spead2 raises UnicodeDecodeError). */
@@ -69,38 +75,94 @@ export function asciiDecode(bytes: Uint8Array, what: string): string {
 }
 
 /**
- * Builds the buffers `spead_descriptor_encode` takes. Buffers are never empty
- * (a zero-length typed array may be passed as a null pointer); the lengths say
- * how much is used.
+ * Where {@link writeDescriptorParts} put a descriptor's parts: the pair counts
+ * (format pairs from byte 0, shape pairs after them) and the byte offsets and
+ * lengths of the strings.
+ */
+export interface DescriptorParts {
+  readonly formatCount: number;
+  readonly shapeCount: number;
+  readonly nameAt: number;
+  readonly nameLen: number;
+  readonly descriptionAt: number;
+  readonly descriptionLen: number;
+  readonly dtypeAt: number;
+  readonly dtypeLen: number;
+}
+
+/** The bytes {@link writeDescriptorParts} writes for `raw`. */
+export function descriptorPartsSize(raw: RawDescriptor): number {
+  const dtypeLen = raw.numpyHeader === null ? 0 : raw.numpyHeader.length;
+  return 16 * (raw.format.length + raw.shape.length) + raw.name.length + raw.description.length + dtypeLen;
+}
+
+/** Writes a u64 at u64 index `word` of `halves` as two u32 halves (little-endian; no BigInt). */
+function putWord(halves: Uint32Array, word: number, value: number): void {
+  halves[2 * word] = value % 2 ** 32;
+  halves[2 * word + 1] = Math.floor(value / 2 ** 32);
+}
+
+/**
+ * Writes the variable parts of a `DescriptorFields` record (`spead_descriptor_encode`)
+ * into one buffer: the (code, bits) format pairs and (flags, size) shape pairs
+ * as u64 words from byte 0, then the name, description and numpy header as
+ * ASCII. `bytes` and `halves` view the same 8-byte-aligned memory, at least
+ * {@link descriptorPartsSize} bytes. Throws `invalid_argument` for a bad id,
+ * non-ASCII text or a bad format code (checked in this order).
+ */
+export function writeDescriptorParts(raw: RawDescriptor, halves: Uint32Array, bytes: Uint8Array): DescriptorParts {
+  if (!Number.isInteger(raw.id) || raw.id < 0) throw new SpeadError("invalid_argument", `invalid item id ${raw.id}`);
+  const formatCount = raw.format.length;
+  const shapeCount = raw.shape.length;
+  const nameAt = 16 * (formatCount + shapeCount);
+  const descriptionAt = asciiInto(raw.name, bytes, nameAt, "descriptor name");
+  const dtypeAt = asciiInto(raw.description, bytes, descriptionAt, "descriptor description");
+  for (let k = 0; k < formatCount; k++) {
+    const [code, bits] = raw.format[k];
+    if (code.length !== 1 || code.charCodeAt(0) > 0x7f) throw new SpeadError("invalid_argument", `bad format code '${code}'`);
+    putWord(halves, 2 * k, code.charCodeAt(0));
+    putWord(halves, 2 * k + 1, bits);
+  }
+  for (let k = 0; k < shapeCount; k++) {
+    const size = raw.shape[k];
+    putWord(halves, 2 * (formatCount + k), size === null ? 1 : 0);
+    putWord(halves, 2 * (formatCount + k) + 1, size === null ? 0 : size);
+  }
+  const end = raw.numpyHeader === null ? dtypeAt : asciiInto(raw.numpyHeader, bytes, dtypeAt, "numpy header");
+  return {
+    formatCount,
+    shapeCount,
+    nameAt,
+    nameLen: descriptionAt - nameAt,
+    descriptionAt,
+    descriptionLen: dtypeAt - descriptionAt,
+    dtypeAt,
+    dtypeLen: end - dtypeAt,
+  };
+}
+
+/**
+ * The parts of `raw` as separate arrays (views of one buffer written by
+ * {@link writeDescriptorParts}, as `spead_descriptor_encode`'s record points
+ * at them). No array is empty (a zero-length typed array may be passed as a
+ * null pointer); the lengths say how much is used.
  */
 export function packDescriptorArgs(raw: RawDescriptor): DescriptorEncodeArgs {
-  if (!Number.isInteger(raw.id) || raw.id < 0) throw new SpeadError("invalid_argument", `invalid item id ${raw.id}`);
-  const name = asciiEncode(raw.name, "descriptor name");
-  const description = asciiEncode(raw.description, "descriptor description");
-  const format = new BigUint64Array(Math.max(2, 2 * raw.format.length));
-  raw.format.forEach(([code, bits], k) => {
-    if (code.length !== 1 || code.charCodeAt(0) > 0x7f) throw new SpeadError("invalid_argument", `bad format code '${code}'`);
-    format[2 * k] = BigInt(code.charCodeAt(0));
-    format[2 * k + 1] = BigInt(bits);
-  });
-  const shape = new BigUint64Array(Math.max(2, 2 * raw.shape.length));
-  raw.shape.forEach((size, k) => {
-    shape[2 * k] = size === null ? 1n : 0n;
-    shape[2 * k + 1] = size === null ? 0n : BigInt(size);
-  });
-  const dtype = raw.numpyHeader === null ? { bytes: new Uint8Array(1), length: 0 } : asciiEncode(raw.numpyHeader, "numpy header");
+  // Slack past the parts so that the never-empty views of empty parts fit.
+  const buffer = new ArrayBuffer(8 * Math.ceil(descriptorPartsSize(raw) / 8) + 32);
+  const p = writeDescriptorParts(raw, new Uint32Array(buffer), new Uint8Array(buffer));
   return {
-    idIn: new BigUint64Array([BigInt(raw.id)]),
-    name: name.bytes,
-    nameLen: name.length,
-    description: description.bytes,
-    descriptionLen: description.length,
-    format,
-    nFormat: raw.format.length,
-    shape,
-    nShape: raw.shape.length,
-    dtype: dtype.bytes,
-    dtypeLen: dtype.length,
+    idIn: BigUint64Array.of(BigInt(raw.id)),
+    name: new Uint8Array(buffer, p.nameAt, Math.max(1, p.nameLen)),
+    nameLen: p.nameLen,
+    description: new Uint8Array(buffer, p.descriptionAt, Math.max(1, p.descriptionLen)),
+    descriptionLen: p.descriptionLen,
+    format: new BigUint64Array(buffer, 0, Math.max(2, 2 * p.formatCount)),
+    nFormat: p.formatCount,
+    shape: new BigUint64Array(buffer, 16 * p.formatCount, Math.max(2, 2 * p.shapeCount)),
+    nShape: p.shapeCount,
+    dtype: new Uint8Array(buffer, p.dtypeAt, Math.max(1, p.dtypeLen)),
+    dtypeLen: p.dtypeLen,
   };
 }
 
