@@ -153,6 +153,34 @@ export class Stopped extends SpeadError {
   }
 }
 
+/**
+ * Yields what `get` gives until it throws {@link Stopped}, which ends the
+ * iteration; any other error propagates. The `for await` / `batches()` form
+ * of every ring (streams, chunk rings).
+ */
+export async function* untilStopped<T>(get: () => Promise<T>): AsyncGenerator<T, void, undefined> {
+  for (;;) {
+    try {
+      yield await get();
+    } catch (err) {
+      if (err instanceof Stopped) return;
+      throw err;
+    }
+  }
+}
+
+/** {@link untilStopped} for a synchronous `get` (the `for ... of` form of every ring). */
+export function* untilStoppedSync<T>(get: () => T): Generator<T, void, undefined> {
+  for (;;) {
+    try {
+      yield get();
+    } catch (err) {
+      if (err instanceof Stopped) return;
+      throw err;
+    }
+  }
+}
+
 /** Raised by `getNowait()` when no heap is ready (spead2's `Empty`). */
 export class Empty extends SpeadError {
   /** An `empty` error with an optional message. */

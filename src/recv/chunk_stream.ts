@@ -14,7 +14,7 @@
  */
 import { ChunkInfoView, ChunkRingStateView, ChunkRuleInfoView, ChunkSizesView } from "../../ffi/abi.gen.ts";
 import { lib, native, Status } from "../../ffi/mod.ts";
-import { checkInteger, Empty, fail, SpeadError, Stopped } from "../errors.ts";
+import { checkInteger, Empty, fail, SpeadError, Stopped, untilStopped, untilStoppedSync } from "../errors.ts";
 import { type NativeKind, NativeObject } from "../lifetime.ts";
 import { statsReader } from "../native_stats.ts";
 import type { ThreadPool } from "../thread_pool.ts";
@@ -338,27 +338,13 @@ export class ChunkRingbuffer extends NativeObject implements AsyncIterable<Chunk
   }
 
   /** Chunks as they arrive (`for await`); ends when the ring is stopped and empty. */
-  async *[Symbol.asyncIterator](): AsyncGenerator<Chunk, void, undefined> {
-    for (;;) {
-      try {
-        yield await this.get();
-      } catch (err) {
-        if (err instanceof Stopped) return;
-        throw err;
-      }
-    }
+  [Symbol.asyncIterator](): AsyncGenerator<Chunk, void, undefined> {
+    return untilStopped(() => this.get());
   }
 
   /** Chunks already in the ring, without waiting; ends when none is ready. */
-  *[Symbol.iterator](): Generator<Chunk, void, undefined> {
-    for (;;) {
-      try {
-        yield this.getBlocking();
-      } catch (err) {
-        if (err instanceof Stopped) return;
-        throw err;
-      }
-    }
+  [Symbol.iterator](): Generator<Chunk, void, undefined> {
+    return untilStoppedSync(() => this.getBlocking());
   }
 
   /** Stops the ring: what is inside can still be taken, then `Stopped`. */

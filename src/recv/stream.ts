@@ -5,7 +5,7 @@
  * event loop, under Deno a nonblocking wait call resolves a Promise.
  */
 import { lib, Status } from "../../ffi/mod.ts";
-import { checkInstance, Empty, fail, Stopped } from "../errors.ts";
+import { checkInstance, Empty, fail, untilStopped, untilStoppedSync } from "../errors.ts";
 import { statsReader } from "../native_stats.ts";
 import { NativeObject } from "../lifetime.ts";
 import { streamKind } from "./stream_kind.ts";
@@ -191,42 +191,21 @@ export class Stream extends NativeObject implements AsyncIterable<Heap>, Iterabl
   }
 
   /** Heaps as they arrive (`for await`); ends once the stream has stopped and is drained. */
-  async *[Symbol.asyncIterator](): AsyncGenerator<Heap, void, undefined> {
-    for (;;) {
-      try {
-        yield await this.get();
-      } catch (err) {
-        if (err instanceof Stopped) return;
-        throw err;
-      }
-    }
+  [Symbol.asyncIterator](): AsyncGenerator<Heap, void, undefined> {
+    return untilStopped(() => this.get());
   }
 
   /**
    * Iterates in batches: each step is a {@link getBatch} of up to `max` heaps;
    * ends when the stream has stopped and every heap has been taken.
    */
-  async *batches(max?: number): AsyncGenerator<Heap[], void, undefined> {
-    for (;;) {
-      try {
-        yield await this.getBatch(max);
-      } catch (err) {
-        if (err instanceof Stopped) return;
-        throw err;
-      }
-    }
+  batches(max?: number): AsyncGenerator<Heap[], void, undefined> {
+    return untilStopped(() => this.getBatch(max));
   }
 
   /** Heaps already in the ring, without waiting; ends when none is ready. */
-  *[Symbol.iterator](): Generator<Heap, void, undefined> {
-    for (;;) {
-      try {
-        yield this.getBlocking();
-      } catch (err) {
-        if (err instanceof Stopped) return;
-        throw err;
-      }
-    }
+  [Symbol.iterator](): Generator<Heap, void, undefined> {
+    return untilStoppedSync(() => this.getBlocking());
   }
 
   /** Current statistics (spead2's names; see docs/ABI.md for our extra counters). */
