@@ -146,7 +146,7 @@ function build(heaps: readonly Heap[], sync: boolean): PreparedTable {
     }
   }
   const words = new BigUint64Array(Math.max(1, itemCount) * 4);
-  // The words are written as u32 halves (little-endian host, checked in udp_stream.ts): no BigInt per word.
+  // The words are written as u32 halves (little-endian host, checked in ffi/abi.gen.ts): no BigInt per word.
   const w32 = new Uint32Array(words.buffer);
   // A fresh ArrayBuffer always has an off-heap backing store, so its address is stable.
   const stage = sync && stageBytes > 0 ? new Uint8Array(new ArrayBuffer(stageBytes)) : undefined;

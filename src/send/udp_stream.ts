@@ -13,16 +13,16 @@ import { checkInstance, checkInteger, checkOptions, errnoName, SpeadError, statu
 import { statsReader } from "../native_stats.ts";
 import { type NativeKind, NativeObject } from "../lifetime.ts";
 import { ThreadPool } from "../thread_pool.ts";
+import { WAIT_SLICE_MS } from "../waiter.ts";
 import type { Heap } from "./heap.ts";
 import { HeapReference } from "./bytes_stream.ts";
 import { buildItemTable, type ItemTable, prepareItemTable, unpinItemTable } from "./item_table.ts";
 import { HeapReferenceList } from "./heap_reference_list.ts";
 import { GroupMode, StreamConfig } from "./stream_config.ts";
 
-// Heap records are written through 32-bit halves in #submit, which assumes a little-endian host.
-if (new Uint8Array(Uint32Array.of(1).buffer)[0] !== 1) throw new Error("spead: big-endian hosts are not supported");
+// Heap records are written through 32-bit halves in #submit: a little-endian host, which
+// ffi/abi.gen.ts checks when it loads (every record view assumes it).
 const AUTO_CNT = 0xffff_ffff_ffff_ffffn;
-import { WAIT_SLICE_MS } from "../waiter.ts";
 const POLL_RECORDS = 64;
 // SendCompletion records as u64 word indices (generated from zig/abi/records.zig).
 const COMPLETION = SendCompletionWords;
