@@ -69,6 +69,36 @@ describe("recv.Stream with a buffer reader", () => {
     expect(heap.isReleased).toBe(true);
   });
 
+  test("header fields survive later heaps: 64-bit cnt, lengths, flavour, items read late, > 16 items", async () => {
+    const many: Array<[number, Uint8Array | bigint]> = Array.from({ length: 20 }, (_, i) => [0x1000 + i, ramp(10 + i, i)]);
+    const bytes = concat([
+      ...heapBytes(F48, [[0x1600, 5n], [0x3300, ramp(3000, 3)]], 0x1_2345_6789n),
+      ...heapBytes(F40, many, 2n ** 39n - 1n, 9000),
+      ...heapBytes(F40, [[0x1600, 6n]], 3n),
+    ]);
+    using s = streamOf(bytes, {}, { heaps: 8 });
+    const heaps: recv.Heap[] = [];
+    for await (const batch of s.batches()) heaps.push(...batch);
+    expect(heaps.map((h) => h.cnt)).toEqual([0x1_2345_6789n, 2n ** 39n - 1n, 3n]);
+    // Items of the first heap, read after the later heaps were made.
+    const first = heaps[0];
+    expect(first.flavour.equals(F48)).toBe(true);
+    expect(first.heapLength).toBe(first.receivedLength);
+    expect(first.receivedLength).toBeGreaterThanOrEqual(3000);
+    expect(first.isComplete() && first.isContiguous() && !first.isEndOfStream()).toBe(true);
+    expect(Array.from(first.getItems().find((i) => i.id === 0x3300)!.value)).toEqual(Array.from(ramp(3000, 3)));
+    // More items than the shared describe buffer holds.
+    const items = heaps[1].getItems();
+    expect(items.length).toBe(20);
+    for (let i = 0; i < 20; i++) expect(Array.from(items.find((it) => it.id === 0x1000 + i)!.value)).toEqual(Array.from(ramp(10 + i, i)));
+    expect(heaps[1].flavour.equals(F40)).toBe(true);
+    expect(heaps[2].getItems()[0].immediateValue).toBe(6n);
+    for (const h of heaps) h.release();
+    // cnt stays readable after release (error messages name it); the rest throws.
+    expect(heaps[1].cnt).toBe(2n ** 39n - 1n);
+    expect(() => heaps[1].heapLength).toThrow("heap 549755813887 has been released");
+  });
+
   test("async iteration and get() end with the stream", async () => {
     const bytes = concat([1n, 2n, 3n].flatMap((c) => heapBytes(F40, [[0x1000, ramp(3000)]], c)));
     const s = streamOf(bytes);

@@ -13,7 +13,6 @@ import { Descriptor } from "../descriptor.ts";
 import type { RawItem } from "../item.ts";
 
 const DESCRIPTOR_ID = 5;
-const UNKNOWN = 0xffff_ffff_ffff_ffffn;
 // HeapDescription and ItemDescription as u64 word indices, generated from zig/abi/records.zig.
 const D = HeapDescriptionWords;
 const I = ItemDescriptionWords;
@@ -27,11 +26,19 @@ const leakFinalizer = new FinalizationRegistry<number>((handle) => {
   }
 });
 
-// One describe buffer for every heap: each heap keeps a copy of just its words.
+// One describe buffer for every heap. A heap reads its header fields out of it
+// as numbers when it is made (u32 halves: no BigInt, no typed array per heap,
+// which cost 0.1-1.5 us a heap under Bun and Deno) and describes itself again
+// when its items are asked for.
 const describeScratch = new BigUint64Array(D.size + I.size * 16);
+const describeScratch32 = new Uint32Array(describeScratch.buffer);
 const describeUsed = new Uint32Array(1);
+const TWO_32 = 2 ** 32;
 
-/** Reads the describe words of a heap handle (docs/ABI.md). */
+/**
+ * Describes a heap handle (docs/ABI.md): the shared scratch buffer, or a fresh
+ * one for a heap with more items than it holds. Read it before the next call.
+ */
 function describe(handle: number): BigUint64Array {
   if (lib.recvHeapDescribe(handle, describeScratch, describeScratch.length, describeUsed, "heap describe") === Status.buffer_too_small) {
     const words = new BigUint64Array(describeUsed[0]);
@@ -39,7 +46,7 @@ function describe(handle: number): BigUint64Array {
     if (st !== Status.ok) fail(st, "heap describe");
     return words;
   }
-  return describeScratch.slice(0, describeUsed[0]);
+  return describeScratch;
 }
 
 // Heaps share one Flavour per (heap address bits, bug_compat): they are immutable.
@@ -70,27 +77,45 @@ export class Heap implements Disposable {
   #handle: number;
   /** The payload as an ArrayBuffer, made on first use (undefined until then). */
   #payload: ArrayBuffer | null | undefined = undefined;
-  readonly #words: BigUint64Array;
   /** The description's flags word (bit 0 complete, 1 contiguous, 2 start, 3 end of stream). */
   readonly #flags: number;
-  /** Heap counter (ID) of this heap. */
-  readonly cnt: bigint;
+  /** Header fields of the description (values below 2^53; heap length -1 when unknown). */
+  readonly #cntLow: number;
+  readonly #cntHigh: number;
+  #cnt: bigint | undefined = undefined;
+  readonly #heapLength: number;
+  readonly #receivedLength: number;
+  readonly #payloadAddress: number;
+  readonly #payloadSize: number;
+  readonly #itemCount: number;
   /** The flavour the heap was received with. */
   readonly flavour: Flavour;
-  readonly #token = {};
 
   /** @internal Streams construct heaps; users never do. */
   constructor(handle: number) {
     this.#handle = handle;
-    this.#words = describe(handle);
-    const w = this.#words;
-    this.cnt = w[D.cnt];
-    this.#flags = Number(w[D.flags]);
-    this.flavour = flavourOf(Number(w[D.heap_address_bits]), Number(w[D.bug_compat]));
+    const w = describe(handle);
+    const h = w === describeScratch ? describeScratch32 : new Uint32Array(w.buffer, 0, 2 * D.size);
+    this.#cntLow = h[2 * D.cnt];
+    this.#cntHigh = h[2 * D.cnt + 1];
+    this.#flags = h[2 * D.flags];
+    const lengthHigh = h[2 * D.heap_length + 1];
+    this.#heapLength = lengthHigh === 0xffff_ffff ? -1 : lengthHigh * TWO_32 + h[2 * D.heap_length];
+    this.#receivedLength = h[2 * D.received_length + 1] * TWO_32 + h[2 * D.received_length];
+    this.#payloadAddress = h[2 * D.payload_address + 1] * TWO_32 + h[2 * D.payload_address];
+    this.#payloadSize = h[2 * D.payload_size + 1] * TWO_32 + h[2 * D.payload_size];
+    this.#itemCount = h[2 * D.item_count];
+    this.flavour = flavourOf(h[2 * D.heap_address_bits], h[2 * D.bug_compat]);
     // The registry watches the heap until its payload buffer is made, then that
     // buffer (which every item view keeps alive, see #payloadBuffer), so native
-    // memory is only freed once no view can reach it.
-    leakFinalizer.register(this, handle, this.#token);
+    // memory is only freed once no view can reach it. The heap is its own
+    // unregister token.
+    leakFinalizer.register(this, handle, this);
+  }
+
+  /** Heap counter (ID) of this heap. */
+  get cnt(): bigint {
+    return this.#cnt ??= (BigInt(this.#cntHigh) << 32n) | BigInt(this.#cntLow);
   }
 
   /**
@@ -99,20 +124,18 @@ export class Heap implements Disposable {
    */
   #payloadBuffer(): ArrayBuffer | null {
     if (this.#payload !== undefined) return this.#payload;
-    const w = this.#words;
-    const size = Number(w[D.payload_size]);
-    const ab = size > 0 ? native.arrayBufferAt(w[D.payload_address], size) : null;
+    const size = this.#payloadSize;
+    const ab = size > 0 ? native.arrayBufferAt(BigInt(this.#payloadAddress), size) : null;
     this.#payload = ab;
     if (ab) {
-      leakFinalizer.unregister(this.#token);
-      leakFinalizer.register(ab, this.#handle, this.#token);
+      leakFinalizer.unregister(this);
+      leakFinalizer.register(ab, this.#handle, this);
     }
     return ab;
   }
 
-  #live(): BigUint64Array {
+  #live(): void {
     if (this.#handle === 0) throw new SpeadError("released", `heap ${this.cnt} has been released`);
-    return this.#words;
   }
 
   /** True until {@link release} is called. */
@@ -122,13 +145,14 @@ export class Heap implements Disposable {
 
   /** HEAP_LENGTH, or -1 when the heap carried none (unsized). */
   get heapLength(): number {
-    const v = this.#live()[D.heap_length];
-    return v === UNKNOWN ? -1 : Number(v);
+    this.#live();
+    return this.#heapLength;
   }
 
   /** Payload bytes actually received. */
   get receivedLength(): number {
-    return Number(this.#live()[D.received_length]);
+    this.#live();
+    return this.#receivedLength;
   }
 
   /** Whether every payload byte arrived. */
@@ -167,9 +191,11 @@ export class Heap implements Disposable {
    * immediates). Addressed values are zero-copy views valid until release.
    */
   getItems(): RawItem[] {
-    const w = this.#live();
-    const n = Number(w[D.item_count]);
+    this.#live();
+    const n = this.#itemCount;
     const items: RawItem[] = [];
+    if (n === 0) return items;
+    const w = describe(this.#handle);
     const width = this.flavour.addressBytes;
     for (let i = 0; i < n; i++) {
       const r = D.size + I.size * i;
@@ -221,7 +247,7 @@ export class Heap implements Disposable {
     if (this.#handle === 0) return;
     const handle = this.#handle;
     this.#handle = 0;
-    leakFinalizer.unregister(this.#token);
+    leakFinalizer.unregister(this);
     if (this.#payload) {
       const ab = this.#payload as ArrayBuffer & { transfer?: (n: number) => ArrayBuffer };
       this.#payload = null;
