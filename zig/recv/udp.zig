@@ -788,14 +788,19 @@ fn sendPart(sender: Sender, cnt: u64, data: []const u8, chunk: usize, index: usi
     try sender.send(packet_mod.buildTestPacket(&buf, 48, pointers[0..n], data[off .. off + len]));
 }
 
-test "scatter receive: payloads land in place; wrong guesses are joined and fed whole" {
-    const stream = try testStream(.{ .ring_heaps = 16, .contiguous_only = false });
-    defer stream.destroy();
+/// A UDP reader on `stream` that receives in place from its first large packet, and a sender to it.
+fn scatterReader(stream: *Stream) !struct { *UdpReader, Sender } {
     // Every packet counts as large, and one is enough to switch (GRO off, if it was on).
     const info = try UdpReader.add(stream, .{ .address = try std.net.Address.parseIp("127.0.0.1", 0), .scatter_probe_packets = 1, .scatter_payload_min = 1 });
     try testing.expect(info.scatter);
     const reader: *UdpReader = @ptrCast(@alignCast(stream.readers[0].ctx));
-    const sender = try Sender.open(try std.net.Address.parseIp("127.0.0.1", info.port));
+    return .{ reader, try Sender.open(try std.net.Address.parseIp("127.0.0.1", info.port)) };
+}
+
+test "scatter receive: payloads land in place; wrong guesses are joined and fed whole" {
+    const stream = try testStream(.{ .ring_heaps = 16, .contiguous_only = false });
+    defer stream.destroy();
+    const reader, const sender = try scatterReader(stream);
     defer sender.close();
 
     var a: [12000]u8 = undefined;
@@ -847,10 +852,7 @@ test "scatter receive: payloads land in place; wrong guesses are joined and fed 
 test "scatter receive: a receive stops at the heap's end, then takes the next heap's first packet alone" {
     const stream = try testStream(.{ .ring_heaps = 16 });
     defer stream.destroy();
-    const info = try UdpReader.add(stream, .{ .address = try std.net.Address.parseIp("127.0.0.1", 0), .scatter_probe_packets = 1, .scatter_payload_min = 1 });
-    try testing.expect(info.scatter);
-    const reader: *UdpReader = @ptrCast(@alignCast(stream.readers[0].ctx));
-    const sender = try Sender.open(try std.net.Address.parseIp("127.0.0.1", info.port));
+    const reader, const sender = try scatterReader(stream);
     defer sender.close();
 
     const chunk = 1000;
