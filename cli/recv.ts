@@ -21,9 +21,10 @@ import {
 
 const spec: ToolSpec = {
   name: "spead-recv",
-  usage: "[options] [host]:<port> ...",
+  usage: "[options] [host]:<port> | <capture.pcap> ...",
   description: "Receive SPEAD heaps over UDP and show them; ends at a stop heap or Ctrl-C with spead2's summary.\n" +
-    "A multicast host joins the group (on the --bind interface). Progress goes to stderr.",
+    "A multicast host joins the group (on the --bind interface). A source that is not [host]:port is a pcap\n" +
+    "capture (tcpdump -w) to replay, as in spead2_recv. Progress goes to stderr.",
   options: {
     bind: { kind: "string", help: "Interface address (multicast)" },
     packet: { kind: "int", help: "Maximum packet size to accept", default: 9200, min: 56, max: 65536 },
@@ -53,6 +54,7 @@ const spec: ToolSpec = {
     "spead-recv --quiet 127.0.0.1:8888      # totals only",
     "spead-recv --mem-pool --verify :8888   # check spead-send --verify payloads",
     "spead-recv --bind 10.0.0.2 239.1.2.3:7148   # join a multicast group",
+    "spead-recv --quiet capture.pcap         # replay a tcpdump capture",
   ],
 };
 
@@ -102,7 +104,10 @@ function verifyHeap(heap: recv.Heap): string | undefined {
 
 async function main({ values: o, positional }: Parsed): Promise<number> {
   if (positional.length === 0) throw new UsageError("at least one source is required");
-  const sources = positional.map((s) => parseEndpoint(s, "0.0.0.0"));
+  // As spead2_recv: a source that is not [host:]port is a pcap capture to replay.
+  const sources = positional.map((s): [string, number] | string =>
+    /^(?:\[[^\]]*\]|[^:]*):\d+$|^\d+$/.test(s) ? parseEndpoint(s, "0.0.0.0") : s
+  );
   const pool = o["mem-pool"]
     ? new MemoryPool(o["mem-lower"] as number, o["mem-upper"] as number, o["mem-max-free"] as number, o["mem-initial"] as number)
     : undefined;
@@ -119,7 +124,13 @@ async function main({ values: o, positional }: Parsed): Promise<number> {
   };
   try {
     groups.forEach((group, i) => {
-      for (const [host, port] of group) {
+      for (const source of group) {
+        if (typeof source === "string") {
+          streams[i].addUdpPcapFileReader(source);
+          console.error(`spead-recv: replaying ${source}`);
+          continue;
+        }
+        const [host, port] = source;
         const multicast = /^(22[4-9]|23\d)\./.test(host) || /^ff/i.test(host);
         const options = { maxSize: o.packet as number, bufferSize: o.buffer as number };
         const info = multicast

@@ -71,6 +71,11 @@ export const symbolDefs = {
     args: ["u32", "buffer", "u32"],
     returns: "i32",
   },
+  spead_recv_stream_add_capture: {
+    params: ["handle", "path", "path_len", "port"],
+    args: ["u32", "buffer", "u32", "u32"],
+    returns: "i32",
+  },
   spead_recv_stream_try_pop: {
     params: ["handle", "out_heap"],
     args: ["u32", "buffer"],
@@ -384,6 +389,8 @@ export interface Symbols {
   spead_recv_stream_add_native_buffer(handle: number, buffer: number, offset_lo: number, offset_hi: number, len_lo: number, len_hi: number): number;
   /** Maps a file of concatenated packets read-only; a reader thread feeds it in place and then stops the stream. */
   spead_recv_stream_add_file(handle: number, path: Uint8Array | null, path_len: number): number;
+  /** Maps a pcap capture read-only; a reader thread feeds its UDP datagrams (to `port`, 0 = all) and then stops the stream. */
+  spead_recv_stream_add_capture(handle: number, path: Uint8Array | null, path_len: number, port: number): number;
   /** ok + heap handle, empty, or stopped. */
   spead_recv_stream_try_pop(handle: number, out_heap: Uint32Array | null): number;
   /** Blocking pop; empty on timeout. */
@@ -1870,6 +1877,8 @@ export interface Lib {
   recvStreamAddNativeBuffer(handle: number, buffer: number, offsetLo: number, offsetHi: number, lenLo: number, lenHi: number, what?: string): void;
   /** Maps a file of concatenated packets read-only; a reader thread feeds it in place and then stops the stream. */
   recvStreamAddFile(handle: number, path: Uint8Array | null, pathLen: number, what?: string): void;
+  /** Maps a pcap capture read-only; a reader thread feeds its UDP datagrams (to `port`, 0 = all) and then stops the stream. */
+  recvStreamAddCapture(handle: number, path: Uint8Array | null, pathLen: number, port: number, what?: string): void;
   /** ok + heap handle, empty, or stopped. */
   recvStreamTryPop(handle: number, outHeap: Uint32Array | null, what?: string): typeof Status.ok | typeof Status.empty | typeof Status.stopped;
   /** Blocking pop; empty on timeout. */
@@ -2020,6 +2029,7 @@ export function bindLib(symbols: Symbols, nonblocking: AsyncSymbols | undefined,
   const spead_recv_stream_add_buffer = symbols.spead_recv_stream_add_buffer;
   const spead_recv_stream_add_native_buffer = symbols.spead_recv_stream_add_native_buffer;
   const spead_recv_stream_add_file = symbols.spead_recv_stream_add_file;
+  const spead_recv_stream_add_capture = symbols.spead_recv_stream_add_capture;
   const spead_recv_stream_try_pop = symbols.spead_recv_stream_try_pop;
   const spead_recv_stream_pop = symbols.spead_recv_stream_pop;
   const spead_recv_stream_pop_batch = symbols.spead_recv_stream_pop_batch;
@@ -2130,6 +2140,10 @@ export function bindLib(symbols: Symbols, nonblocking: AsyncSymbols | undefined,
     },
     recvStreamAddFile(handle: number, path: Uint8Array | null, pathLen: number, what = "spead_recv_stream_add_file"): void {
       const st = spead_recv_stream_add_file(handle, path, pathLen);
+      if (st !== 0) fail(st, what);
+    },
+    recvStreamAddCapture(handle: number, path: Uint8Array | null, pathLen: number, port: number, what = "spead_recv_stream_add_capture"): void {
+      const st = spead_recv_stream_add_capture(handle, path, pathLen, port);
       if (st !== 0) fail(st, what);
     },
     recvStreamTryPop(handle: number, outHeap: Uint32Array | null, what = "spead_recv_stream_try_pop"): typeof Status.ok | typeof Status.empty | typeof Status.stopped {

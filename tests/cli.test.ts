@@ -5,9 +5,10 @@
 import { describe, expect, test } from "bun:test";
 import { type ChildProcess, spawn } from "node:child_process";
 import { createSocket } from "node:dgram";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { root, runtimeCommand } from "./helpers.ts";
+import { capture, frame, heapPackets, ipv4, udp } from "./pcap_helpers.ts";
 
 const venvBin = `${root}/.venv/bin`;
 
@@ -156,6 +157,20 @@ describe("spead-send and spead-recv", () => {
       expect(rx.stdout.startsWith("Received 30 heaps\n")).toBe(true);
     } finally {
       rx.child.kill();
+    }
+  });
+
+  test("spead-recv replays a pcap capture given instead of host:port (as spead2_recv)", async () => {
+    const dir = mkdtempSync(`${tmpdir()}/spead-cli-pcap-`);
+    try {
+      const path = `${dir}/capture.pcap`;
+      writeFileSync(path, capture(heapPackets(0, 12, 30000, 8972).map((p) => frame("ethernet", ipv4(udp(p, 7148)))), "ethernet"));
+      const rx = tool("recv", ["--quiet", "--interval", "0", path]);
+      expect(await rx.done).toBe(0);
+      expect(rx.stdout.startsWith("Received 12 heaps\n")).toBe(true);
+      expect(rx.stderr).toContain(`replaying ${path}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -28,6 +28,7 @@ test {
     _ = @import("abi/chunk.zig");
     _ = @import("abi/gen.zig");
     _ = @import("recv/file_reader.zig");
+    _ = @import("recv/pcap.zig");
     // Fuzz tests (`zig build test --fuzz`; seed corpus and fixed-seed mutations in every test run).
     _ = @import("core/fuzz.zig");
     _ = @import("recv/recv_fuzz.zig");

@@ -20,7 +20,15 @@ import { statsReader } from "../native_stats.ts";
 import type { ThreadPool } from "../thread_pool.ts";
 import { RingStreamConfig, StreamConfig } from "./config.ts";
 import { configRecord } from "./config_record.ts";
-import { addBufferReaderTo, addFileReaderTo, addUdpReaderTo, type UdpReaderInfo, type UdpReaderOptions } from "./readers.ts";
+import {
+  addBufferReaderTo,
+  addFileReaderTo,
+  addPcapFileReaderTo,
+  addUdpReaderTo,
+  type PcapFileReaderOptions,
+  type UdpReaderInfo,
+  type UdpReaderOptions,
+} from "./readers.ts";
 import type { StreamStats } from "./stream.ts";
 import { streamKind } from "./stream_kind.ts";
 
@@ -649,6 +657,11 @@ export abstract class ChunkStreamBase extends NativeObject implements Disposable
   /** Reads a file of concatenated packets (mapped, read in place); the stream stops at its end: see `Stream.addFileReader`. */
   addFileReader(path: string): void {
     addFileReaderTo(this.nativeHandle, path);
+  }
+
+  /** Replays the UDP datagrams of a pcap capture; the stream stops at its end: see `Stream.addUdpPcapFileReader`. */
+  addUdpPcapFileReader(path: string, options?: PcapFileReaderOptions): void {
+    addPcapFileReaderTo(this.nativeHandle, path, options);
   }
 
   /** Receives UDP (unicast, or multicast with a group): see `Stream.addUdpReader`. */

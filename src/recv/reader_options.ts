@@ -29,3 +29,14 @@ export interface UdpReaderInfo {
    */
   readonly bufferForced: boolean;
 }
+
+/** Options of `addUdpPcapFileReader`. */
+export interface PcapFileReaderOptions {
+  /**
+   * Keep only UDP datagrams to this destination port (default: every UDP
+   * datagram in the capture). spead2 takes a libpcap (BPF) filter expression
+   * here; this library reads captures without libpcap and offers this filter,
+   * the one a capture of several streams usually needs.
+   */
+  port?: number;
+}

@@ -4,9 +4,9 @@ import { lib } from "../../ffi/mod.ts";
 import { endpointRecord } from "../endpoint.ts";
 import { checkInteger, checkOptions } from "../errors.ts";
 import { ownerOf } from "../send/buffer_owners.ts";
-import type { UdpReaderInfo, UdpReaderOptions } from "./reader_options.ts";
+import type { PcapFileReaderOptions, UdpReaderInfo, UdpReaderOptions } from "./reader_options.ts";
 
-export type { UdpReaderInfo, UdpReaderOptions } from "./reader_options.ts";
+export type { PcapFileReaderOptions, UdpReaderInfo, UdpReaderOptions } from "./reader_options.ts";
 
 /**
  * Feeds `bytes` (concatenated packets) to a stream; it stops at the end. A
@@ -43,6 +43,26 @@ export function addFileReaderTo(handle: number, path: string): void {
   }
   const bytes = new TextEncoder().encode(path);
   lib.recvStreamAddFile(handle, bytes, bytes.byteLength, `addFileReader(${path})`);
+}
+
+/**
+ * Maps the pcap capture at `path` and feeds its UDP datagrams, one packet
+ * each, to a stream, which stops at the end of the file.
+ */
+export function addPcapFileReaderTo(handle: number, path: string, options?: PcapFileReaderOptions): void {
+  if (typeof path !== "string" || path.length === 0) {
+    throw new TypeError(`addUdpPcapFileReader: path must be a non-empty string, not ${typeof path === "string" ? '""' : typeof path}`);
+  }
+  if (typeof options === "string") {
+    throw new TypeError(
+      "addUdpPcapFileReader: libpcap filter expressions are not supported; pass { port } to keep one destination port",
+    );
+  }
+  checkOptions("options", options, "PcapFileReaderOptions ({ port })");
+  const port = options?.port ?? 0;
+  checkInteger("port", port, 0, 65535);
+  const bytes = new TextEncoder().encode(path);
+  lib.recvStreamAddCapture(handle, bytes, bytes.byteLength, port, `addUdpPcapFileReader(${path})`);
 }
 
 /** `addUdpReader(port, options)` or `addUdpReader(group, port, options)` on a stream handle. */

@@ -14,7 +14,15 @@ import { RingStreamConfig, StreamConfig } from "./config.ts";
 import { configRecord } from "./config_record.ts";
 import type { Heap } from "./heap.ts";
 import { wrapHeap } from "./heap_wrap.ts";
-import { addBufferReaderTo, addFileReaderTo, addUdpReaderTo, type UdpReaderInfo, type UdpReaderOptions } from "./readers.ts";
+import {
+  addBufferReaderTo,
+  addFileReaderTo,
+  addPcapFileReaderTo,
+  addUdpReaderTo,
+  type PcapFileReaderOptions,
+  type UdpReaderInfo,
+  type UdpReaderOptions,
+} from "./readers.ts";
 
 /** Most heaps one getBatch call takes (the native pop_batch limit). */
 const POP_BATCH_MAX = 4096;
@@ -111,6 +119,30 @@ export class Stream extends NativeObject implements AsyncIterable<Heap>, Iterabl
    */
   addFileReader(path: string): void {
     addFileReaderTo(this.nativeHandle, path);
+  }
+
+  /**
+   * Replays a pcap capture of SPEAD over UDP (spead2's
+   * `add_udp_pcap_file_reader`; a file `tcpdump -w` or `tcpdump -i any -w`
+   * writes), one packet per UDP datagram, and stops the stream at its end. The
+   * file is mapped read-only by the native reader, as in {@link addFileReader}.
+   *
+   * Read: classic pcap in either byte order, micro- or nanosecond timestamps;
+   * link types Ethernet (up to two VLAN tags), Linux cooked v1/v2 and raw IP;
+   * unfragmented IPv4 and IPv6 UDP datagrams. Frames that hold no such
+   * datagram are passed over and counted in `stats.capture_frames_not_udp`,
+   * frames the capture cut short (snap length, or a file that ends inside a
+   * record) in `capture_frames_truncated`, datagrams to other ports in
+   * `capture_frames_filtered`; each datagram is then checked as
+   * {@link addUdpReader} checks one (`packets_rejected_*`).
+   *
+   * @param path the capture; throws `SpeadError` (`malformed`) when it is not
+   *   a classic pcap file (pcapng is not read) or has another link type,
+   *   `system_error` (with the errno) when it cannot be opened or mapped
+   * @param options `port`: keep only datagrams to this destination port
+   */
+  addUdpPcapFileReader(path: string, options?: PcapFileReaderOptions): void {
+    addPcapFileReaderTo(this.nativeHandle, path, options);
   }
 
   /**

@@ -5,6 +5,9 @@
 //! the heaps; the reader thread populates the mapping a window ahead
 //! (`MADV_POPULATE_READ`) instead of taking a page fault per page.
 //!
+//! A pcap capture of UDP traffic is read the same way (`addCapture`), one
+//! datagram per packet.
+//!
 //! The mapping is owned here, never by JS: the reader unmaps it when it is
 //! joined. As with any mapping, a file that shrinks while it is being read
 //! makes the reader's next access past the new end fault (SIGBUS); bad
@@ -102,6 +105,27 @@ pub fn add(stream: *Stream, path: []const u8) Error!void {
         .populate = true,
     });
 }
+
+/// Maps the pcap capture at `path` and starts a buffer reader thread that
+/// feeds it one UDP datagram per packet (zig/recv/pcap.zig), then stops the
+/// stream at the end of the file. `port` other than 0 keeps only datagrams to
+/// that destination port. `Malformed` when the file is not a classic pcap
+/// capture (pcapng included) or its link type is not one pcap.zig reads;
+/// otherwise errors as `add`.
+pub fn addCapture(stream: *Stream, path: []const u8, port: u16) Error!void {
+    const mapping = try map(stream.allocator, path);
+    errdefer Mapping.release(mapping);
+    const capture = pcap.Capture.open(mapping.bytes) catch return error.Malformed;
+    try recv_stream.BufferReader.addBorrowed(stream, .{
+        .bytes = mapping.bytes,
+        .ctx = mapping,
+        .release = Mapping.release,
+        .populate = true,
+        .framing = .{ .capture = .{ .capture = capture, .port = port } },
+    });
+}
+
+const pcap = @import("pcap.zig");
 
 // ---------------------------------------------------------------------------
 // Tests
@@ -232,4 +256,92 @@ test "file reader: the mapping is released when the stream is destroyed early" {
     const stream = try testStream();
     try add(stream, path);
     stream.destroy();
+}
+
+/// Appends the single packet of heap `cnt` as a captured Ethernet frame to `port`.
+fn appendCapturedHeap(out: *std.ArrayList(u8), endian: std.builtin.Endian, cnt: u64, payload: []const u8, port: u16) !void {
+    var packet = std.ArrayList(u8).init(testing.allocator);
+    defer packet.deinit();
+    try appendHeap(&packet, cnt, payload);
+    var frame: [2048]u8 = undefined;
+    try pcap.writeRecord(out, endian, pcap.buildEthernetIpv4Udp(&frame, packet.items, port), null);
+}
+
+test "capture reader: datagrams in order, other frames counted and passed over, then stopped" {
+    var tmp = testing.tmpDir(.{});
+    defer tmp.cleanup();
+    for ([_]std.builtin.Endian{ .little, .big }) |endian| {
+        var bytes = std.ArrayList(u8).init(testing.allocator);
+        defer bytes.deinit();
+        try pcap.writeGlobalHeader(&bytes, endian, true, .ethernet);
+        try appendCapturedHeap(&bytes, endian, 1, "first heap", 7148);
+        try pcap.writeRecord(&bytes, endian, "not an IP frame at all", null);
+        try appendCapturedHeap(&bytes, endian, 2, "other port", 7149);
+        // Snapped by the capture: counted, not fed.
+        var frame: [2048]u8 = undefined;
+        var packet = std.ArrayList(u8).init(testing.allocator);
+        defer packet.deinit();
+        try appendHeap(&packet, 3, "snapped");
+        try pcap.writeRecord(&bytes, endian, pcap.buildEthernetIpv4Udp(&frame, packet.items, 7148), 50);
+        // A UDP datagram that is not SPEAD.
+        try pcap.writeRecord(&bytes, endian, pcap.buildEthernetIpv4Udp(&frame, "hello", 7148), null);
+        try appendCapturedHeap(&bytes, endian, 4, "last heap", 7148);
+        var path_buf: [std.fs.max_path_bytes]u8 = undefined;
+        const path = try writeTemp(tmp, "capture.pcap", bytes.items, &path_buf);
+
+        // Every port.
+        {
+            const stream = try testStream();
+            defer stream.destroy();
+            try addCapture(stream, path, 0);
+            var cnts = std.ArrayList(u64).init(testing.allocator);
+            defer cnts.deinit();
+            try drain(stream, &cnts);
+            try testing.expectEqualSlices(u64, &.{ 1, 2, 4 }, cnts.items);
+            try testing.expectEqual(@as(u64, 1), stream.stat(.capture_frames_not_udp));
+            try testing.expectEqual(@as(u64, 1), stream.stat(.capture_frames_truncated));
+            try testing.expectEqual(@as(u64, 0), stream.stat(.capture_frames_filtered));
+            try testing.expectEqual(@as(u64, 1), stream.stat(.packets_rejected_truncated));
+            try testing.expectEqual(@as(u64, 3), stream.stat(.packets));
+        }
+        // One port; the file cut inside its last record.
+        {
+            const cut = try writeTemp(tmp, "cut.pcap", bytes.items[0 .. bytes.items.len - 3], &path_buf);
+            const stream = try testStream();
+            defer stream.destroy();
+            try addCapture(stream, cut, 7148);
+            var cnts = std.ArrayList(u64).init(testing.allocator);
+            defer cnts.deinit();
+            try drain(stream, &cnts);
+            try testing.expectEqualSlices(u64, &.{1}, cnts.items);
+            try testing.expectEqual(@as(u64, 1), stream.stat(.capture_frames_filtered));
+            try testing.expectEqual(@as(u64, 2), stream.stat(.capture_frames_truncated));
+        }
+    }
+}
+
+test "capture reader: files that are not pcap captures are refused and leave the stream usable" {
+    var tmp = testing.tmpDir(.{});
+    defer tmp.cleanup();
+    var path_buf: [std.fs.max_path_bytes]u8 = undefined;
+    const stream = try testStream();
+    defer stream.destroy();
+    const empty = try writeTemp(tmp, "empty.pcap", "", &path_buf);
+    try testing.expectError(error.Malformed, addCapture(stream, empty, 0));
+    var spead = std.ArrayList(u8).init(testing.allocator);
+    defer spead.deinit();
+    for (1..4) |cnt| try appendHeap(&spead, cnt, "0123456789abcdef");
+    const packets = try writeTemp(tmp, "packets.spead", spead.items, &path_buf);
+    try testing.expectError(error.Malformed, addCapture(stream, packets, 0));
+    try testing.expectError(error.SystemError, addCapture(stream, "/nonexistent/x.pcap", 0));
+    // A capture with only its global header: no heaps, the stream stops.
+    var header = std.ArrayList(u8).init(testing.allocator);
+    defer header.deinit();
+    try pcap.writeGlobalHeader(&header, .little, false, .linux_sll2);
+    const bare = try writeTemp(tmp, "bare.pcap", header.items, &path_buf);
+    try addCapture(stream, bare, 0);
+    var cnts = std.ArrayList(u64).init(testing.allocator);
+    defer cnts.deinit();
+    try drain(stream, &cnts);
+    try testing.expectEqual(@as(usize, 0), cnts.items.len);
 }

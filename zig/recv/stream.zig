@@ -33,6 +33,7 @@ const Error = status.Error;
 const packet_mod = @import("packet.zig");
 const reassembly = @import("reassembly.zig");
 const fast_copy = @import("../core/fast_copy.zig");
+const pcap = @import("pcap.zig");
 const FrozenHeap = reassembly.FrozenHeap;
 const PayloadAllocator = reassembly.PayloadAllocator;
 const affinity = @import("../core/affinity.zig");
@@ -62,6 +63,10 @@ pub const Stat = enum(u8) {
     // transport-level rejects (UDP)
     packets_rejected_size_mismatch,
     packets_rejected_oversize,
+    // capture files (zig/recv/pcap.zig): frames that gave no packet
+    capture_frames_truncated,
+    capture_frames_not_udp,
+    capture_frames_filtered,
     // reassembly.Reject: decodable packets the heap table refused
     packets_rejected_no_heap_length,
     packets_rejected_heap_length_inconsistent,
@@ -688,6 +693,19 @@ pub const Borrowed = struct {
     /// `bytes` is a page-aligned file mapping (zig/recv/file_reader.zig): the
     /// reader thread populates it `populate_window` bytes ahead of where it reads.
     populate: bool = false,
+    framing: Framing = .packets,
+};
+
+/// How a buffer reader finds the packets in its bytes.
+pub const Framing = union(enum) {
+    /// Concatenated packets (memory framing): the reader stops at the first
+    /// undecodable one, as spead2's memory reader does.
+    packets,
+    /// A pcap capture (zig/recv/pcap.zig): each UDP datagram is one packet,
+    /// checked as the UDP reader checks a datagram; frames that hold none are
+    /// counted (`capture_frames_*`) and passed over. `port` other than 0 keeps
+    /// only datagrams to that destination port.
+    capture: struct { capture: pcap.Capture, port: u16 },
 };
 
 /// How far ahead a buffer reader populates a mapped file (`Borrowed.populate`).
@@ -720,6 +738,8 @@ pub const BufferReader = struct {
     bytes: []const u8,
     /// Null when `bytes` is the reader's own copy.
     borrowed: ?Borrowed = null,
+    /// Where the next packet (or capture record) starts.
+    offset: usize = 0,
     thread: std.Thread = undefined,
     stop_requested: std.atomic.Value(bool) = std.atomic.Value(bool).init(false),
 
@@ -775,36 +795,91 @@ pub const BufferReader = struct {
     fn run(self: *BufferReader) void {
         self.stream.readerThreadStarted();
         const populating = if (self.borrowed) |b| b.populate else false;
+        const framing: Framing = if (self.borrowed) |b| b.framing else .packets;
         var populated: usize = 0;
-        var offset: usize = 0;
+        self.offset = switch (framing) {
+            .packets => 0,
+            .capture => @min(pcap.global_header_size, self.bytes.len),
+        };
         var done = false;
-        // Each batch consumes at least one packet or ends the loop.
+        // Each batch consumes at least one packet or record, or ends the loop.
         while (!done and !self.stop_requested.load(.acquire)) {
             // Outside the table lock: populating may read the file from disk.
-            if (populating and populated < self.bytes.len and offset + populate_window / 2 >= populated) {
-                const to = @min(self.bytes.len, @max(populated, offset) + populate_window);
+            if (populating and populated < self.bytes.len and self.offset + populate_window / 2 >= populated) {
+                const to = @min(self.bytes.len, @max(populated, self.offset) + populate_window);
                 populate(self.bytes, populated, to);
                 populated = to;
             }
             var batch: Batch = undefined;
             if (!self.stream.batchBegin(&batch)) return;
-            var n: usize = 0;
-            while (n < buffer_batch_packets and offset < self.bytes.len) : (n += 1) {
-                switch (packet_mod.decode(self.bytes[offset..])) {
-                    .ok => |packet| {
-                        offset += packet.size;
-                        if (!batch.addPacket(packet)) break;
-                    },
-                    .rejected => |reason| {
-                        batch.countDecodeReject(reason);
-                        offset = self.bytes.len;
-                        break;
-                    },
-                }
+            switch (framing) {
+                .packets => self.feedPackets(&batch),
+                .capture => |c| self.feedCapture(&batch, c.capture, c.port),
             }
-            done = offset >= self.bytes.len or batch.isStopped();
+            done = self.offset >= self.bytes.len or batch.isStopped();
             if (done) batch.end_of_data = true;
             self.stream.batchEnd(&batch);
+        }
+    }
+
+    /// Feeds up to `buffer_batch_packets` concatenated packets; an
+    /// undecodable one ends the bytes.
+    fn feedPackets(self: *BufferReader, batch: *Batch) void {
+        var n: usize = 0;
+        while (n < buffer_batch_packets and self.offset < self.bytes.len) : (n += 1) {
+            switch (packet_mod.decode(self.bytes[self.offset..])) {
+                .ok => |packet| {
+                    self.offset += packet.size;
+                    if (!batch.addPacket(packet)) return;
+                },
+                .rejected => |reason| {
+                    batch.countDecodeReject(reason);
+                    self.offset = self.bytes.len;
+                    return;
+                },
+            }
+        }
+    }
+
+    /// Feeds the datagrams of up to `buffer_batch_packets` capture records.
+    fn feedCapture(self: *BufferReader, batch: *Batch, capture: pcap.Capture, port: u16) void {
+        var n: usize = 0;
+        while (n < buffer_batch_packets and self.offset < self.bytes.len) : (n += 1) {
+            const frame = switch (capture.record(self.bytes, self.offset)) {
+                .frame => |f| f,
+                .end => unreachable, // offset < len
+                .cut_short => {
+                    batch.count(.capture_frames_truncated);
+                    self.offset = self.bytes.len;
+                    return;
+                },
+            };
+            self.offset = frame.next;
+            if (!frame.complete) {
+                batch.count(.capture_frames_truncated);
+                continue;
+            }
+            const datagram = switch (capture.udpPayload(frame.bytes, port)) {
+                .udp => |d| d,
+                .skip => |why| {
+                    batch.count(switch (why) {
+                        .not_udp => .capture_frames_not_udp,
+                        .filtered => .capture_frames_filtered,
+                    });
+                    continue;
+                },
+            };
+            // The UDP reader's checks (zig/recv/udp.zig processDatagram), without its size limit.
+            switch (packet_mod.decode(datagram)) {
+                .rejected => |reason| batch.countDecodeReject(reason),
+                .ok => |packet| {
+                    if (packet.size != datagram.len) {
+                        batch.count(.packets_rejected_size_mismatch);
+                        continue;
+                    }
+                    if (!batch.addPacket(packet)) return;
+                },
+            }
         }
     }
 };
