@@ -47,6 +47,8 @@ export {
 /** The base of every object that owns native memory or threads (close, `using`, finalizer). */
 export { NativeObject } from "./src/lifetime.ts";
 export { MemoryPool, type MemoryPoolOptions, type MemoryPoolStats } from "./src/memory_pool.ts";
+/** spead2's `MEMCPY_STD` / `MEMCPY_NONTEMPORAL` (`recv.StreamConfig({ memcpy })`); also in `recv`. */
+export { MEMCPY_NONTEMPORAL, MEMCPY_STD } from "./src/recv/config.ts";
 export { MmapAllocator } from "./src/mmap_allocator.ts";
 export { ThreadPool, type ThreadPoolOptions } from "./src/thread_pool.ts";
 export { processStats, type ProcessStats } from "./src/process_stats.ts";

@@ -568,9 +568,9 @@ export const protocol = {
 /** Records are little-endian, as the library; their accessors use the host's order. */
 if (new Uint8Array(Uint16Array.of(1).buffer)[0] !== 1) throw new Error("libspead records need a little-endian host");
 
-/** Receive stream config: spead2's StreamConfig and RingStreamConfig; booleans are 0/1 (zig/abi/records.zig `RecvStreamConfig`): 48 bytes, little-endian. */
+/** Receive stream config: spead2's StreamConfig and RingStreamConfig; booleans are 0/1 (zig/abi/records.zig `RecvStreamConfig`): 52 bytes, little-endian. */
 export const RecvStreamConfigLayout = {
-  size: 48,
+  size: 52,
   heaps_max: 0,
   substreams: 4,
   bug_compat: 8,
@@ -583,14 +583,15 @@ export const RecvStreamConfigLayout = {
   heap_length_max_mib: 36,
   allocator_flags: 40,
   reader_core: 44,
+  memcpy: 48,
 } as const;
-/** Accessors for one RecvStreamConfig at `offset` in a buffer (records are 48 bytes apart). */
+/** Accessors for one RecvStreamConfig at `offset` in a buffer (records are 52 bytes apart). */
 export class RecvStreamConfigView {
   readonly view: DataView;
   readonly #u32: Uint32Array;
-  constructor(buffer: ArrayBufferLike = new ArrayBuffer(48), offset = 0) {
-    this.view = new DataView(buffer, offset, 48);
-    this.#u32 = new Uint32Array(buffer, offset, 12);
+  constructor(buffer: ArrayBufferLike = new ArrayBuffer(52), offset = 0) {
+    this.view = new DataView(buffer, offset, 52);
+    this.#u32 = new Uint32Array(buffer, offset, 13);
   }
   /** The record's bytes (what an export takes). */
   get bytes(): Uint8Array {
@@ -667,6 +668,12 @@ export class RecvStreamConfigView {
   }
   set reader_core(value: number) {
     this.#u32[11] = value;
+  }
+  get memcpy(): number {
+    return this.#u32[12];
+  }
+  set memcpy(value: number) {
+    this.#u32[12] = value;
   }
 }
 

@@ -66,7 +66,7 @@ typedef enum spead_status {
 /* Doorbell: called from a native thread with the stream handle. */
 typedef void (*spead_notify_fn)(uint32_t handle);
 
-/* Receive stream config: spead2's StreamConfig and RingStreamConfig; booleans are 0/1 (48 bytes). */
+/* Receive stream config: spead2's StreamConfig and RingStreamConfig; booleans are 0/1 (52 bytes). */
 struct spead_recv_stream_config {
     uint32_t heaps_max;
     uint32_t substreams;
@@ -80,8 +80,9 @@ struct spead_recv_stream_config {
     uint32_t heap_length_max_mib;
     uint32_t allocator_flags;
     uint32_t reader_core;
+    uint32_t memcpy;
 };
-SPEAD_ASSERT(sizeof(struct spead_recv_stream_config) == 48, "spead_recv_stream_config size");
+SPEAD_ASSERT(sizeof(struct spead_recv_stream_config) == 52, "spead_recv_stream_config size");
 SPEAD_ASSERT(offsetof(struct spead_recv_stream_config, heaps_max) == 0, "spead_recv_stream_config.heaps_max");
 SPEAD_ASSERT(offsetof(struct spead_recv_stream_config, substreams) == 4, "spead_recv_stream_config.substreams");
 SPEAD_ASSERT(offsetof(struct spead_recv_stream_config, bug_compat) == 8, "spead_recv_stream_config.bug_compat");
@@ -94,6 +95,7 @@ SPEAD_ASSERT(offsetof(struct spead_recv_stream_config, memory_pool) == 32, "spea
 SPEAD_ASSERT(offsetof(struct spead_recv_stream_config, heap_length_max_mib) == 36, "spead_recv_stream_config.heap_length_max_mib");
 SPEAD_ASSERT(offsetof(struct spead_recv_stream_config, allocator_flags) == 40, "spead_recv_stream_config.allocator_flags");
 SPEAD_ASSERT(offsetof(struct spead_recv_stream_config, reader_core) == 44, "spead_recv_stream_config.reader_core");
+SPEAD_ASSERT(offsetof(struct spead_recv_stream_config, memcpy) == 48, "spead_recv_stream_config.memcpy");
 
 /* A received heap, followed by item_count ItemDescription records (72 bytes). */
 struct spead_heap_description {

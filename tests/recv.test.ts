@@ -1,6 +1,6 @@
 /** Receive side through FFI: buffer reader, reassembly rules, leases, stats, bad input. */
 import { describe, expect, test } from "bun:test";
-import { Flavour, recv, send, SpeadError, Stopped } from "../mod.ts";
+import { Flavour, MEMCPY_NONTEMPORAL, MEMCPY_STD, MemoryPool, recv, send, SpeadError, Stopped } from "../mod.ts";
 import { concat } from "./helpers.ts";
 
 const F40 = new Flavour();
@@ -177,6 +177,33 @@ describe("recv.Stream with a buffer reader", () => {
     c.close();
   });
 
+  test("memcpy MEMCPY_NONTEMPORAL: the same bytes as MEMCPY_STD, every size and alignment, pooled", async () => {
+    expect(MEMCPY_STD).toBe(recv.MEMCPY_STD);
+    expect(new recv.StreamConfig().memcpy).toBe(MEMCPY_STD);
+    // Heaps of many sizes at odd packet sizes: payload offsets at every alignment,
+    // copies below and above the streaming threshold.
+    const sizes = [1, 100, 511, 512, 513, 1000, 4095, 9000, 65536 + 7, 300_001];
+    const packets = concat(sizes.flatMap((n, i) => heapBytes(F40, [[0x1000, ramp(n, i)]], BigInt(i + 1), i % 2 ? 1472 : 8999)));
+    const payloads = async (memcpy: number, memoryAllocator?: MemoryPool) => {
+      using s = streamOf(packets, { memcpy, memoryAllocator }, { heaps: 16 });
+      expect(s.config.memcpy).toBe(memcpy);
+      const out: Uint8Array[] = [];
+      for await (const batch of s.batches()) {
+        for (const h of batch) {
+          out.push(h.getItems()[0].value.slice());
+          h.release();
+        }
+      }
+      return out;
+    };
+    const std = await payloads(MEMCPY_STD);
+    expect(std.map((p) => p.byteLength)).toEqual(sizes);
+    sizes.forEach((n, i) => expect(std[i]).toEqual(ramp(n, i)));
+    expect(await payloads(MEMCPY_NONTEMPORAL)).toEqual(std);
+    using pool = new MemoryPool(0, 400_000, 8, 4);
+    expect(await payloads(MEMCPY_NONTEMPORAL, pool)).toEqual(std);
+  });
+
   test("getBatch checks max", async () => {
     const s = new recv.Stream();
     for (const bad of [0, -1, 1.5, 4097, NaN]) await expect(s.getBatch(bad)).rejects.toThrow(RangeError);
@@ -283,6 +310,7 @@ describe("bad input is rejected and counted", () => {
     expect(() => new recv.StreamConfig({ maxHeaps: 0 })).toThrow("invalid_argument");
     expect(() => new recv.StreamConfig({ bugCompat: 8 })).toThrow("invalid_argument");
     expect(() => new recv.RingStreamConfig({ heaps: 0 })).toThrow("invalid_argument");
+    expect(() => new recv.StreamConfig({ memcpy: 2 })).toThrow("invalid_argument");
   });
 
   test("stale heap handles are an error status, not a segfault", () => {

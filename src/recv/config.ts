@@ -2,6 +2,17 @@ import { checkInteger, checkOptions } from "../errors.ts";
 
 import { MmapAllocator } from "../mmap_allocator.ts";
 
+/** Copy payloads into heaps with the C library's memcpy (spead2's `MEMCPY_STD`; the default). */
+export const MEMCPY_STD = 0;
+/**
+ * Copy payloads into heaps with non-temporal (streaming) stores, which bypass
+ * the caches (spead2's `MEMCPY_NONTEMPORAL`): faster when heap buffers are cold
+ * (many heaps in flight, a large pool) and the payload is read later if at
+ * all; slower when the consumer reads each heap at once. x86-64 only; elsewhere
+ * it is the same as {@link MEMCPY_STD}.
+ */
+export const MEMCPY_NONTEMPORAL = 1;
+
 /** A memory pool as a stream sees it (see `MemoryPool`). */
 export interface PayloadAllocator {
   /** Native pool handle (docs/ABI.md, stream config word 8). */
@@ -34,6 +45,8 @@ export interface StreamConfigOptions {
    * `packets_rejected_too_large`.
    */
   maxHeapLength?: number;
+  /** How payloads are copied into heaps: {@link MEMCPY_STD} (default) or {@link MEMCPY_NONTEMPORAL}. */
+  memcpy?: number;
 }
 
 
@@ -57,6 +70,8 @@ export class StreamConfig {
   readonly memoryAllocator: PayloadAllocator | MmapAllocator | undefined;
   /** Largest HEAP_LENGTH accepted, in bytes. */
   readonly maxHeapLength: number;
+  /** How payloads are copied into heaps ({@link MEMCPY_STD} or {@link MEMCPY_NONTEMPORAL}). */
+  readonly memcpy: number;
 
   /** Checks the options; throws `invalid_argument` naming a value outside its range. */
   constructor(options: StreamConfigOptions = {}) {
@@ -69,6 +84,7 @@ export class StreamConfig {
     this.stopOnStopItem = options.stopOnStopItem ?? true;
     this.memoryAllocator = options.memoryAllocator;
     this.maxHeapLength = checkInteger("maxHeapLength", options.maxHeapLength ?? 256 * 2 ** 20, 1, 2 ** 52);
+    this.memcpy = checkInteger("memcpy", options.memcpy ?? MEMCPY_STD, MEMCPY_STD, MEMCPY_NONTEMPORAL);
   }
 }
 

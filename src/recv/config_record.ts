@@ -19,5 +19,6 @@ export function configRecord(config: StreamConfig, ring: RingStreamConfig, core 
   r.heap_length_max_mib = Math.min(0xffff_ffff, Math.ceil(config.maxHeapLength / 2 ** 20));
   r.allocator_flags = alloc instanceof MmapAllocator ? alloc.nativeFlags : 0;
   r.reader_core = core < 0 ? 0xffff_ffff : core;
+  r.memcpy = config.memcpy;
   return new Uint8Array(r.view.buffer);
 }

@@ -448,7 +448,7 @@ test "exports: rule check and chunk stream config" {
     words[1] = 0;
     words[2] = placer_rule;
     @memcpy(words[3..], &rule);
-    const stream_words = [_]u32{ 2, 1, 0, 0, 0, 1, 4, 1, 0, 0, 0, 0xFFFF_FFFF };
+    const stream_words = [_]u32{ 2, 1, 0, 0, 0, 1, 4, 1, 0, 0, 0, 0xFFFF_FFFF, 0 };
     var h: u32 = 0;
     try expectStatus(.ok, capi.spead_chunk_stream_create(@ptrCast(&stream_words), &words, words.len, null, 0, data_ring, free_ring, &h));
     var stats: [chunk_mod.stat_count]u64 = undefined;
@@ -480,7 +480,7 @@ test "exports: a group with two members; adding after data is refused" {
     words[1] = 0;
     words[2] = placer_rule;
     @memcpy(words[3..], &rule);
-    const stream_words = [_]u32{ 2, 1, 0, 0, 0, 1, 4, 1, 0, 0, 0, 0xFFFF_FFFF };
+    const stream_words = [_]u32{ 2, 1, 0, 0, 0, 1, 4, 1, 0, 0, 0, 0xFFFF_FFFF, 0 };
     var members: [2]u32 = undefined;
     for (&members) |*m| try expectStatus(.ok, capi.spead_chunk_group_add_stream(g, @ptrCast(&stream_words), &words, words.len, null, 0, m));
     words[0] = 3; // more chunks than the group

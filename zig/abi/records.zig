@@ -52,6 +52,8 @@ pub const RecvStreamConfig = extern struct {
     allocator_flags: u32,
     /// Core the reader threads pin themselves to; 0xFFFFFFFF = none.
     reader_core: u32,
+    /// How payloads are copied into heaps: 0 = memcpy, 1 = non-temporal stores (spead2's MEMCPY_NONTEMPORAL).
+    memcpy: u32,
 };
 
 /// `spead_recv_heap_describe` writes one of these, then `item_count` `ItemDescription`s.
@@ -322,7 +324,7 @@ comptime {
         .dtype_len = 64,
         .heap_address_bits = 72,
     });
-    assertLayout(RecvStreamConfig, 48, .{
+    assertLayout(RecvStreamConfig, 52, .{
         .heaps_max = 0,
         .substreams = 4,
         .bug_compat = 8,
@@ -335,6 +337,7 @@ comptime {
         .heap_length_max_mib = 36,
         .allocator_flags = 40,
         .reader_core = 44,
+        .memcpy = 48,
     });
     assertLayout(HeapDescription, 72, .{
         .cnt = 0,

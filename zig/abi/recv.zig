@@ -72,6 +72,7 @@ pub fn parseConfig(c: *const RecvStreamConfig) Error!recv_stream.Config {
             .allow_unsized_heaps = try flag(c.allow_unsized_heaps),
             .stop_on_stop_item = try flag(c.stop_on_stop_item),
             .heap_length_max = heap_length_max,
+            .memcpy = std.meta.intToEnum(reassembly.Memcpy, c.memcpy) catch return error.InvalidArgument,
         },
         .ring_heaps = c.ring_heaps,
         .contiguous_only = try flag(c.contiguous_only),
@@ -287,12 +288,12 @@ const packet_mod = @import("../recv/packet.zig");
 const imm = packet_mod.imm;
 const addr = packet_mod.addr;
 
-/// A RecvStreamConfig as its 12 words (tests set fields by index).
-fn defaultConfig() [12]u32 {
-    return .{ 4, 1, 0, 0, 1, 1, 4, 1, 0, 0, 0, affinity.none_u32 };
+/// A RecvStreamConfig as its 13 words (tests set fields by index).
+fn defaultConfig() [13]u32 {
+    return .{ 4, 1, 0, 0, 1, 1, 4, 1, 0, 0, 0, affinity.none_u32, 0 };
 }
 
-fn create(config: *const [12]u32, out: ?*u32) i32 {
+fn create(config: *const [13]u32, out: ?*u32) i32 {
     return capi.spead_recv_stream_create(@ptrCast(config), out);
 }
 
@@ -303,7 +304,7 @@ test "exports: create validates the config" {
     var config = defaultConfig();
     try expectStatus(.invalid_argument, capi.spead_recv_stream_create(null, &h));
     try expectStatus(.invalid_argument, create(&config, null));
-    for ([_]struct { usize, u32 }{ .{ 0, 0 }, .{ 1, 0 }, .{ 2, 8 }, .{ 3, 2 }, .{ 6, 0 }, .{ 7, 5 }, .{ 10, 3 }, .{ 10, 4 }, .{ 11, 10000 }, .{ 11, 0xFFFF_FFFE } }) |bad| {
+    for ([_]struct { usize, u32 }{ .{ 0, 0 }, .{ 1, 0 }, .{ 2, 8 }, .{ 3, 2 }, .{ 6, 0 }, .{ 7, 5 }, .{ 10, 3 }, .{ 10, 4 }, .{ 11, 10000 }, .{ 11, 0xFFFF_FFFE }, .{ 12, 2 } }) |bad| {
         config = defaultConfig();
         config[bad[0]] = bad[1];
         try expectStatus(.invalid_argument, create(&config, &h));

@@ -156,8 +156,8 @@ const addr = packet_mod.addr;
 
 const expectStatus = abi.expectStatus;
 
-fn streamConfig(pool: u32) [12]u32 {
-    return .{ 4, 1, 0, 0, 1, 1, 8, 1, pool, 0, 0, 0xFFFF_FFFF };
+fn streamConfig(pool: u32) [13]u32 {
+    return .{ 4, 1, 0, 0, 1, 1, 8, 1, pool, 0, 0, 0xFFFF_FFFF, 0 };
 }
 
 fn createPool6(config: *const [6]u64, out: ?*u32) i32 {

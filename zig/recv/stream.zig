@@ -409,6 +409,9 @@ pub const Stream = struct {
             if (self.chunk_hooks) |hooks| hooks.vtable.stop_received(hooks.ctx);
             self.ringStop();
         }
+        // Streaming stores of this batch reach memory before the table lock lets
+        // another thread (a stop's flush) hand its live heaps on.
+        if (self.table.config.memcpy == .nontemporal) fast_copy.storeFence();
         self.mutex.unlock();
         self.signalIfDue();
     }
