@@ -389,7 +389,7 @@ export interface Symbols {
   spead_recv_stream_add_native_buffer(handle: number, buffer: number, offset_lo: number, offset_hi: number, len_lo: number, len_hi: number): number;
   /** Maps a file of concatenated packets read-only; a reader thread feeds it in place and then stops the stream. */
   spead_recv_stream_add_file(handle: number, path: Uint8Array | null, path_len: number): number;
-  /** Maps a pcap capture read-only; a reader thread feeds its UDP datagrams (to `port`, 0 = all) and then stops the stream. */
+  /** Maps a pcap or pcapng capture read-only; a reader thread feeds its UDP datagrams (to `port`, 0 = all) and then stops the stream. */
   spead_recv_stream_add_capture(handle: number, path: Uint8Array | null, path_len: number, port: number): number;
   /** ok + heap handle, empty, or stopped. */
   spead_recv_stream_try_pop(handle: number, out_heap: Uint32Array | null): number;
@@ -1884,7 +1884,7 @@ export interface Lib {
   recvStreamAddNativeBuffer(handle: number, buffer: number, offsetLo: number, offsetHi: number, lenLo: number, lenHi: number, what?: string): void;
   /** Maps a file of concatenated packets read-only; a reader thread feeds it in place and then stops the stream. */
   recvStreamAddFile(handle: number, path: Uint8Array | null, pathLen: number, what?: string): void;
-  /** Maps a pcap capture read-only; a reader thread feeds its UDP datagrams (to `port`, 0 = all) and then stops the stream. */
+  /** Maps a pcap or pcapng capture read-only; a reader thread feeds its UDP datagrams (to `port`, 0 = all) and then stops the stream. */
   recvStreamAddCapture(handle: number, path: Uint8Array | null, pathLen: number, port: number, what?: string): void;
   /** ok + heap handle, empty, or stopped. */
   recvStreamTryPop(handle: number, outHeap: Uint32Array | null, what?: string): typeof Status.ok | typeof Status.empty | typeof Status.stopped;

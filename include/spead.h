@@ -419,7 +419,7 @@ int32_t spead_recv_stream_add_buffer(uint32_t handle, const uint8_t *bytes, uint
 int32_t spead_recv_stream_add_native_buffer(uint32_t handle, uint32_t buffer, uint32_t offset_lo, uint32_t offset_hi, uint32_t len_lo, uint32_t len_hi);
 /* Maps a file of concatenated packets read-only; a reader thread feeds it in place and then stops the stream. */
 int32_t spead_recv_stream_add_file(uint32_t handle, const uint8_t *path, uint32_t path_len);
-/* Maps a pcap capture read-only; a reader thread feeds its UDP datagrams (to `port`, 0 = all) and then stops the stream. */
+/* Maps a pcap or pcapng capture read-only; a reader thread feeds its UDP datagrams (to `port`, 0 = all) and then stops the stream. */
 int32_t spead_recv_stream_add_capture(uint32_t handle, const uint8_t *path, uint32_t path_len, uint32_t port);
 /* ok + heap handle, empty, or stopped. */
 int32_t spead_recv_stream_try_pop(uint32_t handle, uint32_t *out_heap);

@@ -102,3 +102,45 @@ export function capture(frames: readonly (Uint8Array | { bytes: Uint8Array; keep
   return concat(parts);
 }
 
+
+/** One pcapng block of `type` around `body` (padded to 4 bytes). */
+function block(type: number, body: Uint8Array, little: boolean): Uint8Array {
+  const padded = (body.length + 3) & ~3;
+  const b = new Uint8Array(12 + padded);
+  const v = new DataView(b.buffer);
+  v.setUint32(0, type, little);
+  v.setUint32(4, b.length, little);
+  b.set(body, 8);
+  v.setUint32(b.length - 4, b.length, little);
+  return b;
+}
+
+/**
+ * A pcapng file: one section in the given byte order, an interface per entry of
+ * `links`, then one enhanced packet block per `[interface, frame]`.
+ */
+export function pcapng(links: readonly Link[], packets: readonly [number, Uint8Array][], little = true): Uint8Array {
+  const shb = new Uint8Array(16);
+  const sv = new DataView(shb.buffer);
+  sv.setUint32(0, 0x1a2b3c4d, little);
+  sv.setUint16(4, 1, little);
+  sv.setBigInt64(8, -1n, little);
+  const parts = [block(0x0a0d0d0a, shb, little)];
+  for (const link of links) {
+    const idb = new Uint8Array(8);
+    const iv = new DataView(idb.buffer);
+    iv.setUint16(0, LINK[link], little);
+    iv.setUint32(4, 262144, little);
+    parts.push(block(1, idb, little));
+  }
+  for (const [iface, frame] of packets) {
+    const epb = new Uint8Array(20 + frame.length);
+    const ev = new DataView(epb.buffer);
+    ev.setUint32(0, iface, little);
+    ev.setUint32(12, frame.length, little);
+    ev.setUint32(16, frame.length, little);
+    epb.set(frame, 20);
+    parts.push(block(6, epb, little));
+  }
+  return concat(parts);
+}

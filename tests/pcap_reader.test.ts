@@ -13,7 +13,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { recv, SpeadError } from "../mod.ts";
 import { concat, python } from "./helpers.ts";
-import { be16, capture, frame, heapPackets, ipv4, ipv6, type Link, payload, udp } from "./pcap_helpers.ts";
+import { be16, capture, frame, heapPackets, ipv4, ipv6, type Link, payload, pcapng, udp } from "./pcap_helpers.ts";
 
 const dir = mkdtempSync(`${tmpdir()}/spead-pcap-`);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -29,6 +29,24 @@ async function drain(stream: recv.Stream): Promise<{ heaps: [number, string][]; 
   const stats = stream.stats;
   stream.close();
   return { heaps, stats };
+}
+
+/** spead2 (PyPI) replays `path` with a BPF `filter`: [cnt, sha256 of item 0x1234] per heap. */
+function spead2Replay(path: string, filter: string): [number, string][] {
+  expect(existsSync(python)).toBe(true);
+  const script = [
+    "import sys, json, hashlib, spead2, spead2.recv",
+    "s = spead2.recv.Stream(spead2.ThreadPool(), spead2.recv.StreamConfig(max_heaps=4))",
+    "s.add_udp_pcap_file_reader(sys.argv[1], sys.argv[2])",
+    "out = []",
+    "for heap in s:",
+    "    for it in heap.get_items():",
+    "        if it.id == 0x1234: out.append([heap.cnt, hashlib.sha256(bytes(memoryview(it))).hexdigest()])",
+    "print(json.dumps(out))",
+  ].join("\n");
+  const r = spawnSync(python, ["-c", script, path, filter], { encoding: "utf8", timeout: 60_000 });
+  if (r.status !== 0) throw new Error(`spead2 pcap reader failed: ${r.stderr}`);
+  return JSON.parse(r.stdout);
 }
 
 const expected = (s: number, n: number, size: number): [number, string][] =>
@@ -67,22 +85,30 @@ describe("addUdpPcapFileReader", () => {
       expect(stats.capture_frames_truncated).toBe(0);
 
       // spead2 (PyPI) replays the same file with the same filter as a BPF expression.
-      expect(existsSync(python)).toBe(true);
-      const script = [
-        "import sys, json, hashlib, spead2, spead2.recv",
-        "s = spead2.recv.Stream(spead2.ThreadPool(), spead2.recv.StreamConfig(max_heaps=4))",
-        "s.add_udp_pcap_file_reader(sys.argv[1], 'udp dst port 7148')",
-        "out = []",
-        "for heap in s:",
-        "    for it in heap.get_items():",
-        "        if it.id == 0x1234: out.append([heap.cnt, hashlib.sha256(bytes(memoryview(it))).hexdigest()])",
-        "print(json.dumps(out))",
-      ].join("\n");
-      const r = spawnSync(python, ["-c", script, path], { encoding: "utf8", timeout: 60_000 });
-      if (r.status !== 0) throw new Error(`spead2 pcap reader failed: ${r.stderr}`);
-      expect(JSON.parse(r.stdout)).toEqual(heaps);
+      expect(spead2Replay(path, "udp dst port 7148")).toEqual(heaps);
     });
   }
+
+  test("pcapng: two interfaces of different link types, both byte orders, as spead2 reads it", async () => {
+    const a = heapPackets(7, 5, 30000, 8972);
+    const b = heapPackets(8, 2, 4000, 1472);
+    const packets: [number, Uint8Array][] = [];
+    for (let i = 0; i < Math.max(a.length, b.length); i++) {
+      if (i < a.length) packets.push([0, frame("ethernet", ipv4(udp(a[i], 7148)))]);
+      if (i < b.length) packets.push([1, frame("linuxSll", ipv4(udp(b[i], 7149)))]);
+    }
+    for (const little of [true, false]) {
+      const path = `${dir}/two-${little}.pcapng`;
+      writeFileSync(path, pcapng(["ethernet", "linuxSll"], packets, little));
+      const stream = new recv.Stream();
+      stream.addUdpPcapFileReader(path, { port: 7148 });
+      const { heaps, stats } = await drain(stream);
+      expect(heaps).toEqual(expected(7, 5, 30000));
+      expect(stats.capture_frames_filtered).toBe(b.length);
+      // spead2 reads pcapng through libpcap.
+      expect(spead2Replay(path, "udp dst port 7148")).toEqual(heaps);
+    }
+  });
 
   test("every port; cooked v2, raw IPv4 and IPv6; big-endian and nanosecond headers", async () => {
     const packets = heapPackets(2, 4, 9000, 8972);
@@ -133,7 +159,7 @@ describe("addUdpPcapFileReader", () => {
     expect(stats.packets_rejected_size_mismatch).toBe(1);
   });
 
-  test("files that are not classic pcap captures, bad paths and options throw; the stream stays usable", async () => {
+  test("files that are not captures, bad paths and options throw; the stream stays usable", async () => {
     const stream = new recv.Stream();
     const code = (f: () => void): string => {
       try {
@@ -146,11 +172,11 @@ describe("addUdpPcapFileReader", () => {
     const spead = `${dir}/packets.spead`;
     writeFileSync(spead, concat(heapPackets(5, 1, 100, 1472)));
     expect(code(() => stream.addUdpPcapFileReader(spead))).toBe("malformed");
-    const pcapng = `${dir}/x.pcapng`;
-    const ng = new Uint8Array(64);
+    const brokenNg = `${dir}/x.pcapng`;
+    const ng = new Uint8Array(64); // a section header block's type, then no byte-order magic
     new DataView(ng.buffer).setUint32(0, 0x0a0d0d0a, true);
-    writeFileSync(pcapng, ng);
-    expect(code(() => stream.addUdpPcapFileReader(pcapng))).toBe("malformed");
+    writeFileSync(brokenNg, ng);
+    expect(code(() => stream.addUdpPcapFileReader(brokenNg))).toBe("malformed");
     const nullLink = `${dir}/null.pcap`;
     const g = capture([], "ethernet");
     new DataView(g.buffer).setUint32(20, 0, true); // LINKTYPE_NULL

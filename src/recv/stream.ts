@@ -127,8 +127,8 @@ export class Stream extends NativeObject implements AsyncIterable<Heap>, Iterabl
    * writes), one packet per UDP datagram, and stops the stream at its end. The
    * file is mapped read-only by the native reader, as in {@link addFileReader}.
    *
-   * Read: classic pcap in either byte order, micro- or nanosecond timestamps;
-   * link types Ethernet (up to two VLAN tags), Linux cooked v1/v2 and raw IP;
+   * Read: classic pcap in either byte order, micro- or nanosecond timestamps,
+   * and pcapng (Wireshark's default; any sections and interfaces); link types Ethernet (up to two VLAN tags), Linux cooked v1/v2 and raw IP;
    * unfragmented IPv4 and IPv6 UDP datagrams. Frames that hold no such
    * datagram are passed over and counted in `stats.capture_frames_not_udp`,
    * frames the capture cut short (snap length, or a file that ends inside a
@@ -136,8 +136,8 @@ export class Stream extends NativeObject implements AsyncIterable<Heap>, Iterabl
    * `capture_frames_filtered`; each datagram is then checked as
    * {@link addUdpReader} checks one (`packets_rejected_*`).
    *
-   * @param path the capture; throws `SpeadError` (`malformed`) when it is not
-   *   a classic pcap file (pcapng is not read) or has another link type,
+   * @param path the capture; throws `SpeadError` (`malformed`) when it is
+   *   neither pcap nor pcapng, or a classic capture of another link type,
    *   `system_error` (with the errno) when it cannot be opened or mapped
    * @param options `port`: keep only datagrams to this destination port
    */

@@ -166,10 +166,10 @@ pub fn addFile(handle: u32, path: ?[*]const u8, path_len: u32) Error!void {
     try file_reader.add(a.stream, p[0..path_len]);
 }
 
-/// Maps the pcap capture at `path` read-only and feeds its UDP datagrams (to
+/// Maps the pcap or pcapng capture at `path` read-only and feeds its UDP datagrams (to
 /// destination `port`, or all if 0), then stops the stream
-/// (zig/recv/file_reader.zig `addCapture`). `malformed` when the file is not a
-/// classic pcap capture with a link type zig/recv/pcap.zig reads.
+/// (zig/recv/file_reader.zig `addCapture`). `malformed` when the file is
+/// neither format, or a classic capture of a link type zig/recv/pcap.zig does not read.
 pub fn addCapture(handle: u32, path: ?[*]const u8, path_len: u32, port: u32) Error!void {
     const p = path orelse return error.InvalidArgument;
     const dest_port = std.math.cast(u16, port) orelse return error.InvalidArgument;

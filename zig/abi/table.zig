@@ -44,7 +44,7 @@ pub const exports = [_]ex.Export{
     entry("spead_recv_stream_add_buffer", recv.addBuffer, "handle bytes len", "Copies the bytes; a reader thread feeds them and then stops the stream."),
     entry("spead_recv_stream_add_native_buffer", recv.addNativeBuffer, "handle buffer offset_lo offset_hi len_lo len_hi", "Reads len bytes at offset of a native buffer (spead_buffer_alloc) in place; the reader holds a reference on it."),
     entry("spead_recv_stream_add_file", recv.addFile, "handle path path_len", "Maps a file of concatenated packets read-only; a reader thread feeds it in place and then stops the stream."),
-    entry("spead_recv_stream_add_capture", recv.addCapture, "handle path path_len port", "Maps a pcap capture read-only; a reader thread feeds its UDP datagrams (to `port`, 0 = all) and then stops the stream."),
+    entry("spead_recv_stream_add_capture", recv.addCapture, "handle path path_len port", "Maps a pcap or pcapng capture read-only; a reader thread feeds its UDP datagrams (to `port`, 0 = all) and then stops the stream."),
     entry("spead_recv_stream_try_pop", recv.tryPop, "handle out_heap", "ok + heap handle, empty, or stopped."),
     blocking("spead_recv_stream_pop", recv.pop, "handle timeout_ms out_heap", "Blocking pop; empty on timeout."),
     blocking("spead_recv_stream_pop_batch", recv.popBatch, "handle timeout_ms out_heaps capacity out_count", "Pops every ready heap (up to capacity), waiting up to timeout_ms for the first; out_count >= 1 on success."),

@@ -5,8 +5,8 @@
 //! the heaps; the reader thread populates the mapping a window ahead
 //! (`MADV_POPULATE_READ`) instead of taking a page fault per page.
 //!
-//! A pcap capture of UDP traffic is read the same way (`addCapture`), one
-//! datagram per packet.
+//! A pcap or pcapng capture of UDP traffic is read the same way
+//! (`addCapture`), one datagram per packet.
 //!
 //! The mapping is owned here, never by JS: the reader unmaps it when it is
 //! joined. As with any mapping, a file that shrinks while it is being read
@@ -106,12 +106,11 @@ pub fn add(stream: *Stream, path: []const u8) Error!void {
     });
 }
 
-/// Maps the pcap capture at `path` and starts a buffer reader thread that
+/// Maps the pcap or pcapng capture at `path` and starts a buffer reader thread that
 /// feeds it one UDP datagram per packet (zig/recv/pcap.zig), then stops the
 /// stream at the end of the file. `port` other than 0 keeps only datagrams to
-/// that destination port. `Malformed` when the file is not a classic pcap
-/// capture (pcapng included) or its link type is not one pcap.zig reads;
-/// otherwise errors as `add`.
+/// that destination port. `Malformed` when the file is neither, or a classic
+/// capture of a link type pcap.zig does not read; otherwise errors as `add`.
 pub fn addCapture(stream: *Stream, path: []const u8, port: u16) Error!void {
     const mapping = try map(stream.allocator, path);
     errdefer Mapping.release(mapping);
@@ -344,4 +343,40 @@ test "capture reader: files that are not pcap captures are refused and leave the
     defer cnts.deinit();
     try drain(stream, &cnts);
     try testing.expectEqual(@as(usize, 0), cnts.items.len);
+}
+
+test "capture reader: a pcapng capture of two interfaces in two sections" {
+    var tmp = testing.tmpDir(.{});
+    defer tmp.cleanup();
+    var bytes = std.ArrayList(u8).init(testing.allocator);
+    defer bytes.deinit();
+    var frame: [2048]u8 = undefined;
+    var packet = std.ArrayList(u8).init(testing.allocator);
+    defer packet.deinit();
+    try pcap.writeSectionHeader(&bytes, .little);
+    try pcap.writeInterface(&bytes, .little, 0, 0); // LINKTYPE_NULL: its packets are skipped
+    try pcap.writeInterface(&bytes, .little, @intFromEnum(pcap.LinkType.ethernet), 65535);
+    for ([_]u64{ 1, 2 }) |cnt| {
+        packet.clearRetainingCapacity();
+        try appendHeap(&packet, cnt, "over ethernet");
+        try pcap.writeEnhancedPacket(&bytes, .little, 1, pcap.buildEthernetIpv4Udp(&frame, packet.items, 7148), null);
+        try pcap.writeEnhancedPacket(&bytes, .little, 0, packet.items, null);
+    }
+    try pcap.writeSectionHeader(&bytes, .big);
+    try pcap.writeInterface(&bytes, .big, @intFromEnum(pcap.LinkType.raw), 65535);
+    packet.clearRetainingCapacity();
+    try appendHeap(&packet, 3, "raw IP, big-endian section");
+    try pcap.writeEnhancedPacket(&bytes, .big, 0, pcap.buildEthernetIpv4Udp(&frame, packet.items, 7148)[14..], null);
+    var path_buf: [std.fs.max_path_bytes]u8 = undefined;
+    const path = try writeTemp(tmp, "capture.pcapng", bytes.items, &path_buf);
+
+    const stream = try testStream();
+    defer stream.destroy();
+    try addCapture(stream, path, 7148);
+    var cnts = std.ArrayList(u64).init(testing.allocator);
+    defer cnts.deinit();
+    try drain(stream, &cnts);
+    try testing.expectEqualSlices(u64, &.{ 1, 2, 3 }, cnts.items);
+    try testing.expectEqual(@as(u64, 2), stream.stat(.capture_frames_not_udp));
+    try testing.expectEqual(@as(u64, 0), stream.stat(.capture_frames_truncated));
 }

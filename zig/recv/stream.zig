@@ -704,7 +704,8 @@ pub const Framing = union(enum) {
     /// Concatenated packets (memory framing): the reader stops at the first
     /// undecodable one, as spead2's memory reader does.
     packets,
-    /// A pcap capture (zig/recv/pcap.zig): each UDP datagram is one packet,
+    /// A pcap or pcapng capture (zig/recv/pcap.zig), as opened (the reader
+    /// keeps its own copy as it reads): each UDP datagram is one packet,
     /// checked as the UDP reader checks a datagram; frames that hold none are
     /// counted (`capture_frames_*`) and passed over. `port` other than 0 keeps
     /// only datagrams to that destination port.
@@ -800,9 +801,14 @@ pub const BufferReader = struct {
         const populating = if (self.borrowed) |b| b.populate else false;
         const framing: Framing = if (self.borrowed) |b| b.framing else .packets;
         var populated: usize = 0;
+        // The capture's state (pcapng: interfaces and byte order) lives on this thread.
+        var capture: pcap.Capture = undefined;
         self.offset = switch (framing) {
             .packets => 0,
-            .capture => @min(pcap.global_header_size, self.bytes.len),
+            .capture => |c| blk: {
+                capture = c.capture;
+                break :blk @min(capture.start(), self.bytes.len);
+            },
         };
         var done = false;
         // Each batch consumes at least one packet or record, or ends the loop.
@@ -817,7 +823,7 @@ pub const BufferReader = struct {
             if (!self.stream.batchBegin(&batch)) return;
             switch (framing) {
                 .packets => self.feedPackets(&batch),
-                .capture => |c| self.feedCapture(&batch, c.capture, c.port),
+                .capture => |c| self.feedCapture(&batch, &capture, c.port),
             }
             done = self.offset >= self.bytes.len or batch.isStopped();
             if (done) batch.end_of_data = true;
@@ -845,13 +851,18 @@ pub const BufferReader = struct {
     }
 
     /// Feeds the datagrams of up to `buffer_batch_packets` capture records.
-    fn feedCapture(self: *BufferReader, batch: *Batch, capture: pcap.Capture, port: u16) void {
+    fn feedCapture(self: *BufferReader, batch: *Batch, capture: *pcap.Capture, port: u16) void {
         var n: usize = 0;
         while (n < buffer_batch_packets and self.offset < self.bytes.len) : (n += 1) {
-            const frame = switch (capture.record(self.bytes, self.offset)) {
+            const frame = switch (capture.next(self.bytes, self.offset)) {
                 .frame => |f| f,
+                .other => |next| {
+                    self.offset = next;
+                    continue;
+                },
                 .end => unreachable, // offset < len
-                .cut_short => {
+                .cut_short, .corrupt => {
+                    // Nothing after this can be found: count it as one cut-off frame and end.
                     batch.count(.capture_frames_truncated);
                     self.offset = self.bytes.len;
                     return;
@@ -862,7 +873,7 @@ pub const BufferReader = struct {
                 batch.count(.capture_frames_truncated);
                 continue;
             }
-            const datagram = switch (capture.udpPayload(frame.bytes, port)) {
+            const datagram = switch (pcap.Capture.udpPayload(frame.bytes, frame.link, port)) {
                 .udp => |d| d,
                 .skip => |why| {
                     batch.count(switch (why) {
