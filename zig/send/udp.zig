@@ -7,9 +7,12 @@
 //!   referenced, not copied, until the group's completion is reported.
 //! - The I/O thread turns heaps into packets with the Part-1 packetiser in its
 //!   zero-copy form, interleaves the heaps of a group (ROUND_ROBIN) or not
-//!   (SERIAL) exactly as spead2's writer does, and sends up to 64 datagrams per
-//!   `sendmmsg`. Runs of equal-size packets to the same destination are merged
-//!   into one UDP GSO message (`UDP_SEGMENT` control message), with spead2's
+//!   (SERIAL) exactly as spead2's writer does, and sends a batch of packets
+//!   per `sendmmsg`: up to about 2 MiB in whole GSO messages (spead2: 64
+//!   datagrams), ended at a group end once it has 64 packets, so a finished
+//!   group is reported before the next group's packets go out. Runs of
+//!   equal-size packets to the same destination are merged into one UDP GSO
+//!   message (`UDP_SEGMENT` control message, at most 64 segments), with spead2's
 //!   fallback: if a GSO send fails, the same packets are retried without GSO;
 //!   if that works, GSO is disabled for good, otherwise it stays allowed.
 //! - The rate limiter (send/rate_limit.zig) paces bursts.
@@ -38,8 +41,26 @@ comptime {
     assert(builtin.os.tag == .linux);
 }
 
-/// Datagrams per sendmmsg call; also the kernel's limit on GSO segments.
-pub const batch_max = 64;
+/// Most datagrams per sendmmsg call (a stream's own limit is `batchLimit`).
+pub const batch_max = 256;
+/// spead2's batch (`udp_writer::max_batch`): a batch that has reached it ends
+/// at the first group end, so that a completed group is reported before the
+/// next group's packets are sent (its buffers can be refilled meanwhile).
+pub const batch_group_cut = 64;
+/// Payload area of a batch: the stream's batch limit is this over the packet size.
+const batch_bytes = 2 << 20;
+/// The kernel's limit on segments in one GSO message (UDP_MAX_SEGMENTS).
+pub const gso_segments_max = 64;
+
+/// Datagrams per batch for `packet_size_max`: about `batch_bytes` of packets,
+/// at least spead2's 64 and at most `batch_max`, rounded down to whole GSO
+/// messages of full-size packets so that no batch ends in a short message.
+pub fn batchLimit(packet_size_max: u32) u32 {
+    const by_bytes: u32 = @intCast(@min(batch_max, @max(batch_group_cut, batch_bytes / packet_size_max)));
+    const per_message: u32 = @intCast(@max(1, @min(gso_segments_max, gso_message_max / packet_size_max)));
+    const whole = by_bytes - by_bytes % per_message;
+    return if (whole >= batch_group_cut) whole else by_bytes;
+}
 /// iovec segments per packet: header, up to 6 item slices, copied tail.
 pub const segments_per_packet = 8;
 /// Largest UDP payload of one (GSO) message over IPv4.
@@ -268,8 +289,10 @@ const Io = struct {
     msgvec: [batch_max]linux.mmsghdr_const = undefined,
     control: [batch_max][cmsg_space]u8 align(8) = undefined,
     iov: [batch_max * segments_per_packet]iovec_const = undefined,
-    /// batch_max × packet_size_max bytes: one header/tail area per packet.
+    /// batch_limit × packet_size_max bytes: one header/tail area per packet.
     scratch: []u8,
+    /// `batchLimit(packet_size_max)`.
+    batch_limit: u32,
     done_groups: [batch_max]u64 = undefined,
     done_count: usize = 0,
 };
@@ -325,7 +348,8 @@ pub const Stream = struct {
         for (slots) |*slot| slot.* = .{};
         const records = allocator.alloc(Completion, config.heaps_max) catch return error.OutOfMemory;
         errdefer allocator.free(records);
-        const scratch = allocator.alloc(u8, @as(usize, batch_max) * config.packet_size_max) catch return error.OutOfMemory;
+        const batch_limit = batchLimit(config.packet_size_max);
+        const scratch = allocator.alloc(u8, @as(usize, batch_limit) * config.packet_size_max) catch return error.OutOfMemory;
         errdefer allocator.free(scratch);
         const fd = try openSocket(endpoints[0].any.family, config);
         errdefer posix.close(fd);
@@ -341,6 +365,7 @@ pub const Stream = struct {
             .io = .{
                 .limiter = rate_limit.RateLimiter.init(config.burst_size, config.burst_rate_ratio),
                 .scratch = scratch,
+                .batch_limit = batch_limit,
             },
         };
         if (!config.gso or !gsoSupported(fd)) self.io.gso.state = .disabled;
@@ -585,10 +610,11 @@ pub const Stream = struct {
             var n: usize = 0;
             var outcome: Next = .empty;
             var iov_used: u32 = 0;
-            while (n < batch_max) {
+            while (n < self.io.batch_limit) {
                 outcome = self.nextPacket(clock, n, &iov_used);
                 if (outcome != .packet) break;
                 n += 1;
+                if (n >= batch_group_cut and self.io.packets[n - 1].last) break;
             }
             if (n > 0) self.sendBatch(n);
             switch (outcome) {
@@ -713,6 +739,7 @@ pub const Stream = struct {
                 break :blk prev.size == msg.segment_size and
                     p.substream == prev.substream and
                     p.size <= msg.segment_size and
+                    msg.packets < gso_segments_max and
                     merged + p.size <= gso_message_max;
             };
             if (!merge) {
@@ -748,7 +775,7 @@ pub const Stream = struct {
 
     fn sendBatch(self: *Stream, n: usize) void {
         const io = &self.io;
-        assert(n > 0 and n <= batch_max);
+        assert(n > 0 and n <= io.batch_limit);
         io.done_count = 0;
         var first_packet: usize = 0;
         var first_message: usize = 0;
@@ -1112,6 +1139,51 @@ fn packetKey(packet: []const u8) [3]u64 {
         }
     }
     return key;
+}
+
+test "batch limit: about 2 MiB of whole GSO messages, between 64 and 256 packets" {
+    try testing.expectEqual(@as(u32, 231), batchLimit(9000)); // 33 messages of 7
+    try testing.expectEqual(@as(u32, 220), batchLimit(1472)); // 5 messages of 44
+    try testing.expectEqual(@as(u32, 256), batchLimit(512)); // 4 messages of 64 segments
+    try testing.expectEqual(@as(u32, 64), batchLimit(65507));
+    try testing.expectEqual(@as(u32, 64), batchLimit(packet_size_limit));
+    var size: u32 = send_heap.packet_size_min;
+    while (size <= packet_size_limit) : (size += 97) {
+        const limit = batchLimit(size);
+        try testing.expect(limit >= batch_group_cut and limit <= batch_max);
+    }
+}
+
+test "batches: a group of at least 64 packets ends its batch; GSO messages hold at most 64 segments" {
+    const receiver = try Receiver.open("127.0.0.1");
+    defer receiver.close();
+    const data = try testing.allocator.alloc(u8, 94_400);
+    defer testing.allocator.free(data);
+    @memset(data, 1);
+    const items = [_]ItemRecord{addressedItem(0x3300, data)};
+    const f = flavour48();
+    const stream = try Stream.create(testing.allocator, &.{receiver.address}, .{ .packet_size_max = 512 });
+    defer stream.destroy();
+    // Two groups of about 200 packets, queued back to back: one batch each
+    // (without the cut at the group end the first batch would take 256 packets).
+    try stream.send(SliceHeaps{ .heaps = &.{.{ .items = &items, .flavour = f }} }, .serial, 1, &.{});
+    try stream.send(SliceHeaps{ .heaps = &.{.{ .items = &items, .flavour = f }} }, .serial, 2, &.{});
+    var records: [2]Completion = undefined;
+    try waitRecords(stream, &records);
+    try testing.expectEqual(@as(u64, 1), records[0].token);
+    try testing.expectEqual(@as(u64, 2), records[1].token);
+    var gen = try Packetiser.init(&items, f, 1, 512, false);
+    const packets = gen.totals().packets;
+    try testing.expect(packets > 128 and packets < 256);
+    var stats: [stat_names.len]u64 = undefined;
+    _ = stream.statValues(&stats);
+    try testing.expectEqual(2 * packets, stats[@intFromEnum(Stat.packets)]);
+    try testing.expectEqual(@as(u64, 2), stats[@intFromEnum(Stat.batches)]);
+    if (stats[@intFromEnum(Stat.gso_state)] == @intFromEnum(Gso.State.enabled)) {
+        // Full-size packets merge 64 to a message (the kernel's limit), not 127 (65507 bytes).
+        const per_group = (packets + gso_segments_max - 1) / gso_segments_max;
+        try testing.expectEqual(2 * per_group, stats[@intFromEnum(Stat.gso_messages)]);
+    }
 }
 
 test "V6 group modes: ROUND_ROBIN interleaves packets, SERIAL does not" {
