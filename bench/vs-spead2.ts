@@ -41,7 +41,9 @@
  *              from a file through addFileReader (mapped, in the page cache), and a
  *              third gives the CPU seconds per GB of both sides (ours: every thread
  *              over the timed passes; spead2_bench: the whole process, wait4), which
- *              a shared machine disturbs far less than GB/s
+ *              a shared machine disturbs far less than GB/s; a fourth compares both
+ *              with non-temporal copies (ours: StreamConfig memcpy MEMCPY_NONTEMPORAL
+ *              and a ring of ~16 MiB of heaps; spead2_bench --memcpy-nt)
  *   pair       tutorial 8 -> tutorial 9 at full rate, complete heaps received,
  *              summed over the runs (examples/tut_8 + tut_9 vs spead2's C++ tutorials)
  *   send       tutorial 8 and tutorial 11 senders alone into a bound socket
@@ -76,8 +78,8 @@ const KiB = 1024;
 // ------------------------------------------------------------------------------------------------
 // Child: our in-memory decode, one runtime, one case. Prints one JSON line.
 
-async function childMem(heapSize: number, packetSize: number, totalMB: number, passes: number, via: string): Promise<void> {
-  const { Flavour, MemoryPool, recv, send } = await import("../mod.ts");
+async function childMem(heapSize: number, packetSize: number, totalMB: number, passes: number, via: string, memcpy: string): Promise<void> {
+  const { Flavour, MEMCPY_NONTEMPORAL, MEMCPY_STD, MemoryPool, recv, send } = await import("../mod.ts");
   const config = new send.StreamConfig({ maxPacketSize: packetSize });
   const tx = new send.BytesStream(config);
   const data = new Uint8Array(heapSize);
@@ -100,18 +102,26 @@ async function childMem(heapSize: number, packetSize: number, totalMB: number, p
   const dir = via === "file" ? mkdtempSync(`${tmpdir()}/spead-mem-bench-`) : "";
   const file = `${dir}/packets.spead`;
   if (via === "file") writeFileSync(file, encoded);
-  // A ring of about 4 MiB of heaps (8 to 64): the reader announces heaps when half
-  // the ring is waiting, so JS has half a ring's decode time to wake up before the
-  // reader blocks on a full ring. The pool holds the ring, a batch JS holds and the
-  // heaps being assembled.
-  const ring = Math.min(64, Math.max(8, Math.floor((4 * MiB) / heapSize)));
+  // A ring of about 4 MiB of heaps (8 to 64): the reader announces heaps when three
+  // quarters of the ring are waiting, so JS has a quarter ring's decode time to wake
+  // up before the reader blocks on a full ring. The pool holds the ring, a batch JS
+  // holds and the heaps being assembled. With `memcpy` "nt" the stream copies with
+  // non-temporal stores (MEMCPY_NONTEMPORAL, as spead2_bench --memcpy-nt) and the
+  // ring holds about 16 MiB of heaps (16 to 256), a choice a user of that option
+  // would make too: streaming stores cost the same however many buffers rotate, so
+  // a longer ring only spares the reader waits on a late JS wake-up, while with
+  // memcpy every buffer more in rotation is a colder destination (README.md, the
+  // in-memory decode target).
+  const nt = memcpy === "nt";
+  const ringBytes = (nt ? 16 : 4) * MiB;
+  const ring = Math.min(nt ? 256 : 64, Math.max(nt ? 16 : 8, Math.floor(ringBytes / heapSize)));
   const times: number[] = [];
   let heaps = 0;
   let cpu = 0;
   for (let p = 0; p < passes + 1; p++) {
     const pool = new MemoryPool(0, heapSize + 8192, 2 * ring + 8, 2 * ring + 8);
     const rx = new recv.Stream(
-      new recv.StreamConfig({ maxHeaps: 4, memoryAllocator: pool }),
+      new recv.StreamConfig({ maxHeaps: 4, memoryAllocator: pool, memcpy: nt ? MEMCPY_NONTEMPORAL : MEMCPY_STD }),
       new recv.RingStreamConfig({ heaps: ring }),
     );
     const c0 = process.cpuUsage(); // every thread: reader, JS, JIT, GC
@@ -452,8 +462,8 @@ async function driver(): Promise<void> {
     const haveBench = haveSpead2 && existsSync(bin("src/spead2_bench"));
     // Ours twice per run: from a native buffer (addBufferReader) and from a file
     // (addFileReader); both against the same spead2_bench mem samples.
-    const ourChild = (w: "bun" | "deno", c: typeof memCases[number], via: string): { gbs: number; cpuPerGB: number } => {
-      const args = ["--child-mem", String(c.heapSize), String(c.packet), String(o.quick ? 64 : 256), String(o.quick ? 2 : 4), via];
+    const ourChild = (w: "bun" | "deno", c: typeof memCases[number], via: string, memcpy = "std"): { gbs: number; cpuPerGB: number } => {
+      const args = ["--child-mem", String(c.heapSize), String(c.packet), String(o.quick ? 64 : 256), String(o.quick ? 2 : 4), via, memcpy];
       // The file case writes its file (Deno: --allow-write).
       const cmd = w === "bun" ? [bunBin, `${root}/bench/vs-spead2.ts`, ...args] : [...denoRun, "--allow-write", `${root}/bench/vs-spead2.ts`, ...args];
       const out = spawnSync(cmd[0], cmd.slice(1), { encoding: "utf8", timeout: 300_000 });
@@ -469,6 +479,7 @@ async function driver(): Promise<void> {
       const s: Partial<Record<Who, number[]>> = {};
       const f: Partial<Record<Who, number[]>> = {};
       const cpu: Partial<Record<Who, number[]>> = {};
+      const nt: Partial<Record<Who, number[]>> = {};
       // Bytes of one encoded heap (spead2_bench encodes the same heaps: 64-40, the same packet size).
       const { Flavour, send } = await import("../mod.ts");
       const one = new send.BytesStream(new send.StreamConfig({ maxPacketSize: c.packet }));
@@ -480,8 +491,11 @@ async function driver(): Promise<void> {
         for (const w of rotation(r)) {
           if (w === "spead2") {
             if (!haveBench) continue;
-            const m = await runMeasured(bin("src/spead2_bench"), ["mem", "--quiet", "--heap-size", String(c.heapSize), "--packet", String(c.packet)], 300).done;
+            const memArgs = ["mem", "--quiet", "--heap-size", String(c.heapSize), "--packet", String(c.packet)];
+            const m = await runMeasured(bin("src/spead2_bench"), memArgs, 300).done;
             (s.spead2 ??= []).push(Number(m.stdout.trim()) / 8);
+            const mnt = await runMeasured(bin("src/spead2_bench"), [...memArgs, "--memcpy-nt"], 300).done;
+            (nt.spead2 ??= []).push(Number(mnt.stdout.trim()) / 8);
             // spead2_bench mem decodes 100 passes over (2^30 / heap size + 1) heaps (the
             // last an end heap, counted as a whole heap here); its CPU includes building
             // that buffer once (a few % of the total), which favours us slightly.
@@ -492,6 +506,7 @@ async function driver(): Promise<void> {
             (s[w] ??= []).push(b.gbs);
             (cpu[w] ??= []).push(b.cpuPerGB);
             (f[w] ??= []).push(ourChild(w, c, "file").gbs);
+            (nt[w] ??= []).push(ourChild(w, c, "buffer", "nt").gbs);
           }
         }
       }
@@ -499,6 +514,7 @@ async function driver(): Promise<void> {
       rows.push(row(`in-memory decode, ${c.name}`, "GB/s", "higher", s, { ratio: 1, text: "≥ 1.0×" }));
       rows.push(row(`decode from a file (addFileReader; spead2: mem), ${c.name}`, "GB/s", "higher", f, { ratio: 1, text: "≥ 1.0×" }));
       rows.push(row(`in-memory decode, CPU per GB (all threads), ${c.name}`, "s/GB", "lower", cpu, { ratio: 1, text: "≤ 1.0× (context)" }));
+      rows.push(row(`in-memory decode, non-temporal copies (memcpy: MEMCPY_NONTEMPORAL; spead2_bench --memcpy-nt), ${c.name}`, "GB/s", "higher", nt, { ratio: 1, text: "≥ 1.0× (context)" }));
     }
   });
 
@@ -774,7 +790,7 @@ if (cliArgs[0] === "--replot") {
   writeFileSync(cliArgs[2] ?? cliArgs[1].replace(/\.json$/, ".svg"), svg(rows, sides));
 } else if (cliArgs[0] === "--child-mem") {
   const [h, p, mb, passes] = cliArgs.slice(1, 5).map(Number);
-  await childMem(h, p, mb, passes, cliArgs[5] ?? "buffer");
+  await childMem(h, p, mb, passes, cliArgs[5] ?? "buffer", cliArgs[6] ?? "std");
 } else {
   await driver();
 }
