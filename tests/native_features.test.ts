@@ -100,6 +100,43 @@ describe("stable native send buffers", () => {
     await expect(tx.asyncSendHeap(h)).rejects.toThrow("released");
   });
 
+  test("one-heap sends of immediates and native views (no item table): views at offsets, two items over one buffer, the buffer held until the send completes", async () => {
+    using rx = new recv.Stream(new recv.StreamConfig(), new recv.RingStreamConfig({ heaps: 8 }));
+    const { port } = rx.addUdpReader(0, { bindHostname: "127.0.0.1" });
+    using tx = new send.UdpStream([["127.0.0.1", port]], new send.StreamConfig({ rate: 200e6 }));
+    const buf = send.allocateBuffer(3 * 4096);
+    const view = buf.bytes;
+    for (let i = 0; i < view.length; i++) view[i] = (i * 7) & 0xff;
+    const h = new send.Heap();
+    h.addImmediate(0x1600, 0x12345678abn);
+    h.addRaw(0x3300, view.subarray(4096 + 3, 8192)); // an offset into the buffer
+    h.addRaw(0x3301, view.subarray(100, 300)); // the same buffer again: pinned once
+    const sending = tx.asyncSendHeap(h);
+    buf.release(); // deferred until the send completes
+    await sending;
+    using heap = await rx.get();
+    const items = new Map(heap.getItems().map((x) => [x.id, x]));
+    expect(items.get(0x1600)!.immediateValue).toBe(0x12345678abn);
+    const a = items.get(0x3300)!.value;
+    expect(a.byteLength).toBe(4096 - 3);
+    expect(a[0]).toBe(((4096 + 3) * 7) & 0xff);
+    expect(a[a.length - 1]).toBe((8191 * 7) & 0xff);
+    const b = items.get(0x3301)!.value;
+    expect(Array.from(b.subarray(0, 3))).toEqual([100, 101, 102].map((i) => (i * 7) & 0xff));
+    // A heap mixing a native view and JS memory takes the table path (the JS bytes are staged).
+    const buf2 = send.allocateBuffer(4096);
+    buf2.bytes.fill(5);
+    const mixed = new send.Heap();
+    mixed.addRaw(0x3300, buf2.bytes);
+    mixed.addRaw(0x3301, new Uint8Array([1, 2, 3]));
+    await tx.asyncSendHeap(mixed);
+    using heap2 = await rx.get();
+    const items2 = new Map(heap2.getItems().map((x) => [x.id, x]));
+    expect(items2.get(0x3300)!.value[4095]).toBe(5);
+    expect(Array.from(items2.get(0x3301)!.value)).toEqual([1, 2, 3]);
+    buf2.release();
+  });
+
   test("bad sizes are refused", () => {
     expect(() => send.allocateBuffer(0)).toThrow("invalid_argument");
     expect(() => send.allocateBuffer(2 ** 41)).toThrow("invalid_argument");

@@ -44,6 +44,8 @@ export class NativeBuffer extends NativeObject implements Disposable {
   #bytes: Uint8Array | null;
   /** Whether the buffer is on huge pages (hugetlb, or transparent huge pages requested; see {@link BufferOptions}). */
   readonly huge: boolean;
+  /** @internal The native address of byte 0 (below 2^53): a view's address is this plus its byteOffset. */
+  readonly address: number;
 
   /** @internal use {@link allocateBuffer}. */
   constructor(size: number, options: BufferOptions = {}) {
@@ -54,6 +56,7 @@ export class NativeBuffer extends NativeObject implements Disposable {
     // The finalizer watches the memory, not this object: views of it keep the buffer alive.
     super(allocInfo.handle, kind, ab);
     this.huge = huge;
+    this.address = Number(allocInfo.address);
     this.#bytes = new Uint8Array(ab);
     owners.set(ab, this);
   }

@@ -299,6 +299,56 @@ export function prepareItemTable(heaps: readonly Heap[], previous?: PreparedTabl
   return p;
 }
 
+/**
+ * The item table of a heap whose items are all immediates with a value or
+ * non-empty bytes in {@link NativeBuffer}s (tutorial 8's fresh heap per send: a
+ * timestamp and a sample buffer), written into `words` (4 u64 per item, as
+ * u32 halves: a little-endian host, checked in ffi/abi.gen.ts) for a call
+ * that copies the table (`spead_udp_send_stream_send` does): no table object,
+ * no cache entry, no BigInt per address. Returns the item count and adds the
+ * distinct native buffers to `pinned` (the caller pins them until the send
+ * completes), or returns -1 (nothing written to `pinned`) for any other heap,
+ * or when `words` is too short (`count * 4` words are needed).
+ */
+export function directItemTable(heap: Heap, words: BigUint64Array, w32: Uint32Array, pinned: NativeBuffer[]): number {
+  const entries = heap.entries;
+  const n = entries.length;
+  if (n * 4 > words.length) return -1;
+  for (let i = 0; i < n; i++) {
+    const e = entries[i];
+    // Empty bytes may be a released (detached) view: the table path says so.
+    if (e.immediate ? e.value === undefined : e.bytes.byteLength === 0 || ownerOf(e.bytes) === undefined) return -1;
+  }
+  const first = pinned.length;
+  for (let i = 0; i < n; i++) {
+    const e = entries[i];
+    const h = 8 * i;
+    w32[h] = e.id % 2 ** 32;
+    w32[h + 1] = Math.floor(e.id / 2 ** 32);
+    if (e.immediate) {
+      words[4 * i + 1] = e.value!;
+      w32[h + 4] = 0;
+      w32[h + 5] = 0;
+      w32[h + 6] = 1;
+      w32[h + 7] = 0;
+      continue;
+    }
+    const len = e.bytes.byteLength;
+    const owner = ownerOf(e.bytes)!; // a live buffer: release() removes it from the owners
+    const address = owner.address + e.bytes.byteOffset;
+    let seen = false;
+    for (let k = first; k < pinned.length; k++) if (pinned[k] === owner) seen = true;
+    if (!seen) pinned.push(owner);
+    w32[h + 2] = address % 2 ** 32;
+    w32[h + 3] = Math.floor(address / 2 ** 32);
+    w32[h + 4] = len % 2 ** 32;
+    w32[h + 5] = Math.floor(len / 2 ** 32);
+    w32[h + 6] = 0;
+    w32[h + 7] = 0;
+  }
+  return n;
+}
+
 /** The item table for one send of `heap`, cached per heap; see {@link prepareItemTable}. */
 export function buildItemTable(heap: Heap, sync = false): ItemTable {
   const c = sync ? syncCache : cache;

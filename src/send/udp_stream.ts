@@ -16,7 +16,8 @@ import { ThreadPool } from "../thread_pool.ts";
 import { WAIT_SLICE_MS } from "../waiter.ts";
 import type { Heap } from "./heap.ts";
 import { HeapReference } from "./bytes_stream.ts";
-import { buildItemTable, type ItemTable, prepareItemTable, unpinItemTable } from "./item_table.ts";
+import { buildItemTable, directItemTable, type ItemTable, prepareItemTable, unpinItemTable } from "./item_table.ts";
+import type { NativeBuffer } from "./buffer.ts";
 import { HeapReferenceList } from "./heap_reference_list.ts";
 import { GroupMode, StreamConfig } from "./stream_config.ts";
 
@@ -51,6 +52,8 @@ interface Pending {
   reject(err: Error): void;
   /** Buffers the native side points into until the completion. */
   keepAlive: readonly ItemTable[];
+  /** Native buffers pinned for a send without a table ({@link directItemTable}); unpinned at the completion. */
+  pinned?: readonly NativeBuffer[];
   /** The send's Promise (for asyncFlush); absent for sync sends. */
   promise?: Promise<number>;
 }
@@ -113,6 +116,14 @@ function writeHeapRecord(r: RecordViews, i: number, first: number, count: number
   r.w32[w32 + REC_REPEAT] = heap.repeatPointers ? 1 : 0;
 }
 
+/** Unpins the native buffers of a send made without a table (once). */
+function unpinDirect(p: Pending): void {
+  const pinned = p.pinned;
+  if (pinned === undefined) return;
+  p.pinned = undefined;
+  for (const b of pinned) b.unpin();
+}
+
 /** `HeapRecord`s for `refs`, whose items follow each other in the item table. */
 function heapRecords(refs: readonly HeapReference[], table: { readonly heapCounts: readonly number[] }): BigUint64Array {
   const r = recordViews(refs.length);
@@ -154,6 +165,9 @@ export class UdpStream extends NativeObject implements Disposable {
   readonly #tokenWord = new BigUint64Array(1);
   /** The record of a one-heap send (the native side copies it during the call). */
   readonly #record = recordViews(1);
+  /** The item table of a one-heap send without a table object (copied during the call too). */
+  #direct = new BigUint64Array(4 * 8);
+  #direct32 = new Uint32Array(this.#direct.buffer);
   /** Whether #pump is running (it waits while any send is pending). */
   #pumping = false;
 
@@ -245,6 +259,20 @@ export class UdpStream extends NativeObject implements Disposable {
   #submitOne(heap: Heap, cnt: bigint | number, substreamIndex: number, rate: number, entry: Pending): void {
     const h = this.nativeHandle;
     const c = BigInt(cnt); // as HeapReference converts it
+    const itemCount = heap.entries.length;
+    if (itemCount * 4 > this.#direct.length) {
+      this.#direct = new BigUint64Array(itemCount * 8);
+      this.#direct32 = new Uint32Array(this.#direct.buffer);
+    }
+    const pinned: NativeBuffer[] = [];
+    if (directItemTable(heap, this.#direct, this.#direct32, pinned) >= 0) {
+      // Written before anything is pinned: a bad substream or rate throws with nothing to undo.
+      writeHeapRecord(this.#record, 0, 0, itemCount, heap, c, substreamIndex, rate);
+      for (const b of pinned) b.pin();
+      entry.pinned = pinned;
+      this.#queue(h, this.#record.words, 1, this.#direct, itemCount, GroupMode.SERIAL, [], entry);
+      return;
+    }
     const table = buildItemTable(heap);
     try {
       writeHeapRecord(this.#record, 0, 0, table.count, heap, c, substreamIndex, rate);
@@ -331,6 +359,7 @@ export class UdpStream extends NativeObject implements Disposable {
       lib.udpSendStreamSend(h, recs, n, items, itemCount, mode === GroupMode.SERIAL ? 1 : 0, this.#tokenWord, null, "asyncSendHeaps");
     } catch (err) {
       for (const t of tables) unpinItemTable(t);
+      unpinDirect(entry);
       throw err;
     }
     entry.keepAlive = tables;
@@ -372,6 +401,7 @@ export class UdpStream extends NativeObject implements Disposable {
         if (!p) continue;
         this.#pending.delete(token);
         for (const t of p.keepAlive) unpinItemTable(t);
+        unpinDirect(p);
         if (status === Status.ok) p.resolve(bytes);
         else {
           p.reject(
@@ -456,6 +486,7 @@ export class UdpStream extends NativeObject implements Disposable {
   protected override afterDestroy(): void {
     for (const p of this.#pending.values()) {
       for (const t of p.keepAlive) unpinItemTable(t);
+      unpinDirect(p);
       p.reject(new SpeadError("stopped", "send stream closed"));
     }
     this.#pending.clear();
