@@ -100,7 +100,9 @@ export class Item extends Descriptor {
     // Checked now, not at the next getHeap(): a value must fit the item's shape and type.
     let shape: number[];
     try {
-      shape = inferShape(newValue, this.shape, this.codec);
+      // A typed array sent as it is (tutorial 8's samples, set once per heap) needs no flattening.
+      const bytes = this.codec.zeroCopyBytes(newValue, this.shape);
+      shape = bytes !== null ? [bytes.byteLength / this.codec.dtype!.itemsize] : inferShape(newValue, this.shape, this.codec);
     } catch (err) {
       if (err instanceof SpeadError) throw new SpeadError(err.code, `item ${this.name}: ${err.message.replace(/^[a-z_]+: /, "")}`);
       throw err;
@@ -184,7 +186,6 @@ export class Item extends Descriptor {
    */
   toBuffer(): Uint8Array {
     if (this.#value === null) throw new SpeadError("invalid_argument", `item ${this.name} has no value to send`);
-    const encoded = this.codec.encode(this.#value, this.shape, this.order);
-    return encoded.bytes;
+    return this.codec.encodeBytes(this.#value, this.shape, this.order);
   }
 }

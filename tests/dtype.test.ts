@@ -624,3 +624,54 @@ describe("immediates", () => {
     expect(codeOf(() => immediateTail(field, 7))).toBe("malformed");
   });
 });
+
+describe("Codec fast paths of encodeBytes (the send path's per-heap encode)", () => {
+  test("a typed array of the dtype's own kind is its own bytes: one view per array, the general path's bytes", () => {
+    const cases: Array<[string, ArrayBufferView & { length: number }, Array<number | null>]> = [
+      ["i1", new Int8Array([1, -2, 3]), [3]],
+      ["u2", new Uint16Array([1, 500, 65535]), [null]],
+      ["<f8", new Float64Array([0.5, -1]), [2]],
+      ["c8", new Float32Array([1, 2, 3, 4]), [2]], // complex: (re, im) lanes
+    ];
+    for (const [dt, value, shape] of cases) {
+      const codec = Codec.for(dt);
+      const fast = codec.zeroCopyBytes(value, shape);
+      expect(fast).not.toBeNull();
+      expect(fast!.buffer).toBe(value.buffer); // no copy
+      expect(codec.zeroCopyBytes(value, shape)).toBe(fast); // the same view again
+      expect(Array.from(codec.encodeBytes(value, shape))).toEqual(Array.from(codec.encode(value, shape).bytes));
+    }
+    // Not the fast path: another typed array kind, a shape that does not fit, 2-D, a plain array.
+    const i1 = Codec.for("i1");
+    expect(i1.zeroCopyBytes(new Uint8Array(3), [3])).toBeNull();
+    expect(i1.zeroCopyBytes(new Int8Array(3), [4])).toBeNull();
+    expect(() => i1.encodeBytes(new Int8Array(3), [4])).toThrow();
+    expect(i1.zeroCopyBytes(new Int8Array(4), [2, 2])).toBeNull();
+    expect(i1.zeroCopyBytes([1, 2], [2])).toBeNull();
+    expect(Array.from(i1.encodeBytes(new Uint8Array([5, 1]), [2]))).toEqual([5, 1]);
+    expect(Codec.for(">u2").zeroCopyBytes(new Uint16Array(2), [2])).toBeNull(); // not native order
+  });
+
+  test("a whole-byte u/i scalar of a format is written big-endian, as the bit-packed path writes it", () => {
+    const u40 = Codec.for([["u", 40]]);
+    for (const v of [0, 1, 255, 2 ** 32 + 5, 2 ** 40 - 1]) {
+      const fast = u40.scalarIntegerBytes(v, []);
+      expect(fast).not.toBeNull();
+      expect(Array.from(fast!)).toEqual(Array.from(u40.encode(v, []).bytes));
+    }
+    const i24 = Codec.for([["i", 24]]);
+    for (const v of [-1, -(2 ** 23), 2 ** 23 - 1, 0]) {
+      expect(Array.from(i24.scalarIntegerBytes(v, [])!)).toEqual(Array.from(i24.encode(v, []).bytes));
+    }
+    expect(i24.scalarIntegerBytes(2 ** 23, [])).toBeNull();
+    expect(Codec.for([["i", 16]]).scalarIntegerBytes(5, [])).toBeNull(); // a numpy type: the dtype path
+    // Out of range, not an integer, too wide, not a scalar, not a whole byte: the general path decides.
+    expect(u40.scalarIntegerBytes(2 ** 40, [])).toBeNull();
+    expect(() => u40.encodeBytes(2 ** 40, [])).toThrow();
+    expect(u40.scalarIntegerBytes(-1, [])).toBeNull();
+    expect(u40.scalarIntegerBytes(1.5, [])).toBeNull();
+    expect(Codec.for([["u", 64]]).scalarIntegerBytes(5, [])).toBeNull();
+    expect(u40.scalarIntegerBytes(5, [1])).toBeNull();
+    expect(Codec.for([["u", 12]]).scalarIntegerBytes(5, [])).toBeNull();
+  });
+});

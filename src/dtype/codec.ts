@@ -80,6 +80,9 @@ export interface Encoded {
  * Converts values of one element type (a numpy dtype, or a legacy format) to
  * and from wire bytes. Built once per descriptor.
  */
+/** The byte view of each typed array sent without a copy (see {@link Codec.zeroCopyBytes}). */
+const byteViews = new WeakMap<ArrayBufferView, Uint8Array>();
+
 export class Codec {
   /** The numpy dtype used on the fast path, or `null` for bit-packed formats. */
   readonly dtype: DType | null;
@@ -115,6 +118,60 @@ export class Codec {
       return Codec.forFormat(type as Format);
     }
     return Codec.forDType(type as Descr);
+  }
+
+  /**
+   * The zero-copy case of {@link Codec.encode} for a 1-D declared shape: a
+   * typed array of the dtype's own kind in native byte order, whose length
+   * fits the shape, is its own wire bytes. Returns the byte view (one per
+   * typed array, kept while the array lives: sending the same buffer heap
+   * after heap makes no new view) or `null` when the general path applies.
+   */
+  zeroCopyBytes(value: ItemValue, declared: ReadonlyArray<number | null>): Uint8Array | null {
+    const dtype = this.dtype;
+    if (dtype === null || declared.length !== 1 || !ArrayBuffer.isView(value)) return null;
+    const ctor = dtype.arrayConstructor;
+    if (ctor === null || !(value instanceof ctor) || !dtype.isNative) return null;
+    const lanes = dtype.lanes;
+    const length = (value as { length: number }).length;
+    if (length % lanes !== 0 || (declared[0] !== null && declared[0] !== length / lanes)) return null;
+    let bytes = byteViews.get(value);
+    if (bytes === undefined || bytes.byteLength !== value.byteLength) {
+      bytes = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+      byteViews.set(value, bytes);
+    }
+    return bytes;
+  }
+
+  /**
+   * The bytes of a scalar integer of a one-field `u`/`i` format of whole
+   * bytes up to 48 bits (a timestamp as wide as the heap address), big-endian,
+   * as the bit-packed path writes them; `null` when the general path applies
+   * (other values, including out-of-range ones, which it rejects).
+   */
+  scalarIntegerBytes(value: ItemValue, declared: ReadonlyArray<number | null>): Uint8Array | null {
+    const format = this.format;
+    if (this.dtype !== null || format === null || format.length !== 1 || declared.length !== 0) return null;
+    const [code, bits] = format[0];
+    if ((code !== "u" && code !== "i") || bits % 8 !== 0 || bits > 48 || typeof value !== "number") return null;
+    if (!Number.isInteger(value)) return null;
+    const signed = code === "i";
+    const low = signed ? -(2 ** (bits - 1)) : 0;
+    const high = signed ? 2 ** (bits - 1) : 2 ** bits;
+    if (value < low || value >= high) return null;
+    let v = value < 0 ? value + 2 ** bits : value;
+    const out = new Uint8Array(bits / 8);
+    for (let k = out.length - 1; k >= 0; k--) {
+      out[k] = v % 256;
+      v = Math.floor(v / 256);
+    }
+    return out;
+  }
+
+  /** The wire bytes of {@link Codec.encode}, with the common zero-copy and scalar cases first. */
+  encodeBytes(value: ItemValue, declared: ReadonlyArray<number | null>, order: Order = "C"): Uint8Array {
+    return this.zeroCopyBytes(value, declared) ?? this.scalarIntegerBytes(value, declared) ??
+      this.encode(value, declared, order).bytes;
   }
 
   /** True for formats that need the bit-packed slow path (spead2's object dtype). */

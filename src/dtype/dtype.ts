@@ -79,6 +79,10 @@ const CHAR_CODES: Record<string, string> = {
   D: "c16",
 };
 
+/** Typed arrays of the integer dtypes by itemsize. */
+const UNSIGNED_ARRAYS: Readonly<Record<number, ArrayCtor>> = { 1: Uint8Array, 2: Uint16Array, 4: Uint32Array, 8: BigUint64Array };
+const SIGNED_ARRAYS: Readonly<Record<number, ArrayCtor>> = { 1: Int8Array, 2: Int16Array, 4: Int32Array, 8: BigInt64Array };
+
 /**
  * A numpy-style data type: a scalar kind with an item size and byte order, or a
  * record of named fields. Immutable; compare with {@link DType.equals}.
@@ -193,17 +197,14 @@ export class DType {
 
   /** The typed array that holds arrays of this dtype, or `null` (strings, void, records). */
   get arrayConstructor(): ArrayCtor | null {
+    // No object per call (the send path asks once per item per heap).
     switch (this.kind) {
       case "b":
         return Uint8Array;
       case "u":
-        return ({ 1: Uint8Array, 2: Uint16Array, 4: Uint32Array, 8: BigUint64Array } as Record<number, ArrayCtor>)[
-          this.itemsize
-        ];
+        return UNSIGNED_ARRAYS[this.itemsize] ?? null;
       case "i":
-        return ({ 1: Int8Array, 2: Int16Array, 4: Int32Array, 8: BigInt64Array } as Record<number, ArrayCtor>)[
-          this.itemsize
-        ];
+        return SIGNED_ARRAYS[this.itemsize] ?? null;
       case "f":
         return this.itemsize === 4 ? Float32Array : Float64Array;
       case "c":
