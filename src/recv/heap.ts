@@ -11,6 +11,7 @@ import { fail, SpeadError } from "../errors.ts";
 import { Flavour } from "../flavour.ts";
 import { Descriptor } from "../descriptor.ts";
 import type { RawItem } from "../item.ts";
+import type { HeapBatch } from "./heap_wrap.ts";
 
 const DESCRIPTOR_ID = 5;
 // HeapDescription and ItemDescription as u64 word indices, generated from zig/abi/records.zig.
@@ -90,9 +91,12 @@ export class Heap implements Disposable {
   readonly #itemCount: number;
   /** The flavour the heap was received with. */
   readonly flavour: Flavour;
+  /** The batch this heap was popped in (null: registered on its own) and its index there. */
+  #batch: HeapBatch | null = null;
+  #batchIndex = 0;
 
   /** @internal Streams construct heaps; users never do. */
-  constructor(handle: number) {
+  constructor(handle: number, batch?: HeapBatch, batchIndex = 0) {
     this.#handle = handle;
     const w = describe(handle);
     const h = w === describeScratch ? describeScratch32 : new Uint32Array(w.buffer, 0, 2 * D.size);
@@ -106,11 +110,26 @@ export class Heap implements Disposable {
     this.#payloadSize = h[2 * D.payload_size + 1] * TWO_32 + h[2 * D.payload_size];
     this.#itemCount = h[2 * D.item_count];
     this.flavour = flavourOf(h[2 * D.heap_address_bits], h[2 * D.bug_compat]);
-    // The registry watches the heap until its payload buffer is made, then that
-    // buffer (which every item view keeps alive, see #payloadBuffer), so native
-    // memory is only freed once no view can reach it. The heap is its own
-    // unregister token.
-    leakFinalizer.register(this, handle, this);
+    // The registry watches the heap (or its batch) until its payload buffer is
+    // made, then that buffer (which every item view keeps alive, see
+    // #payloadBuffer), so native memory is only freed once no view can reach it.
+    // The heap is its own unregister token.
+    if (batch === undefined) {
+      leakFinalizer.register(this, handle, this);
+    } else {
+      this.#batch = batch;
+      this.#batchIndex = batchIndex;
+    }
+  }
+
+  /** Takes this heap out of the safety net it is in (its own registration or its batch's). */
+  #unwatch(): void {
+    if (this.#batch === null) {
+      leakFinalizer.unregister(this);
+    } else {
+      this.#batch.handles[this.#batchIndex] = 0;
+      this.#batch = null;
+    }
   }
 
   /** Heap counter (ID) of this heap. */
@@ -128,7 +147,7 @@ export class Heap implements Disposable {
     const ab = size > 0 ? native.arrayBufferAt(BigInt(this.#payloadAddress), size) : null;
     this.#payload = ab;
     if (ab) {
-      leakFinalizer.unregister(this);
+      this.#unwatch();
       leakFinalizer.register(ab, this.#handle, this);
     }
     return ab;
@@ -247,7 +266,7 @@ export class Heap implements Disposable {
     if (this.#handle === 0) return;
     const handle = this.#handle;
     this.#handle = 0;
-    leakFinalizer.unregister(this);
+    this.#unwatch();
     if (this.#payload) {
       const ab = this.#payload as ArrayBuffer & { transfer?: (n: number) => ArrayBuffer };
       this.#payload = null;

@@ -13,7 +13,7 @@ import { ThreadPool } from "../thread_pool.ts";
 import { RingStreamConfig, StreamConfig } from "./config.ts";
 import { configRecord } from "./config_record.ts";
 import type { Heap } from "./heap.ts";
-import { wrapHeap } from "./heap_wrap.ts";
+import { heapBatch, wrapHeap } from "./heap_wrap.ts";
 import {
   addBufferReaderTo,
   addFileReaderTo,
@@ -213,8 +213,10 @@ export class Stream extends NativeObject implements AsyncIterable<Heap>, Iterabl
       const st = lib.recvStreamPopBatch(this.nativeHandle, 0, this.#batch, max, this.#out);
       if (st === Status.ok) {
         const n = this.#out[0];
+        // One leak-finalizer registration for the batch, not one per heap.
+        const batch = heapBatch(this.#batch.subarray(0, n));
         const heaps = new Array<Heap>(n);
-        for (let i = 0; i < n; i++) heaps[i] = wrapHeap(this.#batch[i]);
+        for (let i = 0; i < n; i++) heaps[i] = wrapHeap(batch.handles[i], batch, i);
         return heaps;
       }
       if (st === Status.stopped) fail(st, "getBatch");
