@@ -627,7 +627,7 @@ describe("immediates", () => {
 
 describe("Codec fast paths of encodeBytes (the send path's per-heap encode)", () => {
   test("a typed array of the dtype's own kind is its own bytes: one view per array, the general path's bytes", () => {
-    const cases: Array<[string, ArrayBufferView & { length: number }, Array<number | null>]> = [
+    const cases: Array<[string, Int8Array | Uint16Array | Float64Array | Float32Array, Array<number | null>]> = [
       ["i1", new Int8Array([1, -2, 3]), [3]],
       ["u2", new Uint16Array([1, 500, 65535]), [null]],
       ["<f8", new Float64Array([0.5, -1]), [2]],
