@@ -131,6 +131,11 @@ export const symbolDefs = {
     args: ["u32", "buffer", "buffer", "u32", "u32", "u32", "buffer"],
     returns: "i32",
   },
+  spead_recv_stream_add_tcp_reader: {
+    params: ["handle", "endpoint", "max_size", "buffer_size", "out_info"],
+    args: ["u32", "buffer", "u32", "u32", "buffer"],
+    returns: "i32",
+  },
   spead_udp_send_stream_create: {
     params: ["endpoints", "endpoint_count", "interface_address", "config", "out_handle"],
     args: ["buffer", "u32", "buffer", "buffer", "buffer"],
@@ -413,6 +418,8 @@ export interface Symbols {
   spead_recv_stream_stat_name(index: number, out: Uint8Array | null, capacity: number, out_len: Uint32Array | null): number;
   /** A UDP reader thread for the stream, bound to an Endpoint (family 0: any address); interface_address (IPv4, may be null) or interface_index (IPv6 multicast); out_info is a UdpReaderInfo. */
   spead_recv_stream_add_udp_reader(handle: number, endpoint: ArrayBufferView | null, interface_address: ArrayBufferView | null, interface_index: number, packet_size_max: number, buffer_size: number, out_info: ArrayBufferView | null): number;
+  /** A TCP reader thread for the stream: listens on an Endpoint (family 0: any IPv4 address), accepts one connection and stops the stream when the peer closes; max_size 0 takes spead2's default (65536), buffer_size 0 the kernel's; out_info is a TcpReaderInfo. */
+  spead_recv_stream_add_tcp_reader(handle: number, endpoint: ArrayBufferView | null, max_size: number, buffer_size: number, out_info: ArrayBufferView | null): number;
   /** A UDP send stream (SendStreamConfig) to endpoint_count Endpoint records (substream i = endpoint i); interface_address may be null. */
   spead_udp_send_stream_create(endpoints: ArrayBufferView | null, endpoint_count: number, interface_address: ArrayBufferView | null, config: ArrayBufferView | null, out_handle: Uint32Array | null): number;
   /** Queues a group of heaps (HeapRecords over one item table), all or none. */
@@ -1228,6 +1235,38 @@ export class UdpReaderInfoView {
   }
 }
 
+/** A TCP reader as started: listening port, socket receive buffer (zig/abi/records.zig `TcpReaderInfo`): 8 bytes, little-endian. */
+export const TcpReaderInfoLayout = {
+  size: 8,
+  port: 0,
+  buffer_size: 4,
+} as const;
+/** Accessors for one TcpReaderInfo at `offset` in a buffer (records are 8 bytes apart). */
+export class TcpReaderInfoView {
+  readonly view: DataView;
+  readonly #u32: Uint32Array;
+  constructor(buffer: ArrayBufferLike = new ArrayBuffer(8), offset = 0) {
+    this.view = new DataView(buffer, offset, 8);
+    this.#u32 = new Uint32Array(buffer, offset, 2);
+  }
+  /** The record's bytes (what an export takes). */
+  get bytes(): Uint8Array {
+    return new Uint8Array(this.view.buffer, this.view.byteOffset, this.view.byteLength);
+  }
+  get port(): number {
+    return this.#u32[0];
+  }
+  set port(value: number) {
+    this.#u32[0] = value;
+  }
+  get buffer_size(): number {
+    return this.#u32[1];
+  }
+  set buffer_size(value: number) {
+    this.#u32[1] = value;
+  }
+}
+
 /** A native buffer: its address, usable size (the size asked for, page-rounded), handle and whether it is on huge pages (0/1) (zig/abi/records.zig `BufferInfo`): 24 bytes, little-endian. */
 export const BufferInfoLayout = {
   size: 24,
@@ -1908,6 +1947,8 @@ export interface Lib {
   recvStreamStatName(index: number, out: Uint8Array | null, capacity: number, outLen: Uint32Array | null, what?: string): typeof Status.ok | typeof Status.invalid_argument;
   /** A UDP reader thread for the stream, bound to an Endpoint (family 0: any address); interface_address (IPv4, may be null) or interface_index (IPv6 multicast); out_info is a UdpReaderInfo. */
   recvStreamAddUdpReader(handle: number, endpoint: ArrayBufferView | null, interfaceAddress: ArrayBufferView | null, interfaceIndex: number, packetSizeMax: number, bufferSize: number, outInfo: ArrayBufferView | null, what?: string): void;
+  /** A TCP reader thread for the stream: listens on an Endpoint (family 0: any IPv4 address), accepts one connection and stops the stream when the peer closes; max_size 0 takes spead2's default (65536), buffer_size 0 the kernel's; out_info is a TcpReaderInfo. */
+  recvStreamAddTcpReader(handle: number, endpoint: ArrayBufferView | null, maxSize: number, bufferSize: number, outInfo: ArrayBufferView | null, what?: string): void;
   /** A UDP send stream (SendStreamConfig) to endpoint_count Endpoint records (substream i = endpoint i); interface_address may be null. */
   udpSendStreamCreate(endpoints: ArrayBufferView | null, endpointCount: number, interfaceAddress: ArrayBufferView | null, config: ArrayBufferView | null, what?: string): number;
   /** Queues a group of heaps (HeapRecords over one item table), all or none. */
@@ -2048,6 +2089,7 @@ export function bindLib(symbols: Symbols, nonblocking: AsyncSymbols | undefined,
   const spead_recv_stream_stats = symbols.spead_recv_stream_stats;
   const spead_recv_stream_stat_name = symbols.spead_recv_stream_stat_name;
   const spead_recv_stream_add_udp_reader = symbols.spead_recv_stream_add_udp_reader;
+  const spead_recv_stream_add_tcp_reader = symbols.spead_recv_stream_add_tcp_reader;
   const spead_udp_send_stream_create = symbols.spead_udp_send_stream_create;
   const spead_udp_send_stream_send = symbols.spead_udp_send_stream_send;
   const spead_udp_send_stream_poll = symbols.spead_udp_send_stream_poll;
@@ -2200,6 +2242,10 @@ export function bindLib(symbols: Symbols, nonblocking: AsyncSymbols | undefined,
     },
     recvStreamAddUdpReader(handle: number, endpoint: ArrayBufferView | null, interfaceAddress: ArrayBufferView | null, interfaceIndex: number, packetSizeMax: number, bufferSize: number, outInfo: ArrayBufferView | null, what = "spead_recv_stream_add_udp_reader"): void {
       const st = spead_recv_stream_add_udp_reader(handle, endpoint, interfaceAddress, interfaceIndex, packetSizeMax, bufferSize, outInfo);
+      if (st !== 0) fail(st, what);
+    },
+    recvStreamAddTcpReader(handle: number, endpoint: ArrayBufferView | null, maxSize: number, bufferSize: number, outInfo: ArrayBufferView | null, what = "spead_recv_stream_add_tcp_reader"): void {
+      const st = spead_recv_stream_add_tcp_reader(handle, endpoint, maxSize, bufferSize, outInfo);
       if (st !== 0) fail(st, what);
     },
     udpSendStreamCreate(endpoints: ArrayBufferView | null, endpointCount: number, interfaceAddress: ArrayBufferView | null, config: ArrayBufferView | null, what = "spead_udp_send_stream_create"): number {

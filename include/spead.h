@@ -237,6 +237,15 @@ SPEAD_ASSERT(offsetof(struct spead_udp_reader_info, buffer_size) == 4, "spead_ud
 SPEAD_ASSERT(offsetof(struct spead_udp_reader_info, gro) == 8, "spead_udp_reader_info.gro");
 SPEAD_ASSERT(offsetof(struct spead_udp_reader_info, buffer_size_forced) == 12, "spead_udp_reader_info.buffer_size_forced");
 
+/* A TCP reader as started: listening port, socket receive buffer (8 bytes). */
+struct spead_tcp_reader_info {
+    uint32_t port;
+    uint32_t buffer_size;
+};
+SPEAD_ASSERT(sizeof(struct spead_tcp_reader_info) == 8, "spead_tcp_reader_info size");
+SPEAD_ASSERT(offsetof(struct spead_tcp_reader_info, port) == 0, "spead_tcp_reader_info.port");
+SPEAD_ASSERT(offsetof(struct spead_tcp_reader_info, buffer_size) == 4, "spead_tcp_reader_info.buffer_size");
+
 /* A native buffer: its address, usable size (the size asked for, page-rounded), handle and whether it is on huge pages (0/1) (24 bytes). */
 struct spead_buffer_info {
     uint64_t address;
@@ -443,6 +452,8 @@ int32_t spead_recv_stream_stats(uint32_t handle, uint64_t *out, uint32_t capacit
 int32_t spead_recv_stream_stat_name(uint32_t index, uint8_t *out, uint32_t capacity, uint32_t *out_len);
 /* A UDP reader thread for the stream, bound to an Endpoint (family 0: any address); interface_address (IPv4, may be null) or interface_index (IPv6 multicast); out_info is a UdpReaderInfo. */
 int32_t spead_recv_stream_add_udp_reader(uint32_t handle, const struct spead_endpoint *endpoint, const struct spead_endpoint *interface_address, uint32_t interface_index, uint32_t packet_size_max, uint32_t buffer_size, struct spead_udp_reader_info *out_info);
+/* A TCP reader thread for the stream: listens on an Endpoint (family 0: any IPv4 address), accepts one connection and stops the stream when the peer closes; max_size 0 takes spead2's default (65536), buffer_size 0 the kernel's; out_info is a TcpReaderInfo. */
+int32_t spead_recv_stream_add_tcp_reader(uint32_t handle, const struct spead_endpoint *endpoint, uint32_t max_size, uint32_t buffer_size, struct spead_tcp_reader_info *out_info);
 /* A UDP send stream (SendStreamConfig) to endpoint_count Endpoint records (substream i = endpoint i); interface_address may be null. */
 int32_t spead_udp_send_stream_create(const struct spead_endpoint *endpoints, uint32_t endpoint_count, const struct spead_endpoint *interface_address, const struct spead_send_stream_config *config, uint32_t *out_handle);
 /* Queues a group of heaps (HeapRecords over one item table), all or none. */

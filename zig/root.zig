@@ -22,6 +22,7 @@ test {
     _ = @import("abi/recv.zig");
     _ = @import("abi/udp_recv.zig");
     _ = @import("abi/udp_send.zig");
+    _ = @import("abi/tcp.zig");
     _ = @import("abi/buffer.zig");
     _ = @import("abi/diag.zig");
     _ = @import("abi/lifecycle.zig");
@@ -29,6 +30,7 @@ test {
     _ = @import("abi/gen.zig");
     _ = @import("recv/file_reader.zig");
     _ = @import("recv/pcap.zig");
+    _ = @import("recv/tcp.zig");
     // Fuzz tests (`zig build test --fuzz`; seed corpus and fixed-seed mutations in every test run).
     _ = @import("core/fuzz.zig");
     _ = @import("recv/recv_fuzz.zig");

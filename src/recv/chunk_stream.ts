@@ -24,8 +24,11 @@ import {
   addBufferReaderTo,
   addFileReaderTo,
   addPcapFileReaderTo,
+  addTcpReaderTo,
   addUdpReaderTo,
   type PcapFileReaderOptions,
+  type TcpReaderInfo,
+  type TcpReaderOptions,
   type UdpReaderInfo,
   type UdpReaderOptions,
 } from "./readers.ts";
@@ -670,6 +673,11 @@ export abstract class ChunkStreamBase extends NativeObject implements Disposable
   addUdpReader(multicastGroup: string, port: number, options?: UdpReaderOptions): UdpReaderInfo;
   addUdpReader(a: number | string, b?: number | UdpReaderOptions, c?: UdpReaderOptions): UdpReaderInfo {
     return addUdpReaderTo(this.nativeHandle, a, b, c);
+  }
+
+  /** Receives SPEAD over one TCP connection; the stream stops when the peer closes: see `Stream.addTcpReader`. */
+  addTcpReader(port: number, options?: TcpReaderOptions): TcpReaderInfo {
+    return addTcpReaderTo(this.nativeHandle, port, options);
   }
 
   /** Statistics: the stream's (spead2's names) then `too_old_heaps` and `rejected_heaps`. */

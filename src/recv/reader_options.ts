@@ -1,4 +1,4 @@
-/** What UDP readers take and report (recv.Stream and chunk streams). */
+/** What UDP and TCP readers take and report (recv.Stream and chunk streams). */
 
 /** Options of {@link Stream.addUdpReader}; defaults are spead2's. */
 export interface UdpReaderOptions {
@@ -39,4 +39,25 @@ export interface PcapFileReaderOptions {
    * the one a capture of several streams usually needs.
    */
   port?: number;
+}
+
+/** Options of {@link Stream.addTcpReader}; defaults are spead2's. */
+export interface TcpReaderOptions {
+  /** Local address to listen on (IPv4/IPv6 literal); default all IPv4 interfaces. */
+  bindHostname?: string;
+  /**
+   * Largest packet accepted (default 65536); a longer one is counted in
+   * `stats.packets_rejected_oversize` and its bytes are passed over.
+   */
+  maxSize?: number;
+  /** Socket receive buffer to ask for (default 208 KiB; 0: the kernel's default; the kernel may cap it at rmem_max). */
+  bufferSize?: number;
+}
+
+/** What the TCP reader got from the kernel. */
+export interface TcpReaderInfo {
+  /** The listening port (useful with port 0). */
+  readonly port: number;
+  /** SO_RCVBUF as the kernel reports it (Linux reports double the size granted). */
+  readonly bufferSize: number;
 }

@@ -1,12 +1,12 @@
 /** Readers shared by every receive-stream kind (plain and chunk streams). */
-import { UdpReaderInfoView } from "../../ffi/abi.gen.ts";
+import { TcpReaderInfoView, UdpReaderInfoView } from "../../ffi/abi.gen.ts";
 import { lib } from "../../ffi/mod.ts";
 import { endpointRecord } from "../endpoint.ts";
 import { checkInteger, checkOptions } from "../errors.ts";
 import { ownerOf } from "../send/buffer_owners.ts";
-import type { PcapFileReaderOptions, UdpReaderInfo, UdpReaderOptions } from "./reader_options.ts";
+import type { PcapFileReaderOptions, TcpReaderInfo, TcpReaderOptions, UdpReaderInfo, UdpReaderOptions } from "./reader_options.ts";
 
-export type { PcapFileReaderOptions, UdpReaderInfo, UdpReaderOptions } from "./reader_options.ts";
+export type { PcapFileReaderOptions, TcpReaderInfo, TcpReaderOptions, UdpReaderInfo, UdpReaderOptions } from "./reader_options.ts";
 
 /**
  * Feeds `bytes` (concatenated packets) to a stream; it stops at the end. A
@@ -94,4 +94,20 @@ export function addUdpReaderTo(
     "addUdpReader",
   );
   return { port: info.port, bufferSize: info.buffer_size, gro: info.gro !== 0, bufferForced: info.buffer_size_forced !== 0 };
+}
+
+/** spead2's tcp_reader::default_buffer_size. */
+const TCP_BUFFER_SIZE_DEFAULT = 208 * 1024;
+
+/** `addTcpReader(port, options)` on a stream handle. */
+export function addTcpReaderTo(handle: number, port: number, options?: TcpReaderOptions): TcpReaderInfo {
+  checkInteger("port", port, 0, 65535);
+  checkOptions("options", options, "TcpReaderOptions ({ bindHostname, maxSize, bufferSize })");
+  const o = options ?? {};
+  if (o.maxSize !== undefined) checkInteger("maxSize", o.maxSize, 8, 64 * 2 ** 20);
+  if (o.bufferSize !== undefined) checkInteger("bufferSize", o.bufferSize, 0, 2 ** 30);
+  const endpoint = endpointRecord(o.bindHostname, port, "addTcpReader bindHostname");
+  const info = new TcpReaderInfoView();
+  lib.recvStreamAddTcpReader(handle, endpoint, o.maxSize ?? 0, o.bufferSize ?? TCP_BUFFER_SIZE_DEFAULT, info.bytes, `addTcpReader(${port})`);
+  return { port: info.port, bufferSize: info.buffer_size };
 }

@@ -18,8 +18,11 @@ import {
   addBufferReaderTo,
   addFileReaderTo,
   addPcapFileReaderTo,
+  addTcpReaderTo,
   addUdpReaderTo,
   type PcapFileReaderOptions,
+  type TcpReaderInfo,
+  type TcpReaderOptions,
   type UdpReaderInfo,
   type UdpReaderOptions,
 } from "./readers.ts";
@@ -159,6 +162,28 @@ export class Stream extends NativeObject implements AsyncIterable<Heap>, Iterabl
   addUdpReader(multicastGroup: string, port: number, options?: UdpReaderOptions): UdpReaderInfo;
   addUdpReader(a: number | string, b?: number | UdpReaderOptions, c?: UdpReaderOptions): UdpReaderInfo {
     return addUdpReaderTo(this.nativeHandle, a, b, c);
+  }
+
+  /**
+   * Receives SPEAD over TCP (spead2's `add_tcp_reader`): a native thread
+   * listens on `port`, accepts one connection (the listening socket is then
+   * closed), and feeds the packets that arrive back to back on it to the
+   * stream; the stream stops when the peer closes the connection. Port 0
+   * picks a free port (the returned info says which).
+   *
+   * Bad bytes are counted, never fatal, and the reader looks for the next
+   * packet as spead2's does: bytes that are not a SPEAD header are passed over
+   * 8 at a time (`stats.packets_rejected_bad_magic` and friends), a packet
+   * longer than `maxSize` is skipped (`packets_rejected_oversize`), and a
+   * packet the peer did not finish before closing counts in
+   * `packets_rejected_truncated`.
+   *
+   * @param port the port to listen on (0: any free port)
+   * @param options `bindHostname`, `maxSize`, `bufferSize`; throws
+   *   `SpeadError` (`system_error`, with the errno) when the port is taken
+   */
+  addTcpReader(port: number, options?: TcpReaderOptions): TcpReaderInfo {
+    return addTcpReaderTo(this.nativeHandle, port, options);
   }
 
   /** Returns the next heap if one is ready; throws `Empty`, or `Stopped` once stopped and drained. */

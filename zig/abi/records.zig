@@ -19,6 +19,7 @@ pub const all = .{
     SendCompletion,
     Endpoint,
     UdpReaderInfo,
+    TcpReaderInfo,
     BufferInfo,
     ChunkInfo,
     DescriptorFields,
@@ -184,6 +185,14 @@ pub const UdpReaderInfo = extern struct {
     buffer_size_forced: u32,
 };
 
+/// What `spead_recv_stream_add_tcp_reader` reports.
+pub const TcpReaderInfo = extern struct {
+    pub const doc = "A TCP reader as started: listening port, socket receive buffer";
+    port: u32,
+    /// SO_RCVBUF as the kernel reports it.
+    buffer_size: u32,
+};
+
 /// What `spead_buffer_alloc` returns.
 pub const BufferInfo = extern struct {
     pub const doc = "A native buffer: its address, usable size (the size asked for, page-rounded), handle and whether it is on huge pages (0/1)";
@@ -285,6 +294,7 @@ pub const CntSequence = extern struct {
 comptime {
     assertLayout(Endpoint, 32, .{ .family = 0, .port = 4, .address = 8, .scope_id = 24, .reserved = 28 });
     assertLayout(UdpReaderInfo, 16, .{ .port = 0, .buffer_size = 4, .gro = 8, .buffer_size_forced = 12 });
+    assertLayout(TcpReaderInfo, 8, .{ .port = 0, .buffer_size = 4 });
     assertLayout(BufferInfo, 24, .{ .address = 0, .mapped_size = 8, .handle = 16, .huge = 20 });
     assertLayout(ChunkInfo, 64, .{
         .data_address = 0,

@@ -11,6 +11,7 @@ const send = @import("send.zig");
 const recv = @import("recv.zig");
 const pool = @import("udp_recv.zig");
 const udp_send = @import("udp_send.zig");
+const tcp = @import("tcp.zig");
 const buffer = @import("buffer.zig");
 const diag = @import("diag.zig");
 const lifecycle = @import("lifecycle.zig");
@@ -56,6 +57,8 @@ pub const exports = [_]ex.Export{
     entry("spead_recv_stream_stats", recv.stats.values, "handle out capacity out_count", "Stat values in the order of spead_recv_stream_stat_name."),
     entry("spead_recv_stream_stat_name", recv.stats.name, "index out capacity out_len", "Name of stat `index`."),
     entry("spead_recv_stream_add_udp_reader", pool.addUdpReader, "handle endpoint interface_address interface_index packet_size_max buffer_size out_info", "A UDP reader thread for the stream, bound to an Endpoint (family 0: any address); interface_address (IPv4, may be null) or interface_index (IPv6 multicast); out_info is a UdpReaderInfo."),
+
+    entry("spead_recv_stream_add_tcp_reader", tcp.addTcpReader, "handle endpoint max_size buffer_size out_info", "A TCP reader thread for the stream: listens on an Endpoint (family 0: any IPv4 address), accepts one connection and stops the stream when the peer closes; max_size 0 takes spead2's default (65536), buffer_size 0 the kernel's; out_info is a TcpReaderInfo."),
 
     // UDP send streams
     entry("spead_udp_send_stream_create", udp_send.create, "endpoints endpoint_count interface_address config out_handle", "A UDP send stream (SendStreamConfig) to endpoint_count Endpoint records (substream i = endpoint i); interface_address may be null."),

@@ -120,11 +120,11 @@ const Ipv6Mreq = extern struct {
     ifindex: u32,
 };
 
-fn setInt(fd: posix.socket_t, level: i32, name: u32, value: c_int, what: []const u8) Error!void {
+pub fn setInt(fd: posix.socket_t, level: i32, name: u32, value: c_int, what: []const u8) Error!void {
     try sys_error.setsockopt(fd, level, name, std.mem.asBytes(&value), what);
 }
 
-fn readBufferSize(fd: posix.socket_t) Error!c_int {
+pub fn readBufferSize(fd: posix.socket_t) Error!c_int {
     // (std.posix.getsockopt passes an uninitialised length in Zig 0.14.)
     var size: c_int = 0;
     var len: posix.socklen_t = @sizeOf(c_int);
