@@ -141,6 +141,11 @@ export const symbolDefs = {
     args: ["buffer", "u32", "buffer", "buffer", "buffer"],
     returns: "i32",
   },
+  spead_tcp_send_stream_create: {
+    params: ["endpoint", "interface_address", "config", "out_handle"],
+    args: ["buffer", "buffer", "buffer", "buffer"],
+    returns: "i32",
+  },
   spead_udp_send_stream_send: {
     params: ["handle", "heaps", "heap_count", "items", "item_count", "mode", "token_in", "out_cnts"],
     args: ["u32", "buffer", "u32", "buffer", "u32", "u32", "buffer", "buffer"],
@@ -422,6 +427,8 @@ export interface Symbols {
   spead_recv_stream_add_tcp_reader(handle: number, endpoint: ArrayBufferView | null, max_size: number, buffer_size: number, out_info: ArrayBufferView | null): number;
   /** A UDP send stream (SendStreamConfig) to endpoint_count Endpoint records (substream i = endpoint i); interface_address may be null. */
   spead_udp_send_stream_create(endpoints: ArrayBufferView | null, endpoint_count: number, interface_address: ArrayBufferView | null, config: ArrayBufferView | null, out_handle: Uint32Array | null): number;
+  /** A TCP send stream (spead2's TcpStream): connects to one Endpoint (system_error with the errno when refused) and writes packets back to back; the handle is a send-stream handle for the spead_udp_send_stream_* calls (ttl must be -1, no GSO). */
+  spead_tcp_send_stream_create(endpoint: ArrayBufferView | null, interface_address: ArrayBufferView | null, config: ArrayBufferView | null, out_handle: Uint32Array | null): number;
   /** Queues a group of heaps (HeapRecords over one item table), all or none. */
   spead_udp_send_stream_send(handle: number, heaps: ArrayBufferView | null, heap_count: number, items: BigUint64Array | null, item_count: number, mode: number, token_in: BigUint64Array | null, out_cnts: BigUint64Array | null): number;
   /** Finished groups as SendCompletion records. */
@@ -1951,6 +1958,8 @@ export interface Lib {
   recvStreamAddTcpReader(handle: number, endpoint: ArrayBufferView | null, maxSize: number, bufferSize: number, outInfo: ArrayBufferView | null, what?: string): void;
   /** A UDP send stream (SendStreamConfig) to endpoint_count Endpoint records (substream i = endpoint i); interface_address may be null. */
   udpSendStreamCreate(endpoints: ArrayBufferView | null, endpointCount: number, interfaceAddress: ArrayBufferView | null, config: ArrayBufferView | null, what?: string): number;
+  /** A TCP send stream (spead2's TcpStream): connects to one Endpoint (system_error with the errno when refused) and writes packets back to back; the handle is a send-stream handle for the spead_udp_send_stream_* calls (ttl must be -1, no GSO). */
+  tcpSendStreamCreate(endpoint: ArrayBufferView | null, interfaceAddress: ArrayBufferView | null, config: ArrayBufferView | null, what?: string): number;
   /** Queues a group of heaps (HeapRecords over one item table), all or none. */
   udpSendStreamSend(handle: number, heaps: ArrayBufferView | null, heapCount: number, items: BigUint64Array | null, itemCount: number, mode: number, tokenIn: BigUint64Array | null, outCnts: BigUint64Array | null, what?: string): void;
   /** Finished groups as SendCompletion records. */
@@ -2091,6 +2100,7 @@ export function bindLib(symbols: Symbols, nonblocking: AsyncSymbols | undefined,
   const spead_recv_stream_add_udp_reader = symbols.spead_recv_stream_add_udp_reader;
   const spead_recv_stream_add_tcp_reader = symbols.spead_recv_stream_add_tcp_reader;
   const spead_udp_send_stream_create = symbols.spead_udp_send_stream_create;
+  const spead_tcp_send_stream_create = symbols.spead_tcp_send_stream_create;
   const spead_udp_send_stream_send = symbols.spead_udp_send_stream_send;
   const spead_udp_send_stream_poll = symbols.spead_udp_send_stream_poll;
   const spead_udp_send_stream_wait = symbols.spead_udp_send_stream_wait;
@@ -2250,6 +2260,11 @@ export function bindLib(symbols: Symbols, nonblocking: AsyncSymbols | undefined,
     },
     udpSendStreamCreate(endpoints: ArrayBufferView | null, endpointCount: number, interfaceAddress: ArrayBufferView | null, config: ArrayBufferView | null, what = "spead_udp_send_stream_create"): number {
       const st = spead_udp_send_stream_create(endpoints, endpointCount, interfaceAddress, config, handleOut);
+      if (st !== 0) fail(st, what);
+      return handleOut[0];
+    },
+    tcpSendStreamCreate(endpoint: ArrayBufferView | null, interfaceAddress: ArrayBufferView | null, config: ArrayBufferView | null, what = "spead_tcp_send_stream_create"): number {
+      const st = spead_tcp_send_stream_create(endpoint, interfaceAddress, config, handleOut);
       if (st !== 0) fail(st, what);
       return handleOut[0];
     },

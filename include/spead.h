@@ -456,6 +456,8 @@ int32_t spead_recv_stream_add_udp_reader(uint32_t handle, const struct spead_end
 int32_t spead_recv_stream_add_tcp_reader(uint32_t handle, const struct spead_endpoint *endpoint, uint32_t max_size, uint32_t buffer_size, struct spead_tcp_reader_info *out_info);
 /* A UDP send stream (SendStreamConfig) to endpoint_count Endpoint records (substream i = endpoint i); interface_address may be null. */
 int32_t spead_udp_send_stream_create(const struct spead_endpoint *endpoints, uint32_t endpoint_count, const struct spead_endpoint *interface_address, const struct spead_send_stream_config *config, uint32_t *out_handle);
+/* A TCP send stream (spead2's TcpStream): connects to one Endpoint (system_error with the errno when refused) and writes packets back to back; the handle is a send-stream handle for the spead_udp_send_stream_* calls (ttl must be -1, no GSO). */
+int32_t spead_tcp_send_stream_create(const struct spead_endpoint *endpoint, const struct spead_endpoint *interface_address, const struct spead_send_stream_config *config, uint32_t *out_handle);
 /* Queues a group of heaps (HeapRecords over one item table), all or none. */
 int32_t spead_udp_send_stream_send(uint32_t handle, const struct spead_heap_record *heaps, uint32_t heap_count, const uint64_t *items, uint32_t item_count, uint32_t mode, const uint64_t *token_in, uint64_t *out_cnts);
 /* Finished groups as SendCompletion records. */

@@ -185,3 +185,104 @@ describe("recv.Stream.addTcpReader on 127.0.0.1", () => {
     expect(heaps).toEqual([[7, sha(data)]]);
   });
 });
+
+/** Heap i: item 0x1234 = pattern(size_i, i), sizes from 16 bytes to ~150 kB. */
+function sendDatas(n: number): Uint8Array[] {
+  return Array.from({ length: n }, (_, i) => pattern(16 + ((i * 7919) % 150000), i));
+}
+
+function heapOf(data: Uint8Array): send.Heap {
+  const h = new send.Heap(new Flavour());
+  h.addRaw(0x1234, data);
+  return h;
+}
+
+describe("send.TcpStream on 127.0.0.1", () => {
+  test("spead2 (PyPI) add_tcp_reader receives our heaps byte for byte", async () => {
+    const child = spawn(python, [`${root}/tests/interop/tcp_recv.py`, "65536"], { stdio: ["ignore", "pipe", "pipe"] });
+    const killer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    try {
+      let out = "";
+      let err = "";
+      child.stderr!.on("data", (d: Uint8Array) => (err += new TextDecoder().decode(d)));
+      const exited = new Promise<number | null>((res) => child.on("close", res));
+      const firstLine = new Promise<string>((res) => {
+        child.stdout!.on("data", (d: Uint8Array) => {
+          out += new TextDecoder().decode(d);
+          if (out.includes("\n")) res(out.slice(0, out.indexOf("\n")));
+        });
+        child.on("close", () => res(""));
+      });
+      const port = Number(await firstLine);
+      expect(port, err).toBeGreaterThan(0);
+      const datas = sendDatas(30);
+      {
+        using stream = new send.TcpStream(["127.0.0.1", port], new send.StreamConfig({ maxPacketSize: 8972, maxHeaps: 8 }));
+        // At most maxHeaps in flight (more would be refused with queue_full, as spead2 drops them).
+        for (let i = 0; i < datas.length; i += 8) {
+          await Promise.all(datas.slice(i, i + 8).map((d, k) => stream.asyncSendHeap(heapOf(d), i + k + 1)));
+        }
+        stream.sendHeap(heapOf(new Uint8Array(0)), 31); // a sync send too
+        expect(stream.stats.heaps).toBe(31);
+      } // close: the connection ends, spead2's stream stops
+      expect(await exited, err).toBe(0);
+      const heaps = JSON.parse(out.slice(out.indexOf("\n") + 1));
+      expect(heaps).toEqual(datas.map((d, i) => [i + 1, sha(d)]));
+    } finally {
+      clearTimeout(killer);
+      child.kill("SIGKILL");
+    }
+  });
+
+  test("to our own reader: large packets, a socket that fills, every heap in order", async () => {
+    using rx = new recv.Stream(new recv.StreamConfig({ maxHeaps: 4 }), new recv.RingStreamConfig({ heaps: 4 }));
+    const { port } = rx.addTcpReader(0, { bindHostname: "127.0.0.1", maxSize: 65536 });
+    const cancel = watchdog(rx);
+    const drained = drain(rx);
+    const datas = sendDatas(60);
+    {
+      // A send buffer smaller than a batch: writes are partial and resumed. (Below about one
+      // loopback segment, 64 KiB, every write would wait for the peer's delayed ACK.)
+      using tx = new send.TcpStream(["127.0.0.1", port], new send.StreamConfig({ maxPacketSize: 65536, maxHeaps: 16 }), {
+        bufferSize: 100_000,
+      });
+      for (let i = 0; i < datas.length; i += 6) {
+        await Promise.all(datas.slice(i, i + 6).map((d, k) => tx.asyncSendHeap(heapOf(d), i + k + 1)));
+      }
+      tx.flush();
+    }
+    const { heaps, stats } = await drained;
+    cancel();
+    expect(heaps).toEqual(datas.map((d, i) => [i + 1, sha(d)]));
+    expect(stats.packets_rejected_oversize + stats.packets_rejected_truncated).toBe(0);
+  });
+
+  test("a refused connection throws with ECONNREFUSED; bad endpoints are refused", () => {
+    using rx = new recv.Stream();
+    const { port } = rx.addTcpReader(0, { bindHostname: "127.0.0.1" });
+    rx.stop(); // the listening socket is closed now
+    expect(() => new send.TcpStream(["127.0.0.1", port])).toThrow("ECONNREFUSED");
+    expect(() => new send.TcpStream([["127.0.0.1", port], ["127.0.0.1", port]])).toThrow("exactly one endpoint");
+    expect(() => new send.TcpStream(["no address", port])).toThrow("invalid_argument");
+  });
+
+  test("a peer that goes away: later heaps fail with system_error", async () => {
+    using rx = new recv.Stream();
+    const { port } = rx.addTcpReader(0, { bindHostname: "127.0.0.1" });
+    using tx = new send.TcpStream(["127.0.0.1", port]);
+    await tx.asyncSendHeap(heapOf(pattern(100, 1)), 1);
+    const heap = await rx.get();
+    heap.release();
+    rx.stop(); // our reader closes its side
+    let error: unknown;
+    for (let i = 0; i < 50 && error === undefined; i++) {
+      try {
+        await tx.asyncSendHeap(heapOf(pattern(100000, 2)), 2 + i);
+      } catch (e) {
+        error = e;
+      }
+      await sleep(5);
+    }
+    expect(String(error)).toMatch(/EPIPE|ECONNRESET/);
+  });
+});

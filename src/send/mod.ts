@@ -7,3 +7,4 @@ export * from "./stream_config.ts";
 export * from "./heap_generator.ts";
 export * from "./udp_stream.ts";
 export * from "./buffer.ts";
+export * from "./tcp_stream.ts";

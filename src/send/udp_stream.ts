@@ -6,7 +6,7 @@
  * ring that JS drains in batches; native threads never call JS except a Bun
  * doorbell.
  */
-import { CntSequenceView, HeapRecordLayout, SendCompletionWords, SendStreamConfigView } from "../../ffi/abi.gen.ts";
+import { CntSequenceView, HeapRecordLayout, SendCompletionWords } from "../../ffi/abi.gen.ts";
 import { lib, Status } from "../../ffi/mod.ts";
 import { endpointRecord, endpointRecords } from "../endpoint.ts";
 import { checkInstance, checkInteger, checkOptions, errnoName, SpeadError, statusName } from "../errors.ts";
@@ -20,6 +20,7 @@ import { buildItemTable, directItemTable, type ItemTable, prepareItemTable, unpi
 import type { NativeBuffer } from "./buffer.ts";
 import { HeapReferenceList } from "./heap_reference_list.ts";
 import { GroupMode, StreamConfig } from "./stream_config.ts";
+import { AdoptedSendStream, sendConfigRecord } from "./adopted.ts";
 
 // Heap records are written through 32-bit halves in #submit: a little-endian host, which
 // ffi/abi.gen.ts checks when it loads (every record view assumes it).
@@ -143,6 +144,37 @@ function refreshHeapRecords(recs: BigUint64Array, heaps: readonly Heap[]): void 
   for (let i = 0; i < heaps.length; i++) recs32[i * REC_U32 + REC_REPEAT] = heaps[i].repeatPointers ? 1 : 0;
 }
 
+/** Opens a UDP send stream from `UdpStream`'s constructor arguments. */
+function openUdp(
+  a: ThreadPool | ReadonlyArray<readonly [string, number]> | readonly [string, number],
+  b?: ReadonlyArray<readonly [string, number]> | readonly [string, number] | StreamConfig,
+  c?: StreamConfig | UdpStreamOptions,
+  d?: UdpStreamOptions,
+): AdoptedSendStream {
+  const spead2Form = a instanceof ThreadPool;
+  const endpoints = (spead2Form ? b : a) as ReadonlyArray<readonly [string, number]> | readonly [string, number];
+  const config = (spead2Form ? c : b) ?? new StreamConfig();
+  const options: UdpStreamOptions = spead2Form ? { ...(d ?? {}), threadPool: a } : (c as UdpStreamOptions) ?? {};
+  const form = "send.UdpStream(endpoints, config?, options?) or send.UdpStream(threadPool, endpoints, config?)";
+  if (!Array.isArray(endpoints)) {
+    throw new SpeadError("invalid_argument", `endpoints must be [host, port] pairs (${form})`);
+  }
+  const list = (typeof endpoints[0] === "string" ? [endpoints] : endpoints) as ReadonlyArray<
+    readonly [string, number]
+  >;
+  const cfg = checkInstance("config", config, StreamConfig, `a send.StreamConfig (${form})`);
+  checkOptions("options", options, `UdpStreamOptions ({ bufferSize, ttl, ... }) (${form})`);
+  if (options.bufferSize !== undefined) checkInteger("bufferSize", options.bufferSize, 0, 0x7fff_ffff);
+  if (options.ttl !== undefined) checkInteger("ttl", options.ttl, 0, 255);
+  if (options.interfaceIndex !== undefined) checkInteger("interfaceIndex", options.interfaceIndex, 0, 0xffff_ffff);
+  if (options.threadPool !== undefined) checkInstance("threadPool", options.threadPool, ThreadPool, "a ThreadPool");
+  const ep = endpointList(list);
+  const iface = endpointRecord(options.interfaceAddress, 0, "send.UdpStream interfaceAddress");
+  const record = sendConfigRecord(cfg, { ...options, bufferSize: options.bufferSize ?? 512 * 1024 });
+  const handle = lib.udpSendStreamCreate(ep, list.length, iface, record.view, "send.UdpStream");
+  return new AdoptedSendStream(handle, cfg, list.length);
+}
+
 /**
  * Sends heaps as UDP datagrams, one endpoint per substream.
  *
@@ -188,44 +220,15 @@ export class UdpStream extends NativeObject implements Disposable {
     options?: UdpStreamOptions,
   );
   constructor(
-    a: ThreadPool | ReadonlyArray<readonly [string, number]> | readonly [string, number],
+    a: ThreadPool | ReadonlyArray<readonly [string, number]> | readonly [string, number] | AdoptedSendStream,
     b?: ReadonlyArray<readonly [string, number]> | readonly [string, number] | StreamConfig,
     c?: StreamConfig | UdpStreamOptions,
     d?: UdpStreamOptions,
   ) {
-    const spead2Form = a instanceof ThreadPool;
-    const endpoints = (spead2Form ? b : a) as ReadonlyArray<readonly [string, number]> | readonly [string, number];
-    const config = (spead2Form ? c : b) ?? new StreamConfig();
-    const options: UdpStreamOptions = spead2Form ? { ...(d ?? {}), threadPool: a } : (c as UdpStreamOptions) ?? {};
-    const form = "send.UdpStream(endpoints, config?, options?) or send.UdpStream(threadPool, endpoints, config?)";
-    if (!Array.isArray(endpoints)) {
-      throw new SpeadError("invalid_argument", `endpoints must be [host, port] pairs (${form})`);
-    }
-    const list = (typeof endpoints[0] === "string" ? [endpoints] : endpoints) as ReadonlyArray<
-      readonly [string, number]
-    >;
-    const cfg = checkInstance("config", config, StreamConfig, `a send.StreamConfig (${form})`);
-    checkOptions("options", options, `UdpStreamOptions ({ bufferSize, ttl, ... }) (${form})`);
-    if (options.bufferSize !== undefined) checkInteger("bufferSize", options.bufferSize, 0, 0x7fff_ffff);
-    if (options.ttl !== undefined) checkInteger("ttl", options.ttl, 0, 255);
-    if (options.interfaceIndex !== undefined) checkInteger("interfaceIndex", options.interfaceIndex, 0, 0xffff_ffff);
-    if (options.threadPool !== undefined) checkInstance("threadPool", options.threadPool, ThreadPool, "a ThreadPool");
-    const ep = endpointList(list);
-    const iface = endpointRecord(options.interfaceAddress, 0, "send.UdpStream interfaceAddress");
-    const record = new SendStreamConfigView();
-    record.packet_size_max = cfg.maxPacketSize;
-    record.rate = cfg.rate;
-    record.burst_size = cfg.burstSize;
-    record.heaps_max = cfg.maxHeaps;
-    record.burst_rate_ratio = cfg.burstRateRatio;
-    record.buffer_size = options.bufferSize ?? 512 * 1024;
-    record.ttl = options.ttl ?? -1;
-    record.interface_index = options.interfaceIndex ?? 0;
-    record.flags = options.disableGso ? 1 : 0;
-    record.io_core = options.threadPool?.nextCore() ?? -1;
-    super(lib.udpSendStreamCreate(ep, list.length, iface, record.view, "send.UdpStream"), kind);
-    this.config = cfg;
-    this.numSubstreams = list.length;
+    const opened = a instanceof AdoptedSendStream ? a : openUdp(a, b, c, d);
+    super(opened.handle, kind);
+    this.config = opened.config;
+    this.numSubstreams = opened.substreams;
   }
 
   /** Sets the automatic heap cnt sequence (next, step); step must not be 0. */

@@ -62,6 +62,7 @@ pub const exports = [_]ex.Export{
 
     // UDP send streams
     entry("spead_udp_send_stream_create", udp_send.create, "endpoints endpoint_count interface_address config out_handle", "A UDP send stream (SendStreamConfig) to endpoint_count Endpoint records (substream i = endpoint i); interface_address may be null."),
+    entry("spead_tcp_send_stream_create", udp_send.createTcp, "endpoint interface_address config out_handle", "A TCP send stream (spead2's TcpStream): connects to one Endpoint (system_error with the errno when refused) and writes packets back to back; the handle is a send-stream handle for the spead_udp_send_stream_* calls (ttl must be -1, no GSO)."),
     entry("spead_udp_send_stream_send", udp_send.send, "handle heaps heap_count items item_count mode token_in out_cnts", "Queues a group of heaps (HeapRecords over one item table), all or none."),
     entry("spead_udp_send_stream_poll", udp_send.poll, "handle out capacity_records out_count", "Finished groups as SendCompletion records."),
     blocking("spead_udp_send_stream_wait", udp_send.wait, "handle timeout_ms", "Blocks until a completion is ready (ok), timeout (empty) or stopped."),

@@ -138,12 +138,31 @@ pub fn create(
     const config = try parseConfig(config_in orelse return error.InvalidArgument, interface_address);
     var address_buffer: [udp_send.endpoints_max]std.net.Address = undefined;
     const addresses = try endpointAddresses(endpoints, endpoint_count, &address_buffer);
-    const stream = try udp_send.Stream.create(allocator, addresses, config);
+    try register(try udp_send.Stream.create(allocator, addresses, config), handle_out);
+}
+
+/// Gives `stream` a handle (destroying it if none is left) and writes it to `out`.
+fn register(stream: *Stream, out: *u32) Error!void {
     errdefer stream.destroy();
     const handle = try streams.insert(stream);
     // Not yet visible to JS, so no doorbell can use the handle before this.
     stream.handle = handle;
-    handle_out.* = handle;
+    out.* = handle;
+}
+
+/// spead2's TcpStream: connects to `endpoint` (an Endpoint record) and returns a
+/// send-stream handle that the other `spead_udp_send_stream_*` exports take.
+pub fn createTcp(
+    endpoint: ?*const Endpoint,
+    interface_address: ?*const Endpoint,
+    config_in: ?*const SendStreamConfig,
+    out_handle: ?*u32,
+) Error!void {
+    if (!supported) return error.SystemError;
+    const handle_out = try args.u32Out(out_handle);
+    const config = try parseConfig(config_in orelse return error.InvalidArgument, interface_address);
+    const address = try (endpoint orelse return error.InvalidArgument).toAddress();
+    try register(try udp_send.Stream.createTcp(allocator, address, config), handle_out);
 }
 
 pub fn send(

@@ -334,11 +334,35 @@ pub const Stream = struct {
 
     thread: ?std.Thread = null,
     io: Io,
+    /// A connected TCP socket (`createTcp`): packets go out back to back as
+    /// one byte stream (`sendBatchStream`), not as datagrams.
+    byte_stream: bool = false,
 
     /// Creates the socket and starts the I/O thread. `endpoints` are copied.
     pub fn create(allocator: std.mem.Allocator, endpoints: []const std.net.Address, config: Config) Error!*Stream {
         try config.validate();
         try checkEndpoints(endpoints, config);
+        const fd = try openSocket(endpoints[0].any.family, config);
+        return adopt(allocator, endpoints, config, fd, false);
+    }
+
+    /// spead2's TcpStream: connects to `endpoint` (blocking; a refused or
+    /// failed connect is `SystemError` with its errno recorded) and starts the
+    /// I/O thread, which writes each packet to the connection in order. One
+    /// substream; no GSO, multicast or interface.
+    pub fn createTcp(allocator: std.mem.Allocator, endpoint: std.net.Address, config_in: Config) Error!*Stream {
+        var config = config_in;
+        config.gso = false;
+        try config.validate();
+        if (config.ttl != null or config.interface_index != 0) return error.InvalidArgument;
+        try checkEndpoints(&.{endpoint}, config);
+        const fd = try connectTcp(endpoint, config);
+        return adopt(allocator, &.{endpoint}, config, fd, true);
+    }
+
+    /// Builds the stream around `fd` (closed on error) and starts its I/O thread.
+    fn adopt(allocator: std.mem.Allocator, endpoints: []const std.net.Address, config: Config, fd: posix.socket_t, byte_stream: bool) Error!*Stream {
+        errdefer posix.close(fd);
         const self = allocator.create(Stream) catch return error.OutOfMemory;
         errdefer allocator.destroy(self);
         const endpoints_copy = allocator.dupe(std.net.Address, endpoints) catch return error.OutOfMemory;
@@ -351,8 +375,6 @@ pub const Stream = struct {
         const batch_limit = batchLimit(config.packet_size_max);
         const scratch = allocator.alloc(u8, @as(usize, batch_limit) * config.packet_size_max) catch return error.OutOfMemory;
         errdefer allocator.free(scratch);
-        const fd = try openSocket(endpoints[0].any.family, config);
-        errdefer posix.close(fd);
 
         self.* = .{
             .allocator = allocator,
@@ -367,10 +389,11 @@ pub const Stream = struct {
                 .scratch = scratch,
                 .batch_limit = batch_limit,
             },
+            .byte_stream = byte_stream,
         };
         if (!config.gso or !gsoSupported(fd)) self.io.gso.state = .disabled;
         self.setStat(.gso_state, @intFromEnum(self.io.gso.state));
-        self.thread = std.Thread.spawn(.{}, run, .{self}) catch return sys_error.fail(.AGAIN, "pthread_create (UDP send thread)", null);
+        self.thread = std.Thread.spawn(.{}, run, .{self}) catch return sys_error.fail(.AGAIN, "pthread_create (send thread)", null);
         self.thread.?.setName("spead-udp-send") catch {}; // a name for top -H and the leak tests only
         return self;
     }
@@ -774,6 +797,7 @@ pub const Stream = struct {
     }
 
     fn sendBatch(self: *Stream, n: usize) void {
+        if (self.byte_stream) return self.sendBatchStream(n);
         const io = &self.io;
         assert(n > 0 and n <= io.batch_limit);
         io.done_count = 0;
@@ -843,6 +867,86 @@ pub const Stream = struct {
             for (msg.first_packet..msg.first_packet + msg.packets) |i| self.packetDone(i, errno);
             first_message += 1;
             first_packet = msg.first_packet + msg.packets;
+        }
+        self.finishBatch();
+    }
+
+    /// `sendBatch` on a TCP connection: the batch's segments, in order, by
+    /// `sendmsg` calls of at most `iov_max` segments; a partial write is
+    /// resumed where it stopped (a packet cut short would break the framing of
+    /// every packet after it), so a full socket is waited out until stop().
+    /// An error (the peer gone: EPIPE, ECONNRESET) fails the rest of the batch.
+    fn sendBatchStream(self: *Stream, n: usize) void {
+        const io = &self.io;
+        assert(n > 0 and n <= io.batch_limit);
+        io.done_count = 0;
+        var iov_at: usize = io.packets[0].iov_first;
+        const iov_end: usize = io.packets[n - 1].iov_first + io.packets[n - 1].iov_count;
+        var packet: usize = 0;
+        var packet_left: usize = io.packets[0].size;
+        // Each pass writes bytes, waits one poll, or ends the batch.
+        while (packet < n) {
+            const msg: linux.msghdr_const = .{
+                .name = null,
+                .namelen = 0,
+                .iov = io.iov[iov_at..].ptr,
+                .iovlen = @intCast(@min(iov_end - iov_at, iov_max)),
+                .control = null,
+                .controllen = 0,
+                .flags = 0,
+            };
+            const rc = linux.sendmsg(self.fd, &msg, linux.MSG.DONTWAIT | linux.MSG.NOSIGNAL);
+            const err = linux.E.init(rc);
+            switch (err) {
+                .SUCCESS => {
+                    self.addStat(.batches, 1);
+                    var left: usize = rc;
+                    while (left > 0) {
+                        assert(packet < n);
+                        const take = @min(left, packet_left);
+                        left -= take;
+                        packet_left -= take;
+                        if (packet_left == 0) {
+                            self.packetDone(packet, 0);
+                            packet += 1;
+                            if (packet < n) packet_left = io.packets[packet].size;
+                        }
+                    }
+                    left = rc;
+                    while (left > 0) {
+                        const seg = &io.iov[iov_at];
+                        if (seg.len <= left) {
+                            left -= seg.len;
+                            iov_at += 1;
+                        } else {
+                            seg.base += left;
+                            seg.len -= left;
+                            left = 0;
+                        }
+                    }
+                    // Empty packets (none in practice) have nothing to write.
+                    while (packet < n and packet_left == 0) {
+                        self.packetDone(packet, 0);
+                        packet += 1;
+                        if (packet < n) packet_left = io.packets[packet].size;
+                    }
+                },
+                .INTR => {},
+                .AGAIN, .NOBUFS => {
+                    self.addStat(.would_block, 1);
+                    var fds = [_]posix.pollfd{.{ .fd = self.fd, .events = posix.POLL.OUT, .revents = 0 }};
+                    _ = posix.poll(&fds, blocked_poll_ms) catch {};
+                    if (self.stopping.load(.acquire)) {
+                        // stop() reports every group still queued.
+                        self.finishBatch();
+                        return;
+                    }
+                },
+                else => {
+                    const errno: u32 = @intFromEnum(err);
+                    while (packet < n) : (packet += 1) self.packetDone(packet, errno);
+                },
+            }
         }
         self.finishBatch();
     }
@@ -931,6 +1035,43 @@ fn checkEndpoints(endpoints: []const std.net.Address, config: Config) Error!void
         if (address.any.family != family) return error.InvalidArgument;
     }
     if (config.interface_index != 0 and (config.ttl == null or family != posix.AF.INET6)) return error.InvalidArgument;
+}
+
+/// Most segments one `sendmsg` takes (Linux's UIO_MAXIOV).
+const iov_max = 1024;
+
+/// A TCP socket connected to `endpoint` (blocking connect, then nonblocking).
+fn connectTcp(endpoint: std.net.Address, config: Config) Error!posix.socket_t {
+    const fd = try sys_error.socket(endpoint.any.family, posix.SOCK.STREAM | posix.SOCK.CLOEXEC, posix.IPPROTO.TCP);
+    errdefer posix.close(fd);
+    if (config.buffer_size > 0) {
+        const size: c_int = @intCast(@min(config.buffer_size, std.math.maxInt(c_int)));
+        try sys_error.setsockopt(fd, posix.SOL.SOCKET, posix.SO.SNDBUF, std.mem.asBytes(&size), "setsockopt SO_SNDBUF");
+    }
+    if (config.interface_address) |address| {
+        var local = address;
+        local.setPort(0);
+        try sys_error.bind(fd, local);
+    }
+    var attempts: u32 = 0;
+    while (true) : (attempts += 1) {
+        const rc = linux.connect(fd, &endpoint.any, endpoint.getOsSockLen());
+        const err = linux.E.init(rc);
+        if (err == .SUCCESS) break;
+        // A signal: the connect goes on in the kernel; wait for it (bounded).
+        if (err == .INTR and attempts < 16) continue;
+        if (err == .ISCONN) break;
+        return sys_error.fail(err, "connect", endpoint);
+    }
+    // Batches are written whole, so Nagle's algorithm would only hold back
+    // the end of a batch (often a heap's last packet) until the peer's ACK.
+    const nodelay: c_int = 1;
+    try sys_error.setsockopt(fd, posix.IPPROTO.TCP, linux.TCP.NODELAY, std.mem.asBytes(&nodelay), "setsockopt TCP_NODELAY");
+    const flags = linux.fcntl(fd, linux.F.GETFL, 0);
+    try sys_error.check(flags, "fcntl F_GETFL", null);
+    // (SOCK_NONBLOCK is O_NONBLOCK on Linux.)
+    try sys_error.check(linux.fcntl(fd, linux.F.SETFL, flags | linux.SOCK.NONBLOCK), "fcntl F_SETFL", null);
+    return fd;
 }
 
 fn openSocket(family: posix.sa_family_t, config: Config) Error!posix.socket_t {
@@ -1458,4 +1599,51 @@ test "the I/O thread pins itself to the configured core" {
     _ = stream.statValues(&stats);
     try testing.expectEqual(@as(u64, 0), stats[@intFromEnum(Stat.affinity_failures)]);
     try testing.expectEqualStrings("affinity_failures", stat_names[@intFromEnum(Stat.affinity_failures)]);
+}
+
+test "TCP: packets back to back on one connection, byte for byte, across a full socket; a refused connect is recorded" {
+    const listen_address = try std.net.Address.parseIp("127.0.0.1", 0);
+    var server = try listen_address.listen(.{});
+    defer server.deinit();
+    // A small send buffer, so that the socket fills and writes are partial.
+    const stream = try Stream.createTcp(testing.allocator, server.listen_address, .{ .packet_size_max = 9000, .buffer_size = 4096, .heaps_max = 8 });
+    defer stream.destroy();
+    const conn = try server.accept();
+    defer conn.stream.close();
+    const data = try testing.allocator.alloc(u8, 300_000);
+    defer testing.allocator.free(data);
+    for (data, 0..) |*b, i| b.* = @truncate(i *% 7);
+    const f = flavour48();
+    const heap = [_]ItemRecord{ immediateItem(0x1600, 5), addressedItem(0x3300, data) };
+    const heaps = 3;
+    for (0..heaps) |_| try stream.send(SliceHeaps{ .heaps = &.{.{ .items = &heap, .flavour = f }} }, .serial, 1, &.{});
+    // Read everything back (the sender waits on the full socket meanwhile) and compare.
+    var expected = std.ArrayList(u8).init(testing.allocator);
+    defer expected.deinit();
+    var buf: [packet_size_limit]u8 = undefined;
+    for (0..heaps) |h| {
+        var gen = try Packetiser.init(&heap, f, h + 1, 9000, false);
+        while (gen.hasNext()) try expected.appendSlice(buf[0..try gen.nextInto(&buf)]);
+    }
+    const got = try testing.allocator.alloc(u8, expected.items.len);
+    defer testing.allocator.free(got);
+    var have: usize = 0;
+    var reads: usize = 0;
+    while (have < got.len) : (reads += 1) {
+        try testing.expect(reads < 1_000_000);
+        const n = try conn.stream.read(got[have..]);
+        try testing.expect(n > 0);
+        have += n;
+    }
+    try testing.expectEqualSlices(u8, expected.items, got);
+    var records: [heaps]Completion = undefined;
+    try waitRecords(stream, &records);
+    for (records) |r| try testing.expectEqual(@as(u64, 0), r.status);
+
+    // Nothing listens on a port just closed: connect is refused, errno kept.
+    const closed = server.listen_address;
+    server.deinit();
+    server = try listen_address.listen(.{});
+    try testing.expectError(error.SystemError, Stream.createTcp(testing.allocator, closed, .{}));
+    try testing.expectEqual(@as(u16, @intFromEnum(linux.E.CONNREFUSED)), sys_error.get().errno);
 }
