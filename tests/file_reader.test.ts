@@ -168,6 +168,21 @@ describe("addFileReader", () => {
     expect(() => b.addFileReader(path)).toThrow(SpeadError);
   });
 
+  test("a file cut short while it is read: the reader stops and counts it (no SIGBUS)", async () => {
+    const path = `${dir}/shrinks.spead`;
+    const bytes = writeOurs(path, 400, 16384, 9000);
+    const stream = new recv.Stream(new recv.StreamConfig({}), new recv.RingStreamConfig({ heaps: 2 }));
+    stream.addFileReader(path);
+    const first = await stream.get(); // the reader is now blocked on the full ring, near the start
+    first.release();
+    // At a page boundary, so that the reader's next access past the new end faults.
+    truncateSync(path, Math.floor(bytes.byteLength / 4 / 65536) * 65536);
+    const { values, stats } = await drain(stream);
+    expect(values.length).toBeGreaterThan(0);
+    expect(values.length).toBeLessThan(399);
+    expect(stats.files_shrunk).toBe(1);
+  });
+
   test("a chunk stream reads a file too", async () => {
     const path = `${dir}/chunks.spead`;
     const flavour = new Flavour();

@@ -14,6 +14,7 @@ test {
     _ = @import("core/status.zig");
     _ = @import("core/sys_error.zig");
     _ = @import("core/handles.zig");
+    _ = @import("core/map_guard.zig");
     _ = @import("core/doorbell.zig");
     _ = @import("abi/export.zig");
     _ = @import("abi/stats.zig");

@@ -113,8 +113,10 @@ export class Stream extends NativeObject implements AsyncIterable<Heap>, Iterabl
    * Bad contents are counted, never fatal: the reader stops at the first packet
    * it cannot decode (a truncated last packet counts in
    * `stats.packets_rejected_truncated`, other bytes in `packets_rejected_bad_magic`
-   * and friends), as spead2's memory reader does. The file must not shrink while
-   * it is being read (as with any mapping, the reader would fault).
+   * and friends), as spead2's memory reader does. A file that shrinks while it
+   * is read (which would make a plain mapping fault the process with SIGBUS)
+   * stops the reader: what went reads as zeros (so the heap being assembled at
+   * the cut may hold zeros), and `stats.files_shrunk` counts it.
    *
    * @param path the file; throws `SpeadError` (`system_error`, with the errno)
    *   when it cannot be opened or mapped, `invalid_argument` when it is not a

@@ -34,6 +34,7 @@ const packet_mod = @import("packet.zig");
 const reassembly = @import("reassembly.zig");
 const fast_copy = @import("../core/fast_copy.zig");
 const pcap = @import("pcap.zig");
+const map_guard = @import("../core/map_guard.zig");
 const FrozenHeap = reassembly.FrozenHeap;
 const PayloadAllocator = reassembly.PayloadAllocator;
 const affinity = @import("../core/affinity.zig");
@@ -67,6 +68,8 @@ pub const Stat = enum(u8) {
     capture_frames_truncated,
     capture_frames_not_udp,
     capture_frames_filtered,
+    // file readers that found their file cut short while reading it (zig/core/map_guard.zig)
+    files_shrunk,
     // reassembly.Reject: decodable packets the heap table refused
     packets_rejected_no_heap_length,
     packets_rejected_heap_length_inconsistent,
@@ -810,6 +813,10 @@ pub const BufferReader = struct {
                 break :blk @min(capture.start(), self.bytes.len);
             },
         };
+        // A file mapping is guarded: if the file shrinks under the reader, the
+        // rest reads as zeros instead of raising SIGBUS, and the reader stops.
+        const guard: ?map_guard.Guard = if (populating) map_guard.register(self.bytes) else null;
+        defer if (guard) |g| g.release();
         var done = false;
         // Each batch consumes at least one packet or record, or ends the loop.
         while (!done and !self.stop_requested.load(.acquire)) {
@@ -826,6 +833,13 @@ pub const BufferReader = struct {
                 .capture => |c| self.feedCapture(&batch, &capture, c.port),
             }
             done = self.offset >= self.bytes.len or batch.isStopped();
+            if (guard) |g| {
+                if (g.cut()) {
+                    // The heaps still being assembled may hold zeros for the bytes that went.
+                    batch.count(.files_shrunk);
+                    done = true;
+                }
+            }
             if (done) batch.end_of_data = true;
             self.stream.batchEnd(&batch);
         }
