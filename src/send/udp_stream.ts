@@ -1,7 +1,8 @@
 /**
  * UDP send stream (spead2's `send.UdpStream` / `send.asyncio.UdpStream`).
  * A native I/O thread packetises queued heaps straight from the item buffers
- * (zero copy), sends up to 64 datagrams per sendmmsg with UDP GSO, and paces
+ * (zero copy), sends batches of up to ~2 MiB (whole UDP GSO messages) per
+ * sendmmsg (zig/send/udp.zig batchLimit), and paces
  * them with spead2's rate limiter. Completions come back through a bounded
  * ring that JS drains in batches; native threads never call JS except a Bun
  * doorbell.
