@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
-import { Flavour, recv, send, SpeadError } from "../mod.ts";
+import { Flavour, MEMCPY_NONTEMPORAL, MEMCPY_STD, recv, send, SpeadError } from "../mod.ts";
 import { concat, python, root } from "./helpers.ts";
 
 const F40 = new Flavour();
@@ -100,6 +100,30 @@ describe("recv.ChunkRingStream with a declared rule (tutorial 12)", () => {
     expect(st.heaps).toBe(12);
     expect(st.packets).toBeGreaterThanOrEqual(12);
     r.close();
+  });
+
+  test("memcpy MEMCPY_NONTEMPORAL places the same bytes as MEMCPY_STD", async () => {
+    const heapSize = 6000; // five packets of 1472 bytes: copies at every destination alignment
+    const chunkHeaps = 4;
+    const samples = (i: number) => Uint8Array.from({ length: heapSize }, (_, k) => (k * 13 + i * 7) & 0xff);
+    const packets = concat(Array.from({ length: 10 }, (_, i) => tutHeap(BigInt(i + 1), BigInt(i * heapSize), samples(i))).flat());
+    const rule = tut12Rule(heapSize, chunkHeaps);
+    const run = async (memcpy: number) => {
+      const r = rig(new recv.ChunkStreamConfig({ place: rule, maxChunks: 2 }), () => rule.makeChunk(), 4, { memcpy });
+      r.stream.addBufferReader(packets);
+      const chunks = await drain(r);
+      r.close();
+      return chunks;
+    };
+    const std = await run(MEMCPY_STD);
+    expect(std.map((c) => c.id)).toEqual([0n, 1n, 2n]);
+    for (let i = 0; i < 10; i++) {
+      const c = std[Math.floor(i / chunkHeaps)];
+      const k = i % chunkHeaps;
+      expect(c.present[k]).toBe(1);
+      expect(c.data.subarray(k * heapSize, (k + 1) * heapSize)).toEqual(samples(i));
+    }
+    expect(await run(MEMCPY_NONTEMPORAL)).toEqual(std);
   });
 
   test("chunks are leases: views detach when handed back, release frees, library-held chunks refuse access", async () => {
