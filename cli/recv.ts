@@ -1,6 +1,6 @@
 #!/usr/bin/env bun
 /**
- * spead-recv: receives SPEAD over UDP and shows the heaps, as spead2's
+ * spead-recv: receives SPEAD over UDP or TCP and shows the heaps, as spead2's
  * `spead2_recv` (same options where the concept exists, same per-heap and
  * final summary lines). `bunx spead-recv --help`,
  * `deno run -A npm:spead/recv --help`.
@@ -22,13 +22,15 @@ import {
 const spec: ToolSpec = {
   name: "spead-recv",
   usage: "[options] [host]:<port> | <capture.pcap> ...",
-  description: "Receive SPEAD heaps over UDP and show them; ends at a stop heap or Ctrl-C with spead2's summary.\n" +
+  description: "Receive SPEAD heaps over UDP (or TCP) and show them; ends at a stop heap, the TCP sender closing,\n" +
+    "or Ctrl-C, with spead2's summary.\n" +
     "A multicast host joins the group (on the --bind interface). A source that is not [host]:port is a pcap\n" +
     "capture (tcpdump -w) to replay, as in spead2_recv. Progress goes to stderr.",
   options: {
+    tcp: { kind: "flag", help: "Use TCP instead of UDP (listen for one connection per source)" },
     bind: { kind: "string", help: "Interface address (multicast)" },
-    packet: { kind: "int", help: "Maximum packet size to accept", default: 9200, min: 56, max: 65536 },
-    buffer: { kind: "int", help: "Socket buffer size", default: 8 * 1024 * 1024, min: 0 },
+    packet: { kind: "int", help: "Maximum packet size to accept [9200; 65536 with --tcp]", min: 56, max: 65536 },
+    buffer: { kind: "int", help: "Socket buffer size [8388608; 212992 with --tcp]", min: 0 },
     "concurrent-heaps": { kind: "int", help: "Maximum number of in-flight heaps, per substream", default: 4, min: 1 },
     substreams: { kind: "int", help: "Number of parallel substreams", default: 1, min: 1 },
     "ring-heaps": { kind: "int", help: "Ring buffer capacity in heaps", default: 4, min: 1 },
@@ -55,6 +57,7 @@ const spec: ToolSpec = {
     "spead-recv --mem-pool --verify :8888   # check spead-send --verify payloads",
     "spead-recv --bind 10.0.0.2 239.1.2.3:7148   # join a multicast group",
     "spead-recv --quiet capture.pcap         # replay a tcpdump capture",
+    "spead-recv --tcp 127.0.0.1:8888        # one TCP connection (spead-send --tcp)",
   ],
 };
 
@@ -126,18 +129,26 @@ async function main({ values: o, positional }: Parsed): Promise<number> {
     groups.forEach((group, i) => {
       for (const source of group) {
         if (typeof source === "string") {
+          if (o.tcp) throw new UsageError(`${source} is not of the form [host]:port (--tcp)`);
           streams[i].addUdpPcapFileReader(source);
           console.error(`spead-recv: replaying ${source}`);
           continue;
         }
         const [host, port] = source;
         const multicast = /^(22[4-9]|23\d)\./.test(host) || /^ff/i.test(host);
-        const options = { maxSize: o.packet as number, bufferSize: o.buffer as number };
-        const info = multicast
+        // spead2_recv's defaults depend on the protocol (spead2's reader defaults).
+        const options = {
+          maxSize: (o.packet as number | undefined) ?? (o.tcp ? 65536 : 9200),
+          bufferSize: (o.buffer as number | undefined) ?? (o.tcp ? 208 * 1024 : 8 * 1024 * 1024),
+        };
+        if (o.tcp && multicast) throw new UsageError(`--tcp cannot receive from the multicast group ${host}`);
+        const info = o.tcp
+          ? streams[i].addTcpReader(port, { ...options, bindHostname: host })
+          : multicast
           ? streams[i].addUdpReader(host, port, { ...options, interfaceAddress: o.bind as string | undefined })
           : streams[i].addUdpReader(port, { ...options, bindHostname: host });
         // On stderr, so stdout stays spead2's; port 0 picks a free port and this says which.
-        console.error(`spead-recv: receiving on ${host.includes(":") ? `[${host}]` : host}:${info.port}`);
+        console.error(`spead-recv: receiving on ${host.includes(":") ? `[${host}]` : host}:${info.port}${o.tcp ? " (TCP)" : ""}`);
       }
     });
   } catch (err) {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bun
 /**
- * spead-send: generates and sends SPEAD heaps over UDP, as spead2's
+ * spead-send: generates and sends SPEAD heaps over UDP or TCP, as spead2's
  * `spead2_send` (same options where the concept exists, same heaps: items
  * 0x1000.. of big-endian u32, descriptors on the first heap of each
  * substream, a stop heap per substream at the end; same summary line).
@@ -23,17 +23,19 @@ import {
 const spec: ToolSpec = {
   name: "spead-send",
   usage: "[options] <host>:<port> ...",
-  description: "Generate and send SPEAD heaps over UDP (one substream per destination), then a stop heap each;\n" +
+  description: "Generate and send SPEAD heaps over UDP (one substream per destination) or TCP (one destination),\n" +
+    "then a stop heap each;\n" +
     "prints spead2's summary line. Progress goes to stderr.",
   options: {
+    tcp: { kind: "flag", help: "Use TCP instead of UDP (one destination)" },
     "heap-size": { kind: "int", help: "Payload size for heap", default: 4194304, min: 4 },
     items: { kind: "int", help: "Number of items per heap", default: 1, min: 1 },
     heaps: { kind: "int", help: "Number of data heaps to send (-1=infinite)", default: -1, min: -1 },
     verify: { kind: "flag", help: "Insert payload values that receiver can verify" },
     "addr-bits": { kind: "int", help: "Heap address bits", default: 40, min: 8, max: 56 },
-    packet: { kind: "int", help: "Maximum packet size to send", default: 1472, min: 56, max: 65507 },
+    packet: { kind: "int", help: "Maximum packet size to send (UDP: at most 65507)", default: 1472, min: 56, max: 131072 },
     bind: { kind: "string", help: "Local address to bind sockets to" },
-    buffer: { kind: "int", help: "Socket buffer size", default: 512 * 1024, min: 0 },
+    buffer: { kind: "int", help: "Socket buffer size [524288; 212992 with --tcp]", min: 0 },
     burst: { kind: "int", help: "Burst size", default: 65536, min: 1 },
     "burst-rate-ratio": { kind: "number", help: "Hard rate limit, relative to --rate", default: 1.05, min: 1 },
     "max-heaps": { kind: "int", help: "Maximum heaps in flight", default: 4, min: 1 },
@@ -45,6 +47,7 @@ const spec: ToolSpec = {
     "spead-send --heaps 1000 --heap-size 1048576 --packet 9000 127.0.0.1:8888",
     "spead-send --rate 1 --verify --heaps 100 127.0.0.1:8888    # 1 Gb/s, payloads spead-recv --verify checks",
     "spead-send --ttl 4 --bind 10.0.0.2 239.1.2.3:7148           # multicast",
+    "spead-send --tcp --packet 65536 --heaps 100 127.0.0.1:8888  # one TCP connection (spead-recv --tcp)",
   ],
 };
 
@@ -63,21 +66,25 @@ async function main({ values: o, positional }: Parsed): Promise<number> {
   const configMaxHeaps = o["max-heaps"] as number;
   const inFlight = nHeaps < 0 || nHeaps + nSub > configMaxHeaps ? configMaxHeaps : nHeaps + nSub;
   const flavour = new Flavour(4, 64, o["addr-bits"] as number, 0);
-  const stream = new send.UdpStream(
-    destinations,
-    new send.StreamConfig({
-      maxPacketSize: o.packet as number,
-      rate: (o.rate as number) * 1e9 / 8,
-      burstSize: o.burst as number,
-      burstRateRatio: o["burst-rate-ratio"] as number,
-      maxHeaps: inFlight,
-    }),
-    {
-      bufferSize: o.buffer as number,
+  if (o.tcp && nSub > 1) throw new UsageError("only one destination is supported with TCP");
+  if (o.tcp && o.ttl !== undefined) throw new UsageError("--ttl is for UDP multicast, not --tcp");
+  if (!o.tcp && (o.packet as number) > 65507) throw new UsageError(`--packet ${o.packet} is over UDP's 65507 bytes`);
+  const config = new send.StreamConfig({
+    maxPacketSize: o.packet as number,
+    rate: (o.rate as number) * 1e9 / 8,
+    burstSize: o.burst as number,
+    burstRateRatio: o["burst-rate-ratio"] as number,
+    maxHeaps: inFlight,
+  });
+  const interfaceAddress = o.bind as string | undefined;
+  // spead2_send's socket buffer default depends on the protocol (spead2's stream defaults).
+  const stream = o.tcp
+    ? new send.TcpStream(destinations[0], config, { bufferSize: (o.buffer as number | undefined) ?? 208 * 1024, interfaceAddress })
+    : new send.UdpStream(destinations, config, {
+      bufferSize: (o.buffer as number | undefined) ?? 512 * 1024,
       ttl: o.ttl as number | undefined,
-      interfaceAddress: o.bind as string | undefined,
-    },
-  );
+      interfaceAddress,
+    });
 
   // One set of item buffers per heap in flight, reused once its send settled.
   const buffers = Array.from({ length: inFlight }, () => Array.from({ length: nItems }, () => new Uint8Array(itemSize)));

@@ -189,6 +189,35 @@ describe("spead-send and spead-recv", () => {
     }
   });
 
+  test("--tcp: spead-send --verify -> spead-recv --verify over one connection; spead2_send.py --tcp -> spead-recv --tcp", async () => {
+    const rx = tool("recv", ["--tcp", "--verify", "--interval", "0", "127.0.0.1:0"]);
+    try {
+      const port = Number((await onStderr(rx, /receiving on 127\.0\.0\.1:(\d+) \(TCP\)/))[1]);
+      const tx = tool("send", ["--tcp", "--verify", "--heaps", "30", "--items", "2", "--heap-size", "65536", "--packet", "65536", `127.0.0.1:${port}`]);
+      expect(await tx.done).toBe(0);
+      expect(tx.stdout).toMatch(/^Sent \d+ bytes in [\d.]+ seconds, [\d.]+ Gb\/s\n$/);
+      expect(await rx.done).toBe(0);
+      expect(rx.stdout).toContain("0x1001 = [32768 bytes]");
+      expect(rx.stdout).toContain("\nReceived 30 heaps\nheaps: ");
+      expect(rx.stdout).toMatch(/\npackets_rejected_oversize: 0\n/);
+    } finally {
+      rx.child.kill();
+    }
+    const rx2 = tool("recv", ["--tcp", "--quiet", "--interval", "0", "127.0.0.1:0"]);
+    try {
+      const port = Number((await onStderr(rx2, /receiving on 127\.0\.0\.1:(\d+) \(TCP\)/))[1]);
+      const tx = python("spead2_send.py", ["--tcp", "--heaps", "20", "--heap-size", "100000", "--packet", "8972", `127.0.0.1:${port}`]);
+      expect(await tx.done).toBe(0);
+      expect(await rx2.done).toBe(0);
+      expect(rx2.stdout.startsWith("Received 20 heaps\n")).toBe(true);
+    } finally {
+      rx2.child.kill();
+    }
+    const two = tool("send", ["--tcp", "127.0.0.1:9", "127.0.0.1:10"]);
+    expect(await two.done).toBe(2);
+    expect(two.stderr).toContain("only one destination is supported with TCP");
+  });
+
   test("bad options and a busy port: one clear line and exit status 2", async () => {
     const bad = tool("recv", ["--packet", "10", "127.0.0.1:0"]);
     expect(await bad.done).toBe(2);
