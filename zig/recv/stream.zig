@@ -5,7 +5,8 @@
 //!   (docs/PROTOCOL.md §7), so statistics are folded in once per batch.
 //! * `ring_mutex` guards the bounded ring of frozen heaps. Pops take only this
 //!   lock, so JS never waits for a batch. A full ring blocks the worker (inside
-//!   its batch) until JS pops or the ring is stopped; `worker_blocked` counts it.
+//!   its batch) until JS has popped it down to half (`resumeLevel`) or the ring
+//!   is stopped; `worker_blocked` counts it.
 //!   Consumers are not woken once per heap: a push counts news and wakes
 //!   waiters (and rings the doorbell) once three quarters of the ring are news
 //!   (`newsThreshold`); a batch end does so when the oldest news is
@@ -507,6 +508,16 @@ pub const Stream = struct {
         return @max(1, self.ring.len * 3 / 4);
     }
 
+    /// Heaps left in the ring when pops wake a worker blocked on it: half the
+    /// ring. Waking it at every pop made the worker and a `for await` consumer
+    /// (which pops one heap at a time) take turns a heap at a time, a sleep and
+    /// a wake-up of the worker per heap, whenever one batch completed more
+    /// heaps than the ring had room for (64 KiB heaps with GRO). A consumer
+    /// only waits on an empty ring, so it always pops down to this level first.
+    fn resumeLevel(self: *const Stream) usize {
+        return self.ring.len / 2;
+    }
+
     /// Wakes waiters and rings the doorbell if heaps were pushed since the
     /// last time.
     pub fn signalReady(self: *Stream) void {
@@ -592,7 +603,7 @@ pub const Stream = struct {
         self.ring_head = (self.ring_head + 1) % self.ring.len;
         self.ring_len -= 1;
         if (self.ring_len == 0) self.ring_news = 0; // nothing left to announce
-        self.ring_not_full.broadcast();
+        if (self.ring_len <= self.resumeLevel()) self.ring_not_full.broadcast();
         return result;
     }
 
@@ -623,7 +634,7 @@ pub const Stream = struct {
             self.ring_len -= 1;
         }
         if (self.ring_len == 0) self.ring_news = 0; // nothing left to announce
-        self.ring_not_full.broadcast();
+        if (self.ring_len <= self.resumeLevel()) self.ring_not_full.broadcast();
         return n;
     }
 
@@ -1107,20 +1118,28 @@ test "bad input: reader stops at the first undecodable packet, partial heaps flu
     try testing.expectError(error.Stopped, BufferReader.add(stream3, "x"));
 }
 
-test "full ring blocks the worker; stop unblocks it (spead2 test_full_stop)" {
+/// A stream with a ring of `ring_heaps` whose buffer reader (`heaps`
+/// single-packet heaps, cnt 1, 2, ...) has blocked on the full ring.
+fn blockedStream(ring_heaps: u32, heaps: u64) !*Stream {
     var bytes = std.ArrayList(u8).init(testing.allocator);
     defer bytes.deinit();
     var cnt: u64 = 1;
-    while (cnt <= 10) : (cnt += 1) try appendHeap(&bytes, cnt, "single packet heap", 64, true);
-    const stream = try testStream(.{ .ring_heaps = 4 });
-    defer stream.destroy();
+    while (cnt <= heaps) : (cnt += 1) try appendHeap(&bytes, cnt, "single packet heap", 64, true);
+    const stream = try testStream(.{ .ring_heaps = ring_heaps });
+    errdefer stream.destroy();
     try BufferReader.add(stream, bytes.items);
     var spins: usize = 0;
     while (stream.stat(.worker_blocked) == 0) : (spins += 1) {
         try testing.expect(spins < 5000);
         std.time.sleep(std.time.ns_per_ms);
     }
-    try testing.expectEqual(@as(usize, 4), stream.ringSize());
+    try testing.expectEqual(@as(usize, ring_heaps), stream.ringSize());
+    return stream;
+}
+
+test "full ring blocks the worker; stop unblocks it (spead2 test_full_stop)" {
+    const stream = try blockedStream(4, 10);
+    defer stream.destroy();
     stream.stop();
     stream.stop(); // idempotent
     try testing.expectEqual(@as(u64, 10), stream.stat(.heaps));
@@ -1132,6 +1151,29 @@ test "full ring blocks the worker; stop unblocks it (spead2 test_full_stop)" {
     defer freeAll(&heaps);
     try popAll(stream, &heaps);
     try testing.expectEqual(@as(usize, 4), heaps.items.len);
+}
+
+test "a worker blocked on a full ring resumes once pops leave half of it, not at every pop" {
+    const stream = try blockedStream(8, 20);
+    defer stream.destroy();
+    var heaps = std.ArrayList(*FrozenHeap).init(testing.allocator);
+    defer freeAll(&heaps);
+    var timer = try std.time.Timer.start();
+    for (0..3) |_| try heaps.append(try stream.tryPop());
+    std.time.sleep(20 * std.time.ns_per_ms);
+    // Five left: the worker still waits (unless this thread was descheduled
+    // past the worker's 100 ms re-check).
+    if (timer.read() < worker_wait_ns / 2) try testing.expectEqual(@as(usize, 5), stream.ringSize());
+    try heaps.append(try stream.tryPop());
+    // Four left, half the ring: the worker refills it.
+    var spins: usize = 0;
+    while (stream.ringSize() < 8) : (spins += 1) {
+        try testing.expect(spins < 5000);
+        std.time.sleep(std.time.ns_per_ms);
+    }
+    try popAll(stream, &heaps);
+    try testing.expectEqual(@as(usize, 20), heaps.items.len);
+    for (heaps.items, 1..) |h, want| try testing.expectEqual(@as(u64, want), h.cnt);
 }
 
 test "pop and wait time out on an idle stream; destroy frees unpopped heaps" {
