@@ -286,3 +286,48 @@ describe("send.TcpStream on 127.0.0.1", () => {
     expect(String(error)).toMatch(/EPIPE|ECONNRESET/);
   });
 });
+
+describe("recv.ChunkRingStream.addTcpReader", () => {
+  test("heaps over TCP land in their chunks; the peer closing stops the stream", async () => {
+    const heapSize = 512;
+    const rule = new recv.PlaceRule({ heapBytes: heapSize, timestamp: { item: 0x1600, step: heapSize, heaps: 4 } });
+    const dataRing = new recv.ChunkRingbuffer(4);
+    const freeRing = new recv.ChunkRingbuffer(4);
+    const stream = new recv.ChunkRingStream(
+      new recv.StreamConfig({ maxHeaps: 2 }),
+      new recv.ChunkStreamConfig({ place: rule, maxChunks: 2 }),
+      dataRing,
+      freeRing,
+    );
+    try {
+      for (let i = 0; i < 4; i++) stream.addFreeChunk(rule.makeChunk());
+      const { port } = stream.addTcpReader(0, { bindHostname: "127.0.0.1" });
+      const parts: Uint8Array[] = [];
+      for (let i = 0; i < 8; i++) {
+        const h = new send.Heap(new Flavour());
+        h.addImmediate(0x1600, BigInt(i * heapSize));
+        h.addRaw(0x3300, new Uint8Array(heapSize).fill(i + 1));
+        parts.push(...new send.PacketGenerator(h, i + 1, 300));
+      }
+      const socket = await open(port);
+      await write(socket, concat(parts));
+      await end(socket);
+      const chunks: { id: bigint; present: number[]; data: Uint8Array }[] = [];
+      for await (const chunk of dataRing) {
+        chunks.push({ id: chunk.chunkId, present: Array.from(chunk.present), data: chunk.data.slice() });
+        stream.addFreeChunk(chunk);
+      }
+      expect(chunks.map((c) => c.id)).toEqual([0n, 1n]);
+      for (const c of chunks) {
+        expect(c.present).toEqual([1, 1, 1, 1]);
+        for (let k = 0; k < 4; k++) {
+          expect(c.data.subarray(k * heapSize, (k + 1) * heapSize).every((b) => b === Number(c.id) * 4 + k + 1)).toBe(true);
+        }
+      }
+    } finally {
+      stream.close();
+      dataRing.close();
+      freeRing.close();
+    }
+  });
+});
