@@ -486,3 +486,53 @@ test "IPv6 loopback (skipped without ::1); bad options are refused" {
     defer heap.deinit();
     try testing.expectEqualStrings("over IPv6", heap.itemBytes(heap.items[0]));
 }
+
+test "corrupted byte streams: every damage counted or fed, never a fault; the stream stops at the end" {
+    var prng = std.Random.DefaultPrng.init(2026);
+    const random = prng.random();
+    var clean = std.ArrayList(u8).init(testing.allocator);
+    defer clean.deinit();
+    var data: [5000]u8 = undefined;
+    random.bytes(&data);
+    var cnt: u64 = 1;
+    while (cnt <= 12) : (cnt += 1) try Client.heapBytes(&clean, cnt, data[0 .. 100 * cnt + 7], 700);
+    var round: usize = 0;
+    while (round < 24) : (round += 1) {
+        const bytes = try testing.allocator.dupe(u8, clean.items);
+        defer testing.allocator.free(bytes);
+        // Flip, zero or max out a few bytes anywhere (headers, pointers, payloads).
+        const flips = 1 + random.uintLessThan(usize, 8);
+        for (0..flips) |_| {
+            const at = random.uintLessThan(usize, bytes.len);
+            bytes[at] = switch (random.uintLessThan(u8, 3)) {
+                0 => bytes[at] ^ (@as(u8, 1) << random.int(u3)),
+                1 => 0,
+                else => 0xff,
+            };
+        }
+        const cut = if (round % 3 == 0) random.uintLessThan(usize, bytes.len) else bytes.len;
+        const stream = try testStream(.{ .ring_heaps = 64 });
+        defer stream.destroy();
+        const info = try TcpReader.add(stream, .{ .address = loopback(0), .max_size = @intCast(1024 + 64 * round) });
+        const client = try Client.connect(loopback(info.port));
+        var off: usize = 0;
+        while (off < cut) {
+            const n = @min(cut - off, 1 + random.uintLessThan(usize, 2000));
+            try client.write(bytes[off .. off + n]);
+            off += n;
+        }
+        client.close();
+        // Every heap the stream finished, then Stopped (at the end of the bytes or a stop item).
+        var stopped = false;
+        var popped: usize = 0;
+        while (!stopped and popped < 100_000) : (popped += 1) {
+            const heap = stream.pop(5000) catch |err| {
+                try testing.expectEqual(error.Stopped, err);
+                stopped = true;
+                break;
+            };
+            heap.deinit();
+        }
+        try testing.expect(stopped);
+    }
+}
