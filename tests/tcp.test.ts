@@ -4,11 +4,13 @@
  * client that cuts packets anywhere, closes mid-packet, or sends an oversize packet.
  */
 import { describe, expect, test } from "bun:test";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { createHash } from "node:crypto";
 import { connect, type Socket } from "node:net";
 import { Flavour, recv, send } from "../mod.ts";
-import { concat, python, root } from "./helpers.ts";
+import { concat, python, root, runtimeCommand } from "./helpers.ts";
 
 /** The packets of a heap with item 0x1234 = `data` (cnt `cnt`), back to back. */
 function heapBytes(cnt: number, data: Uint8Array, packetSize = 1472): Uint8Array {
@@ -264,6 +266,32 @@ describe("send.TcpStream on 127.0.0.1", () => {
     expect(() => new send.TcpStream(["127.0.0.1", port])).toThrow("ECONNREFUSED");
     expect(() => new send.TcpStream([["127.0.0.1", port], ["127.0.0.1", port]])).toThrow("exactly one endpoint");
     expect(() => new send.TcpStream(["no address", port])).toThrow("invalid_argument");
+  });
+
+  test("a TcpStream dropped without close() is named as one in SPEAD_DEBUG's warning", () => {
+    const dir = mkdtempSync(`${tmpdir()}/spead-tcp-debug-`);
+    try {
+      const script = `${dir}/drop.ts`;
+      writeFileSync(
+        script,
+        [
+          `import { createServer } from "node:net";`,
+          `import { recv, send } from "${root}/mod.ts";`,
+          `const rx = new recv.Stream();`,
+          `const { port } = rx.addTcpReader(0, { bindHostname: "127.0.0.1" });`,
+          `(() => { new send.TcpStream(["127.0.0.1", port]); })();`,
+          `const gc = () => ("Bun" in globalThis ? (globalThis as any).Bun.gc(true) : (globalThis as any).gc());`,
+          `for (let i = 0; i < 20; i++) { gc(); await new Promise((r) => setTimeout(r, 20)); }`,
+          `rx.close();`,
+        ].join("\n"),
+      );
+      const [exe, args] = runtimeCommand(script, ["--allow-net", "--v8-flags=--expose-gc"]);
+      const r = spawnSync(exe, args, { encoding: "utf8", timeout: 60_000, env: { ...process.env, SPEAD_DEBUG: "1" } });
+      expect(r.status).toBe(0);
+      expect(r.stderr).toContain("a send.TcpStream was garbage-collected without close()");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("a peer that goes away: later heaps fail with system_error", async () => {

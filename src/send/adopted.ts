@@ -13,6 +13,8 @@ export class AdoptedSendStream {
     readonly handle: number,
     readonly config: StreamConfig,
     readonly substreams: number,
+    /** The class name errors and leak warnings use ("send.TcpStream"). */
+    readonly what: string,
   ) {}
 }
 

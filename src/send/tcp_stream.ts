@@ -81,5 +81,5 @@ function openTcp(
     threadPool: options.threadPool,
   });
   const handle = lib.tcpSendStreamCreate(ep, iface, record.view, `send.TcpStream(${host}, ${port})`);
-  return new AdoptedSendStream(handle, cfg, 1);
+  return new AdoptedSendStream(handle, cfg, 1, "send.TcpStream");
 }

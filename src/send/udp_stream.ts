@@ -173,7 +173,7 @@ function openUdp(
   const iface = endpointRecord(options.interfaceAddress, 0, "send.UdpStream interfaceAddress");
   const record = sendConfigRecord(cfg, { ...options, bufferSize: options.bufferSize ?? 512 * 1024 });
   const handle = lib.udpSendStreamCreate(ep, list.length, iface, record.view, "send.UdpStream");
-  return new AdoptedSendStream(handle, cfg, list.length);
+  return new AdoptedSendStream(handle, cfg, list.length, kind.what);
 }
 
 /**
@@ -227,7 +227,7 @@ export class UdpStream extends NativeObject implements Disposable {
     d?: UdpStreamOptions,
   ) {
     const opened = a instanceof AdoptedSendStream ? a : openUdp(a, b, c, d);
-    super(opened.handle, kind);
+    super(opened.handle, opened.what === kind.what ? kind : { ...kind, what: opened.what });
     this.config = opened.config;
     this.numSubstreams = opened.substreams;
   }

@@ -19,6 +19,7 @@
 //! the handle while heaps are still out defers the free until the last buffer
 //! comes back (a JS view may still reach it).
 const std = @import("std");
+const affinity = @import("affinity.zig");
 const builtin = @import("builtin");
 const assert = std.debug.assert;
 const Error = @import("status.zig").Error;
@@ -306,8 +307,7 @@ pub const MemoryPool = struct {
             self.free_len += 1;
         }
         if (config.low_water > 0) {
-            self.refill_thread = std.Thread.spawn(.{ .stack_size = 64 * 1024 }, refillRun, .{self}) catch return error.SystemError;
-            self.refill_thread.?.setName("spead-pool-fill") catch {}; // a name for top -H and the leak tests only
+            self.refill_thread = affinity.spawnNamed(.{ .stack_size = 64 * 1024 }, "spead-pool-fill", refillRun, .{self}) catch return error.SystemError;
         }
         return self;
     }

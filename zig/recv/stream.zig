@@ -789,8 +789,7 @@ pub const BufferReader = struct {
 
     fn start(ctx: *anyopaque) Error!void {
         const self: *BufferReader = @ptrCast(@alignCast(ctx));
-        self.thread = std.Thread.spawn(.{ .stack_size = 256 * 1024 }, run, .{self}) catch return error.SystemError;
-        self.thread.setName("spead-buf-recv") catch {}; // a name for top -H and the leak tests only
+        self.thread = affinity.spawnNamed(.{ .stack_size = 256 * 1024 }, "spead-buf-recv", run, .{self}) catch return error.SystemError;
     }
 
     fn requestStop(ctx: *anyopaque) void {

@@ -19,6 +19,7 @@
 //! The thread polls with a short timeout so stop() joins it promptly, whether
 //! it waits for a connection or for data.
 const std = @import("std");
+const affinity = @import("../core/affinity.zig");
 const assert = std.debug.assert;
 const posix = std.posix;
 const linux = std.os.linux;
@@ -122,8 +123,7 @@ pub const TcpReader = struct {
 
     fn start(ctx: *anyopaque) Error!void {
         const self: *TcpReader = @ptrCast(@alignCast(ctx));
-        self.thread = std.Thread.spawn(.{ .stack_size = 256 * 1024 }, run, .{self}) catch return sys_error.fail(.AGAIN, "pthread_create (TCP reader thread)", null);
-        self.thread.setName("spead-tcp-recv") catch {}; // a name for top -H and the leak tests only
+        self.thread = affinity.spawnNamed(.{ .stack_size = 256 * 1024 }, "spead-tcp-recv", run, .{self}) catch return sys_error.fail(.AGAIN, "pthread_create (TCP reader thread)", null);
     }
 
     fn requestStop(ctx: *anyopaque) void {

@@ -35,6 +35,7 @@
 //!   GRO is never turned off under a live socket: datagrams coalesced before
 //!   would then arrive without their segment size.
 const std = @import("std");
+const affinity = @import("../core/affinity.zig");
 const protocol = @import("../core/protocol.zig");
 const assert = std.debug.assert;
 const posix = std.posix;
@@ -302,8 +303,7 @@ pub const UdpReader = struct {
 
     fn start(ctx: *anyopaque) Error!void {
         const self: *UdpReader = @ptrCast(@alignCast(ctx));
-        self.thread = std.Thread.spawn(.{ .stack_size = 256 * 1024 }, run, .{self}) catch return sys_error.fail(.AGAIN, "pthread_create (UDP reader thread)", null);
-        self.thread.setName("spead-udp-recv") catch {}; // a name for top -H and the leak tests only
+        self.thread = affinity.spawnNamed(.{ .stack_size = 256 * 1024 }, "spead-udp-recv", run, .{self}) catch return sys_error.fail(.AGAIN, "pthread_create (UDP reader thread)", null);
     }
 
     fn requestStop(ctx: *anyopaque) void {

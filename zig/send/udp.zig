@@ -393,8 +393,7 @@ pub const Stream = struct {
         };
         if (!config.gso or !gsoSupported(fd)) self.io.gso.state = .disabled;
         self.setStat(.gso_state, @intFromEnum(self.io.gso.state));
-        self.thread = std.Thread.spawn(.{}, run, .{self}) catch return sys_error.fail(.AGAIN, "pthread_create (send thread)", null);
-        self.thread.?.setName("spead-udp-send") catch {}; // a name for top -H and the leak tests only
+        self.thread = affinity.spawnNamed(.{}, "spead-udp-send", run, .{self}) catch return sys_error.fail(.AGAIN, "pthread_create (send thread)", null);
         return self;
     }
 
