@@ -39,6 +39,7 @@ const map_guard = @import("../core/map_guard.zig");
 const FrozenHeap = reassembly.FrozenHeap;
 const PayloadAllocator = reassembly.PayloadAllocator;
 const affinity = @import("../core/affinity.zig");
+const sys_error = @import("../core/sys_error.zig");
 const doorbell_mod = @import("../core/doorbell.zig");
 
 // ---------------------------------------------------------------------------
@@ -192,6 +193,37 @@ pub const Reader = struct {
         join: *const fn (ctx: *anyopaque) void,
     };
 };
+
+/// The vtable of a reader that runs `run` on a thread of its own, named
+/// `name`: `T` has `thread: std.Thread` and `stop_requested:
+/// std.atomic.Value(bool)`, and `free` releases what the reader holds (and
+/// the reader) once its thread is joined. The buffer, UDP and TCP readers.
+pub fn threadReaderVTable(
+    comptime T: type,
+    comptime name: []const u8,
+    comptime run: fn (*T) void,
+    comptime free: fn (*T) void,
+) Reader.VTable {
+    const Fns = struct {
+        fn start(ctx: *anyopaque) Error!void {
+            const self: *T = @ptrCast(@alignCast(ctx));
+            self.thread = affinity.spawnNamed(.{ .stack_size = 256 * 1024 }, name, run, .{self}) catch
+                return sys_error.fail(.AGAIN, "pthread_create (" ++ name ++ ")", null);
+        }
+
+        fn requestStop(ctx: *anyopaque) void {
+            const self: *T = @ptrCast(@alignCast(ctx));
+            self.stop_requested.store(true, .release);
+        }
+
+        fn join(ctx: *anyopaque) void {
+            const self: *T = @ptrCast(@alignCast(ctx));
+            self.thread.join();
+            free(self);
+        }
+    };
+    return .{ .start = Fns.start, .request_stop = Fns.requestStop, .join = Fns.join };
+}
 
 // ---------------------------------------------------------------------------
 // Batches
@@ -785,21 +817,9 @@ pub const BufferReader = struct {
         try stream.addReader(.{ .ctx = self, .vtable = &vtable });
     }
 
-    const vtable: Reader.VTable = .{ .start = start, .request_stop = requestStop, .join = join };
+    const vtable: Reader.VTable = threadReaderVTable(BufferReader, "spead-buf-recv", run, free);
 
-    fn start(ctx: *anyopaque) Error!void {
-        const self: *BufferReader = @ptrCast(@alignCast(ctx));
-        self.thread = affinity.spawnNamed(.{ .stack_size = 256 * 1024 }, "spead-buf-recv", run, .{self}) catch return error.SystemError;
-    }
-
-    fn requestStop(ctx: *anyopaque) void {
-        const self: *BufferReader = @ptrCast(@alignCast(ctx));
-        self.stop_requested.store(true, .release);
-    }
-
-    fn join(ctx: *anyopaque) void {
-        const self: *BufferReader = @ptrCast(@alignCast(ctx));
-        self.thread.join();
+    fn free(self: *BufferReader) void {
         const allocator = self.stream.allocator;
         if (self.borrowed) |b| {
             b.release(b.ctx);

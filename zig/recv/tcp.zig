@@ -19,7 +19,6 @@
 //! The thread polls with a short timeout so stop() joins it promptly, whether
 //! it waits for a connection or for data.
 const std = @import("std");
-const affinity = @import("../core/affinity.zig");
 const assert = std.debug.assert;
 const posix = std.posix;
 const linux = std.os.linux;
@@ -119,21 +118,9 @@ pub const TcpReader = struct {
         return .{ .port = bound.getPort(), .buffer_size = @intCast(@max(buffer_size, 0)) };
     }
 
-    const vtable: recv_stream.Reader.VTable = .{ .start = start, .request_stop = requestStop, .join = join };
+    const vtable: recv_stream.Reader.VTable = recv_stream.threadReaderVTable(TcpReader, "spead-tcp-recv", run, free);
 
-    fn start(ctx: *anyopaque) Error!void {
-        const self: *TcpReader = @ptrCast(@alignCast(ctx));
-        self.thread = affinity.spawnNamed(.{ .stack_size = 256 * 1024 }, "spead-tcp-recv", run, .{self}) catch return sys_error.fail(.AGAIN, "pthread_create (TCP reader thread)", null);
-    }
-
-    fn requestStop(ctx: *anyopaque) void {
-        const self: *TcpReader = @ptrCast(@alignCast(ctx));
-        self.stop_requested.store(true, .release);
-    }
-
-    fn join(ctx: *anyopaque) void {
-        const self: *TcpReader = @ptrCast(@alignCast(ctx));
-        self.thread.join();
+    fn free(self: *TcpReader) void {
         if (self.listen_fd >= 0) posix.close(self.listen_fd);
         if (self.conn_fd >= 0) posix.close(self.conn_fd);
         const allocator = self.stream.allocator;

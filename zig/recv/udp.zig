@@ -35,7 +35,6 @@
 //!   GRO is never turned off under a live socket: datagrams coalesced before
 //!   would then arrive without their segment size.
 const std = @import("std");
-const affinity = @import("../core/affinity.zig");
 const protocol = @import("../core/protocol.zig");
 const assert = std.debug.assert;
 const posix = std.posix;
@@ -299,21 +298,9 @@ pub const UdpReader = struct {
         return .{ .port = bound.getPort(), .buffer_size = @intCast(@max(buffer_size, 0)), .gro = gro_available, .scatter = scatter_allowed, .buffer_size_forced = buffer_size_forced };
     }
 
-    const vtable: recv_stream.Reader.VTable = .{ .start = start, .request_stop = requestStop, .join = join };
+    const vtable: recv_stream.Reader.VTable = recv_stream.threadReaderVTable(UdpReader, "spead-udp-recv", run, free);
 
-    fn start(ctx: *anyopaque) Error!void {
-        const self: *UdpReader = @ptrCast(@alignCast(ctx));
-        self.thread = affinity.spawnNamed(.{ .stack_size = 256 * 1024 }, "spead-udp-recv", run, .{self}) catch return sys_error.fail(.AGAIN, "pthread_create (UDP reader thread)", null);
-    }
-
-    fn requestStop(ctx: *anyopaque) void {
-        const self: *UdpReader = @ptrCast(@alignCast(ctx));
-        self.stop_requested.store(true, .release);
-    }
-
-    fn join(ctx: *anyopaque) void {
-        const self: *UdpReader = @ptrCast(@alignCast(ctx));
-        self.thread.join();
+    fn free(self: *UdpReader) void {
         posix.close(self.fd);
         const allocator = self.stream.allocator;
         allocator.free(self.storage);
