@@ -55,12 +55,12 @@ pub const Guard = struct {
 };
 
 /// Guards `bytes` (a page-aligned, read-only file mapping) until the guard
-/// is released. Null when the table is full or signals cannot be handled
-/// here (not Linux, or sigaction failed): the mapping is then read unguarded.
+/// is released. Null off Linux, for an empty mapping, or when the table is
+/// full: the mapping is then read unguarded.
 pub fn register(bytes: []const u8) ?Guard {
     if (builtin.os.tag != .linux or bytes.len == 0) return null;
     assert(std.mem.isAligned(@intFromPtr(bytes.ptr), std.heap.pageSize()));
-    if (!install()) return null;
+    install();
     for (&slots) |*slot| {
         if (slot.start.cmpxchgStrong(0, @intFromPtr(bytes.ptr), .acq_rel, .acquire) == null) {
             slot.cut.store(false, .release);
@@ -71,10 +71,11 @@ pub fn register(bytes: []const u8) ?Guard {
     return null;
 }
 
-fn install() bool {
+/// Installs the handler once per process (it stays: a guard may be registered again any time).
+fn install() void {
     install_lock.lock();
     defer install_lock.unlock();
-    if (installed) return true;
+    if (installed) return;
     var action: posix.Sigaction = .{
         .handler = .{ .sigaction = handle },
         .mask = posix.empty_sigset,
@@ -83,7 +84,6 @@ fn install() bool {
     _ = &action;
     posix.sigaction(posix.SIG.BUS, &action, &previous);
     installed = true;
-    return true;
 }
 
 fn handle(sig: i32, info: *const posix.siginfo_t, context: ?*anyopaque) callconv(.c) void {
