@@ -131,14 +131,10 @@ const pcap = @import("pcap.zig");
 // Tests
 
 const testing = std.testing;
-const reassembly = @import("reassembly.zig");
 const packet_mod = @import("packet.zig");
 
-var test_payload_allocator: reassembly.DefaultPayloadAllocator = .{ .backing = testing.allocator };
-
 fn testStream() !*Stream {
-    test_payload_allocator = .{ .backing = testing.allocator };
-    return Stream.create(testing.allocator, test_payload_allocator.payloadAllocator(), .{ .ring_heaps = 4 });
+    return recv_stream.testStream(.{ .ring_heaps = 4 });
 }
 
 /// Writes `bytes` to a file in `dir` and returns its absolute path.

@@ -951,7 +951,9 @@ const addr = packet_mod.addr;
 
 var test_payload_allocator: reassembly.DefaultPayloadAllocator = .{ .backing = testing.allocator };
 
-fn testStream(config: Config) !*Stream {
+/// A stream over testing.allocator for the tests of this file and of the
+/// readers (zig/recv/udp.zig, tcp.zig, file_reader.zig).
+pub fn testStream(config: Config) !*Stream {
     test_payload_allocator = .{ .backing = testing.allocator };
     return Stream.create(testing.allocator, test_payload_allocator.payloadAllocator(), config);
 }

@@ -286,16 +286,10 @@ pub const TcpReader = struct {
 // Tests (loopback only)
 
 const testing = std.testing;
-const reassembly = @import("reassembly.zig");
 const imm = packet_mod.imm;
 const addr = packet_mod.addr;
 
-var test_payload_allocator: reassembly.DefaultPayloadAllocator = .{ .backing = testing.allocator };
-
-fn testStream(config: recv_stream.Config) !*Stream {
-    test_payload_allocator = .{ .backing = testing.allocator };
-    return Stream.create(testing.allocator, test_payload_allocator.payloadAllocator(), config);
-}
+const testStream = recv_stream.testStream;
 
 /// A blocking client connection.
 const Client = struct {

@@ -584,12 +584,7 @@ const testing = std.testing;
 const imm = packet_mod.imm;
 const addr = packet_mod.addr;
 
-var test_payload_allocator: reassembly.DefaultPayloadAllocator = .{ .backing = testing.allocator };
-
-fn testStream(config: recv_stream.Config) !*Stream {
-    test_payload_allocator = .{ .backing = testing.allocator };
-    return Stream.create(testing.allocator, test_payload_allocator.payloadAllocator(), config);
-}
+const testStream = recv_stream.testStream;
 
 const Sender = struct {
     fd: posix.socket_t,
